@@ -1,0 +1,50 @@
+// Connection pools and transactions over node-postgres. Every statement in src/store is parameterised.
+import pg from 'pg';
+import { parseDatabaseUrl, type DatabaseTarget } from './database-url.ts';
+
+export type Db = pg.Pool;
+export type DbClient = pg.PoolClient;
+export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
+
+// bigint ids and counts arrive as strings by default; every count and id here fits a JS number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export interface PoolOptions {
+  max?: number;
+  applicationName?: string;
+  connectionTimeoutMs?: number;
+}
+
+export function createDb(target: DatabaseTarget | string, options: PoolOptions = {}): Db {
+  const { url } = typeof target === 'string' ? parseDatabaseUrl(target) : target;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'lambda-task-pool',
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client that loses its server emits 'error' on the pool; without a listener that kills the process.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** A 64-bit advisory lock key derived in Postgres from a text key, so every client derives the same one. */
+export async function advisoryXactLock(client: DbClient, key: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+}
