@@ -12,6 +12,8 @@ export interface PoolPlanInput {
   tasksPerInvocation: number;
   startTimeoutMs: number;
   heartbeatTimeoutMs: number;
+  /** After a permanent Invoke rejection: until then nothing is dispatched or invoked again. */
+  blockedUntil?: number;
 }
 
 export interface PoolPlanLimits {
@@ -45,14 +47,16 @@ export function planPool(input: PoolPlanInput, limits: PoolPlanLimits = DEFAULT_
     maxConcurrency: input.maxConcurrency,
     tasksPerInvocation: input.tasksPerInvocation,
   });
-  const dispatch = input.mode === 'active' ? arithmetic.dispatch : 0;
-  const untilDeadline = sweep.nextDeadline === undefined ? limits.resyncMs : sweep.nextDeadline - input.now;
+  const blocked = input.blockedUntil !== undefined && input.now < input.blockedUntil;
+  const dispatch = input.mode === 'active' && !blocked ? arithmetic.dispatch : 0;
+  const deadlines = [sweep.nextDeadline, blocked ? input.blockedUntil : undefined].filter((d): d is number => d !== undefined);
+  const untilDeadline = deadlines.length === 0 ? limits.resyncMs : Math.min(...deadlines) - input.now;
   const requeueAfterMs = Math.max(limits.minRequeueMs, Math.min(limits.resyncMs, untilDeadline));
   return {
     orphanUnstarted: sweep.orphanUnstarted,
     orphanSilent: sweep.orphanSilent,
     terminate: sweep.terminate,
-    reinvoke: sweep.reinvoke,
+    reinvoke: blocked ? [] : sweep.reinvoke,
     dispatch,
     arithmetic: { ...arithmetic, dispatch },
     live,

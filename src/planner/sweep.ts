@@ -38,6 +38,16 @@ export interface SweepDecision {
 
 const QUEUED: readonly LiveInvocationState[] = ['created', 'pending'];
 
+/** The moment a created|pending row is given up as never started. */
+function startDeadline(inv: LiveInvocationView, startTimeoutMs: number): number {
+  return inv.createdAt + startTimeoutMs;
+}
+
+/** The moment a ready|running row is given up as silent: its last heartbeat, or its creation if it sent none. */
+function heartbeatDeadline(inv: LiveInvocationView, heartbeatTimeoutMs: number): number {
+  return (inv.heartbeatAt ?? inv.createdAt) + heartbeatTimeoutMs;
+}
+
 export function planSweep(input: SweepInput): SweepDecision {
   const { now, startTimeoutMs, heartbeatTimeoutMs } = input;
   const orphanUnstarted: number[] = [];
@@ -52,8 +62,7 @@ export function planSweep(input: SweepInput): SweepDecision {
       continue;
     }
     if (QUEUED.includes(inv.status)) {
-      const startDeadline = inv.createdAt + startTimeoutMs;
-      if (now >= startDeadline) {
+      if (now >= startDeadline(inv, startTimeoutMs)) {
         orphanUnstarted.push(inv.id);
         continue;
       }
@@ -61,15 +70,11 @@ export function planSweep(input: SweepInput): SweepDecision {
         terminate.push(inv.id);
         continue;
       }
-      deadlines.push(startDeadline);
     } else {
-      const lastSign = inv.heartbeatAt ?? inv.createdAt;
-      const heartbeatDeadline = lastSign + heartbeatTimeoutMs;
-      if (now >= heartbeatDeadline) {
+      if (now >= heartbeatDeadline(inv, heartbeatTimeoutMs)) {
         orphanSilent.push(inv.id);
         continue;
       }
-      deadlines.push(heartbeatDeadline);
     }
     remaining.push(inv);
   }
@@ -83,8 +88,11 @@ export function planSweep(input: SweepInput): SweepDecision {
     remaining = remaining.filter((i) => !cut.has(i.id));
   }
 
+  // Deadlines come only from rows that survive the sweep: a row terminated by the scale-down has none left.
   const reinvoke: number[] = [];
   for (const inv of remaining) {
+    if (QUEUED.includes(inv.status)) deadlines.push(startDeadline(inv, startTimeoutMs));
+    else deadlines.push(heartbeatDeadline(inv, heartbeatTimeoutMs));
     if (inv.status !== 'created') continue;
     if (now >= inv.invokeAfter) reinvoke.push(inv.id);
     else deadlines.push(inv.invokeAfter);

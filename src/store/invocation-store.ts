@@ -220,3 +220,75 @@ export async function getInvocation(db: Queryable, id: number): Promise<Invocati
   );
   return result.rows[0];
 }
+
+export interface RecentTrouble {
+  /** Invocations orphaned within the window. */
+  orphaned: number;
+  /** The latest permanent rejection within the window. */
+  rejection?: { code: string; message: string; at: Date };
+  /** Live rows waiting to be invoked again after a throttle or a transient error. */
+  deferred?: { code: string; message: string; count: number };
+  /** Invocations that succeeded having leased no task, ever. */
+  wasted: number;
+}
+
+export async function recentTrouble(
+  db: Queryable,
+  args: { poolUid: string; windowSeconds: number; rejectionCodes: readonly string[] },
+): Promise<RecentTrouble> {
+  const result = await db.query<{
+    orphaned: number; wasted: number;
+    rej_code: string | null; rej_message: string | null; rej_at: Date | null;
+    def_code: string | null; def_message: string | null; def_count: number;
+  }>(
+    `SELECT
+       (SELECT count(*)::int FROM ltp.invocations
+         WHERE pool_uid = $1 AND status = 'orphaned' AND finished_at > now() - make_interval(secs => $2)) AS orphaned,
+       (SELECT count(*)::int FROM ltp.invocations
+         WHERE pool_uid = $1 AND status = 'succeeded' AND tasks_leased = 0) AS wasted,
+       r.error_code AS rej_code, r.error_message AS rej_message, r.finished_at AS rej_at,
+       d.error_code AS def_code, d.error_message AS def_message, COALESCE(d.n, 0)::int AS def_count
+     FROM (SELECT 1) one
+     LEFT JOIN LATERAL (
+       SELECT error_code, error_message, finished_at FROM ltp.invocations
+        WHERE pool_uid = $1 AND status = 'failed' AND error_code = ANY($3::text[])
+          AND finished_at > now() - make_interval(secs => $2)
+        ORDER BY finished_at DESC LIMIT 1) r ON true
+     LEFT JOIN LATERAL (
+       SELECT max(error_code) AS error_code, max(error_message) AS error_message, count(*) AS n FROM ltp.invocations
+        WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL) d ON true`,
+    [args.poolUid, args.windowSeconds, args.rejectionCodes],
+  );
+  const row = result.rows[0];
+  if (!row) return { orphaned: 0, wasted: 0 };
+  return {
+    orphaned: row.orphaned,
+    wasted: row.wasted,
+    ...(row.rej_code && row.rej_at ? { rejection: { code: row.rej_code, message: row.rej_message ?? '', at: row.rej_at } } : {}),
+    ...(row.def_code && row.def_count > 0 ? { deferred: { code: row.def_code, message: row.def_message ?? '', count: row.def_count } } : {}),
+  };
+}
+
+/** Ends every live invocation of a pool (its deletion): returns the ids that changed. */
+export async function terminateAllLive(db: Queryable, args: { poolUid: string; message: string }): Promise<number[]> {
+  const result = await db.query<{ id: number }>(
+    `UPDATE ltp.invocations SET status = 'terminated', finished_at = now(), error_code = 'PoolDeleted', error_message = $2
+      WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running') RETURNING id`,
+    [args.poolUid, args.message],
+  );
+  return result.rows.map((r) => r.id);
+}
+
+/** When the pool's latest permanent Invoke rejection happened, if within the window. */
+export async function latestRejection(
+  db: Queryable,
+  args: { poolUid: string; codes: readonly string[]; withinMs: number },
+): Promise<Date | undefined> {
+  const result = await db.query<{ at: Date | null }>(
+    `SELECT max(finished_at) AS at FROM ltp.invocations
+      WHERE pool_uid = $1 AND status = 'failed' AND error_code = ANY($2::text[])
+        AND finished_at > now() - make_interval(secs => $3::double precision / 1000)`,
+    [args.poolUid, args.codes, args.withinMs],
+  );
+  return result.rows[0]?.at ?? undefined;
+}

@@ -169,3 +169,14 @@ export async function getTask(db: Queryable, id: number): Promise<TaskRow | unde
   const result = await db.query<TaskRow>(`SELECT ${taskColumns('')} FROM ltp.tasks WHERE id = $1`, [id]);
   return result.rows[0];
 }
+
+/** Created-to-leased waits of tasks leased after `since`, oldest first, for the task wait metric. */
+export async function leaseWaitsSince(db: Queryable, args: { queue: string; since: Date; limit: number }): Promise<{ waitsSeconds: number[]; latest?: Date }> {
+  const result = await db.query<{ wait: number; leased_at: Date }>(
+    `SELECT extract(epoch FROM leased_at - created_at)::float8 AS wait, leased_at FROM ltp.tasks
+      WHERE queue = $1 AND leased_at > $2 ORDER BY leased_at LIMIT $3`,
+    [args.queue, args.since, args.limit],
+  );
+  const last = result.rows[result.rows.length - 1];
+  return { waitsSeconds: result.rows.map((r) => r.wait), ...(last ? { latest: last.leased_at } : {}) };
+}

@@ -1,0 +1,106 @@
+// Parses a LambdaTaskPool as it arrives from the API server. The CRD schema already validates it; this
+// re-checks what a schema cannot guarantee (objects stored before a schema change, defaults not applied)
+// and turns an unknown object into a typed Pool, or a list of problems for an InvalidSpec condition.
+import {
+  FUNCTION_NAME_PATTERN, QUALIFIER_PATTERN, QUEUE_PATTERN, REGION_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN,
+  SPEC_BOUNDS, SPEC_DEFAULTS, type Pool, type PoolMeta, type PoolSpec, type PoolStatus,
+} from './types.ts';
+
+export type ParseResult = { ok: true; pool: Pool } | { ok: false; meta: PoolMeta; status: PoolStatus; problems: string[] };
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export class NotAPoolError extends Error {
+  override name = 'NotAPoolError';
+}
+
+export function parseMeta(obj: unknown): PoolMeta {
+  if (!isObj(obj) || !isObj(obj.metadata)) throw new NotAPoolError('object has no metadata');
+  const m = obj.metadata;
+  const namespace = str(m.namespace);
+  const name = str(m.name);
+  const uid = str(m.uid);
+  if (!namespace || !name || !uid) throw new NotAPoolError('object metadata lacks namespace, name or uid');
+  return {
+    namespace,
+    name,
+    uid,
+    generation: typeof m.generation === 'number' ? m.generation : 0,
+    resourceVersion: str(m.resourceVersion),
+    deletionTimestamp: str(m.deletionTimestamp),
+    finalizers: Array.isArray(m.finalizers) ? m.finalizers.filter((f): f is string => typeof f === 'string') : [],
+  };
+}
+
+export function parsePool(obj: unknown): ParseResult {
+  const meta = parseMeta(obj);
+  const root = isObj(obj) ? obj : {};
+  const status: PoolStatus = isObj(root.status) ? (root.status as PoolStatus) : {};
+  const problems: string[] = [];
+  const spec = isObj(root.spec) ? root.spec : undefined;
+  if (!spec) return { ok: false, meta, status, problems: ['spec is missing'] };
+
+  const fn = isObj(spec.function) ? spec.function : undefined;
+  const fnName = str(fn?.name);
+  if (!fnName) problems.push('spec.function.name is required');
+  else if (!FUNCTION_NAME_PATTERN.test(fnName)) problems.push(`spec.function.name "${fnName.slice(0, 80)}" is not a function name or ARN`);
+  const qualifier = str(fn?.qualifier);
+  if (qualifier !== undefined && !QUALIFIER_PATTERN.test(qualifier)) problems.push('spec.function.qualifier must be $LATEST, a version or an alias');
+  const region = str(fn?.region);
+  if (region !== undefined && !REGION_PATTERN.test(region)) problems.push(`spec.function.region "${region.slice(0, 40)}" is not an AWS region`);
+
+  const queue = str(spec.queue);
+  if (!queue) problems.push('spec.queue is required');
+  else if (!QUEUE_PATTERN.test(queue)) problems.push('spec.queue must be 1-128 letters, digits or . _ : / - and start with a letter or digit');
+
+  const int = (key: keyof typeof SPEC_BOUNDS): number => {
+    const value = spec[key] ?? SPEC_DEFAULTS[key];
+    const { min, max } = SPEC_BOUNDS[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      problems.push(`spec.${key} must be an integer from ${min} to ${max}`);
+      return SPEC_DEFAULTS[key];
+    }
+    return value;
+  };
+  const maxConcurrency = int('maxConcurrency');
+  const tasksPerInvocation = int('tasksPerInvocation');
+  const startTimeoutSeconds = int('startTimeoutSeconds');
+  const heartbeatTimeoutSeconds = int('heartbeatTimeoutSeconds');
+  const maxTaskAttempts = int('maxTaskAttempts');
+
+  const suspendRaw = spec.suspend ?? SPEC_DEFAULTS.suspend;
+  if (typeof suspendRaw !== 'boolean') problems.push('spec.suspend must be true or false');
+  const suspend = suspendRaw === true;
+
+  let database: PoolSpec['database'];
+  if (spec.database !== undefined) {
+    const ref = isObj(spec.database) && isObj(spec.database.secretRef) ? spec.database.secretRef : undefined;
+    const name = str(ref?.name);
+    const key = str(ref?.key) ?? SPEC_DEFAULTS.secretKey;
+    if (!name || !SECRET_NAME_PATTERN.test(name)) problems.push('spec.database.secretRef.name must name a Secret in the pool namespace');
+    else if (!SECRET_KEY_PATTERN.test(key)) problems.push('spec.database.secretRef.key is not a valid Secret key');
+    else database = { secretRef: { name, key } };
+  }
+
+  if (problems.length > 0 || !fnName || !queue) return { ok: false, meta, status, problems };
+  return {
+    ok: true,
+    pool: {
+      meta,
+      status,
+      spec: {
+        function: { name: fnName, ...(qualifier ? { qualifier } : {}), ...(region ? { region } : {}) },
+        queue,
+        maxConcurrency,
+        tasksPerInvocation,
+        startTimeoutSeconds,
+        heartbeatTimeoutSeconds,
+        maxTaskAttempts,
+        ...(database ? { database } : {}),
+        suspend,
+      },
+    },
+  };
+}

@@ -1,0 +1,129 @@
+// Which database a pool uses, and one connection pool per database. A pool without a Secret reference
+// uses the controller's default database, if its namespace is allowed to. A database is migrated on
+// first use and LISTENed on, so inserts and invocation changes wake the right pool.
+import { Reason } from '../api/conditions.ts';
+import type { Pool } from '../api/types.ts';
+import type { Logger } from '../ops/logger.ts';
+import { parseDatabaseUrl, DatabaseUrlError, type DatabaseTarget } from '../store/database-url.ts';
+import { createDb, type Db } from '../store/db.ts';
+import { migrate } from '../store/migrate.ts';
+import { NotificationListener, type Channel } from '../store/notifications.ts';
+import type { KubeApi } from './kube.ts';
+
+export interface Database {
+  /** An opaque key for this database (not its URL). */
+  key: string;
+  display: string;
+  db: Db;
+}
+
+export type DatabaseResolution = { ok: true; database: Database } | { ok: false; reason: Reason; message: string };
+
+export interface DatabaseRegistryOptions {
+  kube: KubeApi;
+  defaultUrl?: string;
+  /** Namespaces whose pools may use the default database; empty means every namespace. */
+  allowedDefaultNamespaces: readonly string[];
+  onNotify(databaseKey: string, channel: Channel, payload: string): void;
+  logger: Logger;
+  poolSize?: number;
+}
+
+interface Entry {
+  database: Database;
+  listener: NotificationListener;
+  migrated: Promise<void>;
+}
+
+export class DatabaseRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private readonly defaultTarget: DatabaseTarget | undefined;
+  private counter = 0;
+
+  constructor(private readonly options: DatabaseRegistryOptions) {
+    this.defaultTarget = options.defaultUrl ? parseDatabaseUrl(options.defaultUrl, 'the default database URL') : undefined;
+  }
+
+  async resolve(pool: Pool): Promise<DatabaseResolution> {
+    const target = await this.targetFor(pool);
+    if (!target.ok) return target;
+    const entry = this.entryFor(target.target);
+    try {
+      await entry.migrated;
+    } catch (error) {
+      return { ok: false, reason: Reason.DatabaseUnavailable, message: `database ${target.target.display} is unavailable: ${describe(error)}` };
+    }
+    return { ok: true, database: entry.database };
+  }
+
+  async closeAll(): Promise<void> {
+    const entries = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(entries.map(async (e) => {
+      await e.listener.stop();
+      await e.database.db.end().catch(() => undefined);
+    }));
+  }
+
+  private async targetFor(pool: Pool): Promise<{ ok: true; target: DatabaseTarget } | { ok: false; reason: Reason; message: string }> {
+    const ref = pool.spec.database?.secretRef;
+    const ns = pool.meta.namespace;
+    if (!ref) {
+      if (!this.defaultTarget) {
+        return { ok: false, reason: Reason.NoDefaultDatabase, message: 'the controller has no default database: set spec.database.secretRef' };
+      }
+      const allowed = this.options.allowedDefaultNamespaces;
+      if (allowed.length > 0 && !allowed.includes(ns)) {
+        return {
+          ok: false,
+          reason: Reason.DefaultDatabaseNotAllowed,
+          message: `namespace ${ns} may not use the default database: set spec.database.secretRef to a Secret in this namespace`,
+        };
+      }
+      return { ok: true, target: this.defaultTarget };
+    }
+    const secret = await this.options.kube.readSecretKey(ns, ref.name, ref.key);
+    if (!secret.found) return { ok: false, reason: Reason.SecretNotFound, message: `Secret ${ns}/${ref.name} was not found` };
+    if (secret.value === undefined) {
+      return { ok: false, reason: Reason.SecretInvalid, message: `Secret ${ns}/${ref.name} has no key "${ref.key}"` };
+    }
+    try {
+      return { ok: true, target: parseDatabaseUrl(secret.value, `key "${ref.key}" of Secret ${ns}/${ref.name}`) };
+    } catch (error) {
+      if (error instanceof DatabaseUrlError) return { ok: false, reason: Reason.SecretInvalid, message: error.message };
+      throw error;
+    }
+  }
+
+  private entryFor(target: DatabaseTarget): Entry {
+    const existing = this.entries.get(target.url);
+    if (existing) return existing;
+    const key = `db${++this.counter}`;
+    const db = createDb(target, { max: this.options.poolSize ?? 10, applicationName: 'lambda-task-pool-controller' });
+    const listener = new NotificationListener({
+      url: target.url,
+      onNotify: (channel, payload) => this.options.onNotify(key, channel, payload),
+      onError: (error) => this.options.logger.warn('database listener lost its connection; reconnecting', { database: target.display, error: describe(error) }),
+    });
+    const migrated = migrate(target.url).then(() => {
+      this.options.logger.info('database ready', { database: target.display });
+      listener.start();
+    });
+    const entry: Entry = { database: { key, display: target.display, db }, listener, migrated };
+    this.entries.set(target.url, entry);
+    // A database that could not be reached is forgotten, so the next pass tries again from scratch.
+    migrated.catch(() => {
+      if (this.entries.get(target.url) === entry) this.entries.delete(target.url);
+      void db.end().catch(() => undefined);
+    });
+    return entry;
+  }
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) {
+    // Connection errors from node-postgres may quote the connection string; keep only the first line, without URLs.
+    return error.message.split('\n')[0]?.replace(/postgres(ql)?:\/\/\S+/g, '<database url>').slice(0, 300) ?? error.name;
+  }
+  return String(error).slice(0, 300);
+}

@@ -1,0 +1,124 @@
+// Everything the controller asks of the Kubernetes API, through @kubernetes/client-node.
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  makeInformer,
+  setHeaderOptions,
+  type Informer,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import { GROUP, PLURAL, VERSION, type PoolStatus } from '../api/types.ts';
+
+export type PoolObject = KubernetesObject & { spec?: unknown; status?: unknown };
+export type PoolInformer = Informer<PoolObject> & ObjectCache<PoolObject>;
+
+export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+/** The HTTP status of a failed API call, if it was one. */
+export function apiStatus(error: unknown): number | undefined {
+  if (error instanceof ApiException) return error.code;
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number') return error.code;
+  return undefined;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export interface SecretValue {
+  found: boolean;
+  keys: string[];
+  value?: string;
+}
+
+export class KubeApi {
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly coordination: CoordinationV1Api;
+
+  constructor(readonly kc: KubeConfig) {
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  /** One informer per watched namespace, or one for the whole cluster. */
+  poolInformers(namespaces: readonly string[]): PoolInformer[] {
+    const list = (namespace?: string) => async (): Promise<KubernetesListObject<PoolObject>> => {
+      const body: unknown = namespace
+        ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })
+        : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL });
+      return toList(body);
+    };
+    if (namespaces.length === 0) {
+      return [makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/${PLURAL}`, list())];
+    }
+    return namespaces.map((ns) => makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`, list(ns)));
+  }
+
+  async getPool(namespace: string, name: string): Promise<PoolObject | undefined> {
+    try {
+      const body: unknown = await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+      return isKubeObject(body) ? body : undefined;
+    } catch (error) {
+      if (apiStatus(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async patchStatus(namespace: string, name: string, status: PoolStatus): Promise<void> {
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: { status } },
+      mergePatch,
+    );
+  }
+
+  /** Sets the finalizers with a merge patch guarded by resourceVersion, so a concurrent change is not lost. */
+  async setFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion?: string): Promise<void> {
+    await this.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+        body: { metadata: { finalizers, ...(resourceVersion ? { resourceVersion } : {}) } },
+      },
+      mergePatch,
+    );
+  }
+
+  /** Reads one key of a Secret in the pool's own namespace. The value never leaves the caller's hands. */
+  async readSecretKey(namespace: string, name: string, key: string): Promise<SecretValue> {
+    try {
+      const secret = await this.core.readNamespacedSecret({ namespace, name });
+      const data = secret.data ?? {};
+      const encoded = data[key];
+      return { found: true, keys: Object.keys(data), value: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8') };
+    } catch (error) {
+      if (apiStatus(error) === 404) return { found: false, keys: [] };
+      throw error;
+    }
+  }
+}
+
+function isKubeObject(value: unknown): value is PoolObject {
+  return typeof value === 'object' && value !== null && 'metadata' in value;
+}
+
+function toList(body: unknown): KubernetesListObject<PoolObject> {
+  if (typeof body !== 'object' || body === null || !('items' in body) || !Array.isArray(body.items)) {
+    throw new Error('the API server answered a list request without items');
+  }
+  const metadata = 'metadata' in body && typeof body.metadata === 'object' && body.metadata !== null ? body.metadata : {};
+  return { apiVersion: `${GROUP}/${VERSION}`, kind: 'LambdaTaskPoolList', metadata, items: body.items.filter(isKubeObject) };
+}

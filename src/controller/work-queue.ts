@@ -1,0 +1,128 @@
+// A work queue of object keys, after client-go's: a key is queued at most once, is never processed by
+// two workers at once, and a key that changes while it is being processed runs again afterwards.
+// Failed keys come back with per-key exponential backoff; delays are injected so tests can drive them.
+
+export interface WorkQueueOptions {
+  workers: number;
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Schedules a callback; defaults to setTimeout. */
+  schedule?: (fn: () => void, ms: number) => { cancel(): void };
+}
+
+export type ProcessResult = { requeueAfterMs?: number };
+export type Processor = (key: string) => Promise<ProcessResult>;
+
+const defaultSchedule = (fn: () => void, ms: number) => {
+  const timer = setTimeout(fn, ms);
+  timer.unref?.();
+  return { cancel: () => clearTimeout(timer) };
+};
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, { at: number; cancel(): void }>();
+  private running = 0;
+  private stopped = false;
+  private idleWaiters: Array<() => void> = [];
+  private readonly schedule: NonNullable<WorkQueueOptions['schedule']>;
+
+  constructor(
+    private readonly processor: Processor,
+    private readonly options: WorkQueueOptions,
+    private readonly onError: (key: string, error: unknown, retryInMs: number) => void = () => undefined,
+  ) {
+    this.schedule = options.schedule ?? defaultSchedule;
+  }
+
+  add(key: string): void {
+    if (this.stopped) return;
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  /** Queues the key after a delay; an earlier pending delay for the same key wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.stopped) return;
+    if (ms <= 0) return this.add(key);
+    const at = Date.now() + ms;
+    const existing = this.timers.get(key);
+    if (existing && existing.at <= at) return;
+    existing?.cancel();
+    const handle = this.schedule(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
+    this.timers.set(key, { at, cancel: handle.cancel });
+  }
+
+  backoffFor(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    const base = this.options.baseBackoffMs ?? 250;
+    return Math.min(this.options.maxBackoffMs ?? 60_000, base * 2 ** n);
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves when nothing is queued or being processed. Delayed keys don't count. */
+  async idle(): Promise<void> {
+    if (this.queue.length === 0 && this.running === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) t.cancel();
+    this.timers.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running < this.options.workers) {
+      const index = this.queue.findIndex((k) => !this.processing.has(k));
+      if (index < 0) break;
+      const [key] = this.queue.splice(index, 1);
+      if (key === undefined) break;
+      this.queued.delete(key);
+      this.processing.add(key);
+      this.running += 1;
+      void this.run(key);
+    }
+    if (this.queue.length === 0 && this.running === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      waiters.forEach((w) => w());
+    }
+  }
+
+  private async run(key: string): Promise<void> {
+    try {
+      const result = await this.processor(key);
+      this.failures.delete(key);
+      if (result.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (error) {
+      const retryIn = this.backoffFor(key);
+      this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+      this.onError(key, error, retryIn);
+      this.addAfter(key, retryIn);
+    } finally {
+      this.processing.delete(key);
+      this.running -= 1;
+      if (this.dirty.delete(key)) this.add(key);
+      this.pump();
+    }
+  }
+}

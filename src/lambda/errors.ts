@@ -1,0 +1,74 @@
+// A small, closed vocabulary for Invoke outcomes, classified where the call is made, by the error's
+// type name and HTTP status (never by its message). See DESIGN.md §3.
+
+export type InvokeFailure =
+  /** 429: back off for retryAfterMs, then invoke the same rows again. */
+  | { kind: 'throttled'; code: string; message: string; retryAfterMs: number }
+  /** Will fail the same way until someone changes the function or the pool: a condition, not a retry loop. */
+  | { kind: 'rejected'; code: string; message: string }
+  /** May pass on a later try: the rows stay created and are invoked again after retryAfterMs. */
+  | { kind: 'transient'; code: string; message: string; retryAfterMs: number };
+
+export const DEFAULT_THROTTLE_BACKOFF_MS = 1_000;
+export const TRANSIENT_BACKOFF_MS = 5_000;
+
+const REJECTED = new Set([
+  'ResourceNotFoundException',
+  'AccessDeniedException',
+  'InvalidParameterValueException',
+  'InvalidRequestContentException',
+  'RequestTooLargeException',
+  'UnsupportedMediaTypeException',
+  'InvalidRuntimeException',
+  'InvalidSecurityGroupIDException',
+  'InvalidSubnetIDException',
+  'InvalidZipFileException',
+  'KMSAccessDeniedException',
+  'KMSDisabledException',
+  'KMSInvalidStateException',
+  'KMSNotFoundException',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'ExpiredTokenException',
+  'CredentialsProviderError',
+]);
+
+/** Codes that mean "the function cannot be invoked as configured" for the Ready condition. */
+export const FUNCTION_MISSING_CODES = new Set(['ResourceNotFoundException']);
+export const ACCESS_DENIED_CODES = new Set([
+  'AccessDeniedException',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'ExpiredTokenException',
+  'CredentialsProviderError',
+]);
+export const REJECTION_CODES: ReadonlySet<string> = REJECTED;
+
+interface ErrorShape {
+  name?: unknown;
+  message?: unknown;
+  retryAfterSeconds?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+  $retryable?: unknown;
+}
+
+function shape(error: unknown): ErrorShape {
+  return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
+}
+
+export function classifyInvokeError(error: unknown): InvokeFailure {
+  const e = shape(error);
+  const code = typeof e.name === 'string' && e.name !== 'Error' ? e.name : 'UnknownError';
+  const message = (typeof e.message === 'string' ? e.message : String(error)).slice(0, 500);
+  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
+
+  if (code === 'TooManyRequestsException' || status === 429) {
+    const seconds = Number(e.retryAfterSeconds);
+    const retryAfterMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_THROTTLE_BACKOFF_MS;
+    return { kind: 'throttled', code: 'TooManyRequestsException', message, retryAfterMs };
+  }
+  if (REJECTED.has(code) || status === 403 || status === 404 || status === 413 || status === 415) {
+    return { kind: 'rejected', code, message };
+  }
+  return { kind: 'transient', code, message, retryAfterMs: TRANSIENT_BACKOFF_MS };
+}

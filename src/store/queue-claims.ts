@@ -1,0 +1,41 @@
+// At most one pool per database serves a queue (DESIGN.md §9). A claim is a row keyed by the queue.
+import type { Queryable } from './db.ts';
+import type { PoolIdentity } from './invocation-store.ts';
+
+export type ClaimOutcome = { held: true } | { held: false; holder: PoolIdentity };
+
+/**
+ * Claims the queue for the pool, or reports who holds it. `isStale` says whether a holder's pool no
+ * longer exists; a stale claim is taken over.
+ */
+export async function claimQueue(
+  db: Queryable,
+  args: { queue: string; pool: PoolIdentity; isStale: (holder: PoolIdentity) => boolean },
+): Promise<ClaimOutcome> {
+  const { queue, pool } = args;
+  await db.query(
+    `INSERT INTO ltp.queue_claims (queue, pool_namespace, pool_name, pool_uid) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (queue) DO NOTHING`,
+    [queue, pool.namespace, pool.name, pool.uid],
+  );
+  const current = await db.query<PoolIdentity>(
+    `SELECT pool_namespace AS namespace, pool_name AS name, pool_uid AS uid FROM ltp.queue_claims WHERE queue = $1`,
+    [queue],
+  );
+  const holder = current.rows[0];
+  if (!holder || holder.uid === pool.uid) return { held: true };
+  if (args.isStale(holder)) {
+    const taken = await db.query(
+      `UPDATE ltp.queue_claims SET pool_namespace = $2, pool_name = $3, pool_uid = $4, claimed_at = now()
+        WHERE queue = $1 AND pool_uid = $5`,
+      [queue, pool.namespace, pool.name, pool.uid, holder.uid],
+    );
+    if (taken.rowCount === 1) return { held: true };
+  }
+  return { held: false, holder };
+}
+
+/** Releases every claim the pool holds (its queue changed, or it is being deleted). */
+export async function releaseClaims(db: Queryable, args: { poolUid: string; exceptQueue?: string }): Promise<void> {
+  await db.query(`DELETE FROM ltp.queue_claims WHERE pool_uid = $1 AND queue IS DISTINCT FROM $2`, [args.poolUid, args.exceptQueue ?? null]);
+}
