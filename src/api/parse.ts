@@ -6,7 +6,7 @@ import {
   SPEC_BOUNDS, SPEC_DEFAULTS, type Pool, type PoolMeta, type PoolSpec, type PoolStatus,
 } from './types.ts';
 
-export type ParseResult = { ok: true; pool: Pool } | { ok: false; meta: PoolMeta; status: PoolStatus; problems: string[] };
+export type ParseResult = { ok: true; meta: PoolMeta; pool: Pool } | { ok: false; meta: PoolMeta; status: PoolStatus; problems: string[] };
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -87,6 +87,7 @@ export function parsePool(obj: unknown): ParseResult {
   if (problems.length > 0 || !fnName || !queue) return { ok: false, meta, status, problems };
   return {
     ok: true,
+    meta,
     pool: {
       meta,
       status,

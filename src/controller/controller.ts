@@ -1,0 +1,238 @@
+// Wires the controller together: pool informers feed a work queue of keys, the reconciler converges each
+// key, database notifications wake the right pool, and (with leader election) only the leader dispatches.
+import os from 'node:os';
+import { createInvoker } from '../lambda/invoker.ts';
+import { startHealthServer, type HealthServer } from '../ops/health.ts';
+import type { Logger } from '../ops/logger.ts';
+import { Metrics } from '../ops/metrics.ts';
+import { DatabaseRegistry } from './databases.ts';
+import { EventRecorder } from './events.ts';
+import { KubeApi, loadKubeConfig, type PoolInformer, type PoolObject } from './kube.ts';
+import { LeaderElector } from './leader-election.ts';
+import { PoolReconciler } from './reconciler.ts';
+import { NotificationRoutes } from './routes.ts';
+import { WorkQueue } from './work-queue.ts';
+import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
+
+export interface ControllerConfig {
+  kubeconfig?: string;
+  databaseUrl?: string;
+  lambdaEndpoint?: string;
+  region: string;
+  namespaces: string[];
+  allowedDefaultDbNamespaces: string[];
+  metricsHost: string;
+  metricsPort: number;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  workers: number;
+  invokeParallelism: number;
+  resyncMs: number;
+  reinvokeGraceMs: number;
+  rejectionBackoffMs: number;
+  blockedRetryMs: number;
+  logger: Logger;
+  /** Called when leadership is lost; the CLI exits so the Deployment restarts a clean replica. */
+  onLostLeadership?: () => void;
+}
+
+export const CONTROLLER_DEFAULTS = {
+  region: 'us-east-1',
+  metricsHost: '0.0.0.0',
+  metricsPort: 8080,
+  leaseName: 'lambda-task-pool-controller',
+  workers: 4,
+  invokeParallelism: 16,
+  resyncMs: 30_000,
+  reinvokeGraceMs: 10_000,
+  rejectionBackoffMs: 60_000,
+  blockedRetryMs: 15_000,
+} as const;
+
+export interface RunningController {
+  healthPort: number;
+  metrics: Metrics;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+const keyOf = (obj: PoolObject) => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+/** What a reconcile depends on besides status: our own status writes don't wake the pool again. */
+const signatureOf = (obj: PoolObject) =>
+  JSON.stringify([obj.metadata?.generation, obj.metadata?.deletionTimestamp, obj.metadata?.finalizers]);
+
+export async function startController(config: ControllerConfig): Promise<RunningController> {
+  const log = config.logger;
+  const kube = new KubeApi(loadKubeConfig(config.kubeconfig));
+  const metrics = new Metrics();
+  const routes = new NotificationRoutes();
+  const informers: PoolInformer[] = kube.poolInformers(config.namespaces);
+  const synced = new Set<PoolInformer>();
+  const signatures = new Map<string, string>();
+  let dispatching = !config.leaderElect;
+  let stopped = false;
+
+  const cache = {
+    get: (namespace: string, name: string) => {
+      for (const informer of informers) {
+        const obj = informer.get(name, namespace);
+        if (obj) return obj;
+      }
+      return undefined;
+    },
+    knownUids: () => new Set(informers.flatMap((i) => i.list().map((o) => o.metadata?.uid ?? ''))),
+    allKeys: () => informers.flatMap((i) => i.list().map(keyOf)),
+  };
+
+  let queue: WorkQueue | undefined;
+  const enqueue = (key: string) => {
+    if (dispatching) queue?.add(key);
+  };
+
+  const databases = new DatabaseRegistry({
+    kube,
+    defaultUrl: config.databaseUrl,
+    allowedDefaultNamespaces: config.allowedDefaultDbNamespaces,
+    logger: log,
+    onNotify: (database, channel, payload) => routes.keysFor(database, channel, payload).forEach(enqueue),
+  });
+  const invoker = createInvoker({ defaultRegion: config.region, endpoint: config.lambdaEndpoint, parallelism: config.invokeParallelism });
+  const reconciler = new PoolReconciler({
+    kube,
+    cache,
+    databases,
+    invoker,
+    events: new EventRecorder(kube.core, log),
+    metrics,
+    logger: log,
+    routes,
+    options: {
+      reinvokeGraceMs: config.reinvokeGraceMs,
+      rejectionBackoffMs: config.rejectionBackoffMs,
+      limits: { ...DEFAULT_PLAN_LIMITS, resyncMs: config.resyncMs },
+      blockedRetryMs: config.blockedRetryMs,
+      troubleWindowSeconds: 600,
+    },
+  });
+
+  queue = new WorkQueue(
+    async (key) => {
+      const end = metrics.reconcileDuration.startTimer();
+      try {
+        const result = await reconciler.reconcile(key);
+        end({ outcome: 'success' });
+        return result;
+      } catch (error) {
+        end({ outcome: 'error' });
+        throw error;
+      }
+    },
+    { workers: config.workers },
+    (key, error, retryInMs) =>
+      log.warn('reconcile failed; retrying', { key, retryInMs, error: error instanceof Error ? error.message : String(error) }),
+  );
+
+  for (const informer of informers) {
+    const onChange = (obj: PoolObject) => {
+      const key = keyOf(obj);
+      const signature = signatureOf(obj);
+      if (signatures.get(key) === signature) return;
+      signatures.set(key, signature);
+      enqueue(key);
+    };
+    informer.on('add', onChange);
+    informer.on('update', onChange);
+    informer.on('delete', (obj) => {
+      signatures.delete(keyOf(obj));
+      enqueue(keyOf(obj));
+    });
+    informer.on('connect', () => synced.add(informer));
+    informer.on('error', (error: unknown) => {
+      if (stopped) return;
+      log.warn('pool watch failed; restarting', { error: error instanceof Error ? error.message : String(error) });
+      setTimeout(() => {
+        if (!stopped) informer.start().catch((e: unknown) => log.error('pool watch restart failed', { error: String(e) }));
+      }, 2_000).unref();
+    });
+  }
+  await Promise.all(informers.map((i) => i.start()));
+  informers.forEach((i) => synced.add(i));
+
+  const resync = setInterval(() => cache.allKeys().forEach(enqueue), config.resyncMs);
+  resync.unref();
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElect) {
+    elector = new LeaderElector({
+      coordination: kube.coordination,
+      namespace: config.leaseNamespace,
+      name: config.leaseName,
+      identity: config.identity,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      logger: log,
+      onStartedLeading: () => {
+        metrics.isLeader.set(1);
+        dispatching = true;
+        cache.allKeys().forEach(enqueue);
+      },
+      onStoppedLeading: () => {
+        metrics.isLeader.set(0);
+        dispatching = false;
+        queue?.stop();
+        config.onLostLeadership?.();
+      },
+    });
+    elector.start();
+  } else {
+    metrics.isLeader.set(1);
+    cache.allKeys().forEach(enqueue);
+  }
+
+  let health: HealthServer | undefined;
+  try {
+    health = await startHealthServer({
+      host: config.metricsHost,
+      port: config.metricsPort,
+      metrics,
+      healthy: () => !stopped,
+      ready: () => !stopped && synced.size === informers.length,
+    });
+  } catch (error) {
+    stopped = true;
+    await Promise.all(informers.map((i) => i.stop()));
+    throw new Error(`could not serve metrics and health on ${config.metricsHost}:${config.metricsPort}: ${String(error)}`);
+  }
+  log.info('controller started', {
+    namespaces: config.namespaces.length > 0 ? config.namespaces : 'all',
+    leaderElection: config.leaderElect,
+    metricsPort: health.port,
+    identity: config.identity,
+  });
+
+  return {
+    healthPort: health.port,
+    metrics,
+    isLeader: () => dispatching,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(resync);
+      queue?.stop();
+      await queue?.idle();
+      await elector?.stop();
+      await Promise.all(informers.map((i) => i.stop()));
+      await databases.closeAll();
+      invoker.close();
+      await health?.close();
+      log.info('controller stopped');
+    },
+  };
+}
+
+export function defaultIdentity(): string {
+  return `${os.hostname()}-${process.pid}`;
+}

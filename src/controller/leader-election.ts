@@ -1,0 +1,142 @@
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does it: acquire when
+// the lease is free or expired, renew every retry period, and give up leadership when a renewal has not
+// succeeded within the renew deadline. Updates carry the resourceVersion, so two candidates cannot both win.
+import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../ops/logger.ts';
+import { apiStatus } from './kube.ts';
+
+/** metav1.MicroTime wants exactly six fractional digits; a plain Date serialises three. */
+class MicroTime extends Date {
+  override toJSON(): string {
+    return this.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  }
+}
+
+export interface LeaderElectionOptions {
+  coordination: CoordinationV1Api;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  logger: Logger;
+  onStartedLeading(): void;
+  onStoppedLeading(): void;
+  now?: () => Date;
+}
+
+export class LeaderElector {
+  private leading = false;
+  private stopped = false;
+  private lastRenew = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: LeaderElectionOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  /** Stops, and releases the lease if held so a standby takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    try {
+      const lease = await this.read();
+      if (lease?.spec?.holderIdentity === this.options.identity) {
+        lease.spec.holderIdentity = undefined;
+        lease.spec.leaseDurationSeconds = 1;
+        await this.options.coordination.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body: lease });
+      }
+    } catch (error) {
+      this.options.logger.warn('could not release the leader lease', { error: String(error) });
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const acquired = await this.tryAcquireOrRenew();
+      if (acquired) {
+        this.lastRenew = Date.now();
+        if (!this.leading) {
+          this.leading = true;
+          this.options.logger.info('became leader', { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
+          this.options.onStartedLeading();
+        }
+      }
+    } catch (error) {
+      this.options.logger.warn('leader lease request failed', { error: error instanceof Error ? error.message : String(error) });
+    }
+    if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
+      this.leading = false;
+      this.options.logger.error('lost leadership: the lease was not renewed in time', { identity: this.options.identity });
+      this.options.onStoppedLeading();
+    }
+    if (!this.stopped) {
+      this.timer = setTimeout(() => void this.tick(), this.options.retryPeriodMs);
+      this.timer.unref?.();
+    }
+  }
+
+  private async read(): Promise<V1Lease | undefined> {
+    try {
+      return await this.options.coordination.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name });
+    } catch (error) {
+      if (apiStatus(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity } = this.options;
+    const now = new MicroTime(this.now().getTime());
+    const durationSeconds = Math.ceil(this.options.leaseDurationMs / 1000);
+    const lease = await this.read();
+    if (!lease) {
+      try {
+        await this.options.coordination.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+          },
+        });
+        return true;
+      } catch (error) {
+        if (apiStatus(error) === 409) return false;
+        throw error;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity;
+    const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
+    const expired = renewed + (spec.leaseDurationSeconds ?? durationSeconds) * 1000 < now.getTime();
+    if (holder && holder !== identity && !expired) return false;
+    const taking = holder !== identity;
+    lease.spec = {
+      ...spec,
+      holderIdentity: identity,
+      leaseDurationSeconds: durationSeconds,
+      renewTime: now,
+      ...(taking ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
+    };
+    try {
+      await this.options.coordination.replaceNamespacedLease({ namespace, name, body: lease });
+      return true;
+    } catch (error) {
+      if (apiStatus(error) === 409) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,232 @@
+// Level-based reconcile of one LambdaTaskPool key: re-read the world, converge, write status once.
+// Safe to run twice; it never branches on what kind of watch event brought the key here.
+import { Reason } from '../api/conditions.ts';
+import { parsePool, type ParseResult } from '../api/parse.ts';
+import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
+import { REJECTION_CODES } from '../lambda/errors.ts';
+import type { Invoker } from '../lambda/invoker.ts';
+import type { Logger } from '../ops/logger.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { advisoryXactLock, withTransaction, type Db } from '../store/db.ts';
+import { countInvocationsByState, recentTrouble, terminateAllLive } from '../store/invocation-store.ts';
+import { claimQueue, releaseClaims } from '../store/queue-claims.ts';
+import { countTasksByState, findStrandedLeases, leaseWaitsSince, releaseLeases } from '../store/task-store.ts';
+import { planRelease } from '../planner/sweep.ts';
+import type { DatabaseRegistry } from './databases.ts';
+import { describe } from './databases.ts';
+import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from './dispatch-pass.ts';
+import type { EventRecorder } from './events.ts';
+import type { KubeApi, PoolObject } from './kube.ts';
+import type { NotificationRoutes } from './routes.ts';
+import { blockedStatus, buildStatus, sameStatus } from './status.ts';
+import type { ProcessResult } from './work-queue.ts';
+
+export interface PoolCache {
+  get(namespace: string, name: string): PoolObject | undefined;
+  knownUids(): ReadonlySet<string>;
+}
+
+export interface ReconcilerDeps {
+  kube: KubeApi;
+  cache: PoolCache;
+  databases: DatabaseRegistry;
+  invoker: Invoker;
+  events: EventRecorder;
+  metrics: Metrics;
+  logger: Logger;
+  routes: NotificationRoutes;
+  options: DispatchPassOptions & {
+    /** How often a pool blocked on something outside Kubernetes (a Secret, the database) is looked at again. */
+    blockedRetryMs: number;
+    troubleWindowSeconds: number;
+  };
+}
+
+export class PoolReconciler {
+  private readonly waitCursor = new Map<string, Date>();
+
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ProcessResult> {
+    const [namespace, name] = splitKey(key);
+    const obj = this.deps.cache.get(namespace, name);
+    if (!obj) {
+      this.deps.routes.forget(key);
+      this.deps.metrics.forgetPool(namespace, name);
+      return {};
+    }
+    const parsed = parsePool(obj);
+    if (parsed.meta.deletionTimestamp) return this.finalize(key, parsed);
+    if (!parsed.meta.finalizers.includes(FINALIZER)) {
+      await this.deps.kube.setFinalizers(namespace, name, [...parsed.meta.finalizers, FINALIZER], parsed.meta.resourceVersion);
+    }
+    if (!parsed.ok) {
+      const message = `invalid spec: ${parsed.problems.join('; ')}`;
+      await this.block(parsed, Reason.InvalidSpec, message, true);
+      return {};
+    }
+    return this.reconcilePool(key, parsed.pool);
+  }
+
+  private async reconcilePool(key: string, pool: Pool): Promise<ProcessResult> {
+    const { deps } = this;
+    const log = deps.logger.child({ namespace: pool.meta.namespace, pool: pool.meta.name });
+    const resolved = await deps.databases.resolve(pool);
+    if (!resolved.ok) {
+      await this.block({ ok: true, meta: pool.meta, pool }, resolved.reason, resolved.message, false);
+      return { requeueAfterMs: deps.options.blockedRetryMs };
+    }
+    const { db, key: databaseKey, display } = resolved.database;
+    deps.routes.set(key, { database: databaseKey, queue: pool.spec.queue, uid: pool.meta.uid });
+
+    let pass: DispatchPassResult;
+    try {
+      const claim = await claimQueue(db, {
+        queue: pool.spec.queue,
+        pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
+        isStale: (holder) => !deps.cache.knownUids().has(holder.uid),
+      });
+      if (!claim.held) {
+        const message = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
+        await this.block({ ok: true, meta: pool.meta, pool }, Reason.QueueConflict, message, false);
+        return { requeueAfterMs: deps.options.blockedRetryMs };
+      }
+      await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
+      pass = await runDispatchPass({ db, pool, invoker: deps.invoker, options: deps.options });
+    } catch (error) {
+      const message = `database ${display} is unavailable: ${describe(error)}`;
+      log.warn('reconcile failed', { error: message });
+      await this.block({ ok: true, meta: pool.meta, pool }, Reason.DatabaseUnavailable, message, false);
+      throw error;
+    }
+
+    this.report(pool, pass, log);
+    await this.writeStatus(pool, db, display, pass);
+    return { requeueAfterMs: pass.requeueAfterMs };
+  }
+
+  private report(pool: Pool, pass: DispatchPassResult, log: Logger): void {
+    const { deps } = this;
+    const ref = { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid };
+    const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
+    const a = pass.plan.arithmetic;
+    if (pass.invoke.accepted > 0) {
+      deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
+      void deps.events.record(ref, 'Normal', 'Dispatched',
+        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new): backlog ${pass.backlog}, queued ${a.queued}, live ${pass.plan.live.ready + pass.plan.live.running} started`);
+    }
+    if (pass.dispatched.length > 0 || pass.orphaned.length > 0 || pass.terminated.length > 0) {
+      log.info('dispatch pass', {
+        dispatched: pass.dispatched.length, reinvoked: pass.plan.reinvoke.length, backlog: pass.backlog,
+        queued: a.queued, supply: a.supply, want: a.want, headroom: a.headroom,
+        orphaned: pass.orphaned.length, terminated: pass.terminated.length, releasedTasks: pass.releasedTasks, failedTasks: pass.failedTasks,
+      });
+    }
+    if (pass.orphaned.length > 0) {
+      void deps.events.record(ref, 'Warning', 'InvocationsOrphaned',
+        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`);
+    }
+    for (const kind of ['rejected', 'deferred'] as const) {
+      const outcome = pass.invoke[kind];
+      if (!outcome) continue;
+      const f = outcome.failure;
+      deps.metrics.dispatched.inc({ ...labels, result: f.kind }, outcome.ids.length);
+      deps.metrics.invokeErrors.inc({ ...labels, code: f.code }, outcome.ids.length);
+      log.warn('invoke failed', { code: f.code, kind: f.kind, invocations: outcome.ids.length, error: f.message });
+      const reason = f.kind === 'throttled' ? 'Throttled' : f.kind === 'rejected' ? 'InvokeRejected' : 'InvokeFailed';
+      void deps.events.record(ref, 'Warning', reason, `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`);
+    }
+  }
+
+  private async writeStatus(pool: Pool, db: Db, display: string, pass: DispatchPassResult): Promise<void> {
+    const { deps } = this;
+    const [invocations, tasks, trouble] = await Promise.all([
+      countInvocationsByState(db, pool.meta.uid),
+      countTasksByState(db, pool.spec.queue),
+      recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: deps.options.troubleWindowSeconds, rejectionCodes: [...REJECTION_CODES] }),
+    ]);
+    const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
+    for (const [state, n] of Object.entries(invocations)) deps.metrics.liveInvocations.set({ ...labels, state }, n);
+    deps.metrics.backlog.set(labels, tasks.created);
+    deps.metrics.wasted.set(labels, trouble.wasted);
+    await this.observeTaskWaits(pool, db, pass.now);
+
+    const status = buildStatus(pool.status, {
+      now: pass.now,
+      generation: pool.meta.generation,
+      spec: pool.spec,
+      database: display,
+      invocations,
+      tasks,
+      trouble,
+      ...(pass.invoke.accepted > 0 && pass.dispatched.length > 0 ? { dispatchedAt: pass.now } : {}),
+    });
+    await this.patchIfChanged(pool.meta.namespace, pool.meta.name, pool.status, status);
+  }
+
+  private async observeTaskWaits(pool: Pool, db: Db, now: Date): Promise<void> {
+    const since = this.waitCursor.get(pool.meta.uid);
+    if (!since) {
+      this.waitCursor.set(pool.meta.uid, now);
+      return;
+    }
+    const waits = await leaseWaitsSince(db, { queue: pool.spec.queue, since, limit: 5000 });
+    for (const w of waits.waitsSeconds) this.deps.metrics.taskWait.observe({ namespace: pool.meta.namespace, pool: pool.meta.name }, w);
+    if (waits.latest) this.waitCursor.set(pool.meta.uid, waits.latest);
+  }
+
+  private async block(parsed: ParseResult, reason: Reason, message: string, specVerdict: boolean): Promise<void> {
+    const meta = parsed.meta;
+    const previous: PoolStatus = parsed.ok ? parsed.pool.status : parsed.status;
+    const suspend = parsed.ok ? parsed.pool.spec.suspend : false;
+    const status = blockedStatus(previous, { now: new Date(), generation: meta.generation, reason, message, specVerdict, suspend });
+    const changed = await this.patchIfChanged(meta.namespace, meta.name, previous, status);
+    if (changed) {
+      this.deps.logger.warn('pool blocked', { namespace: meta.namespace, pool: meta.name, reason, message });
+      void this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
+    }
+  }
+
+  private async patchIfChanged(namespace: string, name: string, previous: PoolStatus, next: PoolStatus): Promise<boolean> {
+    if (sameStatus(previous, next)) return false;
+    await this.deps.kube.patchStatus(namespace, name, next);
+    return true;
+  }
+
+  /** Deletion: end every live invocation, return leased tasks, release the queue claim, drop the finalizer. Never deletes tasks. */
+  private async finalize(key: string, parsed: ParseResult): Promise<ProcessResult> {
+    const { deps } = this;
+    const meta = parsed.meta;
+    if (!meta.finalizers.includes(FINALIZER)) return {};
+    if (parsed.ok) {
+      const resolved = await deps.databases.resolve(parsed.pool);
+      if (resolved.ok) {
+        const pool = parsed.pool;
+        const ended = await withTransaction(resolved.database.db, async (client) => {
+          await advisoryXactLock(client, `lambda-task-pool:pool:${meta.uid}`);
+          const terminated = await terminateAllLive(client, { poolUid: meta.uid, message: 'the pool was deleted' });
+          const release = planRelease(await findStrandedLeases(client, meta.uid), pool.spec.maxTaskAttempts);
+          await releaseLeases(client, { ...release, reason: 'released: its pool was deleted' });
+          await releaseClaims(client, { poolUid: meta.uid });
+          return { terminated: terminated.length, released: release.toCreated.length, failed: release.toFailed.length };
+        });
+        deps.logger.info('pool finalized', { namespace: meta.namespace, pool: meta.name, ...ended });
+      } else if (resolved.reason === Reason.DatabaseUnavailable) {
+        throw new Error(`cannot finalize ${key} while its database is unavailable: ${resolved.message}`);
+      } else {
+        deps.logger.warn('pool deleted without reaching its database', { namespace: meta.namespace, pool: meta.name, reason: resolved.reason, message: resolved.message });
+      }
+    }
+    await deps.kube.setFinalizers(meta.namespace, meta.name, meta.finalizers.filter((f) => f !== FINALIZER), meta.resourceVersion);
+    deps.routes.forget(key);
+    deps.events.forget(meta.uid);
+    deps.metrics.forgetPool(meta.namespace, meta.name);
+    this.waitCursor.delete(meta.uid);
+    return {};
+  }
+}
+
+export function splitKey(key: string): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}

@@ -1,0 +1,32 @@
+// Installs the LambdaTaskPool CRD from crds/lambdataskpools.yaml and waits until it is Established.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApiextensionsV1Api, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { apiStatus } from '../controller/kube.ts';
+import { REPO_ROOT } from './binaries.ts';
+
+export const CRD_FILE = path.join(REPO_ROOT, 'crds', 'lambdataskpools.yaml');
+
+export async function installCrd(kc: KubeConfig, timeoutMs = 30_000): Promise<void> {
+  const crd: V1CustomResourceDefinition = parse(await readFile(CRD_FILE, 'utf8'));
+  const name = crd.metadata?.name;
+  if (!name) throw new Error(`${CRD_FILE} has no metadata.name`);
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  try {
+    await api.createCustomResourceDefinition({ body: crd });
+  } catch (error) {
+    if (apiStatus(error) !== 409) throw error;
+    const existing = await api.readCustomResourceDefinition({ name });
+    crd.metadata = { ...crd.metadata, resourceVersion: existing.metadata?.resourceVersion };
+    await api.replaceCustomResourceDefinition({ name, body: crd });
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const current = await api.readCustomResourceDefinition({ name });
+    const established = current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+    if (established) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the CRD ${name} was not Established within ${timeoutMs} ms`);
+}
