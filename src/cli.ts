@@ -173,7 +173,7 @@ async function runLocal(argv: string[]): Promise<void> {
   const stateDir = values['state-dir'] ?? fail('--state-dir is required');
   const engine = values['postgres-engine'];
   if (engine !== undefined && engine !== 'auto' && engine !== 'debian' && engine !== 'embedded') fail('--postgres-engine must be auto, debian or embedded');
-  const logger = createLogger({ component: 'local' });
+  const logger = createLogger();
   const { startLocalStack } = await import('./local/stack.ts');
   const stack = await startLocalStack({
     stateDir,

@@ -19,6 +19,8 @@ export interface ControllerConfig {
   databaseUrl?: string;
   lambdaEndpoint?: string;
   region: string;
+  /** Static AWS credentials (the local stack only); otherwise the SDK's default provider chain. */
+  lambdaCredentials?: { accessKeyId: string; secretAccessKey: string };
   namespaces: string[];
   allowedDefaultDbNamespaces: string[];
   metricsHost: string;
@@ -98,7 +100,12 @@ export async function startController(config: ControllerConfig): Promise<Running
     logger: log,
     onNotify: (database, channel, payload) => routes.keysFor(database, channel, payload).forEach(enqueue),
   });
-  const invoker = createInvoker({ defaultRegion: config.region, endpoint: config.lambdaEndpoint, parallelism: config.invokeParallelism });
+  const invoker = createInvoker({
+    defaultRegion: config.region,
+    endpoint: config.lambdaEndpoint,
+    parallelism: config.invokeParallelism,
+    ...(config.lambdaCredentials ? { credentials: config.lambdaCredentials } : {}),
+  });
   const reconciler = new PoolReconciler({
     kube,
     cache,

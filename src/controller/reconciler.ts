@@ -43,7 +43,7 @@ export interface ReconcilerDeps {
 }
 
 export class PoolReconciler {
-  private readonly waitCursor = new Map<string, Date>();
+  private readonly waitCursor = new Map<string, string>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -167,12 +167,12 @@ export class PoolReconciler {
   private async observeTaskWaits(pool: Pool, db: Db, now: Date): Promise<void> {
     const since = this.waitCursor.get(pool.meta.uid);
     if (!since) {
-      this.waitCursor.set(pool.meta.uid, now);
+      this.waitCursor.set(pool.meta.uid, now.toISOString());
       return;
     }
     const waits = await leaseWaitsSince(db, { queue: pool.spec.queue, since, limit: 5000 });
     for (const w of waits.waitsSeconds) this.deps.metrics.taskWait.observe({ namespace: pool.meta.namespace, pool: pool.meta.name }, w);
-    if (waits.latest) this.waitCursor.set(pool.meta.uid, waits.latest);
+    if (waits.cursor) this.waitCursor.set(pool.meta.uid, waits.cursor);
   }
 
   private async block(parsed: ParseResult, reason: Reason, message: string, specVerdict: boolean): Promise<void> {

@@ -17,6 +17,8 @@ export interface InvokerOptions {
   /** Invoke calls in flight at once, per batch. */
   parallelism?: number;
   requestTimeoutMs?: number;
+  /** Static credentials (the local stack); by default the SDK's provider chain finds them. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 export interface Invoker {
@@ -42,6 +44,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
       client = new LambdaClient({
         region,
         ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        ...(options.credentials ? { credentials: options.credentials } : {}),
         // One attempt per call: retries are ours, recorded on the invocation row and paced by its class.
         maxAttempts: 1,
         requestHandler: { httpAgent, httpsAgent, requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000 },

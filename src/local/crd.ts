@@ -1,7 +1,7 @@
 // Installs the LambdaTaskPool CRD from crds/lambdataskpools.yaml and waits until it is Established.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ApiextensionsV1Api, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { apiStatus } from '../controller/kube.ts';
 import { REPO_ROOT } from './binaries.ts';
@@ -25,8 +25,19 @@ export async function installCrd(kc: KubeConfig, timeoutMs = 30_000): Promise<vo
   while (Date.now() < deadline) {
     const current = await api.readCustomResourceDefinition({ name });
     const established = current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-    if (established) return;
+    if (established && (await servesList(kc, crd))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the CRD ${name} was not Established within ${timeoutMs} ms`);
+}
+
+/** Right after Established the API server may still answer 429 while its storage initialises. */
+async function servesList(kc: KubeConfig, crd: V1CustomResourceDefinition): Promise<boolean> {
+  const version = crd.spec.versions.find((v) => v.storage)?.name ?? crd.spec.versions[0]?.name ?? 'v1';
+  try {
+    await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: crd.spec.group, version, plural: crd.spec.names.plural });
+    return true;
+  } catch {
+    return false;
+  }
 }

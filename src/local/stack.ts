@@ -107,6 +107,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         databaseUrl: postgres.url,
         lambdaEndpoint: lambda.endpoint,
         region: lambda.region,
+        lambdaCredentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? 'local', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? 'local' },
         namespaces: [],
         allowedDefaultDbNamespaces: [],
         metricsHost: '127.0.0.1',

@@ -170,13 +170,16 @@ export async function getTask(db: Queryable, id: number): Promise<TaskRow | unde
   return result.rows[0];
 }
 
-/** Created-to-leased waits of tasks leased after `since`, oldest first, for the task wait metric. */
-export async function leaseWaitsSince(db: Queryable, args: { queue: string; since: Date; limit: number }): Promise<{ waitsSeconds: number[]; latest?: Date }> {
-  const result = await db.query<{ wait: number; leased_at: Date }>(
-    `SELECT extract(epoch FROM leased_at - created_at)::float8 AS wait, leased_at FROM ltp.tasks
-      WHERE queue = $1 AND leased_at > $2 ORDER BY leased_at LIMIT $3`,
+/**
+ * Created-to-leased waits of tasks leased after the cursor, oldest first, for the task wait metric.
+ * The cursor is Postgres's own text of a timestamp, so no precision is lost between calls.
+ */
+export async function leaseWaitsSince(db: Queryable, args: { queue: string; since: string; limit: number }): Promise<{ waitsSeconds: number[]; cursor?: string }> {
+  const result = await db.query<{ wait: number; cursor: string }>(
+    `SELECT extract(epoch FROM leased_at - created_at)::float8 AS wait, leased_at::text AS cursor FROM ltp.tasks
+      WHERE queue = $1 AND leased_at > $2::timestamptz ORDER BY leased_at LIMIT $3`,
     [args.queue, args.since, args.limit],
   );
   const last = result.rows[result.rows.length - 1];
-  return { waitsSeconds: result.rows.map((r) => r.wait), ...(last ? { latest: last.leased_at } : {}) };
+  return { waitsSeconds: result.rows.map((r) => r.wait), ...(last ? { cursor: last.cursor } : {}) };
 }

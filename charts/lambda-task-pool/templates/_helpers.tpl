@@ -1,0 +1,104 @@
+{{/*
+The chart name, overridable with nameOverride.
+*/}}
+{{- define "lambda-task-pool.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name used as a prefix for resources: fullnameOverride, or release name plus chart name (once).
+*/}}
+{{- define "lambda-task-pool.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "lambda-task-pool.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every resource.
+*/}}
+{{- define "lambda-task-pool.labels" -}}
+helm.sh/chart: {{ include "lambda-task-pool.chart" . }}
+{{ include "lambda-task-pool.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lambda-task-pool
+{{- end }}
+
+{{/*
+Selector labels: stable for the life of a release.
+*/}}
+{{- define "lambda-task-pool.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lambda-task-pool.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/*
+The ServiceAccount the controller runs as.
+*/}}
+{{- define "lambda-task-pool.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "lambda-task-pool.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: repository, then @digest or :tag (tag defaults to the appVersion).
+*/}}
+{{- define "lambda-task-pool.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The name of the Secret holding the default database URL, or "" when there is no default database.
+*/}}
+{{- define "lambda-task-pool.databaseSecretName" -}}
+{{- default .Values.database.existingSecret .Values.database.secretRef.name }}
+{{- end }}
+
+{{/*
+The RBAC rules the controller needs on LambdaTaskPools, the pool's Secret and events. Used by the
+ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
+*/}}
+{{- define "lambda-task-pool.rules" -}}
+- apiGroups: ["lambda.taskpool.io"]
+  resources: ["lambdataskpools"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["lambda.taskpool.io"]
+  resources: ["lambdataskpools/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["lambda.taskpool.io"]
+  resources: ["lambdataskpools/finalizers"]
+  verbs: ["update"]
+# A pool's spec.database.secretRef, read by name in the pool's own namespace. Only get: no list, no watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
