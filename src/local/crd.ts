@@ -1,15 +1,16 @@
 // Installs the LambdaTaskPool CRD from crds/lambdataskpools.yaml and waits until it is Established.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { ApiextensionsV1Api, CustomObjectsApi, loadYaml, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { apiStatus } from '../controller/kube.ts';
 import { REPO_ROOT } from './binaries.ts';
 
 export const CRD_FILE = path.join(REPO_ROOT, 'crds', 'lambdataskpools.yaml');
 
 export async function installCrd(kc: KubeConfig, timeoutMs = 30_000): Promise<void> {
-  const crd: V1CustomResourceDefinition = parse(await readFile(CRD_FILE, 'utf8'));
+  // loadYaml maps the file onto the client's model (`default` -> `_default`, ...); a plain YAML parse would
+  // have the client drop every default and CEL rule on the way out.
+  const crd = loadYaml<V1CustomResourceDefinition>(await readFile(CRD_FILE, 'utf8'));
   const name = crd.metadata?.name;
   if (!name) throw new Error(`${CRD_FILE} has no metadata.name`);
   const api = kc.makeApiClient(ApiextensionsV1Api);

@@ -1,7 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { parse as parseYaml } from 'yaml';
 import {
   DEFAULT_ASYNC_SETTINGS,
   LambdaConfigError,
@@ -154,6 +157,16 @@ describe('lambda runtime config', () => {
   it('allows a sub-minute event age for tests, below the AWS minimum of 60 s', () => {
     const config = parseLambdaConfig({ functions: { w: { handler: 'x.ts', async: { maximumEventAgeSeconds: 0.5 } } } }, '/base');
     expect(config.functions[0]?.async.maximumEventAgeSeconds).to.equal(0.5);
+  });
+
+  it('accepts the example file of docs/lambda-runtime.md', () => {
+    const docs = readFileSync(fileURLToPath(new URL('../../docs/lambda-runtime.md', import.meta.url)), 'utf8');
+    const example = /```yaml\n([\s\S]*?)```/.exec(docs)?.[1];
+    expect(example, 'a yaml block in the docs').to.be.a('string');
+    const config = parseLambdaConfig(parseYaml(example ?? ''), '/repo');
+    expect(config.functions.map((fn) => fn.name)).to.deep.equal(['worker', 'probe']);
+    expect(config.functions[0]?.environment).to.deep.equal({ DATABASE_URL: 'postgres://ltp@127.0.0.1:5432/ltp', TASKS_PER_INVOCATION: '3' });
+    expect(config.functions[1]).to.include({ handler: '/repo/examples/probe.ts#handler', timeoutSeconds: 5, state: 'Pending' });
   });
 
   it('reads an empty file as no functions', () => {

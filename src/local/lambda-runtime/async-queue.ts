@@ -23,6 +23,8 @@ function before(a: QueuedDelivery, b: QueuedDelivery): boolean {
 export class AsyncQueue {
   private items: QueuedDelivery[] = [];
   private seq = 0;
+  /** A lower bound of every queued delivery's expiresAt, so that most calls skip the scan. */
+  private earliestExpiry = Number.POSITIVE_INFINITY;
 
   get size(): number {
     return this.items.length;
@@ -30,6 +32,7 @@ export class AsyncQueue {
 
   push(delivery: PendingDelivery): void {
     const item: QueuedDelivery = { ...delivery, seq: this.seq++ };
+    this.earliestExpiry = Math.min(this.earliestExpiry, item.expiresAt);
     let low = 0;
     let high = this.items.length;
     while (low < high) {
@@ -43,8 +46,20 @@ export class AsyncQueue {
 
   /** Removes and returns the deliveries whose event has expired by `now`. */
   takeExpired(now: number): PendingDelivery[] {
-    const expired = this.items.filter((item) => now > item.expiresAt);
-    if (expired.length > 0) this.items = this.items.filter((item) => now <= item.expiresAt);
+    if (now <= this.earliestExpiry) return [];
+    const expired: QueuedDelivery[] = [];
+    const kept: QueuedDelivery[] = [];
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const item of this.items) {
+      if (now > item.expiresAt) {
+        expired.push(item);
+      } else {
+        kept.push(item);
+        earliest = Math.min(earliest, item.expiresAt);
+      }
+    }
+    this.items = kept;
+    this.earliestExpiry = earliest;
     return expired;
   }
 
@@ -73,19 +88,26 @@ export class AsyncQueue {
 
   /** The next moment something changes without outside help: a delivery falls due, or an event expires. */
   nextWakeAt(now: number): number | undefined {
-    let wake: number | undefined;
-    for (const item of this.items) {
-      const expiry = item.expiresAt + 1;
-      const candidate = item.dueAt > now ? Math.min(item.dueAt, expiry) : expiry;
-      if (wake === undefined || candidate < wake) wake = candidate;
+    if (this.items.length === 0) return undefined;
+    // Items are in due order: the first one not due yet is the next to fall due.
+    let low = 0;
+    let high = this.items.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const item = this.items[mid];
+      if (item !== undefined && item.dueAt <= now) low = mid + 1;
+      else high = mid;
     }
-    return wake;
+    const nextDue = this.items[low]?.dueAt ?? Number.POSITIVE_INFINITY;
+    // The expiry bound may be stale (too early): waking early only costs a pump that finds nothing.
+    return Math.min(nextDue, this.earliestExpiry + 1);
   }
 
   /** Empties the queue and returns what it held. */
   drain(): PendingDelivery[] {
     const all = this.items;
     this.items = [];
+    this.earliestExpiry = Number.POSITIVE_INFINITY;
     return all;
   }
 }

@@ -200,7 +200,7 @@ function environment(value: unknown, key: string): Record<string, string> {
   for (const [name, raw] of Object.entries(value)) {
     const entryKey = join(key, name);
     if (!ENV_KEY.test(name)) throw new LambdaConfigError(entryKey, 'is not a valid environment variable name');
-    if ((RESERVED_ENVIRONMENT_KEYS as readonly string[]).includes(name)) {
+    if (RESERVED_ENVIRONMENT_KEYS.some((reserved) => reserved === name)) {
       throw new LambdaConfigError(entryKey, 'is reserved: the runtime sets it itself');
     }
     if (typeof raw === 'string') result[name] = raw;

@@ -4,7 +4,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from '../../ops/logger.ts';
 import { type LambdaFunctionConfig, parseHandlerSpec } from './config.ts';
 import type { AccountScope } from './function-name.ts';
@@ -53,9 +54,12 @@ const here = fileURLToPath(import.meta.url);
 /** function-host.ts next to this file (function-host.js once compiled). */
 const HOST_PATH = path.join(path.dirname(here), `function-host${path.extname(here)}`);
 
-/** tsx's loader, resolved from this package so that handlers anywhere on disk can be TypeScript. */
+/**
+ * tsx's loader, resolved from this package so that handlers anywhere on disk can be TypeScript.
+ * (createRequire rather than import.meta.resolve: the latter is missing when a test runner compiles to CJS.)
+ */
 function tsxLoaderUrl(): string {
-  return import.meta.resolve('tsx');
+  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 }
 
 /** Variables copied from the runtime's own environment; everything else a function needs is configured. */
@@ -201,12 +205,12 @@ export class ProcessPool {
 
   private takeIdle(): FunctionProcess | undefined {
     // Most recently used first, as Lambda tends to reuse the warmest environment.
-    const proc = this.idle.pop();
-    if (proc !== undefined) {
+    for (let proc = this.idle.pop(); proc !== undefined; proc = this.idle.pop()) {
       clearTimeout(proc.idleTimer);
       proc.idleTimer = undefined;
+      if (proc.status === 'idle') return proc;
     }
-    return proc;
+    return undefined;
   }
 
   private release(proc: FunctionProcess): void {

@@ -104,7 +104,7 @@ function errorBody(error: ErrorDetails): string {
 }
 
 function isInvocationType(value: string): value is InvocationType {
-  return (INVOCATION_TYPES as readonly string[]).includes(value);
+  return INVOCATION_TYPES.some((type) => type === value);
 }
 
 export class LambdaEngine {
@@ -273,7 +273,11 @@ export class LambdaEngine {
     entry.counters.syncInvocations++;
     const startedAt = Date.now();
     const result = await this.execute(entry, { requestId: input.requestId, payload: input.payload, invokedFunctionArn: input.invokedFunctionArn });
-    const outcome = result.outcome;
+    let outcome = result.outcome;
+    if (outcome.kind === 'success' && Buffer.byteLength(outcome.payload) > MAX_SYNC_PAYLOAD_BYTES) {
+      const errorMessage = `Response payload size exceeded maximum allowed payload size (${MAX_SYNC_PAYLOAD_BYTES} bytes).`;
+      outcome = { kind: 'error', error: { errorType: 'Function.ResponseSizeTooLarge', errorMessage, trace: [] } };
+    }
     const completed: InvokeResult = {
       kind: 'completed',
       requestId: input.requestId,
@@ -413,9 +417,12 @@ export class LambdaEngine {
     if (delivery.attempt > 1) entry.counters.retries++;
     const crashAfterMs = payload.crashAfterMs[delivery.duplicate ? DUPLICATE_CRASH_SLOT : delivery.attempt - 1];
     const request = { requestId: delivery.requestId, payload: payload.payload, invokedFunctionArn: payload.invokedFunctionArn };
-    void this.execute(entry, crashAfterMs === undefined ? request : { ...request, crashAfterMs }).then((result) =>
-      this.finishDelivery(entry, delivery, deliveryRecord, result),
-    );
+    void this.execute(entry, crashAfterMs === undefined ? request : { ...request, crashAfterMs })
+      .then((result) => this.finishDelivery(entry, delivery, deliveryRecord, result))
+      .catch((error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        this.options.logger.error('lambda delivery bookkeeping failed', { function: entry.config.name, requestId: delivery.requestId, error: message });
+      });
   }
 
   private finishDelivery(entry: FunctionEntry, delivery: PendingDelivery, record: DeliveryRecord, result: ExecutionResult): void {

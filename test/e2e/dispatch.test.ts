@@ -1,0 +1,173 @@
+// End to end on the real stack: kube-apiserver + etcd, Postgres, the local Lambda runtime running worker
+// processes behind the real AWS SDK (with a start delay of 1-3 s), and the controller.
+import { expect } from 'chai';
+import { enqueueTasks, countTasksByState } from '../../src/store/task-store.ts';
+import { kubectl } from '../support/kube.ts';
+import { applyPool, condition, eventually, getPool, maxConcurrentLive, startSystem, type TestSystem } from '../support/system.ts';
+
+const NS = `e2e-dispatch-${process.pid}`;
+
+describe('controller end to end (real kube-apiserver, Postgres and Lambda runtime)', function () {
+  this.timeout(240_000);
+  let sys: TestSystem;
+
+  before(async function () {
+    this.timeout(180_000);
+    sys = await startSystem({ namespaces: [NS] });
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await sys?.stop();
+  });
+
+  it('works 300 tasks exactly once with exactly 100 invocations, never more than 10 live, none wasted', async () => {
+    await applyPool({ namespace: NS, name: 'bulk', queue: 'bulk', maxConcurrency: 10, tasksPerInvocation: 3 });
+    await eventually('the pool to be Ready', async () => condition(await getPool(NS, 'bulk'), 'Ready')?.status === 'True');
+    await sys.database.db.query(
+      `INSERT INTO ltp.tasks (queue, payload) SELECT 'bulk', jsonb_build_object('ms', 150) FROM generate_series(1, 300)`,
+    );
+    const seen = { backlog: new Set<number>(), running: new Set<number>() };
+    await eventually('all 300 tasks done', async () => {
+      const pool = await getPool(NS, 'bulk');
+      if (pool?.status.backlog !== undefined) seen.backlog.add(pool.status.backlog);
+      if (pool?.status.invocations?.running !== undefined) seen.running.add(pool.status.invocations.running);
+      return pool?.status.tasks?.done === 300 && pool.status.backlog === 0 ? pool : undefined;
+    }, 180_000, 500);
+
+    const executions = await sys.database.db.query<{ task_id: number; n: number }>(
+      `SELECT task_id, count(*)::int AS n FROM public.executions e JOIN ltp.tasks t ON t.id = e.task_id WHERE t.queue = 'bulk' GROUP BY task_id`,
+    );
+    expect(executions.rows).to.have.length(300);
+    expect(executions.rows.every((r) => r.n === 1), 'every task ran once').to.equal(true);
+    expect(await countTasksByState(sys.database.db, 'bulk')).to.deep.equal({ created: 0, leased: 0, done: 300, failed: 0 });
+
+    const invocations = await sys.database.db.query<{ status: string; n: number; leased: number }>(
+      `SELECT status, count(*)::int AS n, sum(tasks_leased)::int AS leased FROM ltp.invocations WHERE queue = 'bulk' GROUP BY status`,
+    );
+    expect(invocations.rows).to.deep.equal([{ status: 'succeeded', n: 100, leased: 300 }]);
+    const wasted = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'bulk' AND tasks_leased = 0`);
+    expect(wasted.rows[0].n, 'wasted invocations').to.equal(0);
+    expect(await maxConcurrentLive(sys.database.db)).to.be.at.most(10).and.at.least(5);
+
+    // What a user watching `kubectl get ltp` saw: counts moving, then settling with the right conditions.
+    expect(seen.backlog.size, 'distinct backlog values seen').to.be.greaterThan(2);
+    expect([...seen.running].some((n) => n > 0), 'saw running invocations').to.equal(true);
+    const settled = await eventually('the pool to settle idle', async () => {
+      const pool = await getPool(NS, 'bulk');
+      return condition(pool, 'Active')?.status === 'False' ? pool : undefined;
+    });
+    expect(condition(settled, 'Ready')).to.include({ status: 'True', reason: 'Reconciled' });
+    expect(condition(settled, 'Degraded')).to.include({ status: 'False' });
+    expect(settled.status.invocations).to.include({ succeeded: 100, created: 0, pending: 0, ready: 0, running: 0 });
+    const table = await kubectl(['get', 'ltp', 'bulk', '-n', NS]);
+    expect(table.stdout).to.match(/bulk\s+bulk\s+10\s+0\s+0\s+0\s+True/);
+  });
+
+  it('suspending stops dispatch and terminates queued invocations; resuming finishes the work', async () => {
+    await applyPool({ namespace: NS, name: 'pausable', queue: 'pausable', maxConcurrency: 4, tasksPerInvocation: 1 });
+    await enqueueTasks(sys.database.db, { queue: 'pausable', payloads: Array.from({ length: 40 }, () => ({ ms: 300 })) });
+    await eventually('invocations in flight', async () => ((await getPool(NS, 'pausable'))?.status.tasks?.done ?? 0) > 0);
+    await kubectl(['patch', 'ltp', 'pausable', '-n', NS, '--type=merge', '-p', '{"spec":{"suspend":true}}']);
+    const suspended = await eventually('Suspended=True with nothing queued', async () => {
+      const pool = await getPool(NS, 'pausable');
+      const inv = pool?.status.invocations;
+      return condition(pool, "Suspended")?.status === "True" && inv && (inv.created ?? 0) + (inv.pending ?? 0) + (inv.ready ?? 0) + (inv.running ?? 0) === 0 ? pool : undefined;
+    });
+    expect(condition(suspended, 'Suspended')?.reason).to.equal('SuspendedBySpec');
+    const before = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'pausable'`);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const after = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'pausable'`);
+    expect(after.rows[0].n, 'no invocation created while suspended').to.equal(before.rows[0].n);
+    expect((await countTasksByState(sys.database.db, 'pausable')).created).to.be.greaterThan(0);
+
+    await kubectl(['patch', 'ltp', 'pausable', '-n', NS, '--type=merge', '-p', '{"spec":{"suspend":false}}']);
+    await eventually('all 40 done after resuming', async () => (await countTasksByState(sys.database.db, 'pausable')).done === 40, 120_000);
+    const runs = await sys.database.db.query(
+      `SELECT count(*)::int AS n FROM public.executions e JOIN ltp.tasks t ON t.id = e.task_id WHERE t.queue = 'pausable'`,
+    );
+    expect(runs.rows[0].n).to.equal(40);
+  });
+
+  it('deleting a pool terminates its live invocations, returns its tasks to the queue and keeps every task', async () => {
+    await applyPool({ namespace: NS, name: 'doomed', queue: 'doomed', maxConcurrency: 3, tasksPerInvocation: 2 });
+    await enqueueTasks(sys.database.db, { queue: 'doomed', payloads: Array.from({ length: 30 }, () => ({ ms: 2_000 })) });
+    await eventually('work in flight', async () => ((await getPool(NS, 'doomed'))?.status.invocations?.running ?? 0) > 0);
+    const result = await kubectl(['delete', 'ltp', 'doomed', '-n', NS, '--timeout=60s']);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(await getPool(NS, 'doomed')).to.equal(undefined);
+    const live = await sys.database.db.query(
+      `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'doomed' AND status IN ('created','pending','ready','running')`,
+    );
+    expect(live.rows[0].n).to.equal(0);
+    const terminated = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'doomed' AND status = 'terminated'`);
+    expect(terminated.rows[0].n).to.be.greaterThan(0);
+    const tasks = await countTasksByState(sys.database.db, 'doomed');
+    expect(tasks.leased).to.equal(0);
+    expect(tasks.created + tasks.done + tasks.failed).to.equal(30);
+    const claims = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.queue_claims WHERE queue = 'doomed'`);
+    expect(claims.rows[0].n).to.equal(0);
+  });
+
+  it('a second pool claiming the same queue gets Ready=False QueueConflict and dispatches nothing', async () => {
+    await applyPool({ namespace: NS, name: 'owner', queue: 'shared', maxConcurrency: 2, tasksPerInvocation: 1 });
+    await eventually('owner Ready', async () => condition(await getPool(NS, 'owner'), 'Ready')?.status === 'True');
+    await applyPool({ namespace: NS, name: 'intruder', queue: 'shared', maxConcurrency: 2, tasksPerInvocation: 1 });
+    const intruder = await eventually('intruder blocked', async () => {
+      const pool = await getPool(NS, 'intruder');
+      return condition(pool, 'Ready')?.reason === 'QueueConflict' ? pool : undefined;
+    });
+    expect(condition(intruder, 'Ready')?.message).to.include(`${NS}/owner`);
+    await enqueueTasks(sys.database.db, { queue: 'shared', payloads: [{}, {}, {}] });
+    await eventually('owner finishes the shared queue', async () => (await countTasksByState(sys.database.db, 'shared')).done === 3);
+    const byPool = await sys.database.db.query(`SELECT DISTINCT pool_name FROM ltp.invocations WHERE queue = 'shared'`);
+    expect(byPool.rows.map((r: { pool_name: string }) => r.pool_name)).to.deep.equal(['owner']);
+  });
+
+  it('a missing function becomes Ready=False FunctionNotFound without an endless retry, and other pools keep working', async () => {
+    await applyPool({ namespace: NS, name: 'ghost', queue: 'ghost', functionName: 'no-such-function', maxConcurrency: 5, tasksPerInvocation: 1 });
+    await enqueueTasks(sys.database.db, { queue: 'ghost', payloads: Array.from({ length: 10 }, () => ({})) });
+    const ghost = await eventually('FunctionNotFound', async () => {
+      const pool = await getPool(NS, 'ghost');
+      return condition(pool, 'Ready')?.reason === 'FunctionNotFound' ? pool : undefined;
+    });
+    expect(condition(ghost, 'Ready')?.message).to.match(/ResourceNotFoundException/);
+    const first = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'ghost'`);
+    await new Promise((r) => setTimeout(r, 4_000));
+    const later = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'ghost'`);
+    expect(later.rows[0].n, 'no new invocations during the rejection backoff').to.equal(first.rows[0].n);
+    expect((await countTasksByState(sys.database.db, 'ghost')).created, 'no task lost').to.equal(10);
+    const events = await kubectl(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=ghost', '-o', 'json']);
+    expect(events.stdout).to.include('InvokeRejected');
+
+    await applyPool({ namespace: NS, name: 'healthy', queue: 'healthy', maxConcurrency: 2, tasksPerInvocation: 1 });
+    await enqueueTasks(sys.database.db, { queue: 'healthy', payloads: [{}, {}] });
+    await eventually('the healthy pool works beside the broken one', async () => (await countTasksByState(sys.database.db, 'healthy')).done === 2);
+  });
+
+  it('a pool whose database Secret is missing gets Ready=False SecretNotFound and recovers when the Secret appears', async () => {
+    await applyPool({
+      namespace: NS, name: 'byo-db', queue: 'byo', maxConcurrency: 2, tasksPerInvocation: 1,
+      extraSpec: { database: { secretRef: { name: 'byo-db' } } },
+    });
+    const blocked = await eventually('SecretNotFound', async () => {
+      const pool = await getPool(NS, 'byo-db');
+      return condition(pool, 'Ready')?.reason === 'SecretNotFound' ? pool : undefined;
+    });
+    expect(condition(blocked, 'Ready')?.message).to.equal(`Secret ${NS}/byo-db was not found`);
+    await kubectl(['create', 'secret', 'generic', 'byo-db', '-n', NS, '--from-literal', 'url=not a url']);
+    const invalid = await eventually('SecretInvalid', async () => {
+      const pool = await getPool(NS, 'byo-db');
+      return condition(pool, 'Ready')?.reason === 'SecretInvalid' ? pool : undefined;
+    });
+    expect(JSON.stringify(invalid.status)).not.to.include('not a url');
+    await kubectl(['delete', 'secret', 'byo-db', '-n', NS]);
+    await kubectl(['create', 'secret', 'generic', 'byo-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
+    await enqueueTasks(sys.database.db, { queue: 'byo', payloads: [{}, {}] });
+    const ready = await eventually('Ready through the Secret', async () => {
+      const pool = await getPool(NS, 'byo-db');
+      return condition(pool, 'Ready')?.status === 'True' && pool?.status.tasks?.done === 2 ? pool : undefined;
+    }, 60_000);
+    expect(JSON.stringify(ready.status)).not.to.include('postgres:');
+    expect(condition(ready, 'Ready')?.message).not.to.include(':postgres@');
+  });
+});
