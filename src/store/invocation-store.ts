@@ -52,8 +52,9 @@ export async function insertInvocations(
   const t = args.template;
   const result = await db.query<{ id: number }>(
     `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier,
-                                  tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds, invoke_after)
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10::double precision / 1000)
+                                  tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds, created_at, invoke_after)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(),
+            clock_timestamp() + make_interval(secs => $10::double precision / 1000)
        FROM generate_series(1, $11)
      RETURNING id`,
     [t.pool.namespace, t.pool.name, t.pool.uid, t.queue, t.functionName, t.functionQualifier ?? null,
