@@ -25,7 +25,8 @@ export interface DispatchPassOptions {
 export interface InvokeOutcomes {
   accepted: number;
   rejected?: { ids: number[]; failure: InvokeFailure };
-  deferred?: { ids: number[]; failure: InvokeFailure };
+  /** Throttled or transient: `unsent` were never sent because an earlier call of the batch failed. */
+  deferred?: { ids: number[]; unsent: number[]; failure: InvokeFailure };
 }
 
 export interface DispatchPassResult {
@@ -120,7 +121,9 @@ export async function runDispatchPass(args: {
   // Invoke, after the rows are committed.
   const invoke = await invokeRows({ db, pool, invoker, ids: [...acted.plan.reinvoke, ...acted.dispatched] });
   const retryAfter = invoke.deferred && invoke.deferred.failure.kind !== 'rejected' ? invoke.deferred.failure.retryAfterMs : undefined;
-  const requeueAfterMs = Math.max(options.limits.minRequeueMs, Math.min(acted.plan.requeueAfterMs, retryAfter ?? Number.POSITIVE_INFINITY));
+  // Tasks released by this pass's sweep were not in its backlog count: look again at once.
+  const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
+  const requeueAfterMs = Math.max(options.limits.minRequeueMs, Math.min(acted.plan.requeueAfterMs, retryAfter ?? Number.POSITIVE_INFINITY, releasedNow));
   return { ...acted, invoke, requeueAfterMs };
 }
 
@@ -141,9 +144,13 @@ async function invokeRows(args: { db: Db; pool: Pool; invoker: Invoker; ids: num
       outcomes.accepted += 1;
       continue;
     }
-    const bucket = result.failure.kind === 'rejected' ? 'rejected' : 'deferred';
-    const entry = (outcomes[bucket] ??= { ids: [], failure: result.failure });
-    entry.ids.push(result.id);
+    if (result.failure.kind === 'rejected' && result.sent) {
+      (outcomes.rejected ??= { ids: [], failure: result.failure }).ids.push(result.id);
+    } else {
+      // A row never sent after a rejection is not itself rejected: it waits, like a throttled one.
+      const entry = (outcomes.deferred ??= { ids: [], unsent: [], failure: result.failure });
+      (result.sent ? entry.ids : entry.unsent).push(result.id);
+    }
   }
   if (outcomes.rejected) {
     const f = outcomes.rejected.failure;
@@ -153,6 +160,7 @@ async function invokeRows(args: { db: Db; pool: Pool; invoker: Invoker; ids: num
     const f = outcomes.deferred.failure;
     const delayMs = f.kind === 'rejected' ? 0 : f.retryAfterMs;
     await deferInvoke(args.db, { ids: outcomes.deferred.ids, delayMs, code: f.code, message: f.message, attempted: true });
+    await deferInvoke(args.db, { ids: outcomes.deferred.unsent, delayMs, code: f.code, message: f.message, attempted: false });
   }
   return outcomes;
 }

@@ -7,7 +7,10 @@ import type { FunctionRef } from '../api/types.ts';
 import { workerEventPayload } from '../worker/event.ts';
 import { classifyInvokeError, type InvokeFailure } from './errors.ts';
 
-export type InvokeResult = { id: number; accepted: true; requestId?: string } | { id: number; accepted: false; failure: InvokeFailure };
+export type InvokeResult =
+  | { id: number; accepted: true; requestId?: string }
+  /** `sent` is false for rows not sent at all because an earlier call of the batch was throttled or rejected. */
+  | { id: number; accepted: false; sent: boolean; failure: InvokeFailure };
 
 export interface InvokerOptions {
   /** Region used when a pool's function names none (and its name is not an ARN). */
@@ -65,7 +68,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
           const id = ids[next++];
           if (id === undefined) return;
           if (stopWith) {
-            results.push({ id, accepted: false, failure: stopWith });
+            results.push({ id, accepted: false, sent: false, failure: stopWith });
             continue;
           }
           try {
@@ -82,7 +85,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
             const failure = classifyInvokeError(error);
             // A throttle or a rejection will answer the rest of this batch the same way: don't send them.
             if (failure.kind !== 'transient') stopWith = failure;
-            results.push({ id, accepted: false, failure });
+            results.push({ id, accepted: false, sent: true, failure });
           }
         }
       };

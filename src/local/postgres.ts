@@ -103,7 +103,14 @@ async function startDebian(binDir: string, options: PostgresOptions): Promise<Ru
   if (!existsSync(path.join(dirs.data, 'PG_VERSION'))) {
     await mkdir(dirs.data, { recursive: true, mode: 0o700 });
     if (owner) await chown(dirs.data, owner.uid, owner.gid);
-    await run(path.join(binDir, 'initdb'), ['-D', dirs.data, '-U', USER, '--auth=trust', '--encoding=UTF8', '--no-sync'], owner, log);
+    try {
+      await run(path.join(binDir, 'initdb'), ['-D', dirs.data, '-U', USER, '--auth=trust', '--encoding=UTF8', '--no-sync'], owner, log);
+    } catch (error) {
+      if (owner && /Permission denied/.test(String(error))) {
+        throw new Error(`the "${USER}" user cannot reach ${dirs.data}: every directory above it must be traversable by others (mode 0755)`);
+      }
+      throw error;
+    }
   }
   const port = options.port ?? (await freePort());
   const child = spawn(

@@ -1,6 +1,6 @@
 // The whole system on one machine: a real Postgres, a real kube-apiserver with etcd, the CRD, the local
 // Lambda runtime running worker functions, and the controller. The CLI's `local up` and the tests use it.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startController, CONTROLLER_DEFAULTS, type RunningController } from '../controller/controller.ts';
 import { loadKubeConfig } from '../controller/kube.ts';
@@ -44,6 +44,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const log = options.logger;
   const stateDir = path.resolve(options.stateDir);
   await mkdir(stateDir, { recursive: true });
+  // As root, Postgres runs as the `postgres` user, which must be able to reach its data directory inside.
+  await chmod(stateDir, 0o755);
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const step of stops.splice(0).reverse()) {

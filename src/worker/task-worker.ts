@@ -144,8 +144,12 @@ async function runOne<P, R>(args: {
       { id: task.id, queue: task.queue, payload, attempt: task.attempts, createdAt: task.createdAt },
       ctx,
     );
-    if (await completeTask(db, { taskId: task.id, invocationId: invocation.id, result })) summary.done += 1;
-    log.info('task done', { task: task.id, attempt: task.attempts, durationMs: Date.now() - begun });
+    if (await completeTask(db, { taskId: task.id, invocationId: invocation.id, result })) {
+      summary.done += 1;
+      log.info('task done', { task: task.id, attempt: task.attempts, durationMs: Date.now() - begun });
+    } else {
+      log.warn('task finished after its lease was taken back; the result is not recorded', { task: task.id, durationMs: Date.now() - begun });
+    }
   } catch (error) {
     const status = await failTask(db, {
       taskId: task.id,

@@ -158,9 +158,9 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
       ['update', POOLS, elsewhere, 'finalizers'],
       ['get', 'secrets', elsewhere],
       ['create', 'events', elsewhere],
-      ['get', 'leases.coordination.k8s.io', namespace],
+      ['get', 'leases.coordination.k8s.io/lambda-task-pool-controller', namespace],
       ['create', 'leases.coordination.k8s.io', namespace],
-      ['update', 'leases.coordination.k8s.io', namespace],
+      ['update', 'leases.coordination.k8s.io/lambda-task-pool-controller', namespace],
     ];
     for (const [verb, resource, ns, subresource] of checks) {
       expect(await canI(serviceAccount, verb, resource, ns, subresource), `${verb} ${resource}${subresource ? '/' + subresource : ''} in ${ns}`).to.equal(true);
@@ -181,6 +181,9 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
       ['create', 'leases.coordination.k8s.io', unwatched],
       ['update', 'leases.coordination.k8s.io', unwatched],
       ['create', 'secrets', namespace],
+      ['update', POOLS, unwatched],
+      ['update', 'leases.coordination.k8s.io/another-controller', namespace],
+      ['get', 'leases.coordination.k8s.io/another-controller', namespace],
     ];
     for (const [verb, resource, ns] of checks) {
       expect(await canI(serviceAccount, verb, resource, ns), `${verb} ${resource} in ${ns}`).to.equal(false);
@@ -204,7 +207,7 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
       expect(await canI(scopedServiceAccount, 'list', POOLS, ns), `list pools in ${ns}`).to.equal(false);
     }
     // Leader election still happens in the release namespace.
-    expect(await canI(scopedServiceAccount, 'update', 'leases.coordination.k8s.io', scopedNamespace)).to.equal(true);
+    expect(await canI(scopedServiceAccount, 'update', 'leases.coordination.k8s.io/lambda-task-pool-controller', scopedNamespace)).to.equal(true);
     // No cluster-wide grant at all.
     const clusterRole = await kubectl(['get', 'clusterrole', scopedFullname, '--ignore-not-found', '-o', 'name']);
     expect(clusterRole.stdout.trim()).to.equal('');

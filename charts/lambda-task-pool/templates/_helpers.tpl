@@ -82,12 +82,13 @@ The RBAC rules the controller needs on LambdaTaskPools, the pool's Secret and ev
 ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
 */}}
 {{- define "lambda-task-pool.rules" -}}
+# Exactly what src/controller calls: pools are read through a watch and patched (finalizer); status is patched.
 - apiGroups: ["lambda.taskpool.io"]
   resources: ["lambdataskpools"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["lambda.taskpool.io"]
   resources: ["lambdataskpools/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["lambda.taskpool.io"]
   resources: ["lambdataskpools/finalizers"]
   verbs: ["update"]
@@ -95,10 +96,8 @@ ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+# Events about pools (core/v1 Events, created once each; repeats are folded by the controller).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}

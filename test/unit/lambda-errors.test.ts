@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import { classifyInvokeError, DEFAULT_THROTTLE_BACKOFF_MS, TRANSIENT_BACKOFF_MS } from '../../src/lambda/errors.ts';
+
+/** An error shaped like the AWS SDK v3 service exceptions thrown by LambdaClient.send(InvokeCommand). */
+function awsError(name: string, httpStatusCode: number, message = `${name}: details`, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(message), { name, $metadata: { httpStatusCode }, $fault: httpStatusCode >= 500 ? 'server' : 'client', ...extra });
+}
+
+/** The fields the test cares about; the rest of the failure is not compared. */
+type Expected = { kind: 'throttled' | 'rejected' | 'transient'; code?: string; retryAfterMs?: number };
+
+interface ErrorCase {
+  name: string;
+  error: unknown;
+  expected: Expected;
+}
+
+describe('classifyInvokeError', () => {
+  const cases: ErrorCase[] = [
+    // Throttles: back off for as long as Lambda asked.
+    {
+      name: 'waits the 3 seconds a TooManyRequestsException asks for',
+      error: awsError('TooManyRequestsException', 429, 'Rate Exceeded.', { retryAfterSeconds: '3', Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' }),
+      expected: { kind: 'throttled', retryAfterMs: 3_000, code: 'TooManyRequestsException' },
+    },
+    {
+      name: 'waits the default throttle backoff when a TooManyRequestsException gives no delay',
+      error: awsError('TooManyRequestsException', 429),
+      expected: { kind: 'throttled', retryAfterMs: DEFAULT_THROTTLE_BACKOFF_MS, code: 'TooManyRequestsException' },
+    },
+    {
+      name: 'waits the default throttle backoff when the delay is not a number',
+      error: awsError('TooManyRequestsException', 429, 'Rate Exceeded.', { retryAfterSeconds: 'soon' }),
+      expected: { kind: 'throttled', retryAfterMs: DEFAULT_THROTTLE_BACKOFF_MS },
+    },
+    {
+      name: 'waits the default throttle backoff when the delay is zero',
+      error: awsError('TooManyRequestsException', 429, 'Rate Exceeded.', { retryAfterSeconds: '0' }),
+      expected: { kind: 'throttled', retryAfterMs: DEFAULT_THROTTLE_BACKOFF_MS },
+    },
+    {
+      name: 'treats an unnamed HTTP 429 as a throttle',
+      error: { $metadata: { httpStatusCode: 429 } },
+      expected: { kind: 'throttled', retryAfterMs: DEFAULT_THROTTLE_BACKOFF_MS, code: 'TooManyRequestsException' },
+    },
+
+    // Rejections: the function or the pool must change; retrying will not help.
+    { name: 'rejects on ResourceNotFoundException', error: awsError('ResourceNotFoundException', 404), expected: { kind: 'rejected', code: 'ResourceNotFoundException' } },
+    { name: 'rejects on AccessDeniedException', error: awsError('AccessDeniedException', 403), expected: { kind: 'rejected', code: 'AccessDeniedException' } },
+    { name: 'rejects on InvalidParameterValueException', error: awsError('InvalidParameterValueException', 400), expected: { kind: 'rejected', code: 'InvalidParameterValueException' } },
+    { name: 'rejects on InvalidRequestContentException', error: awsError('InvalidRequestContentException', 400), expected: { kind: 'rejected', code: 'InvalidRequestContentException' } },
+    { name: 'rejects on RequestTooLargeException', error: awsError('RequestTooLargeException', 413), expected: { kind: 'rejected', code: 'RequestTooLargeException' } },
+    { name: 'rejects on KMSAccessDeniedException', error: awsError('KMSAccessDeniedException', 502), expected: { kind: 'rejected', code: 'KMSAccessDeniedException' } },
+    { name: 'rejects on KMSDisabledException', error: awsError('KMSDisabledException', 502), expected: { kind: 'rejected', code: 'KMSDisabledException' } },
+    { name: 'rejects on KMSInvalidStateException', error: awsError('KMSInvalidStateException', 502), expected: { kind: 'rejected', code: 'KMSInvalidStateException' } },
+    { name: 'rejects on KMSNotFoundException', error: awsError('KMSNotFoundException', 502), expected: { kind: 'rejected', code: 'KMSNotFoundException' } },
+    { name: 'rejects on an unrecognized client', error: awsError('UnrecognizedClientException', 403), expected: { kind: 'rejected', code: 'UnrecognizedClientException' } },
+    { name: 'rejects on ResourceNotFoundException even without HTTP metadata', error: { name: 'ResourceNotFoundException', message: 'Function not found' }, expected: { kind: 'rejected' } },
+
+    // Transient: may pass later.
+    { name: 'retries a ResourceConflictException', error: awsError('ResourceConflictException', 409), expected: { kind: 'transient', code: 'ResourceConflictException' } },
+    { name: 'retries a ServiceException', error: awsError('ServiceException', 500), expected: { kind: 'transient', code: 'ServiceException' } },
+    { name: 'retries a ResourceNotReadyException', error: awsError('ResourceNotReadyException', 502), expected: { kind: 'transient', code: 'ResourceNotReadyException' } },
+    { name: 'retries an EC2ThrottledException', error: awsError('EC2ThrottledException', 502), expected: { kind: 'transient', code: 'EC2ThrottledException' } },
+    {
+      name: 'retries a request timeout',
+      error: Object.assign(new Error('Connection timed out after 5000 ms'), { name: 'TimeoutError' }),
+      expected: { kind: 'transient', code: 'TimeoutError' },
+    },
+    {
+      name: 'retries a refused connection',
+      error: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9001'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' }),
+      expected: { kind: 'transient', code: 'UnknownError' },
+    },
+    { name: 'retries an unknown object', error: { what: 'is this' }, expected: { kind: 'transient', code: 'UnknownError' } },
+    { name: 'retries a thrown string', error: 'socket hang up', expected: { kind: 'transient', code: 'UnknownError' } },
+    { name: 'retries a thrown null', error: null, expected: { kind: 'transient', code: 'UnknownError' } },
+    { name: 'retries a thrown undefined', error: undefined, expected: { kind: 'transient', code: 'UnknownError' } },
+
+    // Never by message.
+    {
+      name: 'retries a ServiceException whose message mentions ResourceNotFoundException',
+      error: awsError('ServiceException', 500, 'ResourceNotFoundException: upstream said so'),
+      expected: { kind: 'transient', code: 'ServiceException' },
+    },
+    {
+      name: 'retries a plain Error whose message mentions AccessDeniedException',
+      error: new Error('AccessDeniedException: User is not authorized to perform lambda:InvokeFunction'),
+      expected: { kind: 'transient', code: 'UnknownError' },
+    },
+    {
+      name: 'does not throttle a ServiceException whose message mentions TooManyRequestsException',
+      error: awsError('ServiceException', 500, 'TooManyRequestsException upstream', { retryAfterSeconds: '60' }),
+      expected: { kind: 'transient', code: 'ServiceException' },
+    },
+  ];
+
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(classifyInvokeError(c.error)).to.deep.include(c.expected);
+    });
+  }
+
+  it('gives every transient failure the transient backoff', () => {
+    const failure = classifyInvokeError(awsError('ServiceException', 500));
+    expect(failure).to.deep.include({ kind: 'transient', retryAfterMs: TRANSIENT_BACKOFF_MS });
+  });
+
+  it('keeps the message, cut to 500 characters, for the condition and the row', () => {
+    expect(classifyInvokeError(awsError('ResourceNotFoundException', 404, 'Function not found: arn:aws:lambda:eu-west-1:1:function:f')).message).to.equal(
+      'Function not found: arn:aws:lambda:eu-west-1:1:function:f',
+    );
+    expect(classifyInvokeError('socket hang up').message).to.equal('socket hang up');
+    expect(classifyInvokeError(awsError('ServiceException', 500, 'x'.repeat(2000))).message).to.have.length(500);
+  });
+});

@@ -1,0 +1,67 @@
+import { expect } from 'chai';
+import { DatabaseUrlError, parseDatabaseUrl } from '../../src/store/database-url.ts';
+
+const PASSWORD = 'hunter2-S3cret';
+
+describe('parseDatabaseUrl', () => {
+  const valid: Array<{ name: string; url: string; display: string }> = [
+    { name: 'shows host, port and database of a postgres:// URL', url: `postgres://app:${PASSWORD}@db.internal:6432/media`, display: 'db.internal:6432/media' },
+    { name: 'accepts the postgresql:// scheme', url: `postgresql://app:${PASSWORD}@db.internal:5433/media`, display: 'db.internal:5433/media' },
+    { name: 'assumes port 5432 when the URL names none', url: `postgres://app:${PASSWORD}@db.internal/media`, display: 'db.internal:5432/media' },
+    { name: 'accepts a URL without credentials', url: 'postgres://db.internal/media', display: 'db.internal:5432/media' },
+    { name: 'keeps query parameters out of the display', url: `postgres://app:${PASSWORD}@db.internal/media?sslmode=require`, display: 'db.internal:5432/media' },
+    {
+      name: 'shows the socket directory when the host is a host= parameter',
+      url: `postgres://app:${PASSWORD}@/media?host=/var/run/postgresql`,
+      display: '/var/run/postgresql:5432/media',
+    },
+    { name: 'decodes a percent-encoded database name', url: `postgres://app:${PASSWORD}@db.internal/my%20db`, display: 'db.internal:5432/my db' },
+    { name: 'ignores surrounding whitespace, as a Secret value often has', url: `  postgres://app:${PASSWORD}@db.internal/media\n`, display: 'db.internal:5432/media' },
+    { name: 'shows an IPv6 host', url: `postgres://app:${PASSWORD}@[::1]:5432/media`, display: '[::1]:5432/media' },
+  ];
+
+  for (const c of valid) {
+    it(`${c.name}, without the password`, () => {
+      const target = parseDatabaseUrl(c.url);
+      expect(target.display).to.equal(c.display);
+      expect(target.display).to.not.include(PASSWORD);
+      expect(target.url).to.equal(c.url.trim());
+    });
+  }
+
+  const invalid: Array<{ name: string; url: string | undefined; says: string }> = [
+    { name: 'an undefined URL', url: undefined, says: 'is empty' },
+    { name: 'an empty URL', url: '', says: 'is empty' },
+    { name: 'a blank URL', url: '   \n', says: 'is empty' },
+    { name: 'a URL without a scheme', url: `app:${PASSWORD}@db.internal:5432/media`, says: 'expected postgres or postgresql' },
+    { name: 'text that is not a URL', url: `host=db.internal password=${PASSWORD} dbname=media`, says: 'is not a URL' },
+    { name: 'a URL with an invalid port', url: `postgres://app:${PASSWORD}@db.internal:99999/media`, says: 'is not a URL' },
+    { name: 'a URL with spaces in the host', url: `postgres://app:${PASSWORD}@db internal/media`, says: 'is not a URL' },
+    { name: 'a MySQL URL', url: `mysql://app:${PASSWORD}@db.internal:3306/media`, says: 'has scheme "mysql": expected postgres or postgresql' },
+    { name: 'an HTTPS URL', url: `https://app:${PASSWORD}@db.internal/media`, says: 'has scheme "https"' },
+    { name: 'a URL with no host', url: `postgres:///media`, says: 'names no host' },
+    { name: 'a URL with credentials but no host', url: `postgres://app:${PASSWORD}@/media`, says: 'names no host' },
+    { name: 'a URL with no database', url: `postgres://app:${PASSWORD}@db.internal:5432`, says: 'names no database' },
+    { name: 'a URL ending in a slash', url: `postgres://app:${PASSWORD}@db.internal:5432/`, says: 'names no database' },
+    { name: 'a URL with a malformed percent escape in the database', url: `postgres://app:${PASSWORD}@db.internal/media%ZZ`, says: 'the database URL' },
+  ];
+
+  for (const c of invalid) {
+    it(`rejects ${c.name} with a clear DatabaseUrlError that does not show the password`, () => {
+      let caught: unknown;
+      try {
+        parseDatabaseUrl(c.url);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).to.be.instanceOf(DatabaseUrlError);
+      const message = caught instanceof Error ? caught.message : '';
+      expect(message).to.include(c.says);
+      expect(message).to.not.include(PASSWORD);
+    });
+  }
+
+  it('names where the URL came from in its messages', () => {
+    expect(() => parseDatabaseUrl('', 'key "url" of Secret jobs/media-db')).to.throw(DatabaseUrlError, 'key "url" of Secret jobs/media-db is empty');
+  });
+});
