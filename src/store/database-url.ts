@@ -15,18 +15,34 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   const value = (raw ?? '').trim();
   if (value === '') throw new DatabaseUrlError(`${source} is empty: set a postgres:// URL`);
   let url: URL;
+  let hostless = false;
   try {
     url = new URL(value);
   } catch {
-    throw new DatabaseUrlError(`${source} is not a URL: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE`);
+    // postgres://user:pw@/db?host=/var/run/postgresql (a Unix socket) is valid for libpq but not for URL.
+    try {
+      url = new URL(value.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)\//, '$1localhost/'));
+      hostless = true;
+    } catch {
+      throw new DatabaseUrlError(`${source} is not a URL: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE`);
+    }
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new DatabaseUrlError(`${source} has scheme "${url.protocol.replace(/:$/, '')}": expected postgres or postgresql`);
   }
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  let database: string;
+  try {
+    database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  } catch {
+    throw new DatabaseUrlError(`${source} has a malformed %-escape in its database name`);
+  }
   const socketHost = url.searchParams.get('host');
-  if (url.hostname === '' && !socketHost) throw new DatabaseUrlError(`${source} names no host`);
+  const hostname = hostless ? '' : url.hostname;
+  if (hostname === '' && !socketHost) throw new DatabaseUrlError(`${source} names no host`);
   if (database === '') throw new DatabaseUrlError(`${source} names no database: add /DATABASE after the host`);
-  const host = url.hostname || socketHost || '';
+  if (database.includes('@')) {
+    throw new DatabaseUrlError(`${source} is malformed: percent-encode special characters (such as / and @) in the password`);
+  }
+  const host = hostname || socketHost || '';
   return { url: value, display: `${host}:${url.port || '5432'}/${database}` };
 }

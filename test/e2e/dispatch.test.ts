@@ -61,6 +61,18 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     expect(settled.status.invocations).to.include({ succeeded: 100, created: 0, pending: 0, ready: 0, running: 0 });
     const table = await kubectl(['get', 'ltp', 'bulk', '-n', NS]);
     expect(table.stdout).to.match(/bulk\s+bulk\s+10\s+0\s+0\s+0\s+True/);
+
+    // What an operator's Prometheus sees.
+    const port = sys.controller?.healthPort;
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).to.include(`ltp_invocations_dispatched_total{namespace="${NS}",pool="bulk",result="accepted"} 100`);
+    expect(metrics).to.include(`ltp_invocations{namespace="${NS}",pool="bulk",state="succeeded"} 100`);
+    expect(metrics).to.include(`ltp_invocations_wasted{namespace="${NS}",pool="bulk"} 0`);
+    expect(metrics).to.include(`ltp_backlog_tasks{namespace="${NS}",pool="bulk"} 0`);
+    expect(metrics).to.match(/ltp_task_wait_seconds_count\{namespace="[^"]+",pool="bulk"\} \d+/);
+    expect(metrics).to.match(/ltp_reconcile_duration_seconds_count\{outcome="success"\} \d+/);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).to.equal(200);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).to.equal(200);
   });
 
   it('suspending stops dispatch and terminates queued invocations; resuming finishes the work', async () => {

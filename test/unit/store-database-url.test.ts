@@ -10,8 +10,9 @@ describe('parseDatabaseUrl', () => {
     { name: 'assumes port 5432 when the URL names none', url: `postgres://app:${PASSWORD}@db.internal/media`, display: 'db.internal:5432/media' },
     { name: 'accepts a URL without credentials', url: 'postgres://db.internal/media', display: 'db.internal:5432/media' },
     { name: 'keeps query parameters out of the display', url: `postgres://app:${PASSWORD}@db.internal/media?sslmode=require`, display: 'db.internal:5432/media' },
+    { name: 'shows the socket directory given as a host= parameter', url: 'postgres:///media?host=/var/run/postgresql', display: '/var/run/postgresql:5432/media' },
     {
-      name: 'shows the socket directory when the host is a host= parameter',
+      name: 'shows the socket directory given as a host= parameter after credentials (as pg and libpq accept)',
       url: `postgres://app:${PASSWORD}@/media?host=/var/run/postgresql`,
       display: '/var/run/postgresql:5432/media',
     },
