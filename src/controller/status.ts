@@ -103,18 +103,22 @@ export function blockedStatus(
   previous: PoolStatus,
   args: { now: Date; generation: number; reason: Reason; message: string; specVerdict: boolean; suspend: boolean },
 ): PoolStatus {
+  // Ready and Suspended are this pass's verdict; the other conditions stay exactly as the last full pass left them.
   const others = (previous.conditions ?? []).filter((c) => c.type !== ConditionType.Ready && c.type !== ConditionType.Suspended);
-  const desired: ConditionInput[] = [
-    { type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message },
-    ...others.map((c) => ({ type: c.type as ConditionType, status: c.status, reason: c.reason as Reason, message: c.message })),
-    args.suspend
-      ? { type: ConditionType.Suspended, status: 'True', reason: Reason.SuspendedBySpec, message: 'spec.suspend is true: nothing is dispatched' }
-      : { type: ConditionType.Suspended, status: 'False', reason: Reason.NotSuspended, message: 'dispatching as the backlog needs' },
-  ];
+  const [ready, suspended] = mergeConditions(
+    previous.conditions,
+    [
+      { type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message },
+      args.suspend
+        ? { type: ConditionType.Suspended, status: 'True', reason: Reason.SuspendedBySpec, message: 'spec.suspend is true: nothing is dispatched' }
+        : { type: ConditionType.Suspended, status: 'False', reason: Reason.NotSuspended, message: 'dispatching as the backlog needs' },
+    ],
+    { now: args.now, generation: args.generation },
+  );
   return {
     ...previous,
     ...(args.specVerdict ? { observedGeneration: args.generation } : {}),
-    conditions: mergeConditions(previous.conditions, desired, { now: args.now, generation: args.generation }),
+    conditions: [...(ready ? [ready] : []), ...others, ...(suspended ? [suspended] : [])],
   };
 }
 
