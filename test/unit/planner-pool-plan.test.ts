@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { liveRows } from './planner-rows.ts';
 import type { LiveInvocationState } from '../../src/api/types.ts';
 import type { LiveCounts } from '../../src/planner/dispatch.ts';
 import { DEFAULT_PLAN_LIMITS, planPool, type PoolPlanInput, type PoolPlanLimits } from '../../src/planner/pool-plan.ts';
@@ -8,20 +9,7 @@ const NOW = 5_000_000;
 const START = 60_000;
 const HB = 20_000;
 
-function row(
-  id: number,
-  status: LiveInvocationState,
-  at: { createdAt?: number; invokeAfter?: number; heartbeatAt?: number | null } = {},
-): LiveInvocationView {
-  const started = status === 'ready' || status === 'running';
-  return {
-    id,
-    status,
-    createdAt: at.createdAt ?? NOW - 1_000,
-    invokeAfter: at.invokeAfter ?? NOW + 50_000,
-    heartbeatAt: at.heartbeatAt === undefined ? (started ? NOW : null) : at.heartbeatAt,
-  };
-}
+const row = liveRows(NOW, NOW + 50_000);
 
 function poolInput(over: Partial<PoolPlanInput>): PoolPlanInput {
   return {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { liveRows } from './planner-rows.ts';
 import type { LiveInvocationState } from '../../src/api/types.ts';
 import {
   planRelease,
@@ -13,21 +14,7 @@ const NOW = 1_000_000;
 const START = 10_000; // startTimeoutMs
 const HB = 5_000; // heartbeatTimeoutMs
 
-/** A live row; by default created a second ago, not yet due for an invoke, and (if started) heard from just now. */
-function row(
-  id: number,
-  status: LiveInvocationState,
-  at: { createdAt?: number; invokeAfter?: number; heartbeatAt?: number | null } = {},
-): LiveInvocationView {
-  const started = status === 'ready' || status === 'running';
-  return {
-    id,
-    status,
-    createdAt: at.createdAt ?? NOW - 1_000,
-    invokeAfter: at.invokeAfter ?? NOW + 20_000,
-    heartbeatAt: at.heartbeatAt === undefined ? (started ? NOW : null) : at.heartbeatAt,
-  };
-}
+const row = liveRows(NOW, NOW + 20_000);
 
 function sweepInput(over: Partial<SweepInput>): SweepInput {
   return {
