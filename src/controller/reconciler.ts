@@ -44,6 +44,8 @@ export interface ReconcilerDeps {
 
 export class PoolReconciler {
   private readonly waitCursor = new Map<string, string>();
+  /** The status this controller last wrote per pool uid: the informer's copy may not show it yet. */
+  private readonly written = new Map<string, PoolStatus>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -151,7 +153,8 @@ export class PoolReconciler {
     deps.metrics.wasted.set(labels, trouble.wasted);
     await this.observeTaskWaits(pool, db, pass.now);
 
-    const status = buildStatus(pool.status, {
+    const previous = this.previousStatus(pool.meta.uid, pool.status);
+    const status = buildStatus(previous, {
       now: pass.now,
       generation: pool.meta.generation,
       spec: pool.spec,
@@ -161,7 +164,7 @@ export class PoolReconciler {
       trouble,
       ...(pass.invoke.accepted > 0 && pass.dispatched.length > 0 ? { dispatchedAt: pass.now } : {}),
     });
-    await this.patchIfChanged(pool.meta.namespace, pool.meta.name, pool.status, status);
+    await this.patchIfChanged(pool.meta, previous, status);
   }
 
   private async observeTaskWaits(pool: Pool, db: Db, now: Date): Promise<void> {
@@ -177,19 +180,24 @@ export class PoolReconciler {
 
   private async block(parsed: ParseResult, reason: Reason, message: string, specVerdict: boolean): Promise<void> {
     const meta = parsed.meta;
-    const previous: PoolStatus = parsed.ok ? parsed.pool.status : parsed.status;
+    const previous = this.previousStatus(meta.uid, parsed.ok ? parsed.pool.status : parsed.status);
     const suspend = parsed.ok ? parsed.pool.spec.suspend : false;
     const status = blockedStatus(previous, { now: new Date(), generation: meta.generation, reason, message, specVerdict, suspend });
-    const changed = await this.patchIfChanged(meta.namespace, meta.name, previous, status);
+    const changed = await this.patchIfChanged(meta, previous, status);
     if (changed) {
       this.deps.logger.warn('pool blocked', { namespace: meta.namespace, pool: meta.name, reason, message });
       void this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
     }
   }
 
-  private async patchIfChanged(namespace: string, name: string, previous: PoolStatus, next: PoolStatus): Promise<boolean> {
+  private previousStatus(uid: string, fromCache: PoolStatus): PoolStatus {
+    return this.written.get(uid) ?? fromCache;
+  }
+
+  private async patchIfChanged(meta: { namespace: string; name: string; uid: string }, previous: PoolStatus, next: PoolStatus): Promise<boolean> {
     if (sameStatus(previous, next)) return false;
-    await this.deps.kube.patchStatus(namespace, name, next);
+    await this.deps.kube.patchStatus(meta.namespace, meta.name, next);
+    this.written.set(meta.uid, next);
     return true;
   }
 
@@ -222,6 +230,7 @@ export class PoolReconciler {
     deps.events.forget(meta.uid);
     deps.metrics.forgetPool(meta.namespace, meta.name);
     this.waitCursor.delete(meta.uid);
+    this.written.delete(meta.uid);
     return {};
   }
 }
