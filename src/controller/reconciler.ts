@@ -12,6 +12,7 @@ import { countInvocationsByState, recentTrouble, terminateAllLive } from '../sto
 import { claimQueue, releaseClaims } from '../store/queue-claims.ts';
 import { countTasksByState, findStrandedLeases, leaseWaitsSince, releaseLeases } from '../store/task-store.ts';
 import { planRelease } from '../planner/sweep.ts';
+import { backlogCountLimit } from '../planner/dispatch.ts';
 import type { DatabaseRegistry } from './databases.ts';
 import { describe } from './databases.ts';
 import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from './dispatch-pass.ts';
@@ -114,8 +115,10 @@ export class PoolReconciler {
     const a = pass.plan.arithmetic;
     if (pass.invoke.accepted > 0) {
       deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
+      // The planner counts the backlog only up to what could change its decision (maxConcurrency x tasksPerInvocation).
+      const backlog = pass.backlog >= backlogCountLimit(pool.spec) ? `at least ${pass.backlog}` : `${pass.backlog}`;
       void deps.events.record(ref, 'Normal', 'Dispatched',
-        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new): backlog ${pass.backlog}, queued ${a.queued}, live ${pass.plan.live.ready + pass.plan.live.running} started`);
+        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`);
     }
     if (pass.dispatched.length > 0 || pass.orphaned.length > 0 || pass.terminated.length > 0) {
       log.info('dispatch pass', {
