@@ -138,10 +138,10 @@ async function invokeRows(args: { db: Db; pool: Pool; invoker: Invoker; ids: num
   if (args.ids.length === 0) return { accepted: 0 };
   const results = await args.invoker.invokeBatch(args.pool.spec.function, args.ids);
   const outcomes: InvokeOutcomes = { accepted: 0 };
+  const accepted: Array<{ id: number; requestId?: string }> = [];
   for (const result of results) {
     if (result.accepted) {
-      await markInvoked(args.db, { id: result.id, requestId: result.requestId });
-      outcomes.accepted += 1;
+      accepted.push({ id: result.id, requestId: result.requestId });
       continue;
     }
     if (result.failure.kind === 'rejected' && result.sent) {
@@ -152,6 +152,8 @@ async function invokeRows(args: { db: Db; pool: Pool; invoker: Invoker; ids: num
       (result.sent ? entry.ids : entry.unsent).push(result.id);
     }
   }
+  await markInvoked(args.db, accepted);
+  outcomes.accepted = accepted.length;
   if (outcomes.rejected) {
     const f = outcomes.rejected.failure;
     await markRejected(args.db, { ids: outcomes.rejected.ids, code: f.code, message: f.message });

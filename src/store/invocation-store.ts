@@ -74,15 +74,20 @@ export async function loadLiveInvocations(db: Queryable, poolUid: string): Promi
   return result.rows;
 }
 
-/** The Invoke call answered 202: created -> pending. A worker may already have moved it on; then only the request id is kept. */
-export async function markInvoked(db: Queryable, args: { id: number; requestId: string | undefined }): Promise<void> {
+/**
+ * The Invoke calls answered 202: created -> pending, in one statement. A worker may already have moved a
+ * row on; then only its request id is kept.
+ */
+export async function markInvoked(db: Queryable, accepted: ReadonlyArray<{ id: number; requestId?: string }>): Promise<void> {
+  if (accepted.length === 0) return;
   await db.query(
-    `UPDATE ltp.invocations
-        SET status = CASE WHEN status = 'created' THEN 'pending'::ltp.invocation_status ELSE status END,
-            invoked_at = COALESCE(invoked_at, now()), request_id = COALESCE($2, request_id),
-            invoke_attempts = invoke_attempts + 1, error_code = NULL, error_message = NULL
-      WHERE id = $1`,
-    [args.id, args.requestId ?? null],
+    `UPDATE ltp.invocations i
+        SET status = CASE WHEN i.status = 'created' THEN 'pending'::ltp.invocation_status ELSE i.status END,
+            invoked_at = COALESCE(i.invoked_at, now()), request_id = COALESCE(a.request_id, i.request_id),
+            invoke_attempts = i.invoke_attempts + 1, error_code = NULL, error_message = NULL
+       FROM unnest($1::bigint[], $2::text[]) AS a(id, request_id)
+      WHERE i.id = a.id`,
+    [accepted.map((a) => a.id), accepted.map((a) => a.requestId ?? null)],
   );
 }
 

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { enqueueTasks, countTasksByState } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
-import { applyPool, condition, eventually, getPool, maxConcurrentLive, startSystem, type TestSystem } from '../support/system.ts';
+import { applyPool, condition, E2E_WORKER, eventually, getPool, maxConcurrentLive, startSystem, type TestSystem } from '../support/system.ts';
 
 const NS = `e2e-dispatch-${process.pid}`;
 
@@ -181,5 +181,54 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     }, 60_000);
     expect(JSON.stringify(ready.status)).not.to.include('postgres:');
     expect(condition(ready, 'Ready')?.message).not.to.include(':postgres@');
+  });
+
+  it('Invoke throttles show as Degraded=Throttled, the same rows are invoked again, and the pool recovers', async () => {
+    const fn = (throttleRate: number) => ({
+      name: 'throttled-worker', handler: E2E_WORKER, timeoutSeconds: 60,
+      environment: { DATABASE_URL: sys.database.url, LTP_LOG_LEVEL: 'warn' },
+      async: { startDelayMs: 200, throttleRate },
+    });
+    sys.lambda.register(fn(1));
+    await applyPool({ namespace: NS, name: 'throttled', queue: 'throttled', functionName: 'throttled-worker', maxConcurrency: 3, tasksPerInvocation: 1 });
+    await enqueueTasks(sys.database.db, { queue: 'throttled', payloads: [{}, {}, {}] });
+    const degraded = await eventually('Degraded=Throttled', async () => {
+      const pool = await getPool(NS, 'throttled');
+      return condition(pool, 'Degraded')?.reason === 'Throttled' ? pool : undefined;
+    });
+    expect(condition(degraded, 'Degraded')?.message).to.include('TooManyRequestsException');
+    expect(condition(degraded, 'Ready')?.status, 'a throttle is not a broken pool').to.equal('True');
+    sys.lambda.register(fn(0));
+    await eventually('the throttled tasks done', async () => (await countTasksByState(sys.database.db, 'throttled')).done === 3, 60_000);
+    const rows = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'throttled'`);
+    expect(rows.rows[0].n, 'throttled rows were invoked again, not replaced').to.equal(3);
+    await eventually('Degraded=False again', async () => condition(await getPool(NS, 'throttled'), 'Degraded')?.status === 'False');
+  });
+
+  it('events Lambda drops are orphaned at their start deadline, their work is dispatched again, and no task runs twice', async () => {
+    const fn = (dropRate: number) => ({
+      name: 'lossy-worker', handler: E2E_WORKER, timeoutSeconds: 60,
+      environment: { DATABASE_URL: sys.database.url, LTP_LOG_LEVEL: 'warn' },
+      async: { startDelayMs: 200, dropRate },
+    });
+    sys.lambda.register(fn(1));
+    await applyPool({
+      namespace: NS, name: 'lossy', queue: 'lossy', functionName: 'lossy-worker', maxConcurrency: 2, tasksPerInvocation: 1,
+      extraSpec: { startTimeoutSeconds: 10 },
+    });
+    await enqueueTasks(sys.database.db, { queue: 'lossy', payloads: [{}, {}] });
+    const degraded = await eventually('Degraded=InvocationsOrphaned', async () => {
+      const pool = await getPool(NS, 'lossy');
+      return condition(pool, 'Degraded')?.reason === 'InvocationsOrphaned' ? pool : undefined;
+    }, 60_000);
+    expect(degraded.status.invocations?.orphaned).to.be.at.least(2);
+    sys.lambda.register(fn(0));
+    await eventually('the lossy tasks done', async () => (await countTasksByState(sys.database.db, 'lossy')).done === 2, 60_000);
+    const runs = await sys.database.db.query(
+      `SELECT count(*)::int AS n FROM public.executions e JOIN ltp.tasks t ON t.id = e.task_id WHERE t.queue = 'lossy'`,
+    );
+    expect(runs.rows[0].n).to.equal(2);
+    const orphaned = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'lossy' AND status = 'orphaned' AND error_code = 'StartTimeout'`);
+    expect(orphaned.rows[0].n).to.be.at.least(2);
   });
 });

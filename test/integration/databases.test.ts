@@ -1,0 +1,136 @@
+// Which database a pool uses (DESIGN.md §9), against a real kube-apiserver for Secrets and a real Postgres.
+import { expect } from 'chai';
+import { DatabaseRegistry, type DatabaseResolution } from '../../src/controller/databases.ts';
+import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
+import type { Pool } from '../../src/api/types.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+import { enqueueTasks } from '../../src/store/task-store.ts';
+import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import { kubectl, sharedControlPlane } from '../support/kube.ts';
+
+const ALLOWED = `db-allowed-${process.pid}`;
+const OTHER = `db-other-${process.pid}`;
+
+function pool(namespace: string, secretRef?: { name: string; key: string }): Pool {
+  return {
+    meta: { namespace, name: 'p', uid: `uid-${namespace}`, generation: 1, finalizers: [] },
+    status: {},
+    spec: {
+      function: { name: 'worker' },
+      queue: 'q',
+      maxConcurrency: 1,
+      tasksPerInvocation: 1,
+      startTimeoutSeconds: 900,
+      heartbeatTimeoutSeconds: 120,
+      maxTaskAttempts: 3,
+      suspend: false,
+      ...(secretRef ? { database: { secretRef } } : {}),
+    },
+  };
+}
+
+function failure(result: DatabaseResolution) {
+  expect(result.ok, 'resolution should fail').to.equal(false);
+  return result.ok ? { reason: '', message: '' } : result;
+}
+
+describe('database resolution for pools (real kube-apiserver and Postgres)', function () {
+  this.timeout(60_000);
+  let kube: KubeApi;
+  let defaultDb: TestDatabase;
+  let ownDb: TestDatabase;
+  const registries: DatabaseRegistry[] = [];
+  const notified: Array<[string, string, string]> = [];
+
+  const registry = (options: { defaultUrl?: string; allowed?: string[] }) => {
+    const r = new DatabaseRegistry({
+      kube,
+      defaultUrl: options.defaultUrl,
+      allowedDefaultNamespaces: options.allowed ?? [],
+      logger: silentLogger(),
+      onNotify: (key, channel, payload) => notified.push([key, channel, payload]),
+    });
+    registries.push(r);
+    return r;
+  };
+
+  before(async function () {
+    this.timeout(120_000);
+    const cp = await sharedControlPlane();
+    kube = new KubeApi(loadKubeConfig(cp.kubeconfigPath));
+    [defaultDb, ownDb] = await Promise.all([freshDatabase('dbdefault'), freshDatabase('dbown')]);
+    await kubectl(['create', 'namespace', ALLOWED]);
+    await kubectl(['create', 'namespace', OTHER]);
+    await kubectl(['create', 'secret', 'generic', 'own-db', '-n', OTHER, '--from-literal', `url=${ownDb.url}`]);
+    await kubectl(['create', 'secret', 'generic', 'no-url-key', '-n', OTHER, '--from-literal', `dsn=${ownDb.url}`]);
+    await kubectl(['create', 'secret', 'generic', 'bad-url', '-n', OTHER, '--from-literal', 'url=mysql://admin:hunter2@db/x']);
+    await kubectl(['create', 'secret', 'generic', 'down-db', '-n', OTHER, '--from-literal', 'url=postgres://admin:hunter2@127.0.0.1:1/x']);
+  });
+  after(async () => {
+    for (const r of registries) await r.closeAll();
+    await defaultDb?.close();
+    await ownDb?.close();
+    await kubectl(['delete', 'namespace', ALLOWED, OTHER, '--wait=false']);
+  });
+
+  it('gives a pool without a Secret the default database, named without its password', async () => {
+    const result = await registry({ defaultUrl: defaultDb.url }).resolve(pool(ALLOWED));
+    expect(result.ok).to.equal(true);
+    if (result.ok) {
+      expect(result.database.display).to.match(/^127\.0\.0\.1:\d+\/dbdefault_/);
+      expect(result.database.display).not.to.include('postgres:postgres');
+    }
+  });
+
+  it('refuses the default database to a namespace outside the allowed list', async () => {
+    const r = registry({ defaultUrl: defaultDb.url, allowed: [ALLOWED] });
+    expect((await r.resolve(pool(ALLOWED))).ok).to.equal(true);
+    const refused = failure(await r.resolve(pool(OTHER)));
+    expect(refused.reason).to.equal('DefaultDatabaseNotAllowed');
+    expect(refused.message).to.include(`namespace ${OTHER} may not use the default database`);
+  });
+
+  it('says so when there is no default database and the pool names none', async () => {
+    expect(failure(await registry({}).resolve(pool(ALLOWED))).reason).to.equal('NoDefaultDatabase');
+  });
+
+  it("reads the pool's own database from a Secret in its namespace, migrates it, and listens to it", async () => {
+    const r = registry({ defaultUrl: defaultDb.url, allowed: [ALLOWED] });
+    const result = await r.resolve(pool(OTHER, { name: 'own-db', key: 'url' }));
+    expect(result.ok).to.equal(true);
+    if (!result.ok) return;
+    expect(result.database.display).to.match(/dbown_/);
+    const schema = await ownDb.db.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'ltp'`);
+    expect(schema.rows[0].n).to.be.at.least(3);
+    const key = result.database.key;
+    const deadline = Date.now() + 5_000;
+    while (!notified.some(([k, c, p]) => k === key && c === 'ltp_tasks' && p === 'wake-me') && Date.now() < deadline) {
+      await enqueueTasks(ownDb.db, { queue: 'wake-me', payloads: [{}] });
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(notified).to.deep.include([key, 'ltp_tasks', 'wake-me']);
+  });
+
+  it('never reads a Secret of another namespace', async () => {
+    const result = failure(await registry({ defaultUrl: defaultDb.url }).resolve(pool(ALLOWED, { name: 'own-db', key: 'url' })));
+    expect(result.reason).to.equal('SecretNotFound');
+    expect(result.message).to.equal(`Secret ${ALLOWED}/own-db was not found`);
+  });
+
+  it('reports a Secret without the key, or with a bad URL, without echoing its contents', async () => {
+    const r = registry({ defaultUrl: defaultDb.url });
+    const noKey = failure(await r.resolve(pool(OTHER, { name: 'no-url-key', key: 'url' })));
+    expect(noKey).to.deep.include({ reason: 'SecretInvalid', message: `Secret ${OTHER}/no-url-key has no key "url"` });
+    const bad = failure(await r.resolve(pool(OTHER, { name: 'bad-url', key: 'url' })));
+    expect(bad.reason).to.equal('SecretInvalid');
+    expect(bad.message).to.include('expected postgres or postgresql');
+    expect(bad.message).not.to.include('hunter2');
+  });
+
+  it('reports an unreachable database as DatabaseUnavailable, without the password', async () => {
+    const down = failure(await registry({ defaultUrl: defaultDb.url }).resolve(pool(OTHER, { name: 'down-db', key: 'url' })));
+    expect(down.reason).to.equal('DatabaseUnavailable');
+    expect(down.message).to.include('127.0.0.1:1/x');
+    expect(down.message).not.to.include('hunter2');
+  });
+});
