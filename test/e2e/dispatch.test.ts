@@ -2,7 +2,9 @@
 // processes behind the real AWS SDK (with a start delay of 1-3 s), and the controller.
 import { expect } from 'chai';
 import { enqueueTasks, countTasksByState } from '../../src/store/task-store.ts';
-import { kubectl } from '../support/kube.ts';
+import { kubectl, sharedControlPlane } from '../support/kube.ts';
+import { installCrd } from '../../src/local/crd.ts';
+import { loadKubeConfig } from '../../src/controller/kube.ts';
 import { applyPool, condition, E2E_WORKER, eventually, getPool, maxConcurrentLive, startSystem, type TestSystem } from '../support/system.ts';
 
 const NS = `e2e-dispatch-${process.pid}`;
@@ -230,5 +232,42 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     expect(runs.rows[0].n).to.equal(2);
     const orphaned = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'lossy' AND status = 'orphaned' AND error_code = 'StartTimeout'`);
     expect(orphaned.rows[0].n).to.be.at.least(2);
+  });
+
+  it('a pool stored before the schema tightened gets Ready=False InvalidSpec, and the controller keeps serving the others', async () => {
+    // Loosen the real CRD, store a pool the strict schema would refuse, then put the strict CRD back.
+    const crd = JSON.parse((await kubectl(['get', 'crd', 'lambdataskpools.lambda.taskpool.io', '-o', 'json'])).stdout);
+    const spec = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
+    delete spec.maxConcurrency.minimum;
+    delete spec.queue.pattern;
+    try {
+      const loosened = await kubectl(['replace', '-f', '-'], { input: JSON.stringify(crd) });
+      expect(loosened.code, loosened.stderr).to.equal(0);
+      await eventually('the loose schema to be served', async () => {
+        const created = await kubectl(['apply', '-f', '-'], {
+          input: JSON.stringify({
+            apiVersion: 'lambda.taskpool.io/v1alpha1', kind: 'LambdaTaskPool', metadata: { name: 'legacy', namespace: NS },
+            spec: { function: { name: 'e2e-worker' }, queue: 'bad queue!', maxConcurrency: 0 },
+          }),
+        });
+        return created.code === 0;
+      }, 20_000);
+    } finally {
+      await installCrd(loadKubeConfig((await sharedControlPlane()).kubeconfigPath));
+    }
+    const legacy = await eventually('InvalidSpec', async () => {
+      const pool = await getPool(NS, 'legacy');
+      return condition(pool, 'Ready')?.reason === 'InvalidSpec' ? pool : undefined;
+    });
+    const message = condition(legacy, 'Ready')?.message ?? '';
+    expect(message).to.include('spec.queue');
+    expect(message).to.include('spec.maxConcurrency must be an integer from 1 to 1000');
+    expect(legacy.status.observedGeneration).to.equal(legacy.metadata.generation);
+    const rows = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE pool_name = 'legacy'`);
+    expect(rows.rows[0].n).to.equal(0);
+
+    await applyPool({ namespace: NS, name: 'sane', queue: 'sane', maxConcurrency: 2, tasksPerInvocation: 1 });
+    await enqueueTasks(sys.database.db, { queue: 'sane', payloads: [{}, {}] });
+    await eventually('another pool keeps working', async () => (await countTasksByState(sys.database.db, 'sane')).done === 2, 60_000);
   });
 });
