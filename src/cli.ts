@@ -52,7 +52,7 @@ function positiveInt(value: string | undefined, flag: string, fallback: number):
 function databaseUrlFrom(flag: string | undefined): string {
   const raw = flag ?? process.env.DATABASE_URL;
   try {
-    return parseDatabaseUrl(raw, flag ? '--database-url' : 'DATABASE_URL').url;
+    return parseDatabaseUrl(raw, flag !== undefined ? '--database-url' : 'DATABASE_URL').url;
   } catch (error) {
     if (error instanceof DatabaseUrlError) fail(error.message);
     throw error;
@@ -78,10 +78,11 @@ async function runController(argv: string[]): Promise<void> {
   });
   if (values.help) return void console.log(CONTROLLER_USAGE);
   const logger = createLogger({ component: 'controller' });
-  const rawDb = values['database-url'] ?? process.env.DATABASE_URL;
-  const databaseUrl = rawDb ? databaseUrlFrom(rawDb) : undefined;
+  const databaseUrl = values['database-url'] !== undefined || process.env.DATABASE_URL ? databaseUrlFrom(values['database-url']) : undefined;
   if (!databaseUrl) logger.warn('no default database: only pools with spec.database.secretRef can run');
-  const [host, port] = (values['metrics-addr'] ?? ':8080').split(/:(?=[^:]*$)/);
+  const [host, portText] = (values['metrics-addr'] ?? ':8080').split(/:(?=[^:]*$)/);
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`--metrics-addr must be HOST:PORT or :PORT (got ${JSON.stringify(values['metrics-addr'])})`);
   const controller = await startController({
     kubeconfig: values.kubeconfig,
     databaseUrl,
@@ -90,7 +91,7 @@ async function runController(argv: string[]): Promise<void> {
     namespaces: list(values.namespaces ?? process.env.WATCH_NAMESPACES),
     allowedDefaultDbNamespaces: list(values['default-db-namespaces'] ?? process.env.ALLOWED_DEFAULT_DB_NAMESPACES),
     metricsHost: host || '0.0.0.0',
-    metricsPort: Number(port ?? 8080),
+    metricsPort: port,
     leaderElect: values['leader-elect'] ?? false,
     leaseNamespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
     leaseName: CONTROLLER_DEFAULTS.leaseName,

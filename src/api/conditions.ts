@@ -16,6 +16,7 @@ export const Reason = {
   InvalidSpec: 'InvalidSpec',
   QueueConflict: 'QueueConflict',
   DatabaseUnavailable: 'DatabaseUnavailable',
+  ReconcileError: 'ReconcileError',
   SecretNotFound: 'SecretNotFound',
   SecretInvalid: 'SecretInvalid',
   DefaultDatabaseNotAllowed: 'DefaultDatabaseNotAllowed',
@@ -60,12 +61,14 @@ export function mergeConditions(
       status: d.status,
       reason: d.reason,
       message: d.message.slice(0, 1024),
-      lastTransitionTime: flipped ? args.now.toISOString().replace(/\.\d{3}Z$/, 'Z') : previous.lastTransitionTime,
+      lastTransitionTime: flipped ? isoSeconds(args.now) : previous.lastTransitionTime,
       observedGeneration: args.generation,
     };
   });
 }
 
-export function findCondition(conditions: readonly Condition[] | undefined, type: ConditionType): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
+
+/** RFC 3339 to the second, as Kubernetes writes times. */
+export function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

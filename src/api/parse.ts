@@ -3,7 +3,8 @@
 // and turns an unknown object into a typed Pool, or a list of problems for an InvalidSpec condition.
 import {
   FUNCTION_NAME_PATTERN, QUALIFIER_PATTERN, QUEUE_PATTERN, REGION_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN,
-  SPEC_BOUNDS, SPEC_DEFAULTS, type Pool, type PoolMeta, type PoolSpec, type PoolStatus,
+  INVOCATION_STATES, SPEC_BOUNDS, SPEC_DEFAULTS, TASK_STATES, type Condition, type Pool, type PoolMeta, type PoolSpec,
+  type PoolStatus, type StateCounts,
 } from './types.ts';
 
 export type ParseResult = { ok: true; meta: PoolMeta; pool: Pool } | { ok: false; meta: PoolMeta; status: PoolStatus; problems: string[] };
@@ -37,7 +38,7 @@ export function parseMeta(obj: unknown): PoolMeta {
 export function parsePool(obj: unknown): ParseResult {
   const meta = parseMeta(obj);
   const root = isObj(obj) ? obj : {};
-  const status: PoolStatus = isObj(root.status) ? (root.status as PoolStatus) : {};
+  const status = parseStatus(root.status);
   const problems: string[] = [];
   const spec = isObj(root.spec) ? root.spec : undefined;
   if (!spec) return { ok: false, meta, status, problems: ['spec is missing'] };
@@ -103,5 +104,43 @@ export function parsePool(obj: unknown): ParseResult {
         suspend,
       },
     },
+  };
+}
+
+/** The status as last written (by this controller): known fields of the right types, the rest dropped. */
+export function parseStatus(value: unknown): PoolStatus {
+  if (!isObj(value)) return {};
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const counts = <S extends string>(v: unknown, keys: readonly S[]): StateCounts<S> | undefined => {
+    if (!isObj(v)) return undefined;
+    return Object.fromEntries(keys.map((k) => [k, num(v[k]) ?? 0])) as StateCounts<S>;
+  };
+  const conditions: Condition[] = Array.isArray(value.conditions)
+    ? value.conditions.flatMap((c: unknown): Condition[] => {
+        if (!isObj(c)) return [];
+        const { type, status, reason, message, lastTransitionTime, observedGeneration } = c;
+        if (typeof type !== 'string' || (status !== 'True' && status !== 'False' && status !== 'Unknown')) return [];
+        return [{
+          type,
+          status,
+          reason: str(reason) ?? '',
+          message: str(message) ?? '',
+          lastTransitionTime: str(lastTransitionTime) ?? '',
+          ...(num(observedGeneration) !== undefined ? { observedGeneration: num(observedGeneration) } : {}),
+        }];
+      })
+    : [];
+  const invocations = counts(value.invocations, INVOCATION_STATES);
+  const tasks = counts(value.tasks, TASK_STATES);
+  const observedGeneration = num(value.observedGeneration);
+  const backlog = num(value.backlog);
+  const lastDispatchTime = str(value.lastDispatchTime);
+  return {
+    ...(observedGeneration !== undefined ? { observedGeneration } : {}),
+    ...(backlog !== undefined ? { backlog } : {}),
+    ...(invocations ? { invocations } : {}),
+    ...(tasks ? { tasks } : {}),
+    ...(lastDispatchTime ? { lastDispatchTime } : {}),
+    ...(Array.isArray(value.conditions) ? { conditions } : {}),
   };
 }

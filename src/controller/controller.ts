@@ -6,6 +6,7 @@ import { startHealthServer, type HealthServer } from '../ops/health.ts';
 import type { Logger } from '../ops/logger.ts';
 import { Metrics } from '../ops/metrics.ts';
 import { DatabaseRegistry } from './databases.ts';
+import { describeError } from '../ops/describe-error.ts';
 import { EventRecorder } from './events.ts';
 import { KubeApi, loadKubeConfig, type PoolInformer, type PoolObject } from './kube.ts';
 import { LeaderElector } from './leader-election.ts';
@@ -89,9 +90,7 @@ export async function startController(config: ControllerConfig): Promise<Running
   };
 
   let queue: WorkQueue | undefined;
-  const enqueue = (key: string) => {
-    if (dispatching) queue?.add(key);
-  };
+  const enqueue = (key: string) => queue?.add(key);
 
   const databases = new DatabaseRegistry({
     kube,
@@ -138,8 +137,11 @@ export async function startController(config: ControllerConfig): Promise<Running
     },
     { workers: config.workers },
     (key, error, retryInMs) =>
-      log.warn('reconcile failed; retrying', { key, retryInMs, error: error instanceof Error ? error.message : String(error) }),
+      log.warn('reconcile failed; retrying', { key, retryInMs, error: describeError(error) }),
   );
+
+  // A candidate collects keys from the start but works on none until it leads.
+  if (config.leaderElect) queue.pause();
 
   for (const informer of informers) {
     const onChange = (obj: PoolObject) => {
@@ -158,9 +160,9 @@ export async function startController(config: ControllerConfig): Promise<Running
     informer.on('connect', () => synced.add(informer));
     informer.on('error', (error: unknown) => {
       if (stopped) return;
-      log.warn('pool watch failed; restarting', { error: error instanceof Error ? error.message : String(error) });
+      log.warn('pool watch failed; restarting', { error: describeError(error) });
       setTimeout(() => {
-        if (!stopped) informer.start().catch((e: unknown) => log.error('pool watch restart failed', { error: String(e) }));
+        if (!stopped) informer.start().catch((e: unknown) => log.error('pool watch restart failed', { error: describeError(e) }));
       }, 2_000).unref();
     });
   }
@@ -184,12 +186,13 @@ export async function startController(config: ControllerConfig): Promise<Running
       onStartedLeading: () => {
         metrics.isLeader.set(1);
         dispatching = true;
+        queue?.resume();
         cache.allKeys().forEach(enqueue);
       },
       onStoppedLeading: () => {
         metrics.isLeader.set(0);
         dispatching = false;
-        queue?.stop();
+        queue?.pause();
         config.onLostLeadership?.();
       },
     });

@@ -9,6 +9,7 @@ import { createDb, type Db } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
 import { NotificationListener, type Channel } from '../store/notifications.ts';
 import type { KubeApi } from './kube.ts';
+import { describeError } from '../ops/describe-error.ts';
 
 export interface Database {
   /** An opaque key for this database (not its URL). */
@@ -37,6 +38,8 @@ interface Entry {
 
 export class DatabaseRegistry {
   private readonly entries = new Map<string, Entry>();
+  /** The database each pool uid last resolved to: a deleted pool is finalized there even if its Secret is gone. */
+  private readonly byPool = new Map<string, Database>();
   private readonly defaultTarget: DatabaseTarget | undefined;
   private counter = 0;
 
@@ -51,9 +54,18 @@ export class DatabaseRegistry {
     try {
       await entry.migrated;
     } catch (error) {
-      return { ok: false, reason: Reason.DatabaseUnavailable, message: `database ${target.target.display} is unavailable: ${describe(error)}` };
+      return { ok: false, reason: Reason.DatabaseUnavailable, message: `database ${target.target.display} is unavailable: ${describeError(error)}` };
     }
+    this.byPool.set(pool.meta.uid, entry.database);
     return { ok: true, database: entry.database };
+  }
+
+  lastResolved(uid: string): Database | undefined {
+    return this.byPool.get(uid);
+  }
+
+  forget(uid: string): void {
+    this.byPool.delete(uid);
   }
 
   async closeAll(): Promise<void> {
@@ -103,7 +115,7 @@ export class DatabaseRegistry {
     const listener = new NotificationListener({
       url: target.url,
       onNotify: (channel, payload) => this.options.onNotify(key, channel, payload),
-      onError: (error) => this.options.logger.warn('database listener lost its connection; reconnecting', { database: target.display, error: describe(error) }),
+      onError: (error) => this.options.logger.warn('database listener lost its connection; reconnecting', { database: target.display, error: describeError(error) }),
     });
     const migrated = migrate(target.url).then(() => {
       this.options.logger.info('database ready', { database: target.display });
@@ -120,10 +132,3 @@ export class DatabaseRegistry {
   }
 }
 
-export function describe(error: unknown): string {
-  if (error instanceof Error) {
-    // Connection errors from node-postgres may quote the connection string; keep only the first line, without URLs.
-    return error.message.split('\n')[0]?.replace(/postgres(ql)?:\/\/\S+/g, '<database url>').slice(0, 300) ?? error.name;
-  }
-  return String(error).slice(0, 300);
-}

@@ -2,7 +2,7 @@
 // act (sweep and insert the new invocation rows), commit, and only then invoke. A crash after the commit
 // leaves `created` rows that the next pass invokes again with the same ids.
 import type { Pool } from '../api/types.ts';
-import { REJECTION_CODES, type InvokeFailure } from '../lambda/errors.ts';
+import type { InvokeFailure } from '../lambda/errors.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import { planPool, type PoolPlan, type PoolPlanLimits } from '../planner/pool-plan.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
@@ -60,6 +60,8 @@ export async function runDispatchPass(args: {
   invoker: Invoker;
   options: DispatchPassOptions;
   mode?: PoolMode;
+  /** Sweep only: dispatch and re-invoke nothing (the pool may not serve its queue right now). */
+  dispatchBlocked?: boolean;
 }): Promise<DispatchPassResult> {
   const { db, pool, invoker, options } = args;
   const { spec, meta } = pool;
@@ -71,7 +73,10 @@ export async function runDispatchPass(args: {
     const now = await dbNow(client);
     const live = await loadLiveInvocations(client, meta.uid);
     const backlog = mode === 'active' ? await countBacklog(client, spec.queue, backlogCountLimit(spec)) : 0;
-    const rejectedAt = await latestRejection(client, { poolUid: meta.uid, codes: [...REJECTION_CODES], withinMs: options.rejectionBackoffMs });
+    const rejectedAt = await latestRejection(client, { poolUid: meta.uid, withinMs: options.rejectionBackoffMs });
+    const blockedUntil = args.dispatchBlocked
+      ? now.getTime() + options.limits.resyncMs
+      : rejectedAt ? rejectedAt.getTime() + options.rejectionBackoffMs : undefined;
     // Decide.
     const plan = planPool(
       {
@@ -89,7 +94,7 @@ export async function runDispatchPass(args: {
         tasksPerInvocation: spec.tasksPerInvocation,
         startTimeoutMs: spec.startTimeoutSeconds * 1000,
         heartbeatTimeoutMs: spec.heartbeatTimeoutSeconds * 1000,
-        blockedUntil: rejectedAt ? rejectedAt.getTime() + options.rejectionBackoffMs : undefined,
+        blockedUntil,
       },
       options.limits,
     );

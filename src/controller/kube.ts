@@ -36,7 +36,6 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface SecretValue {
   found: boolean;
-  keys: string[];
   value?: string;
 }
 
@@ -103,9 +102,9 @@ export class KubeApi {
       const secret = await this.core.readNamespacedSecret({ namespace, name });
       const data = secret.data ?? {};
       const encoded = data[key];
-      return { found: true, keys: Object.keys(data), value: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8') };
+      return { found: true, value: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8') };
     } catch (error) {
-      if (apiStatus(error) === 404) return { found: false, keys: [] };
+      if (apiStatus(error) === 404) return { found: false };
       throw error;
     }
   }

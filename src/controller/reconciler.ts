@@ -3,18 +3,16 @@
 import { Reason } from '../api/conditions.ts';
 import { parsePool, type ParseResult } from '../api/parse.ts';
 import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
-import { REJECTION_CODES } from '../lambda/errors.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { advisoryXactLock, withTransaction, type Db } from '../store/db.ts';
-import { countInvocationsByState, recentTrouble, terminateAllLive } from '../store/invocation-store.ts';
+import { isDatabaseUnavailable, type Db } from '../store/db.ts';
+import { countInvocationsByState, recentTrouble, type PoolIdentity } from '../store/invocation-store.ts';
 import { claimQueue, releaseClaims } from '../store/queue-claims.ts';
-import { countTasksByState, findStrandedLeases, leaseWaitsSince, releaseLeases } from '../store/task-store.ts';
-import { planRelease } from '../planner/sweep.ts';
+import { countTasksByState, leaseWaitsSince } from '../store/task-store.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
-import type { DatabaseRegistry } from './databases.ts';
-import { describe } from './databases.ts';
+import type { Database, DatabaseRegistry } from './databases.ts';
+import { describeError } from '../ops/describe-error.ts';
 import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from './dispatch-pass.ts';
 import type { EventRecorder } from './events.ts';
 import type { KubeApi, PoolObject } from './kube.ts';
@@ -83,42 +81,60 @@ export class PoolReconciler {
     deps.routes.set(key, { database: databaseKey, queue: pool.spec.queue, uid: pool.meta.uid });
 
     let pass: DispatchPassResult;
+    let conflict: string | undefined;
     try {
       const claim = await claimQueue(db, {
         queue: pool.spec.queue,
         pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
-        isStale: (holder) => !deps.cache.knownUids().has(holder.uid),
+        isStale: (holder) => this.isGone(holder),
       });
-      if (!claim.held) {
-        const message = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
-        await this.block({ ok: true, meta: pool.meta, pool }, Reason.QueueConflict, message, false);
-        return { requeueAfterMs: deps.options.blockedRetryMs };
-      }
-      await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
-      pass = await runDispatchPass({ db, pool, invoker: deps.invoker, options: deps.options });
+      if (claim.held) await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
+      else conflict = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
+      // A pool that may not serve its queue still sweeps its own invocations; it only dispatches nothing.
+      pass = await runDispatchPass({ db, pool, invoker: deps.invoker, options: deps.options, dispatchBlocked: conflict !== undefined });
     } catch (error) {
-      const message = `database ${display} is unavailable: ${describe(error)}`;
-      log.warn('reconcile failed', { error: message });
-      await this.block({ ok: true, meta: pool.meta, pool }, Reason.DatabaseUnavailable, message, false);
+      const unavailable = isDatabaseUnavailable(error);
+      const reason = unavailable ? Reason.DatabaseUnavailable : Reason.ReconcileError;
+      const message = unavailable ? `database ${display} is unavailable: ${describeError(error)}` : `reconcile failed: ${describeError(error)}`;
+      log.warn('reconcile failed', { reason, error: message });
+      await this.block({ ok: true, meta: pool.meta, pool }, reason, message, false).catch((e: unknown) =>
+        log.warn('could not record the failure in status', { error: describeError(e) }),
+      );
       throw error;
     }
 
-    this.report(pool, pass, log);
+    await this.report(pool, pass, log);
+    if (conflict) {
+      await this.block({ ok: true, meta: pool.meta, pool }, Reason.QueueConflict, conflict, false);
+      return { requeueAfterMs: deps.options.blockedRetryMs };
+    }
     await this.writeStatus(pool, db, display, pass);
     return { requeueAfterMs: pass.requeueAfterMs };
   }
 
-  private report(pool: Pool, pass: DispatchPassResult, log: Logger): void {
+  /** A claim's holder is gone when no pool with its uid exists; when in doubt (say, no access to its namespace) it is not. */
+  private async isGone(holder: PoolIdentity): Promise<boolean> {
+    if (this.deps.cache.knownUids().has(holder.uid)) return false;
+    try {
+      const current = await this.deps.kube.getPool(holder.namespace, holder.name);
+      return current === undefined || current.metadata?.uid !== holder.uid;
+    } catch {
+      return false;
+    }
+  }
+
+  private async report(pool: Pool, pass: DispatchPassResult, log: Logger): Promise<void> {
     const { deps } = this;
     const ref = { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid };
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     const a = pass.plan.arithmetic;
+    const events: Array<Promise<void>> = [];
     if (pass.invoke.accepted > 0) {
       deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
       // The planner counts the backlog only up to what could change its decision (maxConcurrency x tasksPerInvocation).
       const backlog = pass.backlog >= backlogCountLimit(pool.spec) ? `at least ${pass.backlog}` : `${pass.backlog}`;
-      void deps.events.record(ref, 'Normal', 'Dispatched',
-        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`);
+      events.push(deps.events.record(ref, 'Normal', 'Dispatched',
+        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`));
     }
     if (pass.dispatched.length > 0 || pass.orphaned.length > 0 || pass.terminated.length > 0) {
       log.info('dispatch pass', {
@@ -128,8 +144,8 @@ export class PoolReconciler {
       });
     }
     if (pass.orphaned.length > 0) {
-      void deps.events.record(ref, 'Warning', 'InvocationsOrphaned',
-        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`);
+      events.push(deps.events.record(ref, 'Warning', 'InvocationsOrphaned',
+        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`));
     }
     for (const kind of ['rejected', 'deferred'] as const) {
       const outcome = pass.invoke[kind];
@@ -139,8 +155,10 @@ export class PoolReconciler {
       deps.metrics.invokeErrors.inc({ ...labels, code: f.code }, outcome.ids.length);
       log.warn('invoke failed', { code: f.code, kind: f.kind, invocations: outcome.ids.length, error: f.message });
       const reason = f.kind === 'throttled' ? 'Throttled' : f.kind === 'rejected' ? 'InvokeRejected' : 'InvokeFailed';
-      void deps.events.record(ref, 'Warning', reason, `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`);
+      events.push(deps.events.record(ref, 'Warning', reason, `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`));
     }
+    // record() never throws: a failed event is logged and the pass goes on.
+    await Promise.all(events);
   }
 
   private async writeStatus(pool: Pool, db: Db, display: string, pass: DispatchPassResult): Promise<void> {
@@ -148,7 +166,7 @@ export class PoolReconciler {
     const [invocations, tasks, trouble] = await Promise.all([
       countInvocationsByState(db, pool.meta.uid),
       countTasksByState(db, pool.spec.queue),
-      recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: deps.options.troubleWindowSeconds, rejectionCodes: [...REJECTION_CODES] }),
+      recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: deps.options.troubleWindowSeconds }),
     ]);
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     for (const [state, n] of Object.entries(invocations)) deps.metrics.liveInvocations.set({ ...labels, state }, n);
@@ -165,6 +183,7 @@ export class PoolReconciler {
       invocations,
       tasks,
       trouble,
+      troubleWindowSeconds: deps.options.troubleWindowSeconds,
       ...(pass.invoke.accepted > 0 && pass.dispatched.length > 0 ? { dispatchedAt: pass.now } : {}),
     });
     await this.patchIfChanged(pool.meta, previous, status);
@@ -189,7 +208,7 @@ export class PoolReconciler {
     const changed = await this.patchIfChanged(meta, previous, status);
     if (changed) {
       this.deps.logger.warn('pool blocked', { namespace: meta.namespace, pool: meta.name, reason, message });
-      void this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
+      await this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
     }
   }
 
@@ -204,34 +223,39 @@ export class PoolReconciler {
     return true;
   }
 
-  /** Deletion: end every live invocation, return leased tasks, release the queue claim, drop the finalizer. Never deletes tasks. */
+  /**
+   * Deletion: end every live invocation, return its leased tasks, release the queue claim, then drop the
+   * finalizer. Never deletes tasks. Without its database (say, its Secret went first) the finalizer stays
+   * until the Secret is back, and the Ready condition says how to let go.
+   */
   private async finalize(key: string, parsed: ParseResult): Promise<ProcessResult> {
     const { deps } = this;
     const meta = parsed.meta;
     if (!meta.finalizers.includes(FINALIZER)) return {};
+    const log = deps.logger.child({ namespace: meta.namespace, pool: meta.name });
     if (parsed.ok) {
       const resolved = await deps.databases.resolve(parsed.pool);
-      if (resolved.ok) {
-        const pool = parsed.pool;
-        const ended = await withTransaction(resolved.database.db, async (client) => {
-          await advisoryXactLock(client, `lambda-task-pool:pool:${meta.uid}`);
-          const terminated = await terminateAllLive(client, { poolUid: meta.uid, message: 'the pool was deleted' });
-          const release = planRelease(await findStrandedLeases(client, meta.uid), pool.spec.maxTaskAttempts);
-          await releaseLeases(client, { ...release, reason: 'released: its pool was deleted' });
-          await releaseClaims(client, { poolUid: meta.uid });
-          return { terminated: terminated.length, released: release.toCreated.length, failed: release.toFailed.length };
-        });
-        deps.logger.info('pool finalized', { namespace: meta.namespace, pool: meta.name, ...ended });
-      } else if (resolved.reason === Reason.DatabaseUnavailable) {
-        throw new Error(`cannot finalize ${key} while its database is unavailable: ${resolved.message}`);
-      } else {
-        deps.logger.warn('pool deleted without reaching its database', { namespace: meta.namespace, pool: meta.name, reason: resolved.reason, message: resolved.message });
+      const database: Database | undefined = resolved.ok ? resolved.database : deps.databases.lastResolved(meta.uid);
+      if (!database) {
+        if (!resolved.ok && resolved.reason === Reason.DatabaseUnavailable) throw new Error(`cannot finalize ${key}: ${resolved.message}`);
+        const why = resolved.ok ? 'its database is unknown' : resolved.message;
+        await this.block(parsed, Reason.Deleting,
+          `waiting to finalize: ${why}. Restore it so the pool's invocations are ended and their tasks returned, or remove the finalizer ${FINALIZER} to abandon them`,
+          false);
+        return { requeueAfterMs: deps.options.blockedRetryMs };
       }
+      const pass = await runDispatchPass({ db: database.db, pool: parsed.pool, invoker: deps.invoker, options: deps.options, mode: 'deleting' });
+      await releaseClaims(database.db, { poolUid: meta.uid });
+      log.info('pool finalized', { terminated: pass.terminated.length, releasedTasks: pass.releasedTasks, failedTasks: pass.failedTasks });
+    } else {
+      // A spec that does not parse was never dispatched from.
+      log.warn('pool with an invalid spec deleted', { problems: parsed.problems.join('; ') });
     }
     await deps.kube.setFinalizers(meta.namespace, meta.name, meta.finalizers.filter((f) => f !== FINALIZER), meta.resourceVersion);
     deps.routes.forget(key);
     deps.events.forget(meta.uid);
     deps.metrics.forgetPool(meta.namespace, meta.name);
+    deps.databases.forget(meta.uid);
     this.waitCursor.delete(meta.uid);
     this.written.delete(meta.uid);
     return {};

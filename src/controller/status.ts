@@ -1,6 +1,6 @@
 // The pool's status, rebuilt from the world on every pass: counts from Postgres rows, conditions from
 // those counts and the recent trouble recorded on the rows. Pure: the reconciler passes the facts in.
-import { ConditionType, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
+import { ConditionType, isoSeconds, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
 import { INVOCATION_STATES, TASK_STATES, type InvocationState, type PoolSpec, type PoolStatus, type StateCounts, type TaskState } from '../api/types.ts';
 import { ACCESS_DENIED_CODES, FUNCTION_MISSING_CODES } from '../lambda/errors.ts';
 import type { RecentTrouble } from '../store/invocation-store.ts';
@@ -13,6 +13,8 @@ export interface PoolFacts {
   invocations: StateCounts<InvocationState>;
   tasks: StateCounts<TaskState>;
   trouble: RecentTrouble;
+  /** The window `trouble` covers. */
+  troubleWindowSeconds: number;
   /** Set when this pass dispatched invocations. */
   dispatchedAt?: Date;
 }
@@ -68,7 +70,7 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       type: ConditionType.Degraded,
       status: 'True',
       reason: Reason.InvocationsOrphaned,
-      message: `${trouble.orphaned} invocations were orphaned in the last 10 minutes (they never started, or stopped heartbeating)`,
+      message: `${trouble.orphaned} invocations were orphaned in the last ${Math.round(facts.troubleWindowSeconds / 60)} minutes (they never started, or stopped heartbeating)`,
     };
   }
 
@@ -122,9 +124,6 @@ export function blockedStatus(
   };
 }
 
-export function isoSeconds(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /** Status equality for "patch only when something changed". */
 export function sameStatus(a: PoolStatus, b: PoolStatus): boolean {

@@ -28,6 +28,7 @@ export class WorkQueue {
   private readonly timers = new Map<string, { at: number; cancel(): void }>();
   private running = 0;
   private stopped = false;
+  private paused = false;
   private idleWaiters: Array<() => void> = [];
   private readonly schedule: NonNullable<WorkQueueOptions['schedule']>;
 
@@ -82,6 +83,16 @@ export class WorkQueue {
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Keeps collecting keys but starts none (a replica that lost leadership). Keys in progress finish. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
   stop(): void {
     this.stopped = true;
     for (const t of this.timers.values()) t.cancel();
@@ -91,7 +102,7 @@ export class WorkQueue {
   }
 
   private pump(): void {
-    while (!this.stopped && this.running < this.options.workers) {
+    while (!this.stopped && !this.paused && this.running < this.options.workers) {
       const index = this.queue.findIndex((k) => !this.processing.has(k));
       if (index < 0) break;
       const [key] = this.queue.splice(index, 1);

@@ -42,7 +42,6 @@ export const ACCESS_DENIED_CODES = new Set([
   'ExpiredTokenException',
   'CredentialsProviderError',
 ]);
-export const REJECTION_CODES: ReadonlySet<string> = REJECTED;
 
 interface ErrorShape {
   name?: unknown;

@@ -32,7 +32,7 @@ const USER = 'postgres';
 const PASSWORD = 'postgres';
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
-  const wanted = options.engine ?? (process.env.LTP_POSTGRES_ENGINE as PostgresEngine | undefined) ?? 'auto';
+  const wanted = options.engine ?? engineFromEnv(process.env.LTP_POSTGRES_ENGINE);
   const debianBin = findDebianBinDir();
   if (wanted === 'debian' && !debianBin) {
     throw new Error('LTP_POSTGRES_ENGINE=debian but no Postgres server binaries were found (install postgresql-15, or set LTP_PG_BIN)');
@@ -40,8 +40,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const server = wanted !== 'embedded' && debianBin ? await startDebian(debianBin, options) : await startEmbedded(options);
   const database = options.database ?? 'ltp';
   const admin = new pg.Client({ connectionString: server.urlFor('postgres') });
-  await admin.connect();
   try {
+    await admin.connect();
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
     const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
@@ -50,8 +50,14 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     await server.stop();
     throw error;
   } finally {
-    await admin.end();
+    await admin.end().catch(() => undefined);
   }
+}
+
+function engineFromEnv(value: string | undefined): PostgresEngine {
+  if (value === undefined || value === '') return 'auto';
+  if (value === 'auto' || value === 'debian' || value === 'embedded') return value;
+  throw new Error(`LTP_POSTGRES_ENGINE must be auto, debian or embedded (got ${JSON.stringify(value)})`);
 }
 
 interface RunningServer {

@@ -56,7 +56,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const binaries = await ensureBinaries((line) => log.info('control-plane build', { line }));
     const pgDir = path.join(stateDir, 'postgres');
     await rm(pgDir, { recursive: true, force: true });
-    const [postgres, controlPlane] = await Promise.all([
+    // Both start at once; each registers its stop as soon as it runs, so a failure of one stops the other.
+    const [pgStarted, cpStarted] = await Promise.allSettled([
       startPostgres({ engine: options.postgresEngine, dataDir: pgDir, database: 'ltp' }).then((pg) => {
         stops.push(async () => {
           await pg.stop();
@@ -69,6 +70,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         return cp;
       }),
     ]);
+    if (pgStarted.status === 'rejected') throw pgStarted.reason;
+    if (cpStarted.status === 'rejected') throw cpStarted.reason;
+    const postgres = pgStarted.value;
+    const controlPlane = cpStarted.value;
     log.info('postgres started', { engine: postgres.engine, version: postgres.version, port: postgres.port });
     log.info('kube-apiserver started', { version: controlPlane.version, server: controlPlane.server });
 

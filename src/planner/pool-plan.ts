@@ -1,6 +1,6 @@
 // One pass's decision for one pool: what to sweep, how many to dispatch, when to look again.
 // The reconciler gathers the inputs, calls planPool, and carries the plan out.
-import { planDispatch, type DispatchDecision, type LiveCounts } from './dispatch.ts';
+import { emptyLiveCounts, planDispatch, type DispatchDecision, type LiveCounts } from './dispatch.ts';
 import { planSweep, type LiveInvocationView, type PoolMode } from './sweep.ts';
 
 export interface PoolPlanInput {
@@ -39,7 +39,7 @@ export const DEFAULT_PLAN_LIMITS: PoolPlanLimits = { resyncMs: 30_000, minRequeu
 
 export function planPool(input: PoolPlanInput, limits: PoolPlanLimits = DEFAULT_PLAN_LIMITS): PoolPlan {
   const sweep = planSweep(input);
-  const live: LiveCounts = { created: 0, pending: 0, ready: 0, running: 0 };
+  const live: LiveCounts = emptyLiveCounts();
   for (const inv of sweep.remaining) live[inv.status] += 1;
   const arithmetic = planDispatch({
     backlog: input.backlog,

@@ -13,6 +13,10 @@ export interface PoolOptions {
   max?: number;
   applicationName?: string;
   connectionTimeoutMs?: number;
+  /** Server-side limit on one statement (default 30 s), so a lost peer cannot hold a caller forever. */
+  statementTimeoutMs?: number;
+  /** Server-side limit on waiting for a lock, advisory locks included (default 15 s). */
+  lockTimeoutMs?: number;
 }
 
 export function createDb(target: DatabaseTarget | string, options: PoolOptions = {}): Db {
@@ -23,6 +27,10 @@ export function createDb(target: DatabaseTarget | string, options: PoolOptions =
     application_name: options.applicationName ?? 'lambda-task-pool',
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
     idleTimeoutMillis: 30_000,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    lock_timeout: options.lockTimeoutMs ?? 15_000,
+    query_timeout: (options.statementTimeoutMs ?? 30_000) + 5_000,
+    keepAlive: true,
   });
   // An idle client that loses its server emits 'error' on the pool; without a listener that kills the process.
   pool.on('error', () => undefined);
@@ -47,4 +55,17 @@ export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promi
 /** A 64-bit advisory lock key derived in Postgres from a text key, so every client derives the same one. */
 export async function advisoryXactLock(client: DbClient, key: string): Promise<void> {
   await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+}
+
+const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);
+
+/**
+ * Whether an error means the database could not be reached or could not serve us now (by its SQLSTATE
+ * or socket error code): connection exceptions (08), insufficient resources (53), operator intervention
+ * (57P), a statement or lock timeout (57014, 55P03).
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  if (typeof code !== 'string') return false;
+  return /^(08|53|57P)/.test(code) || code === '57014' || code === '55P03' || UNAVAILABLE_ERRNOS.has(code);
 }

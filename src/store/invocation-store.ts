@@ -44,6 +44,12 @@ export interface InvocationRow extends LiveInvocation {
 
 // ---- controller side ----
 
+/**
+ * A row Lambda refused to invoke: only markRejected ends a row `failed` without it ever having started.
+ * The status conditions and the dispatch pause both use this one rule.
+ */
+const REJECTED_ROW = `status = 'failed' AND ready_at IS NULL AND error_code IS NOT NULL`;
+
 export async function insertInvocations(
   db: Queryable,
   args: { template: InvocationTemplate; count: number; invokeAfterMs: number },
@@ -230,18 +236,15 @@ export async function getInvocation(db: Queryable, id: number): Promise<Invocati
 export interface RecentTrouble {
   /** Invocations orphaned within the window. */
   orphaned: number;
-  /** The latest permanent rejection within the window. */
+  /** The latest Invoke rejection within the window. */
   rejection?: { code: string; message: string; at: Date };
-  /** Live rows waiting to be invoked again after a throttle or a transient error. */
+  /** Live rows waiting to be invoked again after a throttle or a transient error; code and message of the latest. */
   deferred?: { code: string; message: string; count: number };
   /** Invocations that succeeded having leased no task, ever. */
   wasted: number;
 }
 
-export async function recentTrouble(
-  db: Queryable,
-  args: { poolUid: string; windowSeconds: number; rejectionCodes: readonly string[] },
-): Promise<RecentTrouble> {
+export async function recentTrouble(db: Queryable, args: { poolUid: string; windowSeconds: number }): Promise<RecentTrouble> {
   const result = await db.query<{
     orphaned: number; wasted: number;
     rej_code: string | null; rej_message: string | null; rej_at: Date | null;
@@ -253,17 +256,18 @@ export async function recentTrouble(
        (SELECT count(*)::int FROM ltp.invocations
          WHERE pool_uid = $1 AND status = 'succeeded' AND tasks_leased = 0) AS wasted,
        r.error_code AS rej_code, r.error_message AS rej_message, r.finished_at AS rej_at,
-       d.error_code AS def_code, d.error_message AS def_message, COALESCE(d.n, 0)::int AS def_count
+       d.error_code AS def_code, d.error_message AS def_message,
+       (SELECT count(*)::int FROM ltp.invocations WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL) AS def_count
      FROM (SELECT 1) one
      LEFT JOIN LATERAL (
        SELECT error_code, error_message, finished_at FROM ltp.invocations
-        WHERE pool_uid = $1 AND status = 'failed' AND error_code = ANY($3::text[])
-          AND finished_at > now() - make_interval(secs => $2)
+        WHERE pool_uid = $1 AND ${REJECTED_ROW} AND finished_at > now() - make_interval(secs => $2)
         ORDER BY finished_at DESC LIMIT 1) r ON true
      LEFT JOIN LATERAL (
-       SELECT max(error_code) AS error_code, max(error_message) AS error_message, count(*) AS n FROM ltp.invocations
-        WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL) d ON true`,
-    [args.poolUid, args.windowSeconds, args.rejectionCodes],
+       SELECT error_code, error_message FROM ltp.invocations
+        WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL
+        ORDER BY updated_at DESC LIMIT 1) d ON true`,
+    [args.poolUid, args.windowSeconds],
   );
   const row = result.rows[0];
   if (!row) return { orphaned: 0, wasted: 0 };
@@ -275,26 +279,14 @@ export async function recentTrouble(
   };
 }
 
-/** Ends every live invocation of a pool (its deletion): returns the ids that changed. */
-export async function terminateAllLive(db: Queryable, args: { poolUid: string; message: string }): Promise<number[]> {
-  const result = await db.query<{ id: number }>(
-    `UPDATE ltp.invocations SET status = 'terminated', finished_at = now(), error_code = 'PoolDeleted', error_message = $2
-      WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running') RETURNING id`,
-    [args.poolUid, args.message],
-  );
-  return result.rows.map((r) => r.id);
-}
 
-/** When the pool's latest permanent Invoke rejection happened, if within the window. */
-export async function latestRejection(
-  db: Queryable,
-  args: { poolUid: string; codes: readonly string[]; withinMs: number },
-): Promise<Date | undefined> {
+/** When Lambda last refused to invoke one of the pool's rows, if within the window. */
+export async function latestRejection(db: Queryable, args: { poolUid: string; withinMs: number }): Promise<Date | undefined> {
   const result = await db.query<{ at: Date | null }>(
     `SELECT max(finished_at) AS at FROM ltp.invocations
-      WHERE pool_uid = $1 AND status = 'failed' AND error_code = ANY($2::text[])
-        AND finished_at > now() - make_interval(secs => $3::double precision / 1000)`,
-    [args.poolUid, args.codes, args.withinMs],
+      WHERE pool_uid = $1 AND ${REJECTED_ROW}
+        AND finished_at > now() - make_interval(secs => $2::double precision / 1000)`,
+    [args.poolUid, args.withinMs],
   );
   return result.rows[0]?.at ?? undefined;
 }

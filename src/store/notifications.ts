@@ -35,7 +35,7 @@ export class NotificationListener {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.options.url, application_name: 'lambda-task-pool-listen' });
+    const client = new pg.Client({ connectionString: this.options.url, application_name: 'lambda-task-pool-listen', keepAlive: true });
     client.on('notification', (n) => {
       if ((n.channel === TASKS_CHANNEL || n.channel === INVOCATIONS_CHANNEL) && n.payload) this.options.onNotify(n.channel, n.payload);
     });

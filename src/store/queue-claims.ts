@@ -10,7 +10,7 @@ export type ClaimOutcome = { held: true } | { held: false; holder: PoolIdentity 
  */
 export async function claimQueue(
   db: Queryable,
-  args: { queue: string; pool: PoolIdentity; isStale: (holder: PoolIdentity) => boolean },
+  args: { queue: string; pool: PoolIdentity; isStale: (holder: PoolIdentity) => Promise<boolean> },
 ): Promise<ClaimOutcome> {
   const { queue, pool } = args;
   await db.query(
@@ -24,7 +24,7 @@ export async function claimQueue(
   );
   const holder = current.rows[0];
   if (!holder || holder.uid === pool.uid) return { held: true };
-  if (args.isStale(holder)) {
+  if (await args.isStale(holder)) {
     const taken = await db.query(
       `UPDATE ltp.queue_claims SET pool_namespace = $2, pool_name = $3, pool_uid = $4, claimed_at = now()
         WHERE queue = $1 AND pool_uid = $5`,

@@ -136,9 +136,10 @@ export interface LeasedTask {
 /** Tasks still leased by invocations that have ended (orphaned, terminated, failed, succeeded). */
 export async function findStrandedLeases(db: Queryable, poolUid: string): Promise<LeasedTask[]> {
   const result = await db.query<LeasedTask>(
+    // Starts from the (small) partial index of leased tasks, not from the pool's whole history.
     `SELECT t.id, t.invocation_id AS "invocationId", t.attempts, t.max_attempts AS "maxAttempts"
-       FROM ltp.invocations i JOIN ltp.tasks t ON t.invocation_id = i.id AND t.status = 'leased'
-      WHERE i.pool_uid = $1 AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+       FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
+      WHERE t.status = 'leased' AND i.pool_uid = $1 AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
       ORDER BY t.id`,
     [poolUid],
   );

@@ -82,10 +82,13 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
       if (stop.signal.aborted) {
         summary.outcome = 'stopped';
         log.info('invocation stopped early by the controller', { ...counts(summary) });
-      } else {
-        await finishInvocation(db, { id: invocationId, outcome: 'succeeded' });
+      } else if (await finishInvocation(db, { id: invocationId, outcome: 'succeeded' })) {
         summary.outcome = 'succeeded';
         log.info('invocation succeeded', { ...counts(summary) });
+      } else {
+        // The controller ended the row meanwhile (orphaned or terminated); it keeps that verdict.
+        summary.outcome = 'stopped';
+        log.info('invocation ended by the controller before it could finish', { ...counts(summary) });
       }
       return summary;
     } catch (error) {

@@ -42,6 +42,7 @@ function facts(over: {
     invocations: { ...noInvocations, ...over.invocations },
     tasks: { ...noTasks, ...over.tasks },
     trouble: { orphaned: 0, wasted: 0, ...over.trouble },
+    troubleWindowSeconds: 600,
     ...(over.dispatchedAt ? { dispatchedAt: over.dispatchedAt } : {}),
   };
 }

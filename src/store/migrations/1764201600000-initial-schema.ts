@@ -73,6 +73,9 @@ CREATE INDEX tasks_leased_by_invocation ON ltp.tasks (invocation_id) WHERE statu
 CREATE INDEX invocations_live_by_pool ON ltp.invocations (pool_uid, status, created_at)
   WHERE status IN ('created', 'pending', 'ready', 'running');
 CREATE INDEX invocations_pool_status ON ltp.invocations (pool_uid, status);
+-- The wasted-invocations count and the task wait metric, without walking history.
+CREATE INDEX invocations_wasted ON ltp.invocations (pool_uid) WHERE status = 'succeeded' AND tasks_leased = 0;
+CREATE INDEX tasks_leased_at ON ltp.tasks (queue, leased_at) WHERE leased_at IS NOT NULL;
 
 -- The state machines, enforced for every client.
 CREATE FUNCTION ltp.invocation_transition_allowed(from_status ltp.invocation_status, to_status ltp.invocation_status)
