@@ -9,7 +9,7 @@ import { waitForExit } from '../../src/local/processes.ts';
 import { insertInvocations } from '../../src/store/invocation-store.ts';
 import { countTasksByState, enqueueTasks } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
-import { applyPool, eventually, getPool, startSystem, type TestSystem } from '../support/system.ts';
+import { applyPool, condition, eventually, getPool, startSystem, type TestSystem } from '../support/system.ts';
 
 const NS = `e2e-crash-${process.pid}`;
 
@@ -117,5 +117,29 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
       [stranded[0]],
     );
     expect(rows.rows).to.deep.equal(stranded.map((id) => ({ id, status: 'succeeded', tasks_leased: 3 })));
+  });
+
+  it('a controller that never saw the database of a deleted pool keeps the finalizer and says how to let go', async () => {
+    await kubectl(['create', 'secret', 'generic', 'own-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
+    await applyPool({
+      namespace: NS, name: 'orphan-db', queue: 'orphan-db', maxConcurrency: 2, tasksPerInvocation: 1,
+      extraSpec: { database: { secretRef: { name: 'own-db' } } },
+    });
+    await eventually('the pool reconciled through its Secret', async () => (await getPool(NS, 'orphan-db'))?.status.observedGeneration === 1);
+    controller?.kill('SIGKILL');
+    if (controller) await waitForExit(controller, 10_000);
+    await kubectl(['delete', 'secret', 'own-db', '-n', NS]);
+    await kubectl(['delete', 'ltp', 'orphan-db', '-n', NS, '--wait=false']);
+    await startControllerProcess();
+    const waiting = await eventually('Ready=False Deleting', async () => {
+      const pool = await getPool(NS, 'orphan-db');
+      return condition(pool, 'Ready')?.reason === 'Deleting' ? pool : undefined;
+    });
+    expect(condition(waiting, 'Ready')?.message).to.include(`Secret ${NS}/own-db was not found`);
+    expect(condition(waiting, 'Ready')?.message).to.include('remove the finalizer lambda.taskpool.io/finalizer');
+    await kubectl(['create', 'secret', 'generic', 'own-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
+    await eventually('the pool finalized once the Secret is back', async () => (await getPool(NS, 'orphan-db')) === undefined, 60_000);
+    const claims = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.queue_claims WHERE queue = 'orphan-db'`);
+    expect(claims.rows[0].n).to.equal(0);
   });
 });

@@ -185,6 +185,26 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     expect(condition(ready, 'Ready')?.message).not.to.include(':postgres@');
   });
 
+  it("a pool deleted after its database Secret is finalized through the database it last used", async () => {
+    await kubectl(['create', 'secret', 'generic', 'gone-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
+    await applyPool({
+      namespace: NS, name: 'gone', queue: 'gone', maxConcurrency: 2, tasksPerInvocation: 1,
+      extraSpec: { database: { secretRef: { name: 'gone-db' } } },
+    });
+    await enqueueTasks(sys.database.db, { queue: 'gone', payloads: Array.from({ length: 6 }, () => ({ ms: 3_000 })) });
+    await eventually('work in flight', async () => ((await getPool(NS, 'gone'))?.status.invocations?.running ?? 0) > 0);
+    await kubectl(['delete', 'secret', 'gone-db', '-n', NS]);
+    const result = await kubectl(['delete', 'ltp', 'gone', '-n', NS, '--timeout=60s']);
+    expect(result.code, result.stderr).to.equal(0);
+    const live = await sys.database.db.query(
+      `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'gone' AND status IN ('created','pending','ready','running')`,
+    );
+    expect(live.rows[0].n).to.equal(0);
+    const tasks = await countTasksByState(sys.database.db, 'gone');
+    expect(tasks.leased).to.equal(0);
+    expect(tasks.created + tasks.done + tasks.failed).to.equal(6);
+  });
+
   it('Invoke throttles show as Degraded=Throttled, the same rows are invoked again, and the pool recovers', async () => {
     const fn = (throttleRate: number) => ({
       name: 'throttled-worker', handler: E2E_WORKER, timeoutSeconds: 60,
