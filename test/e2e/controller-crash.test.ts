@@ -93,10 +93,14 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
   });
 
   it('invocation rows committed but never invoked (a crash between commit and invoke) are invoked again with the same ids', async () => {
+    if (!controller || controller.exitCode !== null || controller.signalCode !== null) await startControllerProcess();
+    await applyPool({ namespace: NS, name: 'crashy', queue: 'crashy', maxConcurrency: 10, tasksPerInvocation: 3 });
+    await eventually('the pool to be reconciled', async () => (await getPool(NS, 'crashy'))?.status.observedGeneration === 1);
     controller?.kill('SIGKILL');
     if (controller) await waitForExit(controller, 10_000);
     const pool = await kubectl(['get', 'ltp', 'crashy', '-n', NS, '-o', 'jsonpath={.metadata.uid}']);
     const uid = pool.stdout.trim();
+    const doneBefore = (await countTasksByState(sys.database.db, 'crashy')).done;
     await enqueueTasks(sys.database.db, { queue: 'crashy', payloads: Array.from({ length: 6 }, () => ({ ms: 100 })) });
     const stranded = await insertInvocations(sys.database.db, {
       template: {
@@ -111,7 +115,7 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
       invokeAfterMs: 0,
     });
     await startControllerProcess();
-    await eventually('the 6 new tasks done', async () => (await countTasksByState(sys.database.db, 'crashy')).done === 96, 60_000);
+    await eventually('the 6 new tasks done', async () => (await countTasksByState(sys.database.db, 'crashy')).done === doneBefore + 6, 60_000);
     const rows = await sys.database.db.query<{ id: number; status: string; tasks_leased: number }>(
       `SELECT id, status, tasks_leased FROM ltp.invocations WHERE queue = 'crashy' AND id >= $1 ORDER BY id`,
       [stranded[0]],
@@ -120,6 +124,7 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
   });
 
   it('a controller that never saw the database of a deleted pool keeps the finalizer and says how to let go', async () => {
+    if (!controller || controller.exitCode !== null || controller.signalCode !== null) await startControllerProcess();
     await kubectl(['create', 'secret', 'generic', 'own-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
     await applyPool({
       namespace: NS, name: 'orphan-db', queue: 'orphan-db', maxConcurrency: 2, tasksPerInvocation: 1,
