@@ -28,9 +28,10 @@ describe('leader election (real kube-apiserver)', function () {
       namespace: NS,
       name: 'lambda-task-pool-controller',
       identity,
-      leaseDurationMs: 3_000,
-      renewDeadlineMs: 2_000,
-      retryPeriodMs: 200,
+      // Generous against a busy 2-core machine: a renewal may be slow without leadership being lost.
+      leaseDurationMs: 8_000,
+      renewDeadlineMs: 6_000,
+      retryPeriodMs: 250,
       logger: silentLogger(),
       onStartedLeading: () => log.push(`${identity} leads`),
       onStoppedLeading: () => log.push(`${identity} lost`),
@@ -51,7 +52,7 @@ describe('leader election (real kube-apiserver)', function () {
     expect(lease.spec?.holderIdentity).to.equal(leader === a ? 'replica-a' : 'replica-b');
 
     await leader.stop();
-    const handover = Date.now() + 10_000;
+    const handover = Date.now() + 15_000;
     while (!standby.isLeader && Date.now() < handover) await new Promise((r) => setTimeout(r, 50));
     expect(standby.isLeader, 'the standby took over').to.equal(true);
     const after = await coordination.readNamespacedLease({ namespace: NS, name: 'lambda-task-pool-controller' });
