@@ -39,7 +39,7 @@ interface Entry {
 export class DatabaseRegistry {
   private readonly entries = new Map<string, Entry>();
   /** The database each pool uid last resolved to: a deleted pool is finalized there even if its Secret is gone. */
-  private readonly byPool = new Map<string, Database>();
+  private readonly byPool = new Map<string, { database: Database; url: string }>();
   private readonly defaultTarget: DatabaseTarget | undefined;
   private counter = 0;
 
@@ -56,16 +56,33 @@ export class DatabaseRegistry {
     } catch (error) {
       return { ok: false, reason: Reason.DatabaseUnavailable, message: `database ${target.target.display} is unavailable: ${describeError(error)}` };
     }
-    this.byPool.set(pool.meta.uid, entry.database);
+    const previous = this.byPool.get(pool.meta.uid);
+    this.byPool.set(pool.meta.uid, { database: entry.database, url: target.target.url });
+    if (previous && previous.url !== target.target.url) await this.closeIfUnused(previous.url);
     return { ok: true, database: entry.database };
   }
 
   lastResolved(uid: string): Database | undefined {
-    return this.byPool.get(uid);
+    return this.byPool.get(uid)?.database;
   }
 
-  forget(uid: string): void {
+  /** The pool is gone: its database's connections close once no other pool uses it. */
+  async forget(uid: string): Promise<void> {
+    const previous = this.byPool.get(uid);
     this.byPool.delete(uid);
+    if (previous) await this.closeIfUnused(previous.url);
+  }
+
+  /** A rotated Secret or a deleted pool must not leave a connection pool and a listener behind. */
+  private async closeIfUnused(url: string): Promise<void> {
+    if (url === this.defaultTarget?.url) return;
+    for (const used of this.byPool.values()) if (used.url === url) return;
+    const entry = this.entries.get(url);
+    if (!entry) return;
+    this.entries.delete(url);
+    await entry.listener.stop();
+    await entry.database.db.end().catch(() => undefined);
+    this.options.logger.info('database no longer used; connections closed', { database: entry.database.display });
   }
 
   async closeAll(): Promise<void> {

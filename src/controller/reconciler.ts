@@ -255,7 +255,7 @@ export class PoolReconciler {
     deps.routes.forget(key);
     deps.events.forget(meta.uid);
     deps.metrics.forgetPool(meta.namespace, meta.name);
-    deps.databases.forget(meta.uid);
+    await deps.databases.forget(meta.uid);
     this.waitCursor.delete(meta.uid);
     this.written.delete(meta.uid);
     return {};

@@ -133,4 +133,34 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     expect(down.message).to.include('127.0.0.1:1/x');
     expect(down.message).not.to.include('hunter2');
   });
+
+  it('closes the connections of a database no pool uses any more once a Secret is rotated away from it', async () => {
+    const r = registry({ defaultUrl: defaultDb.url });
+    // A database no other registry of this suite has touched.
+    const rotDb = await freshDatabase('dbrot');
+    const connectionsTo = async (db: TestDatabase) => {
+      const name = db.url.replace(/^.*\//, '');
+      const rows = await db.db.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'lambda-task-pool-%' AND application_name <> 'lambda-task-pool-migrate'`,
+        [name],
+      );
+      return rows.rows[0].n;
+    };
+    await kubectl(['create', 'secret', 'generic', 'rotating', '-n', OTHER, '--from-literal', `url=${rotDb.url}`]);
+    const first = await r.resolve(pool(OTHER, { name: 'rotating', key: 'url' }));
+    expect(first.ok).to.equal(true);
+    if (first.ok) await first.database.db.query('SELECT 1');
+    const deadline = Date.now() + 5_000;
+    while ((await connectionsTo(rotDb)) < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    expect(await connectionsTo(rotDb), 'a pool connection and the listener').to.be.at.least(2);
+
+    await kubectl(['delete', 'secret', 'rotating', '-n', OTHER]);
+    await kubectl(['create', 'secret', 'generic', 'rotating', '-n', OTHER, '--from-literal', `url=${defaultDb.url}`]);
+    const second = await r.resolve(pool(OTHER, { name: 'rotating', key: 'url' }));
+    expect(second.ok).to.equal(true);
+    const closed = Date.now() + 5_000;
+    while ((await connectionsTo(rotDb)) > 0 && Date.now() < closed) await new Promise((res) => setTimeout(res, 100));
+    expect(await connectionsTo(rotDb), 'connections left to the database rotated away from').to.equal(0);
+    await rotDb.close();
+  });
 });
