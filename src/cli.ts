@@ -84,6 +84,7 @@ async function runController(argv: string[]): Promise<void> {
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`--metrics-addr must be HOST:PORT or :PORT (got ${JSON.stringify(values['metrics-addr'])})`);
   const controller = await startController({
+    ...CONTROLLER_DEFAULTS,
     kubeconfig: values.kubeconfig,
     databaseUrl,
     lambdaEndpoint: values['lambda-endpoint'] ?? process.env.AWS_ENDPOINT_URL_LAMBDA,
@@ -94,14 +95,8 @@ async function runController(argv: string[]): Promise<void> {
     metricsPort: port,
     leaderElect: values['leader-elect'] ?? false,
     leaseNamespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
-    leaseName: CONTROLLER_DEFAULTS.leaseName,
     identity: process.env.POD_NAME ?? defaultIdentity(),
     workers: positiveInt(values.workers, '--workers', CONTROLLER_DEFAULTS.workers),
-    invokeParallelism: CONTROLLER_DEFAULTS.invokeParallelism,
-    resyncMs: CONTROLLER_DEFAULTS.resyncMs,
-    reinvokeGraceMs: CONTROLLER_DEFAULTS.reinvokeGraceMs,
-    rejectionBackoffMs: CONTROLLER_DEFAULTS.rejectionBackoffMs,
-    blockedRetryMs: CONTROLLER_DEFAULTS.blockedRetryMs,
     logger,
     onLostLeadership: () => {
       logger.error('leadership lost; exiting so a fresh replica takes over');

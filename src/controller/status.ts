@@ -74,11 +74,15 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
     };
   }
 
-  const suspended: ConditionInput = spec.suspend
-    ? { type: ConditionType.Suspended, status: 'True', reason: Reason.SuspendedBySpec, message: 'spec.suspend is true: nothing is dispatched' }
-    : { type: ConditionType.Suspended, status: 'False', reason: Reason.NotSuspended, message: 'dispatching as the backlog needs' };
+  const suspended = suspendedCondition(spec.suspend);
 
   return [ready, active, degraded, suspended];
+}
+
+function suspendedCondition(suspend: boolean): ConditionInput {
+  return suspend
+    ? { type: ConditionType.Suspended, status: 'True', reason: Reason.SuspendedBySpec, message: 'spec.suspend is true: nothing is dispatched' }
+    : { type: ConditionType.Suspended, status: 'False', reason: Reason.NotSuspended, message: 'dispatching as the backlog needs' };
 }
 
 export function buildStatus(previous: PoolStatus, facts: PoolFacts): PoolStatus {
@@ -111,9 +115,7 @@ export function blockedStatus(
     previous.conditions,
     [
       { type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message },
-      args.suspend
-        ? { type: ConditionType.Suspended, status: 'True', reason: Reason.SuspendedBySpec, message: 'spec.suspend is true: nothing is dispatched' }
-        : { type: ConditionType.Suspended, status: 'False', reason: Reason.NotSuspended, message: 'dispatching as the backlog needs' },
+      suspendedCondition(args.suspend),
     ],
     { now: args.now, generation: args.generation },
   );

@@ -110,6 +110,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let controller: RunningController | undefined;
     if (options.controller ?? true) {
       controller = await startController({
+        ...CONTROLLER_DEFAULTS,
         kubeconfig: kubeconfigPath,
         databaseUrl: postgres.url,
         lambdaEndpoint: lambda.endpoint,
@@ -121,14 +122,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         metricsPort: await freePort(),
         leaderElect: false,
         leaseNamespace: 'default',
-        leaseName: CONTROLLER_DEFAULTS.leaseName,
         identity: 'local',
-        workers: CONTROLLER_DEFAULTS.workers,
-        invokeParallelism: CONTROLLER_DEFAULTS.invokeParallelism,
-        resyncMs: CONTROLLER_DEFAULTS.resyncMs,
-        reinvokeGraceMs: CONTROLLER_DEFAULTS.reinvokeGraceMs,
-        rejectionBackoffMs: CONTROLLER_DEFAULTS.rejectionBackoffMs,
-        blockedRetryMs: CONTROLLER_DEFAULTS.blockedRetryMs,
         logger: log.child({ component: 'controller' }),
         ...options.controllerOverrides,
       });
