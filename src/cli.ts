@@ -98,10 +98,6 @@ async function runController(argv: string[]): Promise<void> {
     identity: process.env.POD_NAME ?? defaultIdentity(),
     workers: positiveInt(values.workers, '--workers', CONTROLLER_DEFAULTS.workers),
     logger,
-    onLostLeadership: () => {
-      logger.error('leadership lost; exiting so a fresh replica takes over');
-      process.exit(1);
-    },
   });
   await untilSignal();
   logger.info('shutting down');

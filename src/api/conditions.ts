@@ -33,6 +33,8 @@ export const Reason = {
   InvokeErrors: 'InvokeErrors',
   Throttled: 'Throttled',
   InvocationsOrphaned: 'InvocationsOrphaned',
+  FunctionTimeoutTooShort: 'FunctionTimeoutTooShort',
+  InvocationsWasted: 'InvocationsWasted',
   // Suspended
   SuspendedBySpec: 'SuspendedBySpec',
   NotSuspended: 'NotSuspended',

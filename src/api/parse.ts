@@ -3,7 +3,7 @@
 // and turns an unknown object into a typed Pool, or a list of problems for an InvalidSpec condition.
 import {
   FUNCTION_NAME_PATTERN, QUALIFIER_PATTERN, QUEUE_PATTERN, REGION_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN,
-  INVOCATION_STATES, SPEC_BOUNDS, SPEC_DEFAULTS, TASK_STATES, type Condition, type Pool, type PoolMeta, type PoolSpec,
+  INVOCATION_STATES, RETRY_BOUNDS, SPEC_BOUNDS, SPEC_DEFAULTS, TASK_STATES, type Condition, type Pool, type PoolMeta, type PoolSpec,
   type PoolStatus, type StateCounts,
 } from './types.ts';
 
@@ -71,6 +71,23 @@ export function parsePool(obj: unknown): ParseResult {
   const heartbeatTimeoutSeconds = int('heartbeatTimeoutSeconds');
   const maxTaskAttempts = int('maxTaskAttempts');
 
+  const retryRaw = spec.retry ?? {};
+  let retry: PoolSpec['retry'] = { ...SPEC_DEFAULTS.retry };
+  if (!isObj(retryRaw)) problems.push('spec.retry must be an object');
+  else {
+    const seconds = (key: keyof typeof RETRY_BOUNDS): number => {
+      const value = retryRaw[key] ?? SPEC_DEFAULTS.retry[key];
+      const { min, max } = RETRY_BOUNDS[key];
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+        problems.push(`spec.retry.${key} must be an integer from ${min} to ${max}`);
+        return SPEC_DEFAULTS.retry[key];
+      }
+      return value;
+    };
+    retry = { initialDelaySeconds: seconds('initialDelaySeconds'), maxDelaySeconds: seconds('maxDelaySeconds') };
+    if (retry.maxDelaySeconds < retry.initialDelaySeconds) problems.push('spec.retry.maxDelaySeconds must not be below spec.retry.initialDelaySeconds');
+  }
+
   const suspendRaw = spec.suspend ?? SPEC_DEFAULTS.suspend;
   if (typeof suspendRaw !== 'boolean') problems.push('spec.suspend must be true or false');
   const suspend = suspendRaw === true;
@@ -100,6 +117,7 @@ export function parsePool(obj: unknown): ParseResult {
         startTimeoutSeconds,
         heartbeatTimeoutSeconds,
         maxTaskAttempts,
+        retry,
         ...(database ? { database } : {}),
         suspend,
       },

@@ -45,8 +45,15 @@ export interface PoolSpec {
   startTimeoutSeconds: number;
   heartbeatTimeoutSeconds: number;
   maxTaskAttempts: number;
+  retry: RetryPolicy;
   database?: { secretRef: SecretKeyRef };
   suspend: boolean;
+}
+
+/** How long a failed attempt waits before it is due again: exponential from initialDelaySeconds, jittered. */
+export interface RetryPolicy {
+  initialDelaySeconds: number;
+  maxDelaySeconds: number;
 }
 
 export interface Condition {
@@ -94,6 +101,7 @@ export const SPEC_DEFAULTS = {
   maxTaskAttempts: 3,
   suspend: false,
   secretKey: 'url',
+  retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
 } as const;
 
 export const SPEC_BOUNDS = {
@@ -102,6 +110,11 @@ export const SPEC_BOUNDS = {
   startTimeoutSeconds: { min: 10, max: 21600 },
   heartbeatTimeoutSeconds: { min: 5, max: 3600 },
   maxTaskAttempts: { min: 1, max: 100 },
+} as const;
+
+export const RETRY_BOUNDS = {
+  initialDelaySeconds: { min: 0, max: 3600 },
+  maxDelaySeconds: { min: 0, max: 86400 },
 } as const;
 
 /** Queue names: letters, digits, `.`, `_`, `-`, `:` and `/`, 1 to 128 characters, starting with a letter or digit. */

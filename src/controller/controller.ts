@@ -13,7 +13,9 @@ import { LeaderElector } from './leader-election.ts';
 import { PoolReconciler } from './reconciler.ts';
 import { NotificationRoutes } from './routes.ts';
 import { WorkQueue } from './work-queue.ts';
+import { StrandedSweeper } from './stranded-sweep.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
+import { backoffMs } from '../worker/backoff.ts';
 
 export interface ControllerConfig {
   kubeconfig?: string;
@@ -36,9 +38,9 @@ export interface ControllerConfig {
   reinvokeGraceMs: number;
   rejectionBackoffMs: number;
   blockedRetryMs: number;
+  /** How often every database is swept for invocations and leases of pools that no longer serve it. */
+  strandedSweepMs: number;
   logger: Logger;
-  /** Called when leadership is lost; the CLI exits so the Deployment restarts a clean replica. */
-  onLostLeadership?: () => void;
 }
 
 export const CONTROLLER_DEFAULTS = {
@@ -52,7 +54,11 @@ export const CONTROLLER_DEFAULTS = {
   reinvokeGraceMs: 10_000,
   rejectionBackoffMs: 60_000,
   blockedRetryMs: 15_000,
+  strandedSweepMs: 30_000,
 } as const;
+
+/** Restarts of a failed pool watch: jittered, and never more than about 3 s apart, so work resumes soon after the API server is back. */
+const WATCH_RESTART = { initialMs: 200, maxMs: 3_200 };
 
 export interface RunningController {
   healthPort: number;
@@ -92,12 +98,22 @@ export async function startController(config: ControllerConfig): Promise<Running
   let queue: WorkQueue | undefined;
   const enqueue = (key: string) => queue?.add(key);
 
+  let sweeper: StrandedSweeper | undefined;
   const databases = new DatabaseRegistry({
     kube,
     defaultUrl: config.databaseUrl,
     allowedDefaultNamespaces: config.allowedDefaultDbNamespaces,
     logger: log,
     onNotify: (database, channel, payload) => routes.keysFor(database, channel, payload).forEach(enqueue),
+    onDraining: () => sweeper?.poke(),
+  });
+  sweeper = new StrandedSweeper({
+    databases,
+    knownUid: (uid) => cache.knownUids().has(uid),
+    isGone: (pool) => kube.poolGone(pool),
+    active: () => dispatching,
+    logger: log,
+    intervalMs: config.strandedSweepMs,
   });
   const invoker = createInvoker({
     defaultRegion: config.region,
@@ -114,6 +130,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     metrics,
     logger: log,
     routes,
+    sweeper,
     options: {
       reinvokeGraceMs: config.reinvokeGraceMs,
       rejectionBackoffMs: config.rejectionBackoffMs,
@@ -158,12 +175,28 @@ export async function startController(config: ControllerConfig): Promise<Running
       enqueue(keyOf(obj));
     });
     informer.on('connect', () => synced.add(informer));
+    // A failed watch (the API server went away) restarts with jittered backoff. Once it lists again,
+    // every pool is looked at at once: the level-based reconcile catches up with whatever changed.
+    let failures = 0;
     informer.on('error', (error: unknown) => {
       if (stopped) return;
-      log.warn('pool watch failed; restarting', { error: describeError(error) });
+      failures += 1;
+      const retryInMs = backoffMs(failures, WATCH_RESTART);
+      log.warn('pool watch failed; restarting', { retryInMs, error: describeError(error) });
       setTimeout(() => {
-        if (!stopped) informer.start().catch((e: unknown) => log.error('pool watch restart failed', { error: describeError(e) }));
-      }, 2_000).unref();
+        if (stopped) return;
+        const before = failures;
+        informer
+          .start()
+          .then(() => {
+            if (failures !== before || stopped) return;
+            failures = 0;
+            log.info('pool watch restored');
+            queue?.retryAllNow();
+            cache.allKeys().forEach(enqueue);
+          })
+          .catch((e: unknown) => log.error('pool watch restart failed', { error: describeError(e) }));
+      }, retryInMs).unref();
     });
   }
   await Promise.all(informers.map((i) => i.start()));
@@ -189,11 +222,12 @@ export async function startController(config: ControllerConfig): Promise<Running
         queue?.resume();
         cache.allKeys().forEach(enqueue);
       },
+      // Losing the Lease (the API server is unreachable, say) pauses dispatching; the replica stays a
+      // candidate and resumes as soon as it holds the Lease again. It never exits, so it never crash-loops.
       onStoppedLeading: () => {
         metrics.isLeader.set(0);
         dispatching = false;
         queue?.pause();
-        config.onLostLeadership?.();
       },
     });
     elector.start();
@@ -201,6 +235,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     metrics.isLeader.set(1);
     cache.allKeys().forEach(enqueue);
   }
+  sweeper.start();
 
   let health: HealthServer | undefined;
   try {
@@ -231,6 +266,7 @@ export async function startController(config: ControllerConfig): Promise<Running
       if (stopped) return;
       stopped = true;
       clearInterval(resync);
+      await sweeper?.stop();
       queue?.stop();
       await queue?.idle();
       await elector?.stop();

@@ -10,12 +10,14 @@ import { migrate } from '../store/migrate.ts';
 import { NotificationListener, type Channel } from '../store/notifications.ts';
 import type { KubeApi } from './kube.ts';
 import { describeError } from '../ops/describe-error.ts';
+import { Connectivity } from './connectivity.ts';
 
 export interface Database {
   /** An opaque key for this database (not its URL). */
   key: string;
   display: string;
   db: Db;
+  connectivity: Connectivity;
 }
 
 export type DatabaseResolution = { ok: true; database: Database } | { ok: false; reason: Reason; message: string };
@@ -26,6 +28,8 @@ export interface DatabaseRegistryOptions {
   /** Namespaces whose pools may use the default database; empty means every namespace. */
   allowedDefaultNamespaces: readonly string[];
   onNotify(databaseKey: string, channel: Channel, payload: string): void;
+  /** A database lost its last pool: the stranded sweep should look at it soon. */
+  onDraining?(): void;
   logger: Logger;
   poolSize?: number;
 }
@@ -34,6 +38,9 @@ interface Entry {
   database: Database;
   listener: NotificationListener;
   migrated: Promise<void>;
+  ready: boolean;
+  /** No pool uses it any more: it closes once the sweeper has ended what pools left live in it. */
+  draining: boolean;
 }
 
 export class DatabaseRegistry {
@@ -58,7 +65,8 @@ export class DatabaseRegistry {
     }
     const previous = this.byPool.get(pool.meta.uid);
     this.byPool.set(pool.meta.uid, { database: entry.database, url: target.target.url });
-    if (previous && previous.url !== target.target.url) await this.closeIfUnused(previous.url);
+    entry.draining = false;
+    if (previous && previous.url !== target.target.url) this.drainIfUnused(previous.url);
     return { ok: true, database: entry.database };
   }
 
@@ -66,20 +74,45 @@ export class DatabaseRegistry {
     return this.byPool.get(uid)?.database;
   }
 
-  /** The pool is gone: its database's connections close once no other pool uses it. */
-  async forget(uid: string): Promise<void> {
-    const previous = this.byPool.get(uid);
-    this.byPool.delete(uid);
-    if (previous) await this.closeIfUnused(previous.url);
+  /** Every database ready for use (draining ones too), each with the uids of the pools that last resolved to it. */
+  inUse(): Array<{ database: Database; poolUids: Set<string>; draining: boolean }> {
+    const byKey = new Map<string, { database: Database; poolUids: Set<string>; draining: boolean }>();
+    for (const entry of this.entries.values()) {
+      if (entry.ready) byKey.set(entry.database.key, { database: entry.database, poolUids: new Set(), draining: entry.draining });
+    }
+    for (const [uid, { database }] of this.byPool) byKey.get(database.key)?.poolUids.add(uid);
+    return [...byKey.values()];
   }
 
-  /** A rotated Secret or a deleted pool must not leave a connection pool and a listener behind. */
-  private async closeIfUnused(url: string): Promise<void> {
+  /** The pool is gone: its database drains, then closes, once no other pool uses it. */
+  forget(uid: string): void {
+    const previous = this.byPool.get(uid);
+    this.byPool.delete(uid);
+    if (previous) this.drainIfUnused(previous.url);
+  }
+
+  /**
+   * A rotated Secret or a deleted pool must not leave a connection pool and a listener behind, nor live
+   * invocations: the database drains first (the stranded sweep ends what is left), then closes.
+   */
+  private drainIfUnused(url: string): void {
     if (url === this.defaultTarget?.url) return;
     for (const used of this.byPool.values()) if (used.url === url) return;
     const entry = this.entries.get(url);
-    if (!entry) return;
+    if (!entry || entry.draining) return;
+    entry.draining = true;
+    this.options.logger.info('database no longer used by any pool; draining', { database: entry.database.display });
+    this.options.onDraining?.();
+  }
+
+  /** The stranded sweep left nothing live of ours in a draining database: close its connections. */
+  async closeDrained(key: string): Promise<void> {
+    const found = [...this.entries].find(([, e]) => e.database.key === key && e.draining);
+    if (!found) return;
+    const [url, entry] = found;
+    for (const used of this.byPool.values()) if (used.url === url) return;
     this.entries.delete(url);
+    entry.database.connectivity.stop();
     await entry.listener.stop();
     await entry.database.db.end().catch(() => undefined);
     this.options.logger.info('database no longer used; connections closed', { database: entry.database.display });
@@ -89,6 +122,7 @@ export class DatabaseRegistry {
     const entries = [...this.entries.values()];
     this.entries.clear();
     await Promise.all(entries.map(async (e) => {
+      e.database.connectivity.stop();
       await e.listener.stop();
       await e.database.db.end().catch(() => undefined);
     }));
@@ -134,14 +168,22 @@ export class DatabaseRegistry {
       onNotify: (channel, payload) => this.options.onNotify(key, channel, payload),
       onError: (error) => this.options.logger.warn('database listener lost its connection; reconnecting', { database: target.display, error: describeError(error) }),
     });
+    const connectivity = new Connectivity({
+      probe: () => db.query('SELECT 1'),
+      onLost: (error) => this.options.logger.warn('database unreachable; orphaning by heartbeat paused', { database: target.display, error: describeError(error) }),
+      onRestored: (lostForMs) => this.options.logger.info('database reachable', { database: target.display, afterMs: Math.round(lostForMs) }),
+    });
     const migrated = migrate(target.url).then(() => {
       this.options.logger.info('database ready', { database: target.display });
       listener.start();
+      connectivity.start();
+      entry.ready = true;
     });
-    const entry: Entry = { database: { key, display: target.display, db }, listener, migrated };
+    const entry: Entry = { database: { key, display: target.display, db, connectivity }, listener, migrated, ready: false, draining: false };
     this.entries.set(target.url, entry);
     // A database that could not be reached is forgotten, so the next pass tries again from scratch.
     migrated.catch(() => {
+      connectivity.stop();
       if (this.entries.get(target.url) === entry) this.entries.delete(target.url);
       void db.end().catch(() => undefined);
     });

@@ -1,18 +1,21 @@
-// One dispatch pass for one pool: gather (under the pool's advisory lock), decide (the pure planner),
-// act (sweep and insert the new invocation rows), commit, and only then invoke. A crash after the commit
-// leaves `created` rows that the next pass invokes again with the same ids.
-import type { Pool } from '../api/types.ts';
+// One dispatch pass for one pool: gather (under the pool's advisory lock), decide the sweep, carry it
+// out, decide the dispatch from what the database really ended, insert the new rows, commit, and only
+// then invoke. A crash after the commit leaves `created` rows that the next pass invokes again with the
+// same ids, at the function recorded on each row.
+import type { FunctionRef, Pool } from '../api/types.ts';
 import type { InvokeFailure } from '../lambda/errors.ts';
 import type { Invoker } from '../lambda/invoker.ts';
-import { planPool, type PoolPlan, type PoolPlanLimits } from '../planner/pool-plan.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
-import { planRelease, type PoolMode } from '../planner/sweep.ts';
+import { invokeRetryDelayMs } from '../planner/invoke-retry.ts';
+import { planPoolDispatch, planPoolSweep, type PoolPlan, type PoolPlanInput, type PoolPlanLimits } from '../planner/pool-plan.ts';
+import { planRelease } from '../planner/release.ts';
+import type { PoolMode } from '../planner/sweep.ts';
 import { advisoryXactLock, withTransaction, type Db, type DbClient } from '../store/db.ts';
 import {
   deferInvoke, endInvocations, insertInvocations, latestRejection, loadLiveInvocations, markInvoked, markRejected,
-  type InvocationTemplate,
+  recentWorkerOutcomes, type InvocationTemplate, type LiveInvocation,
 } from '../store/invocation-store.ts';
-import { countBacklog, findStrandedLeases, releaseLeases } from '../store/task-store.ts';
+import { countBacklog, findStrandedLeases, nextDueAt, releaseLeases } from '../store/task-store.ts';
 
 export interface DispatchPassOptions {
   /** A created row not invoked within this long (the controller died first) is invoked again. */
@@ -20,13 +23,15 @@ export interface DispatchPassOptions {
   /** After a permanent Invoke rejection, dispatching pauses this long (or until the spec changes). */
   rejectionBackoffMs: number;
   limits: PoolPlanLimits;
+  /** Randomness for jitter; injected by tests. */
+  random?: () => number;
 }
 
 export interface InvokeOutcomes {
   accepted: number;
   rejected?: { ids: number[]; failure: InvokeFailure };
   /** Throttled or transient: `unsent` were never sent because an earlier call of the batch failed. */
-  deferred?: { ids: number[]; unsent: number[]; failure: InvokeFailure };
+  deferred?: { ids: number[]; unsent: number[]; failure: InvokeFailure; retryInMs: number };
 }
 
 export interface DispatchPassResult {
@@ -43,22 +48,31 @@ export interface DispatchPassResult {
 }
 
 export function templateFor(pool: Pool): InvocationTemplate {
+  const { spec, meta } = pool;
   return {
-    pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
-    queue: pool.spec.queue,
-    functionName: pool.spec.function.name,
-    functionQualifier: pool.spec.function.qualifier,
-    tasksPerInvocation: pool.spec.tasksPerInvocation,
-    maxTaskAttempts: pool.spec.maxTaskAttempts,
-    heartbeatTimeoutSeconds: pool.spec.heartbeatTimeoutSeconds,
+    pool: { namespace: meta.namespace, name: meta.name, uid: meta.uid },
+    queue: spec.queue,
+    functionName: spec.function.name,
+    functionQualifier: spec.function.qualifier,
+    functionRegion: spec.function.region,
+    tasksPerInvocation: spec.tasksPerInvocation,
+    maxTaskAttempts: spec.maxTaskAttempts,
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+    retryInitialDelayMs: spec.retry.initialDelaySeconds * 1000,
+    retryMaxDelayMs: spec.retry.maxDelaySeconds * 1000,
   };
 }
+
+/** The recent finished invocations the waste rule reads: a handful, within the last hour. */
+const WASTE_LOOKBACK = { limit: 20, withinSeconds: 3600 };
 
 export async function runDispatchPass(args: {
   db: Db;
   pool: Pool;
   invoker: Invoker;
   options: DispatchPassOptions;
+  /** How long this controller has reached the database without interruption (Connectivity). */
+  connectedForMs: number;
   mode?: PoolMode;
   /** Sweep only: dispatch and re-invoke nothing (the pool may not serve its queue right now). */
   dispatchBlocked?: boolean;
@@ -66,70 +80,102 @@ export async function runDispatchPass(args: {
   const { db, pool, invoker, options } = args;
   const { spec, meta } = pool;
   const mode: PoolMode = args.mode ?? (spec.suspend ? 'suspended' : 'active');
+  const random = options.random ?? Math.random;
 
   const acted = await withTransaction(db, async (client) => {
     await advisoryXactLock(client, `lambda-task-pool:pool:${meta.uid}`);
     // Gather.
     const now = await dbNow(client);
     const live = await loadLiveInvocations(client, meta.uid);
-    const backlog = mode === 'active' ? await countBacklog(client, spec.queue, backlogCountLimit(spec)) : 0;
+    const active = mode === 'active';
+    const limit = backlogCountLimit(spec);
+    const backlog = active ? await countBacklog(client, spec.queue, limit) : 0;
+    const dueAt = active && backlog < limit ? await nextDueAt(client, spec.queue) : undefined;
     const rejectedAt = await latestRejection(client, { poolUid: meta.uid, withinMs: options.rejectionBackoffMs });
-    const blockedUntil = args.dispatchBlocked
-      ? now.getTime() + options.limits.resyncMs
-      : rejectedAt ? rejectedAt.getTime() + options.rejectionBackoffMs : undefined;
-    // Decide.
-    const plan = planPool(
-      {
-        now: now.getTime(),
-        mode,
-        backlog,
-        invocations: live.map((i) => ({
-          id: i.id,
-          status: i.status,
-          createdAt: i.createdAt.getTime(),
-          invokeAfter: i.invokeAfter.getTime(),
-          heartbeatAt: i.heartbeatAt?.getTime() ?? null,
-        })),
-        maxConcurrency: spec.maxConcurrency,
-        tasksPerInvocation: spec.tasksPerInvocation,
-        startTimeoutMs: spec.startTimeoutSeconds * 1000,
-        heartbeatTimeoutMs: spec.heartbeatTimeoutSeconds * 1000,
-        blockedUntil,
-      },
-      options.limits,
-    );
-    // Act.
+    const outcomes = active ? await recentWorkerOutcomes(client, { poolUid: meta.uid, ...WASTE_LOOKBACK }) : [];
+    const byId = new Map(live.map((i) => [i.id, i]));
+    const input: PoolPlanInput = {
+      now: now.getTime(),
+      mode,
+      backlog,
+      invocations: live.map((i) => ({
+        id: i.id,
+        status: i.status,
+        createdAt: i.createdAt.getTime(),
+        invokeAfter: i.invokeAfter.getTime(),
+        heartbeatAt: i.heartbeatAt?.getTime() ?? null,
+        heartbeatTimeoutMs: i.heartbeatTimeoutSeconds * 1000,
+      })),
+      maxConcurrency: spec.maxConcurrency,
+      tasksPerInvocation: spec.tasksPerInvocation,
+      startTimeoutMs: spec.startTimeoutSeconds * 1000,
+      connectedForMs: args.connectedForMs,
+      ...(args.dispatchBlocked
+        ? { blockedUntil: now.getTime() + options.limits.resyncMs, blockedBy: 'conflict' as const }
+        : rejectedAt ? { blockedUntil: rejectedAt.getTime() + options.rejectionBackoffMs, blockedBy: 'rejection' as const } : {}),
+      recentOutcomes: outcomes.map((o) => ({ finishedAt: o.finishedAt.getTime(), tasksStarted: o.tasksStarted, code: o.code, message: o.message })),
+      ...(dueAt ? { nextDueAt: dueAt.getTime() } : {}),
+    };
+
+    // Decide the sweep, and carry it out.
+    const sweep = planPoolSweep(input);
     const orphaned = [
       ...(await endInvocations(client, {
-        ids: plan.orphanUnstarted, from: ['created', 'pending'], to: 'orphaned', code: 'StartTimeout',
+        ids: sweep.orphanUnstarted, from: ['created', 'pending'], to: 'orphaned', code: 'StartTimeout',
         message: `did not start within ${spec.startTimeoutSeconds}s`,
       })),
       ...(await endInvocations(client, {
-        ids: plan.orphanSilent, from: ['ready', 'running'], to: 'orphaned', code: 'HeartbeatLost',
+        ids: sweep.orphanSilent, from: ['ready', 'running'], to: 'orphaned', code: 'HeartbeatLost',
         message: `no heartbeat for ${spec.heartbeatTimeoutSeconds}s`,
       })),
     ];
     const terminated = await endInvocations(client, {
-      ids: plan.terminate,
+      ids: sweep.terminate,
       from: mode === 'deleting' ? ['created', 'pending', 'ready', 'running'] : ['created', 'pending'],
       to: 'terminated',
       code: mode === 'deleting' ? 'PoolDeleted' : mode === 'suspended' ? 'PoolSuspended' : 'ScaledDown',
       message: mode === 'deleting' ? 'the pool was deleted' : mode === 'suspended' ? 'the pool was suspended' : 'maxConcurrency was lowered',
     });
-    const stranded = await findStrandedLeases(client, meta.uid);
-    const release = planRelease(stranded, spec.maxTaskAttempts);
-    await releaseLeases(client, { ...release, reason: 'released: its invocation ended before finishing it' });
+    const stranded = await findStrandedLeases(client, { poolUid: meta.uid });
+    const release = planRelease(stranded, { now: now.getTime(), random });
+    const released = await releaseLeases(client, { ...release, reason: 'released: its invocation ended before finishing it' });
+
+    // Decide the dispatch from what the database really ended: a row a worker claimed before the sweep's
+    // UPDATE reached it is still live, and still counts against maxConcurrency.
+    const plan = planPoolDispatch(input, sweep, new Set([...orphaned, ...terminated]), options.limits);
     const dispatched = await insertInvocations(client, { template: templateFor(pool), count: plan.dispatch, invokeAfterMs: options.reinvokeGraceMs });
-    return { now, plan, backlog, orphaned, terminated, dispatched, releasedTasks: release.toCreated.length, failedTasks: release.toFailed.length };
+    const heldUntil = release.nextAt !== undefined ? release.nextAt - now.getTime() : Number.POSITIVE_INFINITY;
+    return {
+      now, plan, backlog, orphaned, terminated, dispatched, byId, heldUntil,
+      releasedTasks: released.created,
+      failedTasks: released.failed,
+    };
   });
 
-  // Invoke, after the rows are committed.
-  const invoke = await invokeRows({ db, pool, invoker, ids: [...acted.plan.reinvoke, ...acted.dispatched] });
-  const retryAfter = invoke.deferred && invoke.deferred.failure.kind !== 'rejected' ? invoke.deferred.failure.retryAfterMs : undefined;
+  // Invoke, after the rows are committed: new rows at the spec's function, old ones where they were sent.
+  const targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }> = [];
+  const reinvoked = acted.plan.reinvoke.map((id) => acted.byId.get(id)).filter((i): i is LiveInvocation => i !== undefined);
+  for (const row of reinvoked) targetFor(targets, row.function).ids.push(row.id);
+  for (const row of reinvoked) targetFor(targets, row.function).attempts.set(row.id, row.invokeAttempts);
+  if (acted.dispatched.length > 0) targetFor(targets, spec.function).ids.push(...acted.dispatched);
+  const invoke = await invokeRows({ db, invoker, targets, random });
+
+  const retryAfter = invoke.deferred?.retryInMs ?? Number.POSITIVE_INFINITY;
   // Tasks released by this pass's sweep were not in its backlog count: look again at once.
   const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
-  const requeueAfterMs = Math.max(options.limits.minRequeueMs, Math.min(acted.plan.requeueAfterMs, retryAfter ?? Number.POSITIVE_INFINITY, releasedNow));
-  return { ...acted, invoke, requeueAfterMs };
+  const requeueAfterMs = Math.max(options.limits.minRequeueMs, Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntil));
+  const { byId: _byId, heldUntil: _held, ...result } = acted;
+  return { ...result, invoke, requeueAfterMs };
+}
+
+function targetFor(targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }>, fn: FunctionRef) {
+  const same = (a: FunctionRef, b: FunctionRef) => a.name === b.name && a.qualifier === b.qualifier && a.region === b.region;
+  let target = targets.find((t) => same(t.fn, fn));
+  if (!target) {
+    target = { fn, ids: [], attempts: new Map() };
+    targets.push(target);
+  }
+  return target;
 }
 
 async function dbNow(client: DbClient): Promise<Date> {
@@ -139,22 +185,34 @@ async function dbNow(client: DbClient): Promise<Date> {
   return row.now;
 }
 
-async function invokeRows(args: { db: Db; pool: Pool; invoker: Invoker; ids: number[] }): Promise<InvokeOutcomes> {
-  if (args.ids.length === 0) return { accepted: 0 };
-  const results = await args.invoker.invokeBatch(args.pool.spec.function, args.ids);
+async function invokeRows(args: {
+  db: Db;
+  invoker: Invoker;
+  targets: ReadonlyArray<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }>;
+  random: () => number;
+}): Promise<InvokeOutcomes> {
   const outcomes: InvokeOutcomes = { accepted: 0 };
   const accepted: Array<{ id: number; requestId?: string }> = [];
-  for (const result of results) {
-    if (result.accepted) {
-      accepted.push({ id: result.id, requestId: result.requestId });
-      continue;
-    }
-    if (result.failure.kind === 'rejected' && result.sent) {
-      (outcomes.rejected ??= { ids: [], failure: result.failure }).ids.push(result.id);
-    } else {
+  const deferred: Array<{ id: number; delayMs: number; attempted: boolean }> = [];
+  for (const target of args.targets) {
+    if (target.ids.length === 0) continue;
+    const results = await args.invoker.invokeBatch(target.fn, target.ids);
+    for (const result of results) {
+      if (result.accepted) {
+        accepted.push({ id: result.id, requestId: result.requestId });
+        continue;
+      }
+      if (result.failure.kind === 'rejected' && result.sent) {
+        (outcomes.rejected ??= { ids: [], failure: result.failure }).ids.push(result.id);
+        continue;
+      }
       // A row never sent after a rejection is not itself rejected: it waits, like a throttled one.
-      const entry = (outcomes.deferred ??= { ids: [], unsent: [], failure: result.failure });
+      const entry = (outcomes.deferred ??= { ids: [], unsent: [], failure: result.failure, retryInMs: Number.POSITIVE_INFINITY });
       (result.sent ? entry.ids : entry.unsent).push(result.id);
+      const attempts = (target.attempts.get(result.id) ?? 0) + 1;
+      const delayMs = invokeRetryDelayMs(result.failure, attempts, args.random);
+      deferred.push({ id: result.id, delayMs, attempted: result.sent });
+      entry.retryInMs = Math.min(entry.retryInMs, delayMs);
     }
   }
   await markInvoked(args.db, accepted);
@@ -165,9 +223,7 @@ async function invokeRows(args: { db: Db; pool: Pool; invoker: Invoker; ids: num
   }
   if (outcomes.deferred) {
     const f = outcomes.deferred.failure;
-    const delayMs = f.kind === 'rejected' ? 0 : f.retryAfterMs;
-    await deferInvoke(args.db, { ids: outcomes.deferred.ids, delayMs, code: f.code, message: f.message, attempted: true });
-    await deferInvoke(args.db, { ids: outcomes.deferred.unsent, delayMs, code: f.code, message: f.message, attempted: false });
+    await deferInvoke(args.db, { rows: deferred, code: f.code, message: f.message });
   }
   return outcomes;
 }

@@ -74,6 +74,19 @@ export class KubeApi {
     }
   }
 
+  /**
+   * Whether the pool is gone: no object by that name, or one with another uid (deleted and created again).
+   * Undefined when the API server cannot say (no access to the namespace, or it is unreachable).
+   */
+  async poolGone(pool: { namespace: string; name: string; uid: string }): Promise<boolean | undefined> {
+    try {
+      const current = await this.getPool(pool.namespace, pool.name);
+      return current === undefined || current.metadata?.uid !== pool.uid;
+    } catch {
+      return undefined;
+    }
+  }
+
   async patchStatus(namespace: string, name: string, status: PoolStatus): Promise<void> {
     await this.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: { status } },

@@ -18,6 +18,7 @@ import type { EventRecorder } from './events.ts';
 import type { KubeApi, PoolObject } from './kube.ts';
 import type { NotificationRoutes } from './routes.ts';
 import { blockedStatus, buildStatus, sameStatus } from './status.ts';
+import type { StrandedSweeper } from './stranded-sweep.ts';
 import type { ProcessResult } from './work-queue.ts';
 
 export interface PoolCache {
@@ -34,6 +35,7 @@ export interface ReconcilerDeps {
   metrics: Metrics;
   logger: Logger;
   routes: NotificationRoutes;
+  sweeper: StrandedSweeper;
   options: DispatchPassOptions & {
     /** How often a pool blocked on something outside Kubernetes (a Secret, the database) is looked at again. */
     blockedRetryMs: number;
@@ -51,11 +53,7 @@ export class PoolReconciler {
   async reconcile(key: string): Promise<ProcessResult> {
     const [namespace, name] = splitKey(key);
     const obj = this.deps.cache.get(namespace, name);
-    if (!obj) {
-      this.deps.routes.forget(key);
-      this.deps.metrics.forgetPool(namespace, name);
-      return {};
-    }
+    if (!obj) return this.forgetGone(key, namespace, name);
     const parsed = parsePool(obj);
     if (parsed.meta.deletionTimestamp) return this.finalize(key, parsed);
     if (!parsed.meta.finalizers.includes(FINALIZER)) {
@@ -77,7 +75,7 @@ export class PoolReconciler {
       await this.block({ ok: true, meta: pool.meta, pool }, resolved.reason, resolved.message, false);
       return { requeueAfterMs: deps.options.blockedRetryMs };
     }
-    const { db, key: databaseKey, display } = resolved.database;
+    const { db, key: databaseKey, display, connectivity } = resolved.database;
     deps.routes.set(key, { database: databaseKey, queue: pool.spec.queue, uid: pool.meta.uid });
 
     let pass: DispatchPassResult;
@@ -91,9 +89,12 @@ export class PoolReconciler {
       if (claim.held) await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
       else conflict = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
       // A pool that may not serve its queue still sweeps its own invocations; it only dispatches nothing.
-      pass = await runDispatchPass({ db, pool, invoker: deps.invoker, options: deps.options, dispatchBlocked: conflict !== undefined });
+      pass = await runDispatchPass({
+        db, pool, invoker: deps.invoker, options: deps.options, connectedForMs: connectivity.connectedForMs(), dispatchBlocked: conflict !== undefined,
+      });
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
+      if (unavailable) connectivity.lost(error);
       const reason = unavailable ? Reason.DatabaseUnavailable : Reason.ReconcileError;
       const message = unavailable ? `database ${display} is unavailable: ${describeError(error)}` : `reconcile failed: ${describeError(error)}`;
       log.warn('reconcile failed', { reason, error: message });
@@ -115,12 +116,33 @@ export class PoolReconciler {
   /** A claim's holder is gone when no pool with its uid exists; when in doubt (say, no access to its namespace) it is not. */
   private async isGone(holder: PoolIdentity): Promise<boolean> {
     if (this.deps.cache.knownUids().has(holder.uid)) return false;
-    try {
-      const current = await this.deps.kube.getPool(holder.namespace, holder.name);
-      return current === undefined || current.metadata?.uid !== holder.uid;
-    } catch {
-      return false;
+    return (await this.deps.kube.poolGone(holder)) === true;
+  }
+
+  /**
+   * The pool left the cache without being finalized here (its finalizer was removed by hand): end what it
+   * left live in its database now, rather than at the next stranded sweep, then forget it.
+   */
+  private async forgetGone(key: string, namespace: string, name: string): Promise<ProcessResult> {
+    const { deps } = this;
+    const route = deps.routes.get(key);
+    if (route) {
+      const database = deps.databases.lastResolved(route.uid);
+      if (database) {
+        const ended = await deps.sweeper.sweepGonePool(database, { namespace, name, uid: route.uid });
+        if (ended.length > 0) {
+          deps.logger.warn('pool deleted without finalizing; its live invocations were terminated', { namespace, pool: name, terminated: ended.length });
+        }
+        deps.sweeper.poke();
+      }
+      deps.databases.forget(route.uid);
+      deps.events.forget(route.uid);
+      this.waitCursor.delete(route.uid);
+      this.written.delete(route.uid);
     }
+    deps.routes.forget(key);
+    deps.metrics.forgetPool(namespace, name);
+    return {};
   }
 
   private async report(pool: Pool, pass: DispatchPassResult, log: Logger): Promise<void> {
@@ -183,6 +205,7 @@ export class PoolReconciler {
       invocations,
       tasks,
       trouble,
+      waste: pass.plan.waste,
       troubleWindowSeconds: deps.options.troubleWindowSeconds,
       ...(pass.invoke.accepted > 0 && pass.dispatched.length > 0 ? { dispatchedAt: pass.now } : {}),
     });
@@ -244,7 +267,10 @@ export class PoolReconciler {
           false);
         return { requeueAfterMs: deps.options.blockedRetryMs };
       }
-      const pass = await runDispatchPass({ db: database.db, pool: parsed.pool, invoker: deps.invoker, options: deps.options, mode: 'deleting' });
+      const pass = await runDispatchPass({
+        db: database.db, pool: parsed.pool, invoker: deps.invoker, options: deps.options, mode: 'deleting',
+        connectedForMs: database.connectivity.connectedForMs(),
+      });
       await releaseClaims(database.db, { poolUid: meta.uid });
       log.info('pool finalized', { terminated: pass.terminated.length, releasedTasks: pass.releasedTasks, failedTasks: pass.failedTasks });
     } else {
@@ -255,7 +281,7 @@ export class PoolReconciler {
     deps.routes.forget(key);
     deps.events.forget(meta.uid);
     deps.metrics.forgetPool(meta.namespace, meta.name);
-    await deps.databases.forget(meta.uid);
+    deps.databases.forget(meta.uid);
     this.waitCursor.delete(meta.uid);
     this.written.delete(meta.uid);
     return {};

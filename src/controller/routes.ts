@@ -2,7 +2,7 @@
 // within the database the notification came from.
 import { TASKS_CHANNEL, type Channel } from '../store/notifications.ts';
 
-interface Route {
+export interface Route {
   database: string;
   queue: string;
   uid: string;
@@ -13,6 +13,10 @@ export class NotificationRoutes {
 
   set(key: string, route: Route): void {
     this.byKey.set(key, route);
+  }
+
+  get(key: string): Route | undefined {
+    return this.byKey.get(key);
   }
 
   forget(key: string): void {

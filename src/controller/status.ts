@@ -3,6 +3,7 @@
 import { ConditionType, isoSeconds, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
 import { INVOCATION_STATES, TASK_STATES, type InvocationState, type PoolSpec, type PoolStatus, type StateCounts, type TaskState } from '../api/types.ts';
 import { ACCESS_DENIED_CODES, FUNCTION_MISSING_CODES } from '../lambda/errors.ts';
+import type { WasteState } from '../planner/waste.ts';
 import type { RecentTrouble } from '../store/invocation-store.ts';
 
 export interface PoolFacts {
@@ -13,6 +14,8 @@ export interface PoolFacts {
   invocations: StateCounts<InvocationState>;
   tasks: StateCounts<TaskState>;
   trouble: RecentTrouble;
+  /** Whether the pool keeps wasting invocations, from this pass's plan. */
+  waste?: WasteState;
   /** The window `trouble` covers. */
   troubleWindowSeconds: number;
   /** Set when this pass dispatched invocations. */
@@ -57,7 +60,17 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       : { type: ConditionType.Active, status: 'False', reason: Reason.Idle, message: 'no tasks waiting and no invocation in flight' };
 
   let degraded: ConditionInput = { type: ConditionType.Degraded, status: 'False', reason: Reason.AsExpected, message: 'no recent invoke errors or orphans' };
-  if (trouble.deferred) {
+  const waste = facts.waste;
+  if (waste?.wasting) {
+    const tooShort = waste.code === 'NoTimeToStart';
+    degraded = {
+      type: ConditionType.Degraded,
+      status: 'True',
+      reason: tooShort ? Reason.FunctionTimeoutTooShort : Reason.InvocationsWasted,
+      message: `the last ${waste.streak} invocations of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); `
+        + `dispatching paused until ${isoSeconds(new Date(waste.pausedUntil))}, then one invocation at a time until one starts a task`,
+    };
+  } else if (trouble.deferred) {
     const throttled = trouble.deferred.code === 'TooManyRequestsException';
     degraded = {
       type: ConditionType.Degraded,

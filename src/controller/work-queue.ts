@@ -1,6 +1,8 @@
 // A work queue of object keys, after client-go's: a key is queued at most once, is never processed by
 // two workers at once, and a key that changes while it is being processed runs again afterwards.
-// Failed keys come back with per-key exponential backoff; delays are injected so tests can drive them.
+// Failed keys come back with per-key exponential backoff with jitter (so that pools failing together do
+// not retry in lockstep); delays and randomness are injected so tests can drive them.
+import { backoffMs } from '../worker/backoff.ts';
 
 export interface WorkQueueOptions {
   workers: number;
@@ -8,6 +10,8 @@ export interface WorkQueueOptions {
   maxBackoffMs?: number;
   /** Schedules a callback; defaults to setTimeout. */
   schedule?: (fn: () => void, ms: number) => { cancel(): void };
+  /** Randomness for the backoff jitter; defaults to Math.random. */
+  random?: () => number;
 }
 
 export type ProcessResult = { requeueAfterMs?: number };
@@ -67,10 +71,22 @@ export class WorkQueue {
     this.timers.set(key, { at, cancel: handle.cancel });
   }
 
+  /** The next retry delay of a failed key: exponential in its failures so far, with equal jitter. */
   backoffFor(key: string): number {
     const n = this.failures.get(key) ?? 0;
-    const base = this.options.baseBackoffMs ?? 250;
-    return Math.min(this.options.maxBackoffMs ?? 60_000, base * 2 ** n);
+    return backoffMs(n + 1, { initialMs: this.options.baseBackoffMs ?? 250, maxMs: this.options.maxBackoffMs ?? 60_000 }, this.options.random);
+  }
+
+  /** Forgets every key's failures and runs the keys waiting out a backoff now (the API server is back). */
+  retryAllNow(): void {
+    if (this.stopped) return;
+    const waiting = [...this.timers.keys()].filter((key) => this.failures.has(key));
+    this.failures.clear();
+    for (const key of waiting) {
+      this.timers.get(key)?.cancel();
+      this.timers.delete(key);
+      this.add(key);
+    }
   }
 
   get length(): number {

@@ -2,15 +2,12 @@
 // type name and HTTP status (never by its message). See DESIGN.md §3.
 
 export type InvokeFailure =
-  /** 429: back off for retryAfterMs, then invoke the same rows again. */
-  | { kind: 'throttled'; code: string; message: string; retryAfterMs: number }
+  /** 429: back off (for retryAfterMs when Lambda names it), then invoke the same rows again. */
+  | { kind: 'throttled'; code: string; message: string; retryAfterMs?: number }
   /** Will fail the same way until someone changes the function or the pool: a condition, not a retry loop. */
   | { kind: 'rejected'; code: string; message: string }
-  /** May pass on a later try: the rows stay created and are invoked again after retryAfterMs. */
-  | { kind: 'transient'; code: string; message: string; retryAfterMs: number };
-
-export const DEFAULT_THROTTLE_BACKOFF_MS = 1_000;
-export const TRANSIENT_BACKOFF_MS = 5_000;
+  /** May pass on a later try: the rows stay created and are invoked again after a backoff. */
+  | { kind: 'transient'; code: string; message: string };
 
 const REJECTED = new Set([
   'ResourceNotFoundException',
@@ -63,11 +60,11 @@ export function classifyInvokeError(error: unknown): InvokeFailure {
 
   if (code === 'TooManyRequestsException' || status === 429) {
     const seconds = Number(e.retryAfterSeconds);
-    const retryAfterMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_THROTTLE_BACKOFF_MS;
-    return { kind: 'throttled', code: 'TooManyRequestsException', message, retryAfterMs };
+    const named = e.retryAfterSeconds !== undefined && Number.isFinite(seconds) && seconds > 0;
+    return { kind: 'throttled', code: 'TooManyRequestsException', message, ...(named ? { retryAfterMs: seconds * 1000 } : {}) };
   }
   if (REJECTED.has(code) || status === 403 || status === 404 || status === 413 || status === 415) {
     return { kind: 'rejected', code, message };
   }
-  return { kind: 'transient', code, message, retryAfterMs: TRANSIENT_BACKOFF_MS };
+  return { kind: 'transient', code, message };
 }

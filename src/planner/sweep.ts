@@ -1,5 +1,5 @@
-// Which invocations to invoke again, orphan or terminate, and what becomes of the tasks they held.
-// Pure: the caller passes the rows it read and `now` (the database clock).
+// Which invocations to invoke again, orphan or terminate. Pure: the caller passes the rows it read, `now`
+// (the database clock) and how long the controller has been able to reach the database.
 import type { LiveInvocationState } from '../api/types.ts';
 
 export interface LiveInvocationView {
@@ -8,6 +8,8 @@ export interface LiveInvocationView {
   createdAt: number;
   invokeAfter: number;
   heartbeatAt: number | null;
+  /** The heartbeat timeout the row was dispatched with: the one its worker fences itself by. */
+  heartbeatTimeoutMs: number;
 }
 
 export type PoolMode = 'active' | 'suspended' | 'deleting';
@@ -16,7 +18,12 @@ export interface SweepInput {
   now: number;
   invocations: readonly LiveInvocationView[];
   startTimeoutMs: number;
-  heartbeatTimeoutMs: number;
+  /**
+   * How long the controller has reached the database without interruption (its own clock). A heartbeat
+   * that could not have been written is not a lost heartbeat: a row is orphaned by heartbeat only after a
+   * full heartbeat timeout of this.
+   */
+  connectedForMs: number;
   maxConcurrency: number;
   mode: PoolMode;
 }
@@ -43,13 +50,19 @@ function startDeadline(inv: LiveInvocationView, startTimeoutMs: number): number 
   return inv.createdAt + startTimeoutMs;
 }
 
-/** The moment a ready|running row is given up as silent: its last heartbeat, or its creation if it sent none. */
-function heartbeatDeadline(inv: LiveInvocationView, heartbeatTimeoutMs: number): number {
-  return (inv.heartbeatAt ?? inv.createdAt) + heartbeatTimeoutMs;
+/**
+ * The moment a ready|running row is given up as silent: a heartbeat timeout after its last heartbeat (or
+ * its creation if it sent none), and never before the controller has reached the database for a whole
+ * heartbeat timeout, so that heartbeats that could not have been written are never held against a worker.
+ */
+function heartbeatDeadline(inv: LiveInvocationView, now: number, connectedForMs: number): number {
+  const silentUntil = (inv.heartbeatAt ?? inv.createdAt) + inv.heartbeatTimeoutMs;
+  const connectedUntil = now + Math.max(0, inv.heartbeatTimeoutMs - connectedForMs);
+  return Math.max(silentUntil, connectedUntil);
 }
 
 export function planSweep(input: SweepInput): SweepDecision {
-  const { now, startTimeoutMs, heartbeatTimeoutMs } = input;
+  const { now, startTimeoutMs, connectedForMs } = input;
   const orphanUnstarted: number[] = [];
   const orphanSilent: number[] = [];
   const terminate: number[] = [];
@@ -71,7 +84,7 @@ export function planSweep(input: SweepInput): SweepDecision {
         continue;
       }
     } else {
-      if (now >= heartbeatDeadline(inv, heartbeatTimeoutMs)) {
+      if (now >= heartbeatDeadline(inv, now, connectedForMs)) {
         orphanSilent.push(inv.id);
         continue;
       }
@@ -92,7 +105,7 @@ export function planSweep(input: SweepInput): SweepDecision {
   const reinvoke: number[] = [];
   for (const inv of remaining) {
     if (QUEUED.includes(inv.status)) deadlines.push(startDeadline(inv, startTimeoutMs));
-    else deadlines.push(heartbeatDeadline(inv, heartbeatTimeoutMs));
+    else deadlines.push(heartbeatDeadline(inv, now, connectedForMs));
     if (inv.status !== 'created') continue;
     if (now >= inv.invokeAfter) reinvoke.push(inv.id);
     else deadlines.push(inv.invokeAfter);
@@ -100,27 +113,4 @@ export function planSweep(input: SweepInput): SweepDecision {
 
   const nextDeadline = deadlines.length > 0 ? Math.min(...deadlines) : undefined;
   return { orphanUnstarted, orphanSilent, terminate, reinvoke, remaining, nextDeadline };
-}
-
-export interface LeaseView {
-  id: number;
-  invocationId: number;
-  attempts: number;
-  maxAttempts: number | null;
-}
-
-export interface ReleaseDecision<T extends LeaseView> {
-  toCreated: T[];
-  toFailed: T[];
-}
-
-/** Tasks of an ended invocation go back to created, or to failed once their attempts are used up. */
-export function planRelease<T extends LeaseView>(tasks: readonly T[], defaultMaxAttempts: number): ReleaseDecision<T> {
-  const toCreated: T[] = [];
-  const toFailed: T[] = [];
-  for (const task of tasks) {
-    if (task.attempts >= (task.maxAttempts ?? defaultMaxAttempts)) toFailed.push(task);
-    else toCreated.push(task);
-  }
-  return { toCreated, toFailed };
 }

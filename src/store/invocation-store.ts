@@ -1,6 +1,6 @@
 // Invocations (DESIGN.md §4): one row per asynchronous invoke, inserted before the Invoke call. Every
 // transition is one conditional UPDATE; the database trigger refuses anything the state machine forbids.
-import { INVOCATION_STATES, type InvocationState, type LiveInvocationState, type StateCounts } from '../api/types.ts';
+import { INVOCATION_STATES, type FunctionRef, type InvocationState, type LiveInvocationState, type StateCounts } from '../api/types.ts';
 import type { Queryable } from './db.ts';
 
 export interface PoolIdentity {
@@ -14,9 +14,12 @@ export interface InvocationTemplate {
   queue: string;
   functionName: string;
   functionQualifier?: string;
+  functionRegion?: string;
   tasksPerInvocation: number;
   maxTaskAttempts: number;
   heartbeatTimeoutSeconds: number;
+  retryInitialDelayMs: number;
+  retryMaxDelayMs: number;
 }
 
 export interface LiveInvocation {
@@ -25,10 +28,16 @@ export interface LiveInvocation {
   createdAt: Date;
   invokeAfter: Date;
   heartbeatAt: Date | null;
+  heartbeatTimeoutSeconds: number;
+  invokeAttempts: number;
+  /** The function the row was dispatched to: a re-invoke goes there, whatever the spec says now. */
+  function: FunctionRef;
 }
 
-export interface InvocationRow extends LiveInvocation {
+export interface InvocationRow extends Omit<LiveInvocation, 'function'> {
   poolUid: string;
+  functionName: string;
+  tasksStarted: number;
   queue: string;
   requestId: string | null;
   invokeAttempts: number;
@@ -36,7 +45,6 @@ export interface InvocationRow extends LiveInvocation {
   tasksLeased: number;
   tasksPerInvocation: number;
   maxTaskAttempts: number;
-  heartbeatTimeoutSeconds: number;
   errorCode: string | null;
   errorMessage: string | null;
   finishedAt: Date | null;
@@ -57,25 +65,52 @@ export async function insertInvocations(
   if (args.count <= 0) return [];
   const t = args.template;
   const result = await db.query<{ id: number }>(
-    `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier,
-                                  tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds, created_at, invoke_after)
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(),
-            clock_timestamp() + make_interval(secs => $10::double precision / 1000)
-       FROM generate_series(1, $11)
+    `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier, function_region,
+                                  tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds,
+                                  retry_initial_delay_ms, retry_max_delay_ms, created_at, invoke_after)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, clock_timestamp(),
+            clock_timestamp() + make_interval(secs => $13::double precision / 1000)
+       FROM generate_series(1, $14)
      RETURNING id`,
-    [t.pool.namespace, t.pool.name, t.pool.uid, t.queue, t.functionName, t.functionQualifier ?? null,
-      t.tasksPerInvocation, t.maxTaskAttempts, t.heartbeatTimeoutSeconds, args.invokeAfterMs, args.count],
+    [t.pool.namespace, t.pool.name, t.pool.uid, t.queue, t.functionName, t.functionQualifier ?? null, t.functionRegion ?? null,
+      t.tasksPerInvocation, t.maxTaskAttempts, t.heartbeatTimeoutSeconds, t.retryInitialDelayMs, t.retryMaxDelayMs,
+      args.invokeAfterMs, args.count],
   );
   return result.rows.map((r) => r.id).sort((a, b) => a - b);
 }
 
 export async function loadLiveInvocations(db: Queryable, poolUid: string): Promise<LiveInvocation[]> {
-  const result = await db.query<LiveInvocation>(
-    `SELECT id, status, created_at AS "createdAt", invoke_after AS "invokeAfter", heartbeat_at AS "heartbeatAt"
+  const result = await db.query<Omit<LiveInvocation, 'function'> & { fn: string; qualifier: string | null; region: string | null }>(
+    `SELECT id, status, created_at AS "createdAt", invoke_after AS "invokeAfter", heartbeat_at AS "heartbeatAt",
+            heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds", invoke_attempts AS "invokeAttempts",
+            function_name AS fn, function_qualifier AS qualifier, function_region AS region
        FROM ltp.invocations
       WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')
       ORDER BY id`,
     [poolUid],
+  );
+  return result.rows.map(({ fn, qualifier, region, ...row }) => ({
+    ...row,
+    function: { name: fn, ...(qualifier ? { qualifier } : {}), ...(region ? { region } : {}) },
+  }));
+}
+
+export interface WorkerOutcomeRow {
+  finishedAt: Date;
+  tasksStarted: number;
+  code: string | null;
+  message: string | null;
+}
+
+/** The pool's latest invocations that a worker finished (succeeded or failed after starting), newest first. */
+export async function recentWorkerOutcomes(db: Queryable, args: { poolUid: string; limit: number; withinSeconds: number }): Promise<WorkerOutcomeRow[]> {
+  const result = await db.query<WorkerOutcomeRow>(
+    `SELECT finished_at AS "finishedAt", tasks_started AS "tasksStarted", error_code AS code, error_message AS message
+       FROM ltp.invocations
+      WHERE pool_uid = $1 AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL
+        AND finished_at > now() - make_interval(secs => $3)
+      ORDER BY finished_at DESC LIMIT $2`,
+    [args.poolUid, args.limit, args.withinSeconds],
   );
   return result.rows;
 }
@@ -92,7 +127,7 @@ export async function markInvoked(db: Queryable, accepted: ReadonlyArray<{ id: n
             invoked_at = COALESCE(i.invoked_at, now()), request_id = COALESCE(a.request_id, i.request_id),
             invoke_attempts = i.invoke_attempts + 1, error_code = NULL, error_message = NULL
        FROM unnest($1::bigint[], $2::text[]) AS a(id, request_id)
-      WHERE i.id = a.id`,
+      WHERE i.id = a.id AND i.status IN ('created', 'pending', 'ready', 'running')`,
     [accepted.map((a) => a.id), accepted.map((a) => a.requestId ?? null)],
   );
 }
@@ -110,18 +145,23 @@ export async function markRejected(db: Queryable, args: { ids: number[]; code: s
   return result.rowCount ?? 0;
 }
 
-/** The Invoke call should be tried again later (throttled, or a transient error): the row stays created. */
+/**
+ * The Invoke call should be tried again later (throttled, or a transient error): each row stays created
+ * and is due again after its own delay. `attempted` rows count the call that failed.
+ */
 export async function deferInvoke(
   db: Queryable,
-  args: { ids: number[]; delayMs: number; code: string; message: string; attempted: boolean },
+  args: { rows: ReadonlyArray<{ id: number; delayMs: number; attempted: boolean }>; code: string; message: string },
 ): Promise<void> {
-  if (args.ids.length === 0) return;
+  if (args.rows.length === 0) return;
   await db.query(
-    `UPDATE ltp.invocations
-        SET invoke_after = now() + make_interval(secs => $2::double precision / 1000),
-            invoke_attempts = invoke_attempts + $5::int, error_code = $3, error_message = $4
-      WHERE id = ANY($1::bigint[]) AND status = 'created'`,
-    [args.ids, args.delayMs, args.code, args.message.slice(0, 2000), args.attempted ? 1 : 0],
+    `UPDATE ltp.invocations i
+        SET invoke_after = now() + make_interval(secs => r.delay_ms / 1000),
+            invoke_attempts = i.invoke_attempts + r.attempted, error_code = $4, error_message = $5
+       FROM unnest($1::bigint[], $2::double precision[], $3::int[]) AS r(id, delay_ms, attempted)
+      WHERE i.id = r.id AND i.status = 'created'`,
+    [args.rows.map((r) => r.id), args.rows.map((r) => r.delayMs), args.rows.map((r) => (r.attempted ? 1 : 0)),
+      args.code, args.message.slice(0, 2000)],
   );
 }
 
@@ -150,80 +190,11 @@ export async function countInvocationsByState(db: Queryable, poolUid: string): P
   return counts;
 }
 
-// ---- worker side ----
-
-export interface ClaimedInvocation {
-  id: number;
-  queue: string;
-  tasksPerInvocation: number;
-  maxTaskAttempts: number;
-  heartbeatTimeoutSeconds: number;
-  poolUid: string;
-}
-
-export type ClaimResult =
-  | { claimed: true; invocation: ClaimedInvocation }
-  | { claimed: false; status: InvocationState | 'missing' };
-
-/**
- * The worker's first act: compare-and-set created|pending -> ready. When it changes no row the event is
- * a duplicate, a retry of a finished run, or a late arrival; the delivery is still counted.
- */
-export async function claimInvocation(db: Queryable, args: { id: number; requestId?: string }): Promise<ClaimResult> {
-  const claimed = await db.query<ClaimedInvocation>(
-    `UPDATE ltp.invocations
-        SET status = 'ready', ready_at = now(), heartbeat_at = now(), deliveries = deliveries + 1,
-            request_id = COALESCE(request_id, $2)
-      WHERE id = $1 AND status IN ('created', 'pending')
-      RETURNING id, queue, tasks_per_invocation AS "tasksPerInvocation", max_task_attempts AS "maxTaskAttempts",
-                heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds", pool_uid AS "poolUid"`,
-    [args.id, args.requestId ?? null],
-  );
-  const row = claimed.rows[0];
-  if (row) return { claimed: true, invocation: row };
-  const seen = await db.query<{ status: InvocationState }>(
-    `UPDATE ltp.invocations SET deliveries = deliveries + 1 WHERE id = $1 RETURNING status`,
-    [args.id],
-  );
-  return { claimed: false, status: seen.rows[0]?.status ?? 'missing' };
-}
-
-/** ready -> running, recording how many tasks were leased. Run in the leasing transaction. */
-export async function markRunning(db: Queryable, args: { id: number; tasksLeased: number }): Promise<boolean> {
-  const result = await db.query(
-    `UPDATE ltp.invocations SET status = 'running', running_at = now(), heartbeat_at = now(), tasks_leased = $2
-      WHERE id = $1 AND status = 'ready'`,
-    [args.id, args.tasksLeased],
-  );
-  return result.rowCount === 1;
-}
-
-/** Records a heartbeat. Returns false when the invocation is no longer live (terminated or orphaned). */
-export async function heartbeat(db: Queryable, id: number): Promise<boolean> {
-  const result = await db.query(
-    `UPDATE ltp.invocations SET heartbeat_at = now() WHERE id = $1 AND status IN ('ready', 'running')`,
-    [id],
-  );
-  return result.rowCount === 1;
-}
-
-export async function finishInvocation(
-  db: Queryable,
-  args: { id: number; outcome: 'succeeded' | 'failed'; code?: string; message?: string },
-): Promise<boolean> {
-  const from = args.outcome === 'succeeded' ? ['running'] : ['ready', 'running'];
-  const result = await db.query(
-    `UPDATE ltp.invocations SET status = $2::ltp.invocation_status, finished_at = now(), error_code = $4, error_message = $5
-      WHERE id = $1 AND status = ANY($3::ltp.invocation_status[])`,
-    [args.id, args.outcome, from, args.code ?? null, args.message?.slice(0, 2000) ?? null],
-  );
-  return result.rowCount === 1;
-}
-
 export async function getInvocation(db: Queryable, id: number): Promise<InvocationRow | undefined> {
   const result = await db.query<InvocationRow>(
-    `SELECT id, status, pool_uid AS "poolUid", queue, request_id AS "requestId", invoke_attempts AS "invokeAttempts",
-            deliveries, tasks_leased AS "tasksLeased", tasks_per_invocation AS "tasksPerInvocation",
+    `SELECT id, status, pool_uid AS "poolUid", queue, function_name AS "functionName", request_id AS "requestId",
+            invoke_attempts AS "invokeAttempts", deliveries, tasks_leased AS "tasksLeased", tasks_started AS "tasksStarted",
+            tasks_per_invocation AS "tasksPerInvocation",
             max_task_attempts AS "maxTaskAttempts", heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds",
             created_at AS "createdAt", invoke_after AS "invokeAfter", heartbeat_at AS "heartbeatAt",
             finished_at AS "finishedAt", error_code AS "errorCode", error_message AS "errorMessage"
@@ -240,7 +211,7 @@ export interface RecentTrouble {
   rejection?: { code: string; message: string; at: Date };
   /** Live rows waiting to be invoked again after a throttle or a transient error; code and message of the latest. */
   deferred?: { code: string; message: string; count: number };
-  /** Invocations that succeeded having leased no task, ever. */
+  /** Invocations a worker finished within the window without starting a task. */
   wasted: number;
 }
 
@@ -254,7 +225,8 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
        (SELECT count(*)::int FROM ltp.invocations
          WHERE pool_uid = $1 AND status = 'orphaned' AND finished_at > now() - make_interval(secs => $2)) AS orphaned,
        (SELECT count(*)::int FROM ltp.invocations
-         WHERE pool_uid = $1 AND status = 'succeeded' AND tasks_leased = 0) AS wasted,
+         WHERE pool_uid = $1 AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL AND tasks_started = 0
+           AND finished_at > now() - make_interval(secs => $2)) AS wasted,
        r.error_code AS rej_code, r.error_message AS rej_message, r.finished_at AS rej_at,
        d.error_code AS def_code, d.error_message AS def_message,
        (SELECT count(*)::int FROM ltp.invocations WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL) AS def_count
@@ -289,4 +261,25 @@ export async function latestRejection(db: Queryable, args: { poolUid: string; wi
     [args.poolUid, args.withinMs],
   );
   return result.rows[0]?.at ?? undefined;
+}
+
+/** The pools that have live invocations in this database (bounded by the live rows, never history). */
+export async function liveOwners(db: Queryable): Promise<Array<PoolIdentity & { live: number }>> {
+  const result = await db.query<PoolIdentity & { live: number }>(
+    `SELECT pool_uid AS uid, min(pool_namespace) AS namespace, min(pool_name) AS name, count(*)::int AS live
+       FROM ltp.invocations WHERE status IN ('created', 'pending', 'ready', 'running')
+      GROUP BY pool_uid`,
+  );
+  return result.rows;
+}
+
+/** Ends every live invocation of a pool as terminated (the pool is gone, or moved to another database). */
+export async function terminatePoolInvocations(db: Queryable, args: { poolUid: string; code: string; message: string }): Promise<number[]> {
+  const result = await db.query<{ id: number }>(
+    `UPDATE ltp.invocations SET status = 'terminated', finished_at = now(), error_code = $2, error_message = $3
+      WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')
+      RETURNING id`,
+    [args.poolUid, args.code, args.message],
+  );
+  return result.rows.map((r) => r.id);
 }

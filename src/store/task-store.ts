@@ -1,5 +1,5 @@
 // Tasks (DESIGN.md §6). Every transition is one conditional UPDATE, so a stale caller changes nothing.
-import { TASK_STATES, type StateCounts, type TaskState } from '../api/types.ts';
+import { TASK_STATES, type InvocationState, type StateCounts, type TaskState } from '../api/types.ts';
 import type { Queryable } from './db.ts';
 
 export interface TaskRow {
@@ -11,41 +11,55 @@ export interface TaskRow {
   maxAttempts: number | null;
   invocationId: number | null;
   createdAt: Date;
+  runAfter: Date;
   leasedAt: Date | null;
+  startedAt: Date | null;
   finishedAt: Date | null;
   result: unknown;
   lastError: string | null;
 }
 
 const taskColumns = (t: string) => `${t}id, ${t}queue, ${t}payload, ${t}status, ${t}attempts, ${t}max_attempts AS "maxAttempts",
-  ${t}invocation_id AS "invocationId", ${t}created_at AS "createdAt", ${t}leased_at AS "leasedAt",
-  ${t}finished_at AS "finishedAt", ${t}result, ${t}last_error AS "lastError"`;
+  ${t}invocation_id AS "invocationId", ${t}created_at AS "createdAt", ${t}run_after AS "runAfter", ${t}leased_at AS "leasedAt",
+  ${t}started_at AS "startedAt", ${t}finished_at AS "finishedAt", ${t}result, ${t}last_error AS "lastError"`;
 
 export interface EnqueueInput {
   queue: string;
   payloads: unknown[];
   maxAttempts?: number;
+  /** Delay the tasks: they are not due before this many ms from now. */
+  delayMs?: number;
 }
 
 /** Inserts tasks in one statement, as a producer's plain INSERT would. Returns their ids. */
 export async function enqueueTasks(db: Queryable, input: EnqueueInput): Promise<number[]> {
   if (input.payloads.length === 0) return [];
   const result = await db.query<{ id: number }>(
-    `INSERT INTO ltp.tasks (queue, payload, max_attempts)
-     SELECT $1, p, $3 FROM jsonb_array_elements($2::jsonb) AS p
+    `INSERT INTO ltp.tasks (queue, payload, max_attempts, run_after)
+     SELECT $1, p, $3, now() + make_interval(secs => $4::double precision / 1000) FROM jsonb_array_elements($2::jsonb) AS p
      RETURNING id`,
-    [input.queue, JSON.stringify(input.payloads), input.maxAttempts ?? null],
+    [input.queue, JSON.stringify(input.payloads), input.maxAttempts ?? null, input.delayMs ?? 0],
   );
   return result.rows.map((r) => r.id);
 }
 
-/** The number of created tasks of a queue, counted no further than `limit`. */
+/** The number of due created tasks of a queue, counted no further than `limit`. */
 export async function countBacklog(db: Queryable, queue: string, limit: number): Promise<number> {
   const result = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM (SELECT 1 FROM ltp.tasks WHERE queue = $1 AND status = 'created' LIMIT $2) b`,
+    `SELECT count(*)::int AS n FROM (
+       SELECT 1 FROM ltp.tasks WHERE queue = $1 AND status = 'created' AND run_after <= now() LIMIT $2) b`,
     [queue, limit],
   );
   return result.rows[0]?.n ?? 0;
+}
+
+/** When the next created task of the queue that is not due yet becomes due. */
+export async function nextDueAt(db: Queryable, queue: string): Promise<Date | undefined> {
+  const result = await db.query<{ at: Date | null }>(
+    `SELECT min(run_after) AS at FROM ltp.tasks WHERE queue = $1 AND status = 'created' AND run_after > now()`,
+    [queue],
+  );
+  return result.rows[0]?.at ?? undefined;
 }
 
 export async function countTasksByState(db: Queryable, queue: string): Promise<StateCounts<TaskState>> {
@@ -58,110 +72,95 @@ export async function countTasksByState(db: Queryable, queue: string): Promise<S
   return counts;
 }
 
-/**
- * Leases up to `limit` created tasks of a queue for an invocation, skipping rows other workers hold,
- * and counts the attempt. Must run inside the transaction that also moves the invocation to running.
- */
-export async function leaseTasks(
-  db: Queryable,
-  args: { queue: string; invocationId: number; limit: number },
-): Promise<TaskRow[]> {
-  const result = await db.query<TaskRow>(
-    `WITH picked AS (
-       SELECT id FROM ltp.tasks WHERE queue = $1 AND status = 'created'
-       ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-     UPDATE ltp.tasks t
-        SET status = 'leased', invocation_id = $2, attempts = t.attempts + 1, leased_at = now(), finished_at = NULL
-       FROM picked WHERE t.id = picked.id
-     RETURNING ${taskColumns('t.')}`,
-    [args.queue, args.invocationId, args.limit],
-  );
-  return result.rows.sort((a, b) => a.id - b.id);
-}
-
-/** Marks a task done, only while this invocation still holds its lease. */
-export async function completeTask(
-  db: Queryable,
-  args: { taskId: number; invocationId: number; result: unknown },
-): Promise<boolean> {
-  const result = await db.query(
-    `UPDATE ltp.tasks SET status = 'done', result = $3::jsonb, last_error = NULL, finished_at = now()
-      WHERE id = $1 AND status = 'leased' AND invocation_id = $2`,
-    [args.taskId, args.invocationId, JSON.stringify(args.result ?? null)],
-  );
-  return result.rowCount === 1;
-}
-
-/**
- * A failed attempt: the task goes back to created, or to failed once its attempts are used up.
- * Only while this invocation still holds the lease.
- */
-export async function failTask(
-  db: Queryable,
-  args: { taskId: number; invocationId: number; error: string; defaultMaxAttempts: number },
-): Promise<TaskState | undefined> {
-  const result = await db.query<{ status: TaskState }>(
-    `UPDATE ltp.tasks
-        SET status = CASE WHEN attempts >= COALESCE(max_attempts, $4) THEN 'failed'::ltp.task_status ELSE 'created'::ltp.task_status END,
-            last_error = $3,
-            finished_at = CASE WHEN attempts >= COALESCE(max_attempts, $4) THEN now() END
-      WHERE id = $1 AND status = 'leased' AND invocation_id = $2
-      RETURNING status`,
-    [args.taskId, args.invocationId, args.error.slice(0, 4000), args.defaultMaxAttempts],
-  );
-  return result.rows[0]?.status;
-}
-
-/** Gives back leased tasks this invocation never started: they return to created and the attempt is not counted. */
-export async function releaseUnstarted(
-  db: Queryable,
-  args: { taskIds: number[]; invocationId: number; reason: string },
-): Promise<number> {
-  if (args.taskIds.length === 0) return 0;
-  const result = await db.query(
-    `UPDATE ltp.tasks SET status = 'created', attempts = GREATEST(attempts - 1, 0), last_error = $3
-      WHERE id = ANY($1::bigint[]) AND status = 'leased' AND invocation_id = $2`,
-    [args.taskIds, args.invocationId, args.reason],
-  );
-  return result.rowCount ?? 0;
-}
-
-export interface LeasedTask {
+export interface StrandedLeaseRow {
   id: number;
   invocationId: number;
   attempts: number;
   maxAttempts: number | null;
+  started: boolean;
+  poolUid: string;
+  queue: string;
+  invocation: {
+    status: InvocationState;
+    everStarted: boolean;
+    finishedAt: number | null;
+    heartbeatTimeoutMs: number;
+    maxTaskAttempts: number;
+    retryInitialDelayMs: number;
+    retryMaxDelayMs: number;
+  };
 }
 
-/** Tasks still leased by invocations that have ended (orphaned, terminated, failed, succeeded). */
-export async function findStrandedLeases(db: Queryable, poolUid: string): Promise<LeasedTask[]> {
-  const result = await db.query<LeasedTask>(
-    // Starts from the (small) partial index of leased tasks, not from the pool's whole history.
-    `SELECT t.id, t.invocation_id AS "invocationId", t.attempts, t.max_attempts AS "maxAttempts"
+/**
+ * Tasks still leased by invocations that have ended, of one pool or (without `poolUid`) of the whole
+ * database, at most `limit`. Starts from the small partial index of leased tasks, never from history.
+ */
+export async function findStrandedLeases(db: Queryable, args: { poolUid?: string; limit?: number }): Promise<StrandedLeaseRow[]> {
+  const result = await db.query<{
+    id: number; invocation_id: number; attempts: number; max_attempts: number | null; started: boolean; pool_uid: string; queue: string;
+    status: InvocationState; ever_started: boolean; finished_at: Date | null; heartbeat_timeout_seconds: number; max_task_attempts: number;
+    retry_initial_delay_ms: number; retry_max_delay_ms: number;
+  }>(
+    `SELECT t.id, t.invocation_id, t.attempts, t.max_attempts, (t.started_at IS NOT NULL AND t.started_at >= t.leased_at) AS started,
+            i.pool_uid, t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
+            i.max_task_attempts, i.retry_initial_delay_ms, i.retry_max_delay_ms
        FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
-      WHERE t.status = 'leased' AND i.pool_uid = $1 AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
-      ORDER BY t.id`,
-    [poolUid],
+      WHERE t.status = 'leased' AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+        AND ($1::text IS NULL OR i.pool_uid = $1)
+      ORDER BY t.id LIMIT $2`,
+    [args.poolUid ?? null, args.limit ?? 10_000],
   );
-  return result.rows;
+  return result.rows.map((r) => ({
+    id: r.id,
+    invocationId: r.invocation_id,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    started: r.started,
+    poolUid: r.pool_uid,
+    queue: r.queue,
+    invocation: {
+      status: r.status,
+      everStarted: r.ever_started,
+      finishedAt: r.finished_at?.getTime() ?? null,
+      heartbeatTimeoutMs: r.heartbeat_timeout_seconds * 1000,
+      maxTaskAttempts: r.max_task_attempts,
+      retryInitialDelayMs: r.retry_initial_delay_ms,
+      retryMaxDelayMs: r.retry_max_delay_ms,
+    },
+  }));
 }
 
-/** Applies release decisions: each task returns to created or fails, if it is still leased by that invocation. */
+/**
+ * Applies release decisions: each task returns to created (due after its delay) or fails, if it is still
+ * leased by that invocation. Returns how many changed each way.
+ */
 export async function releaseLeases(
   db: Queryable,
-  args: { toCreated: LeasedTask[]; toFailed: LeasedTask[]; reason: string },
-): Promise<number> {
-  let changed = 0;
-  for (const [status, tasks] of [['created', args.toCreated], ['failed', args.toFailed]] as const) {
-    if (tasks.length === 0) continue;
+  args: {
+    toCreated: ReadonlyArray<{ id: number; invocationId: number; delayMs: number }>;
+    toFailed: ReadonlyArray<{ id: number; invocationId: number }>;
+    reason: string;
+  },
+): Promise<{ created: number; failed: number }> {
+  const changed = { created: 0, failed: 0 };
+  if (args.toCreated.length > 0) {
     const result = await db.query(
-      `UPDATE ltp.tasks t SET status = $1::ltp.task_status, last_error = $4,
-              finished_at = CASE WHEN $1 = 'failed' THEN now() END
-         FROM unnest($2::bigint[], $3::bigint[]) AS r(id, invocation_id)
+      `UPDATE ltp.tasks t SET status = 'created', last_error = $4,
+              run_after = GREATEST(t.run_after, now() + make_interval(secs => r.delay_ms / 1000))
+         FROM unnest($1::bigint[], $2::bigint[], $3::double precision[]) AS r(id, invocation_id, delay_ms)
         WHERE t.id = r.id AND t.invocation_id = r.invocation_id AND t.status = 'leased'`,
-      [status, tasks.map((t) => t.id), tasks.map((t) => t.invocationId), args.reason],
+      [args.toCreated.map((t) => t.id), args.toCreated.map((t) => t.invocationId), args.toCreated.map((t) => t.delayMs), args.reason],
     );
-    changed += result.rowCount ?? 0;
+    changed.created = result.rowCount ?? 0;
+  }
+  if (args.toFailed.length > 0) {
+    const result = await db.query(
+      `UPDATE ltp.tasks t SET status = 'failed', last_error = $3, finished_at = now()
+         FROM unnest($1::bigint[], $2::bigint[]) AS r(id, invocation_id)
+        WHERE t.id = r.id AND t.invocation_id = r.invocation_id AND t.status = 'leased'`,
+      [args.toFailed.map((t) => t.id), args.toFailed.map((t) => t.invocationId), args.reason],
+    );
+    changed.failed = result.rowCount ?? 0;
   }
   return changed;
 }

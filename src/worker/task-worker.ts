@@ -1,16 +1,25 @@
 // The worker side of the invocation protocol (DESIGN.md §4 and §6):
-//   claim (created|pending -> ready) -> lease tasks and move to running -> process each task with
-//   heartbeats -> release what was not started -> succeeded.
+//   claim (created|pending -> ready) -> lease due tasks and move to running -> for each task: record its
+//   start, run the handler, record the outcome -> give back what was not started -> succeeded.
 // A delivery whose claim changes no row is a duplicate, a retry or a late arrival: it touches no task.
+// A worker that cannot renew its heartbeat fences itself (lease-keeper.ts): it stops, and writes nothing.
 import { createLogger, type Logger } from '../ops/logger.ts';
-import { createDb, withTransaction, type Db } from '../store/db.ts';
+import { createDb, type Db } from '../store/db.ts';
 import { parseDatabaseUrl } from '../store/database-url.ts';
-import { claimInvocation, finishInvocation, heartbeat, markRunning, type ClaimedInvocation } from '../store/invocation-store.ts';
-import { completeTask, failTask, leaseTasks, releaseUnstarted, type TaskRow } from '../store/task-store.ts';
+import { backoffMs, type BackoffPolicy } from './backoff.ts';
 import { parseWorkerEvent } from './event.ts';
+import { LeaseKeeper, type StopReason } from './lease-keeper.ts';
 import type { LambdaContextLike, TaskContext, TaskWorkerHandler, TaskWorkerOptions, WorkerSummary } from './types.ts';
+import {
+  claimInvocation, completeTask, failTask, finishInvocation, heartbeat, leaseTasks, releaseUnstarted, startTask,
+  type ClaimedInvocation, type LeasedTask,
+} from './worker-store.ts';
+import { isRetryableWriteError } from './write-errors.ts';
 
 const DEFAULT_MIN_TIME_TO_START_TASK_MS = 60_000;
+const DEFAULT_STOP_BEFORE_TIMEOUT_MS = 3_000;
+/** Retries of a write that failed (the database is unreachable, or no connection was free). */
+const WRITE_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2_000 };
 
 // Connections are reused across warm invocations of the same function instance.
 const pools = new Map<string, Db>();
@@ -19,7 +28,7 @@ function sharedDb(databaseUrl: string | undefined): Db {
   const target = parseDatabaseUrl(databaseUrl, 'the worker database URL (DATABASE_URL)');
   let db = pools.get(target.url);
   if (!db) {
-    db = createDb(target, { max: 2, applicationName: 'lambda-task-pool-worker' });
+    db = createDb(target, { max: 3, applicationName: 'lambda-task-pool-worker' });
     pools.set(target.url, db);
   }
   return db;
@@ -37,152 +46,282 @@ function errorText(error: unknown): string {
   return String(error);
 }
 
+const STOP_CODES: Record<StopReason, string> = { ended: 'StoppedByController', timeout: 'OutOfTime', fenced: 'Fenced' };
+
 export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<P, R>): TaskWorkerHandler {
   const logger: Logger = options.logger ?? createLogger({ component: 'worker', stream: process.stdout });
-  const minTimeToStart = options.minTimeToStartTaskMs ?? DEFAULT_MIN_TIME_TO_START_TASK_MS;
 
   return async function handler(event: unknown, context?: LambdaContextLike): Promise<WorkerSummary> {
     const { invocationId } = parseWorkerEvent(event);
     const db = sharedDb(options.databaseUrl ?? process.env.DATABASE_URL);
-    const remainingTimeMs = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
-    const summary: WorkerSummary = { invocationId, outcome: 'skipped', leased: 0, done: 0, failed: 0, retried: 0, released: 0 };
+    const summary: WorkerSummary = { invocationId, outcome: 'skipped', leased: 0, started: 0, done: 0, failed: 0, retried: 0, released: 0 };
 
+    const claimSentAt = performance.now();
     const claim = await claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId });
     if (!claim.claimed) {
       logger.info('delivery skipped: invocation already past its start', { invocation: invocationId, status: claim.status });
       return { ...summary, reason: claim.status };
     }
-    const invocation = claim.invocation;
-    const log = logger.child({ invocation: invocationId, queue: invocation.queue });
-    const stop = new AbortController();
-    const beat = startHeartbeat({ db, invocation, stop, log, intervalMs: options.heartbeatIntervalMs });
-
-    let tasks: TaskRow[] = [];
-    const started = new Set<number>();
+    const run = new InvocationRun({ db, invocation: claim.invocation, options, context, summary, claimSentAt, logger });
     try {
-      tasks = await leaseBatch(db, invocation);
-      summary.leased = tasks.length;
-      log.info('invocation running', { leased: tasks.length });
-      const ctx: TaskContext = { invocationId, signal: stop.signal, remainingTimeMs, logger: log };
-      for (const task of tasks) {
-        if (stop.signal.aborted) break;
-        if (remainingTimeMs() < minTimeToStart) {
-          log.info('releasing unstarted tasks: not enough time left', { remainingMs: remainingTimeMs() });
-          break;
-        }
-        started.add(task.id);
-        await runOne({ db, invocation, task, ctx, options, summary, log });
-      }
-      summary.released = await releaseUnstarted(db, {
-        invocationId,
-        taskIds: tasks.filter((t) => !started.has(t.id)).map((t) => t.id),
-        reason: stop.signal.aborted ? 'released: invocation ended by the controller' : 'released: the function ran out of time',
-      });
-      beat.stop();
-      if (stop.signal.aborted) {
-        summary.outcome = 'stopped';
-        log.info('invocation stopped early by the controller', { ...counts(summary) });
-      } else if (await finishInvocation(db, { id: invocationId, outcome: 'succeeded' })) {
-        summary.outcome = 'succeeded';
-        log.info('invocation succeeded', { ...counts(summary) });
-      } else {
-        // The controller ended the row meanwhile (orphaned or terminated); it keeps that verdict.
-        summary.outcome = 'stopped';
-        log.info('invocation ended by the controller before it could finish', { ...counts(summary) });
-      }
-      return summary;
-    } catch (error) {
-      beat.stop();
-      log.error('invocation failed', { error: errorText(error) });
-      await releaseUnstarted(db, {
-        invocationId,
-        taskIds: tasks.filter((t) => !started.has(t.id)).map((t) => t.id),
-        reason: 'released: the worker failed',
-      }).catch(() => 0);
-      await finishInvocation(db, { id: invocationId, outcome: 'failed', code: 'WorkerError', message: errorText(error) }).catch(() => false);
-      throw error;
+      return await run.execute();
+    } finally {
+      run.close();
     }
   };
 }
 
-function counts(s: WorkerSummary) {
-  return { leased: s.leased, done: s.done, failed: s.failed, retried: s.retried, released: s.released };
-}
+type Persisted<T> = { ok: true; value: T } | { ok: false };
 
-async function leaseBatch(db: Db, invocation: ClaimedInvocation): Promise<TaskRow[]> {
-  return withTransaction(db, async (client) => {
-    const tasks = await leaseTasks(client, { queue: invocation.queue, invocationId: invocation.id, limit: invocation.tasksPerInvocation });
-    if (!(await markRunning(client, { id: invocation.id, tasksLeased: tasks.length }))) {
-      // The controller ended the invocation between the claim and the lease: keep nothing.
-      throw new InvocationEndedError(invocation.id);
-    }
-    return tasks;
-  }).catch((error: unknown) => {
-    if (error instanceof InvocationEndedError) return [];
-    throw error;
-  });
-}
+/** One claimed invocation, from lease to finish. */
+class InvocationRun<P, R> {
+  private readonly log: Logger;
+  private readonly keeper: LeaseKeeper;
+  private readonly minTimeToStart: number;
+  private readonly db: Db;
+  private readonly invocation: ClaimedInvocation;
+  private readonly summary: WorkerSummary;
 
-class InvocationEndedError extends Error {
-  constructor(id: number) {
-    super(`invocation ${id} ended before it leased tasks`);
-  }
-}
-
-async function runOne<P, R>(args: {
-  db: Db;
-  invocation: ClaimedInvocation;
-  task: TaskRow;
-  ctx: TaskContext;
-  options: TaskWorkerOptions<P, R>;
-  summary: WorkerSummary;
-  log: Logger;
-}): Promise<void> {
-  const { db, invocation, task, ctx, summary, log } = args;
-  const begun = Date.now();
-  try {
-    // The payload is the producer's JSON; P is the shape the function's author declares for it.
-    const payload = task.payload as P;
-    const result = await args.options.process(
-      { id: task.id, queue: task.queue, payload, attempt: task.attempts, createdAt: task.createdAt },
-      ctx,
+  constructor(
+    private readonly args: {
+      db: Db;
+      invocation: ClaimedInvocation;
+      options: TaskWorkerOptions<P, R>;
+      context: LambdaContextLike | undefined;
+      summary: WorkerSummary;
+      claimSentAt: number;
+      logger: Logger;
+    },
+  ) {
+    const { invocation, options } = args;
+    this.db = args.db;
+    this.invocation = invocation;
+    this.summary = args.summary;
+    this.minTimeToStart = options.minTimeToStartTaskMs ?? DEFAULT_MIN_TIME_TO_START_TASK_MS;
+    this.log = args.logger.child({ invocation: invocation.id, queue: invocation.queue });
+    this.keeper = new LeaseKeeper(
+      {
+        heartbeatTimeoutMs: invocation.heartbeatTimeoutSeconds * 1000,
+        intervalMs: options.heartbeatIntervalMs,
+        beat: () => heartbeat(this.db, invocation.id),
+        onStop: (reason, detail) => {
+          const fields = { reason: STOP_CODES[reason], detail };
+          if (reason === 'fenced') this.log.warn('invocation stopping', fields);
+          else this.log.info('invocation stopping', fields);
+        },
+        onBeatError: (error) => this.log.warn('heartbeat failed', { error: errorText(error) }),
+      },
+      args.claimSentAt,
     );
-    if (await completeTask(db, { taskId: task.id, invocationId: invocation.id, result })) {
-      summary.done += 1;
-      log.info('task done', { task: task.id, attempt: task.attempts, durationMs: Date.now() - begun });
-    } else {
-      log.warn('task finished after its lease was taken back; the result is not recorded', { task: task.id, durationMs: Date.now() - begun });
+    this.keeper.stopBeforeDeadline(this.remainingTimeMs(), options.stopBeforeTimeoutMs ?? DEFAULT_STOP_BEFORE_TIMEOUT_MS);
+  }
+
+  close(): void {
+    this.keeper.close();
+  }
+
+  private remainingTimeMs(): number {
+    return this.args.context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+  }
+
+  private noTimeMessage(): string {
+    return `${Math.round(this.remainingTimeMs())} ms of the function's time was left; a task starts only with at least ${this.minTimeToStart} ms left (minTimeToStartTaskMs): give the function a longer timeout`;
+  }
+
+  async execute(): Promise<WorkerSummary> {
+    const { summary, invocation } = this;
+    // Not even one task could start: lease nothing, and say why on the row.
+    if (this.remainingTimeMs() < this.minTimeToStart) {
+      const message = this.noTimeMessage();
+      await this.persist('finish', () => finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'NoTimeToStart', message }));
+      this.log.warn('invocation started no task: not enough time left', { detail: message });
+      summary.outcome = 'failed';
+      summary.reason = 'NoTimeToStart';
+      return summary;
     }
-  } catch (error) {
-    const status = await failTask(db, {
-      taskId: task.id,
+
+    let tasks: LeasedTask[] = [];
+    const started = new Set<number>();
+    try {
+      const leaseSentAt = performance.now();
+      const leased = await this.persist('lease', () => this.withClient((client) => leaseTasks(client, {
+        invocationId: invocation.id, queue: invocation.queue, limit: invocation.tasksPerInvocation,
+      })));
+      if (!leased.ok) return this.fencedSummary();
+      if (leased.value === undefined) {
+        summary.outcome = 'stopped';
+        this.log.info('invocation ended by the controller before it leased tasks');
+        return summary;
+      }
+      this.keeper.renewed(leaseSentAt);
+      tasks = leased.value;
+      summary.leased = tasks.length;
+      this.log.info('invocation running', { leased: tasks.length });
+
+      let outOfTime = false;
+      for (const task of tasks) {
+        if (this.keeper.stopped) break;
+        if (this.remainingTimeMs() < this.minTimeToStart) {
+          outOfTime = true;
+          this.log.info('releasing unstarted tasks: not enough time left', { remainingMs: Math.round(this.remainingTimeMs()) });
+          break;
+        }
+        const sentAt = performance.now();
+        const start = await this.persist('start', () => startTask(this.db, { taskId: task.id, invocationId: invocation.id }));
+        if (!start.ok) break;
+        if (start.value === undefined) {
+          this.log.info('task not started: its lease or the invocation ended', { task: task.id });
+          break;
+        }
+        this.keeper.renewed(sentAt);
+        started.add(task.id);
+        summary.started += 1;
+        if (!(await this.runOne(task, start.value))) break;
+      }
+
+      if (this.keeper.fenced) return this.fencedSummary();
+      const stop = this.keeper.stopped;
+      const unstarted = tasks.filter((t) => !started.has(t.id)).map((t) => t.id);
+      const code = stop ? STOP_CODES[stop] : outOfTime ? 'NoTimeToStart' : undefined;
+      const released = await this.persist('release', () => releaseUnstarted(this.db, {
+        invocationId: invocation.id,
+        taskIds: unstarted,
+        reason: `released unstarted (${code ?? 'not started'})`,
+      }));
+      if (!released.ok) return this.fencedSummary();
+      summary.released = released.value;
+
+      if (stop === 'ended') {
+        summary.outcome = 'stopped';
+        this.log.info('invocation stopped early by the controller', counts(summary));
+        return summary;
+      }
+      const finish = summary.leased === 0
+        ? { outcome: 'succeeded' as const, code: 'NothingToLease', message: 'no due task was waiting when it started' }
+        : summary.started === 0 && code === 'NoTimeToStart'
+          ? { outcome: 'failed' as const, code, message: this.noTimeMessage() }
+          : code
+            ? { outcome: 'succeeded' as const, code, message: `${summary.released} tasks given back unstarted` }
+            : { outcome: 'succeeded' as const };
+      const finished = await this.persist('finish', () => finishInvocation(this.db, { id: invocation.id, ...finish }));
+      if (!finished.ok) return this.fencedSummary();
+      if (finished.value) {
+        summary.outcome = finish.outcome;
+        if (finish.code) summary.reason = finish.code;
+        const fields = { outcome: finish.outcome, code: finish.code, ...counts(summary) };
+        if (summary.started === 0) this.log.warn('invocation finished without starting a task', fields);
+        else this.log.info('invocation finished', fields);
+      } else {
+        // The controller ended the row meanwhile (orphaned or terminated); it keeps that verdict.
+        summary.outcome = 'stopped';
+        this.log.info('invocation ended by the controller before it could finish', counts(summary));
+      }
+      return summary;
+    } catch (error) {
+      // Something other than the database failing (a bug, or a permanent SQL error): give back what was
+      // not started and end the row failed, unless the lease may have passed.
+      this.log.error('invocation failed', { error: errorText(error) });
+      if (!this.keeper.fenced) {
+        await releaseUnstarted(this.db, {
+          invocationId: invocation.id,
+          taskIds: tasks.filter((t) => !started.has(t.id)).map((t) => t.id),
+          reason: 'released: the worker failed',
+        }).catch(() => 0);
+        await finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'WorkerError', message: errorText(error) }).catch(() => false);
+      }
+      throw error;
+    }
+  }
+
+  /** Runs one started task and records its outcome. False when the invocation must stop writing. */
+  private async runOne(task: LeasedTask, attempt: number): Promise<boolean> {
+    const { invocation, summary, log } = this;
+    const begun = Date.now();
+    const ctx: TaskContext = {
       invocationId: invocation.id,
-      error: errorText(error),
-      defaultMaxAttempts: invocation.maxTaskAttempts,
+      signal: this.keeper.signal,
+      remainingTimeMs: () => this.remainingTimeMs(),
+      logger: log,
+    };
+    let outcome: { ok: true; resultJson: string } | { ok: false; error: string };
+    try {
+      // The payload is the producer's JSON; P is the shape the function's author declares for it.
+      const result = await this.args.options.process(
+        { id: task.id, queue: task.queue, payload: task.payload as P, attempt, createdAt: task.createdAt },
+        ctx,
+      );
+      outcome = { ok: true, resultJson: JSON.stringify(result ?? null) };
+    } catch (error) {
+      outcome = { ok: false, error: errorText(error) };
+    }
+    if (this.keeper.fenced) {
+      log.warn('task finished after its lease may have passed; nothing is recorded', { task: task.id, durationMs: Date.now() - begun });
+      return false;
+    }
+    if (outcome.ok) {
+      const resultJson = outcome.resultJson;
+      const done = await this.persist('complete', () => completeTask(this.db, { taskId: task.id, invocationId: invocation.id, resultJson }));
+      if (!done.ok) return false;
+      if (done.value) {
+        summary.done += 1;
+        log.info('task done', { task: task.id, attempt, durationMs: Date.now() - begun });
+      } else {
+        log.warn('task finished after its lease was taken back; the result is not recorded', { task: task.id, durationMs: Date.now() - begun });
+      }
+      return true;
+    }
+    const error = outcome.error;
+    const retryDelayMs = backoffMs(attempt, { initialMs: invocation.retryInitialDelayMs, maxMs: invocation.retryMaxDelayMs });
+    const failed = await this.persist('fail', () => failTask(this.db, {
+      taskId: task.id, invocationId: invocation.id, error, defaultMaxAttempts: invocation.maxTaskAttempts, retryDelayMs,
+    }));
+    if (!failed.ok) return false;
+    if (failed.value === 'failed') summary.failed += 1;
+    if (failed.value === 'created') summary.retried += 1;
+    log.warn('task attempt failed', {
+      task: task.id, attempt, next: failed.value ?? 'lease lost', ...(failed.value === 'created' ? { retryInMs: retryDelayMs } : {}), error,
     });
-    if (status === 'failed') summary.failed += 1;
-    if (status === 'created') summary.retried += 1;
-    log.warn('task attempt failed', { task: task.id, attempt: task.attempts, next: status ?? 'lease lost', error: errorText(error) });
+    return true;
+  }
+
+  /**
+   * Runs a write until it succeeds, retrying a database that is unreachable or busy with jittered backoff,
+   * for as long as the lease is certainly held. At the fence it gives up ({ ok: false }): the write may
+   * still land later, and every write is conditional on the lease, so a late one changes nothing wrong.
+   */
+  private async persist<T>(what: string, write: () => Promise<T>): Promise<Persisted<T>> {
+    for (let attempt = 1; ; attempt += 1) {
+      if (this.keeper.fenced) return { ok: false };
+      const fence = this.keeper.untilFenced().then(() => 'fenced' as const);
+      try {
+        const value = await Promise.race([write(), fence]);
+        if (value === 'fenced') return { ok: false };
+        return { ok: true, value };
+      } catch (error) {
+        if (!isRetryableWriteError(error)) throw error;
+        const waitMs = Math.min(backoffMs(attempt, WRITE_RETRY), this.keeper.msUntilFence());
+        this.log.warn('database write failed; retrying', { write: what, attempt, retryInMs: waitMs, error: errorText(error) });
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
+  }
+
+  private async withClient<T>(fn: (client: import('pg').PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.db.connect();
+    try {
+      return await fn(client);
+    } finally {
+      client.release();
+    }
+  }
+
+  private fencedSummary(): WorkerSummary {
+    this.summary.outcome = 'fenced';
+    this.log.warn('invocation fenced: it lost touch with the database for close to its heartbeat timeout; its tasks go back when the controller orphans it', counts(this.summary));
+    return this.summary;
   }
 }
 
-function startHeartbeat(args: {
-  db: Db;
-  invocation: ClaimedInvocation;
-  stop: AbortController;
-  log: Logger;
-  intervalMs: number | undefined;
-}): { stop(): void } {
-  const intervalMs = args.intervalMs ?? Math.max(250, (args.invocation.heartbeatTimeoutSeconds * 1000) / 4);
-  const timer = setInterval(() => {
-    heartbeat(args.db, args.invocation.id)
-      .then((live) => {
-        if (!live && !args.stop.signal.aborted) {
-          args.log.info('invocation ended by the controller; stopping');
-          args.stop.abort(new Error('invocation ended by the controller'));
-        }
-      })
-      .catch((error: unknown) => args.log.warn('heartbeat failed', { error: errorText(error) }));
-  }, intervalMs);
-  return { stop: () => clearInterval(timer) };
+function counts(s: WorkerSummary) {
+  return { leased: s.leased, started: s.started, done: s.done, failed: s.failed, retried: s.retried, released: s.released };
 }

@@ -12,7 +12,12 @@ export interface Task<P = unknown> {
 
 export interface TaskContext {
   invocationId: number;
-  /** Aborted when the controller terminates the invocation or its time is running out. */
+  /**
+   * Aborted when the invocation must stop: the controller ended it, the function's time is about to run
+   * out (stopBeforeTimeoutMs), or the heartbeat could not be renewed for close to the heartbeat timeout
+   * (the lease may pass to another invocation). Stop promptly: a task is never run by two invocations at
+   * once only as long as its handler stops when this aborts.
+   */
   signal: AbortSignal;
   /** Milliseconds left before the Lambda function's timeout (Infinity outside Lambda). */
   remainingTimeMs(): number;
@@ -33,17 +38,26 @@ export interface TaskWorkerOptions<P = unknown, R = unknown> {
   minTimeToStartTaskMs?: number;
   /** Heartbeat period; default a quarter of the pool's heartbeat timeout. */
   heartbeatIntervalMs?: number;
+  /** ctx.signal aborts when this little of the function's time is left. Default 3 000. */
+  stopBeforeTimeoutMs?: number;
   logger?: Logger;
 }
 
-export type WorkerOutcome = 'succeeded' | 'skipped' | 'stopped';
+/**
+ * succeeded: the invocation ended normally; skipped: a duplicate or late delivery that touched nothing;
+ * stopped: the controller ended it first; failed: it could start no task (see reason) or the worker
+ * failed; fenced: it lost touch with the database and stopped without writing, its lease may pass on.
+ */
+export type WorkerOutcome = 'succeeded' | 'skipped' | 'stopped' | 'failed' | 'fenced';
 
 export interface WorkerSummary {
   invocationId: number;
   outcome: WorkerOutcome;
-  /** Why a delivery was skipped: the state its invocation was already in. */
+  /** Why a delivery was skipped (the state its invocation was already in), or the code it ended with. */
   reason?: string;
   leased: number;
+  /** Tasks whose handler started. */
+  started: number;
   done: number;
   failed: number;
   retried: number;

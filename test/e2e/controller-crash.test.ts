@@ -110,6 +110,8 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
         tasksPerInvocation: 3,
         maxTaskAttempts: 3,
         heartbeatTimeoutSeconds: 120,
+        retryInitialDelayMs: 0,
+        retryMaxDelayMs: 0,
       },
       count: 2,
       invokeAfterMs: 0,

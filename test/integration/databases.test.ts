@@ -23,6 +23,7 @@ function pool(namespace: string, secretRef?: { name: string; key: string }): Poo
       startTimeoutSeconds: 900,
       heartbeatTimeoutSeconds: 120,
       maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
       suspend: false,
       ...(secretRef ? { database: { secretRef } } : {}),
     },

@@ -62,6 +62,7 @@ function poolFor(name: string, spec: Partial<PoolSpec> & Pick<PoolSpec, 'queue'>
       startTimeoutSeconds: 60,
       heartbeatTimeoutSeconds: 30,
       maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 0, maxDelaySeconds: 0 },
       suspend: false,
       ...spec,
     },
@@ -104,7 +105,7 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     });
   }
 
-  const pass = (pool: Pool): Promise<DispatchPassResult> => runDispatchPass({ db: t.db, pool, invoker, options: PASS_OPTIONS });
+  const pass = (pool: Pool): Promise<DispatchPassResult> => runDispatchPass({ db: t.db, pool, invoker, options: PASS_OPTIONS, connectedForMs: Number.POSITIVE_INFINITY });
 
   /** What the controller does: a dispatch pass every ~200 ms until no task waits and no invocation is live. */
   async function driveUntilDrained(pool: Pool, timeoutMs: number): Promise<number> {
@@ -240,7 +241,7 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     await enqueueTasks(t.db, { queue: 'q-late', payloads: [{}, {}, {}] });
     const before = await tasks('q-late');
     const [id = 0] = await insertInvocations(t.db, {
-      template: { pool: pool.meta, queue: 'q-late', functionName: 'worker-late', tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 30 },
+      template: { pool: pool.meta, queue: 'q-late', functionName: 'worker-late', tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 30, retryInitialDelayMs: 0, retryMaxDelayMs: 0 },
       count: 1,
       invokeAfterMs: 0,
     });
@@ -358,7 +359,7 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     register('worker-race');
     const ids = await enqueueTasks(t.db, { queue: 'q-race', payloads: Array.from({ length: 60 }, () => ({ ms: 50 })) });
     const invs = await insertInvocations(t.db, {
-      template: { pool: pool.meta, queue: 'q-race', functionName: 'worker-race', tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 30 },
+      template: { pool: pool.meta, queue: 'q-race', functionName: 'worker-race', tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 30, retryInitialDelayMs: 0, retryMaxDelayMs: 0 },
       count: 30,
       invokeAfterMs: 0,
     });

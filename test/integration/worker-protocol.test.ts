@@ -17,6 +17,8 @@ const template = (queue: string, overrides: Partial<InvocationTemplate> = {}): I
   tasksPerInvocation: 3,
   maxTaskAttempts: 3,
   heartbeatTimeoutSeconds: 60,
+  retryInitialDelayMs: 0,
+  retryMaxDelayMs: 0,
   ...overrides,
 });
 

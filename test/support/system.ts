@@ -78,6 +78,7 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     reinvokeGraceMs: 3_000,
     rejectionBackoffMs: 30_000,
     blockedRetryMs: 2_000,
+    strandedSweepMs: 2_000,
     logger: logger.child({ component: 'controller' }),
     ...options.controllerOverrides,
   };

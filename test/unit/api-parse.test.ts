@@ -41,6 +41,7 @@ describe('parsePool', () => {
       startTimeoutSeconds: 900,
       heartbeatTimeoutSeconds: 120,
       maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
       suspend: false,
     });
     expect(pool.meta).to.deep.equal({
@@ -63,6 +64,7 @@ describe('parsePool', () => {
       startTimeoutSeconds: 10,
       heartbeatTimeoutSeconds: 5,
       maxTaskAttempts: 1,
+      retry: { initialDelaySeconds: 0, maxDelaySeconds: 86400 },
       suspend: true,
       database: { secretRef: { name: 'media-db' } },
     };
@@ -129,6 +131,10 @@ describe('parsePool', () => {
     { name: 'reports heartbeatTimeoutSeconds above an hour', input: withSpec({ heartbeatTimeoutSeconds: 3601 }), field: 'spec.heartbeatTimeoutSeconds' },
     { name: 'reports maxTaskAttempts of zero', input: withSpec({ maxTaskAttempts: 0 }), field: 'spec.maxTaskAttempts' },
     { name: 'reports a fractional maxTaskAttempts', input: withSpec({ maxTaskAttempts: 1.5 }), field: 'spec.maxTaskAttempts' },
+    { name: 'reports a retry that is not an object', input: withSpec({ retry: 10 }), field: 'spec.retry' },
+    { name: 'reports a negative initial retry delay', input: withSpec({ retry: { initialDelaySeconds: -1 } }), field: 'spec.retry.initialDelaySeconds' },
+    { name: 'reports a maximum retry delay above a day', input: withSpec({ retry: { maxDelaySeconds: 86401 } }), field: 'spec.retry.maxDelaySeconds' },
+    { name: 'reports a maximum retry delay below the initial one', input: withSpec({ retry: { initialDelaySeconds: 60, maxDelaySeconds: 30 } }), field: 'spec.retry.maxDelaySeconds' },
     { name: 'reports suspend given as a string', input: withSpec({ suspend: 'true' }), field: 'spec.suspend' },
     { name: 'reports suspend given as a number', input: withSpec({ suspend: 1 }), field: 'spec.suspend' },
     { name: 'reports a database without a secretRef', input: withSpec({ database: {} }), field: 'spec.database.secretRef.name' },

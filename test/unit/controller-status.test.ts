@@ -16,6 +16,7 @@ const spec: PoolSpec = {
   startTimeoutSeconds: 900,
   heartbeatTimeoutSeconds: 120,
   maxTaskAttempts: 3,
+  retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
   suspend: false,
 };
 

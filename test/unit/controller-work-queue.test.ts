@@ -157,7 +157,7 @@ describe('WorkQueue', () => {
       async () => {
         throw failure;
       },
-      { workers: 1, baseBackoffMs: 100, maxBackoffMs: 700, schedule: clock.schedule },
+      { workers: 1, baseBackoffMs: 100, maxBackoffMs: 700, schedule: clock.schedule, random: () => 1 },
       (key, error, retryInMs) => errors.push({ key, message: error instanceof Error ? error.message : String(error), retryInMs }),
     );
 
@@ -183,7 +183,7 @@ describe('WorkQueue', () => {
         if (outcomes.shift() === 'fail') throw new Error('boom');
         return {};
       },
-      { workers: 1, baseBackoffMs: 100, maxBackoffMs: 10_000, schedule: clock.schedule },
+      { workers: 1, baseBackoffMs: 100, maxBackoffMs: 10_000, schedule: clock.schedule, random: () => 1 },
       (_key, _error, retryInMs) => delays.push(retryInMs),
     );
 
@@ -207,7 +207,7 @@ describe('WorkQueue', () => {
         if (key === 'bad') throw new Error('boom');
         return {};
       },
-      { workers: 2, baseBackoffMs: 100, schedule: clock.schedule },
+      { workers: 2, baseBackoffMs: 100, schedule: clock.schedule, random: () => 1 },
     );
     queue.add('bad');
     await flush();
@@ -228,7 +228,7 @@ describe('WorkQueue', () => {
         calls.push(key);
         return calls.length === 1 ? { requeueAfterMs: 30_000 } : {};
       },
-      { workers: 1, schedule: clock.schedule },
+      { workers: 1, schedule: clock.schedule, random: () => 1 },
     );
 
     queue.add('pool-a');
@@ -250,7 +250,7 @@ describe('WorkQueue', () => {
         calls.push(key);
         return {};
       },
-      { workers: 1, schedule: clock.schedule },
+      { workers: 1, schedule: clock.schedule, random: () => 1 },
     );
 
     queue.addAfter('pool-a', 60_000);
@@ -271,7 +271,7 @@ describe('WorkQueue', () => {
         calls.push(key);
         return {};
       },
-      { workers: 2, schedule: clock.schedule },
+      { workers: 2, schedule: clock.schedule, random: () => 1 },
     );
     queue.addAfter('pool-a', 0);
     queue.addAfter('pool-b', -5);
@@ -303,7 +303,7 @@ describe('WorkQueue', () => {
   it('after stop() starts no queued or delayed key, ignores new keys, and lets idle() resolve once the running key ends', async () => {
     const clock = new ManualSchedule();
     const p = new GatedProcessor();
-    const queue = new WorkQueue(p.process, { workers: 1, schedule: clock.schedule });
+    const queue = new WorkQueue(p.process, { workers: 1, schedule: clock.schedule, random: () => 1 });
     queue.add('running');
     queue.add('queued');
     queue.addAfter('delayed', 1_000);
@@ -325,7 +325,7 @@ describe('WorkQueue', () => {
   it('does not retry a key that fails after stop()', async () => {
     const clock = new ManualSchedule();
     const gate = deferred<ProcessResult>();
-    const queue = new WorkQueue(() => gate.promise, { workers: 1, schedule: clock.schedule });
+    const queue = new WorkQueue(() => gate.promise, { workers: 1, schedule: clock.schedule, random: () => 1 });
     queue.add('pool-a');
     queue.stop();
     gate.reject(new Error('interrupted'));

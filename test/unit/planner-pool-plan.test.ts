@@ -9,7 +9,7 @@ const NOW = 5_000_000;
 const START = 60_000;
 const HB = 20_000;
 
-const row = liveRows(NOW, NOW + 50_000);
+const row = liveRows(NOW, NOW + 50_000, HB);
 
 function poolInput(over: Partial<PoolPlanInput>): PoolPlanInput {
   return {
@@ -20,7 +20,7 @@ function poolInput(over: Partial<PoolPlanInput>): PoolPlanInput {
     maxConcurrency: 10,
     tasksPerInvocation: 1,
     startTimeoutMs: START,
-    heartbeatTimeoutMs: HB,
+    connectedForMs: Number.POSITIVE_INFINITY,
     ...over,
   };
 }
@@ -199,11 +199,11 @@ describe('planPool after a permanent Invoke rejection', () => {
     now: 1_000_000,
     mode: 'active' as const,
     backlog: 30,
-    invocations: [{ id: 1, status: 'created' as const, createdAt: 990_000, invokeAfter: 995_000, heartbeatAt: null }],
+    invocations: [{ id: 1, status: 'created' as const, createdAt: 990_000, invokeAfter: 995_000, heartbeatAt: null, heartbeatTimeoutMs: 120_000 }],
     maxConcurrency: 10,
     tasksPerInvocation: 3,
     startTimeoutMs: 900_000,
-    heartbeatTimeoutMs: 120_000,
+    connectedForMs: Number.POSITIVE_INFINITY,
   };
   it('dispatches and re-invokes nothing until the backoff ends, and looks again when it does', () => {
     const plan = planPool({ ...base, blockedUntil: base.now + 4_000 });

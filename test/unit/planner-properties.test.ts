@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { LIVE_INVOCATION_STATES } from '../../src/api/types.ts';
 import { backlogCountLimit, planDispatch, type LiveCounts } from '../../src/planner/dispatch.ts';
 import { planPool, type PoolPlan, type PoolPlanInput } from '../../src/planner/pool-plan.ts';
-import { planRelease, planSweep, type LeaseView, type LiveInvocationView, type PoolMode } from '../../src/planner/sweep.ts';
+import { planSweep, type LiveInvocationView, type PoolMode } from '../../src/planner/sweep.ts';
 
 // A fixed seed makes every failure reproduce; change it (or drop it) locally to explore further.
 const RUNS = { seed: 0x7a5c_9001, numRuns: 500 } as const;
@@ -43,8 +43,9 @@ const poolArb: fc.Arbitrary<PoolPlanInput> = fc
     tasksPerInvocation: fc.integer({ min: 1, max: 4 }),
     startTimeoutMs: fc.integer({ min: 1, max: 20_000 }),
     heartbeatTimeoutMs: fc.integer({ min: 1, max: 20_000 }),
+    connectedForMs: fc.oneof(fc.constant(Number.POSITIVE_INFINITY), fc.nat(30_000)),
   })
-  .map(({ rows, ...pool }) => ({
+  .map(({ rows, heartbeatTimeoutMs, ...pool }) => ({
     ...pool,
     invocations: rows.map(
       (r): LiveInvocationView => ({
@@ -54,6 +55,7 @@ const poolArb: fc.Arbitrary<PoolPlanInput> = fc
         invokeAfter: pool.now + r.invokeAfterIn,
         // Only a started invocation sends heartbeats.
         heartbeatAt: (r.status === 'ready' || r.status === 'running') && r.heartbeatAgo !== null ? pool.now - r.heartbeatAgo : null,
+        heartbeatTimeoutMs,
       }),
     ),
   }));
@@ -71,7 +73,7 @@ const scaledDownPoolArb: fc.Arbitrary<PoolPlanInput> = fc
     startTimeoutMs: fc.integer({ min: 1_000, max: 20_000 }),
     heartbeatTimeoutMs: fc.integer({ min: 1_000, max: 20_000 }),
   })
-  .chain(({ over, ...pool }) =>
+  .chain(({ over, heartbeatTimeoutMs, ...pool }) =>
     fc
       .uniqueArray(
         fc.record({
@@ -85,12 +87,14 @@ const scaledDownPoolArb: fc.Arbitrary<PoolPlanInput> = fc
       .map((rows) => ({
         ...pool,
         mode: 'active' as const,
+        connectedForMs: Number.POSITIVE_INFINITY,
         invocations: rows.map((r) => ({
           id: r.id,
           status: r.status,
           createdAt: pool.now - r.age,
           invokeAfter: pool.now + r.invokeAfterIn,
           heartbeatAt: null,
+          heartbeatTimeoutMs,
         })),
       })),
   );
@@ -113,6 +117,7 @@ function apply(input: PoolPlanInput, plan: PoolPlan, graceMs: number): PoolPlanI
       createdAt: input.now,
       invokeAfter: input.now + graceMs,
       heartbeatAt: null,
+      heartbeatTimeoutMs: 5_000,
     }),
   );
   return { ...input, invocations: [...kept, ...inserted] };
@@ -314,33 +319,13 @@ describe('planner properties', () => {
           const sweep = planSweep(input);
           const deadlines = sweep.remaining.flatMap((i) => {
             const started = i.status === 'ready' || i.status === 'running';
-            const own = started ? (i.heartbeatAt ?? i.createdAt) + input.heartbeatTimeoutMs : i.createdAt + input.startTimeoutMs;
+            const silentUntil = (i.heartbeatAt ?? i.createdAt) + i.heartbeatTimeoutMs;
+            const connectedUntil = input.now + Math.max(0, i.heartbeatTimeoutMs - input.connectedForMs);
+            const own = started ? Math.max(silentUntil, connectedUntil) : i.createdAt + input.startTimeoutMs;
             return i.status === 'created' && i.invokeAfter > input.now ? [own, i.invokeAfter] : [own];
           });
           expect(sweep.nextDeadline).to.equal(deadlines.length > 0 ? Math.min(...deadlines) : undefined);
           if (sweep.nextDeadline !== undefined) expect(sweep.nextDeadline).to.be.above(input.now);
-        }),
-        RUNS,
-      );
-    });
-  });
-
-  describe('planRelease', () => {
-    const leaseArb = fc.record({
-      id: fc.integer({ min: 1, max: 10_000 }),
-      invocationId: fc.nat(50),
-      attempts: fc.nat(8),
-      maxAttempts: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }),
-    });
-
-    it('puts every task in exactly one list, on the right side of its attempt limit, in input order', () => {
-      fc.assert(
-        fc.property(fc.uniqueArray(leaseArb, { maxLength: 30, selector: (t) => t.id }), fc.integer({ min: 1, max: 8 }), (tasks, def) => {
-          const { toCreated, toFailed } = planRelease<LeaseView>(tasks, def);
-          const limit = (t: LeaseView): number => t.maxAttempts ?? def;
-          expect(toCreated.length + toFailed.length).to.equal(tasks.length);
-          expect(toCreated).to.deep.equal(tasks.filter((t) => t.attempts < limit(t)));
-          expect(toFailed).to.deep.equal(tasks.filter((t) => t.attempts >= limit(t)));
         }),
         RUNS,
       );

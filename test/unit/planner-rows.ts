@@ -6,9 +6,9 @@ export type RowTimes = { createdAt?: number; invokeAfter?: number; heartbeatAt?:
 
 /**
  * A row factory for a test's clock: by default a row was created a second before `now`, is not yet due for an
- * invoke, and (if started) was heard from at `now`.
+ * invoke, (if started) was heard from at `now`, and was dispatched with the given heartbeat timeout.
  */
-export function liveRows(now: number, defaultInvokeAfter: number) {
+export function liveRows(now: number, defaultInvokeAfter: number, heartbeatTimeoutMs = 5_000) {
   return (id: number, status: LiveInvocationState, at: RowTimes = {}): LiveInvocationView => {
     const started = status === 'ready' || status === 'running';
     return {
@@ -17,6 +17,7 @@ export function liveRows(now: number, defaultInvokeAfter: number) {
       createdAt: at.createdAt ?? now - 1_000,
       invokeAfter: at.invokeAfter ?? defaultInvokeAfter,
       heartbeatAt: at.heartbeatAt === undefined ? (started ? now : null) : at.heartbeatAt,
+      heartbeatTimeoutMs,
     };
   };
 }

@@ -1,27 +1,20 @@
 import { expect } from 'chai';
 import { liveRows } from './planner-rows.ts';
 import type { LiveInvocationState } from '../../src/api/types.ts';
-import {
-  planRelease,
-  planSweep,
-  type LeaseView,
-  type LiveInvocationView,
-  type SweepDecision,
-  type SweepInput,
-} from '../../src/planner/sweep.ts';
+import { planSweep, type LiveInvocationView, type SweepDecision, type SweepInput } from '../../src/planner/sweep.ts';
 
 const NOW = 1_000_000;
 const START = 10_000; // startTimeoutMs
 const HB = 5_000; // heartbeatTimeoutMs
 
-const row = liveRows(NOW, NOW + 20_000);
+const row = liveRows(NOW, NOW + 20_000, HB);
 
 function sweepInput(over: Partial<SweepInput>): SweepInput {
   return {
     now: NOW,
     invocations: [],
     startTimeoutMs: START,
-    heartbeatTimeoutMs: HB,
+    connectedForMs: Number.POSITIVE_INFINITY,
     maxConcurrency: 10,
     mode: 'active',
     ...over,
@@ -140,6 +133,38 @@ describe('planSweep', () => {
       name: 'prefers a recent heartbeat over an old createdAt',
       input: { invocations: [row(1, 'running', { createdAt: NOW - 100_000, heartbeatAt: NOW - 10 })] },
       expected: { remaining: [1], nextDeadline: NOW - 10 + HB },
+    },
+
+    // The controller's own connectivity: a heartbeat that could not have been written is not lost.
+    {
+      name: 'keeps a silent running invocation while the controller has reached the database for less than its heartbeat timeout',
+      input: { connectedForMs: HB - 1, invocations: [row(1, 'running', { heartbeatAt: NOW - 10 * HB })] },
+      expected: { remaining: [1], nextDeadline: NOW + 1 },
+    },
+    {
+      name: 'orphans a silent running invocation once the controller has reached the database for a whole heartbeat timeout',
+      input: { connectedForMs: HB, invocations: [row(1, 'running', { heartbeatAt: NOW - 10 * HB })] },
+      expected: { orphanSilent: [1] },
+    },
+    {
+      name: 'waits a whole heartbeat timeout after the controller reconnects, however long the worker has been silent',
+      input: { connectedForMs: 0, invocations: [row(1, 'ready', { heartbeatAt: NOW - HB })] },
+      expected: { remaining: [1], nextDeadline: NOW + HB },
+    },
+    {
+      name: 'judges each row by the heartbeat timeout it was dispatched with, not the current one',
+      input: {
+        invocations: [
+          { ...row(1, 'running', { heartbeatAt: NOW - 3_000 }), heartbeatTimeoutMs: 2_000 },
+          { ...row(2, 'running', { heartbeatAt: NOW - 3_000 }), heartbeatTimeoutMs: 9_000 },
+        ],
+      },
+      expected: { orphanSilent: [1], remaining: [2], nextDeadline: NOW + 6_000 },
+    },
+    {
+      name: 'still orphans a queued invocation at its start deadline while the controller has just reconnected',
+      input: { connectedForMs: 0, invocations: [row(1, 'pending', { createdAt: NOW - START })] },
+      expected: { orphanUnstarted: [1] },
     },
 
     // Suspended: queued rows end as terminated, started ones finish.
@@ -314,79 +339,5 @@ describe('planSweep', () => {
     expect(remaining).to.have.length(2);
     expect(remaining[0]).to.equal(rows[0]);
     expect(remaining[1]).to.equal(rows[1]);
-  });
-});
-
-type Lease = LeaseView & { note: string };
-
-function lease(id: number, attempts: number, maxAttempts: number | null = null): Lease {
-  return { id, invocationId: 7, attempts, maxAttempts, note: `task ${id}` };
-}
-
-interface ReleaseCase {
-  name: string;
-  tasks: Lease[];
-  defaultMaxAttempts: number;
-  expected: { toCreated: number[]; toFailed: number[] };
-}
-
-describe('planRelease', () => {
-  const cases: ReleaseCase[] = [
-    {
-      name: 'releases nothing when the ended invocation held no task',
-      tasks: [],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [], toFailed: [] },
-    },
-    {
-      name: 'returns a task with attempts left to created',
-      tasks: [lease(1, 0), lease(2, 2)],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [1, 2], toFailed: [] },
-    },
-    {
-      name: 'fails a task whose attempts reach the default maximum',
-      tasks: [lease(1, 3)],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [], toFailed: [1] },
-    },
-    {
-      name: 'fails a task whose attempts exceed the default maximum',
-      tasks: [lease(1, 4)],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [], toFailed: [1] },
-    },
-    {
-      name: "lets a task's higher maxAttempts override the default",
-      tasks: [lease(1, 3, 5), lease(2, 5, 5)],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [1], toFailed: [2] },
-    },
-    {
-      name: "lets a task's lower maxAttempts override the default",
-      tasks: [lease(1, 1, 1), lease(2, 0, 1)],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [2], toFailed: [1] },
-    },
-    {
-      name: 'splits a mixed set and keeps the input order within each list',
-      tasks: [lease(5, 3), lease(1, 0), lease(4, 2, 2), lease(2, 9, 10), lease(3, 1)],
-      defaultMaxAttempts: 3,
-      expected: { toCreated: [1, 2, 3], toFailed: [5, 4] },
-    },
-  ];
-
-  for (const { name, tasks, defaultMaxAttempts, expected } of cases) {
-    it(name, () => {
-      const { toCreated, toFailed } = planRelease(tasks, defaultMaxAttempts);
-      expect({ toCreated: toCreated.map((t) => t.id), toFailed: toFailed.map((t) => t.id) }).to.deep.equal(expected);
-    });
-  }
-
-  it('hands back the caller’s task objects with their extra fields', () => {
-    const tasks = [lease(1, 0), lease(2, 3)];
-    const { toCreated, toFailed } = planRelease(tasks, 3);
-    expect(toCreated[0]).to.equal(tasks[0]);
-    expect(toFailed[0]?.note).to.equal('task 2');
   });
 });
