@@ -14,7 +14,11 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 COPY package.json package-lock.json ./
-RUN npm ci
+# Behind a TLS-intercepting proxy, pass its CA as a build secret (never stored in a layer):
+#   docker build --secret id=npm-ca,src=/etc/ssl/certs/ca-certificates.crt .
+RUN --mount=type=secret,id=npm-ca \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
+    npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # package.json's "build" script wraps tsc in scripts/with-node24.sh; this image already has Node 24.

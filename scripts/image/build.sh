@@ -70,13 +70,18 @@ if [ ! -s "$archive" ]; then
   buildah "${store[@]}" commit --quiet --rm "$base_ctr" "$base_ref" >/dev/null
   log "base image $base_ref ready after $((SECONDS - started)) s"
 
-  if ! buildah "${store[@]}" bud --isolation chroot --pull=never --layers=false \
+  # The CA bundle the machine's own npm trusts (e.g. a TLS-intercepting proxy's), for the build's npm ci.
+  secret=()
+  ca="${LTP_BUILD_CA_FILE:-${NODE_EXTRA_CA_CERTS:-}}"
+  if [ -z "$ca" ] && command -v npm >/dev/null 2>&1; then ca="$(npm config get cafile 2>/dev/null || true)"; fi
+  if [ -n "$ca" ] && [ "$ca" != "null" ] && [ -s "$ca" ]; then secret=(--secret "id=npm-ca,src=$ca"); fi
+  if ! buildah "${store[@]}" bud --isolation chroot --pull=never --layers=false "${secret[@]}" \
       --build-arg "NODE_IMAGE=$base_ref" -f "$root/Dockerfile" -t "$ref" "$context" >"$work/build.log" 2>&1; then
     tail -40 "$work/build.log" >&2
     log "buildah bud failed (full log above, last 40 lines)"
     exit 1
   fi
-  grep -E '^(STEP|COMMIT)' "$work/build.log" | sed 's/^/build-image:   /' >&2 || true
+  grep -E 'STEP|COMMIT' "$work/build.log" | sed 's/^/build-image:   /' >&2 || true
   rm -f "$archive.tmp"
   buildah "${store[@]}" push --quiet "$ref" "docker-archive:$archive.tmp:$ref" >/dev/null
   mv "$archive.tmp" "$archive"

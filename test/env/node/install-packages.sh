@@ -37,7 +37,7 @@ export DEBIAN_FRONTEND=noninteractive
 policy=/usr/sbin/policy-rc.d
 added_policy=
 if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added_policy=1; fi
-trap '[ -n "$added_policy" ] && rm -f "$policy"' EXIT
+trap 'if [ -n "$added_policy" ]; then rm -f "$policy"; fi' EXIT
 if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/ltp-apt-install.log 2>&1; then
   apt-get update -q >/tmp/ltp-apt-update.log 2>&1 || { cat /tmp/ltp-apt-update.log >&2; exit 1; }
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/ltp-apt-install.log 2>&1 || {
