@@ -60,7 +60,7 @@ export class LeaseKeeper {
 
   /** Why the invocation must stop, if it must. */
   get stopped(): StopReason | undefined {
-    if (!this.stopReason && this.now() >= this.fenceDeadline()) this.stop('fenced', this.fenceDetail());
+    if (this.stopReason !== 'fenced' && this.now() >= this.fenceDeadline()) this.stop('fenced', this.fenceDetail());
     return this.stopReason;
   }
 

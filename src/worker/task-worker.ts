@@ -47,6 +47,12 @@ function errorText(error: unknown): string {
 }
 
 const STOP_CODES: Record<StopReason, string> = { ended: 'StoppedByController', timeout: 'OutOfTime', fenced: 'Fenced' };
+const RELEASE_REASONS: Record<string, string> = {
+  none: 'released unstarted',
+  NoTimeToStart: 'released unstarted: the function had too little time left to start it',
+  OutOfTime: 'released unstarted: the function was about to time out',
+  StoppedByController: 'released unstarted: the controller ended the invocation',
+};
 
 export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<P, R>): TaskWorkerHandler {
   const logger: Logger = options.logger ?? createLogger({ component: 'worker', stream: process.stdout });
@@ -113,7 +119,9 @@ class InvocationRun<P, R> {
       },
       args.claimSentAt,
     );
-    this.keeper.stopBeforeDeadline(this.remainingTimeMs(), options.stopBeforeTimeoutMs ?? DEFAULT_STOP_BEFORE_TIMEOUT_MS);
+    // Never stop earlier than half the least time a task may start with.
+    const stopBefore = options.stopBeforeTimeoutMs ?? Math.min(DEFAULT_STOP_BEFORE_TIMEOUT_MS, Math.floor(this.minTimeToStart / 2));
+    this.keeper.stopBeforeDeadline(this.remainingTimeMs(), stopBefore);
   }
 
   close(): void {
@@ -186,7 +194,7 @@ class InvocationRun<P, R> {
       const released = await this.persist('release', () => releaseUnstarted(this.db, {
         invocationId: invocation.id,
         taskIds: unstarted,
-        reason: `released unstarted (${code ?? 'not started'})`,
+        reason: RELEASE_REASONS[code ?? 'none'] ?? RELEASE_REASONS.none,
       }));
       if (!released.ok) return this.fencedSummary();
       summary.released = released.value;

@@ -38,7 +38,7 @@ export interface TaskWorkerOptions<P = unknown, R = unknown> {
   minTimeToStartTaskMs?: number;
   /** Heartbeat period; default a quarter of the pool's heartbeat timeout. */
   heartbeatIntervalMs?: number;
-  /** ctx.signal aborts when this little of the function's time is left. Default 3 000. */
+  /** ctx.signal aborts when this little of the function's time is left. Default 3 000, or half of minTimeToStartTaskMs if less. */
   stopBeforeTimeoutMs?: number;
   logger?: Logger;
 }

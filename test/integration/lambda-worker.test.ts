@@ -259,11 +259,11 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     runtime.unregister('worker-late');
   });
 
-  it('a crash mid-task sends the task back to created with its attempt counted, or to failed when its attempts are used up', async function () {
+  it('a crash mid-task uses up the attempt of the task it was running; the task it never started goes back at no cost', async function () {
     this.timeout(60_000);
     const pool = poolFor('worker-crash', { queue: 'q-crash', tasksPerInvocation: 2, maxConcurrency: 1, heartbeatTimeoutSeconds: 5, maxTaskAttempts: 2 });
     register('worker-crash', { async: { crashRate: 1, crashAfterMs: 1_500, maximumRetryAttempts: 0 } });
-    const [slow = 0] = await enqueueTasks(t.db, { queue: 'q-crash', payloads: [{ ms: 30_000 }] });
+    const [slow = 0] = await enqueueTasks(t.db, { queue: 'q-crash', payloads: [{ ms: 30_000 }], maxAttempts: 1 });
     const [last = 0] = await enqueueTasks(t.db, { queue: 'q-crash', payloads: [{}], maxAttempts: 1 });
 
     const first = await pass(pool);
@@ -275,7 +275,7 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     expect(event?.deliveries.map((d) => d.outcome)).to.deep.equal(['crash']);
     expect(await journal('q-crash')).to.deep.equal([{ taskId: slow, invocationId: id, attempt: 1, phase: 'started' }]);
     expect(await getInvocation(t.db, id)).to.include({ status: 'running', tasksLeased: 2 });
-    expect((await tasks('q-crash')).map((r) => [r.status, r.attempts])).to.deep.equal([['leased', 1], ['leased', 1]]);
+    expect((await tasks('q-crash')).map((r) => [r.status, r.attempts])).to.deep.equal([['leased', 1], ['leased', 0]]);
 
     // The controller gives up on the silent invocation only once the heartbeat timeout has passed.
     const crashedAt = Date.now();
@@ -290,8 +290,8 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     const row = await getInvocation(t.db, id);
     expect(row).to.include({ status: 'orphaned', errorCode: 'HeartbeatLost' });
     const after = await tasks('q-crash');
-    expect(after.find((r) => r.id === slow)).to.include({ status: 'created', attempts: 1 });
-    expect(after.find((r) => r.id === last)).to.include({ status: 'failed', attempts: 1 });
+    expect(after.find((r) => r.id === slow)).to.include({ status: 'failed', attempts: 1 });
+    expect(after.find((r) => r.id === last)).to.include({ status: 'created', attempts: 0 });
     expect(after.every((r) => r.lastError === 'released: its invocation ended before finishing it')).to.equal(true);
     runtime.unregister('worker-crash');
   });
@@ -348,7 +348,9 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     const released = rows.filter((r) => r.status === 'created');
     expect(done.length).to.be.within(1, 2);
     expect(done.length + released.length).to.equal(5);
-    expect(released.map((r) => [r.attempts, r.lastError])).to.deep.equal(released.map(() => [0, 'released: the function ran out of time']));
+    expect(released.map((r) => [r.attempts, r.lastError])).to.deep.equal(
+      released.map(() => [0, 'released unstarted: the function had too little time left to start it']),
+    );
     expect((await journal('q-timeout')).filter((e) => e.phase === 'started').map((e) => e.taskId)).to.deep.equal(done.map((r) => r.id));
     runtime.unregister('worker-timeout');
   });

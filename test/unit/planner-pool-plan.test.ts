@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { liveRows } from './planner-rows.ts';
 import type { LiveInvocationState } from '../../src/api/types.ts';
 import type { LiveCounts } from '../../src/planner/dispatch.ts';
-import { DEFAULT_PLAN_LIMITS, planPool, type PoolPlanInput, type PoolPlanLimits } from '../../src/planner/pool-plan.ts';
+import { DEFAULT_PLAN_LIMITS, planPool, planPoolDispatch, planPoolSweep, type PoolPlanInput, type PoolPlanLimits } from '../../src/planner/pool-plan.ts';
 import type { LiveInvocationView } from '../../src/planner/sweep.ts';
 
 const NOW = 5_000_000;
@@ -215,5 +215,56 @@ describe('planPool after a permanent Invoke rejection', () => {
     const plan = planPool({ ...base, blockedUntil: base.now - 1 });
     expect(plan.dispatch).to.equal(9);
     expect(plan.reinvoke).to.deep.equal([1]);
+  });
+});
+
+describe('planPoolDispatch counts only what the database really ended', () => {
+  const input = poolInput({
+    backlog: 10,
+    maxConcurrency: 2,
+    invocations: [row(1, 'pending', { createdAt: NOW - START }), row(2, 'running')],
+  });
+  it('dispatches into the room an orphaned row left', () => {
+    const sweep = planPoolSweep(input);
+    expect(sweep.orphanUnstarted).to.deep.equal([1]);
+    expect(planPoolDispatch(input, sweep, new Set([1])).dispatch).to.equal(1);
+  });
+  it('dispatches nothing when a worker claimed the row before the orphaning UPDATE reached it', () => {
+    const sweep = planPoolSweep(input);
+    const plan = planPoolDispatch(input, sweep, new Set());
+    expect(plan.dispatch).to.equal(0);
+    expect(plan.live).to.deep.equal(live({ pending: 1, running: 1 }));
+  });
+});
+
+describe('planPool for a pool that keeps wasting invocations', () => {
+  const wasted = (ago: number) => ({ finishedAt: NOW - ago, tasksStarted: 0, code: 'NoTimeToStart', message: 'no time' });
+  const limits: PoolPlanLimits = { ...DEFAULT_PLAN_LIMITS, waste: { threshold: 3, initialBackoffMs: 10_000, maxBackoffMs: 60_000 } };
+  it('dispatches nothing during the pause, says why, and looks again when it ends', () => {
+    const plan = planPool(poolInput({ backlog: 9, recentOutcomes: [wasted(1_000), wasted(2_000), wasted(3_000)] }), limits);
+    expect(plan).to.include({ dispatch: 0, limitedBy: 'wastePause', requeueAfterMs: 9_000 });
+    expect(plan.waste).to.include({ wasting: true, streak: 3, code: 'NoTimeToStart' });
+  });
+  it('sends one probe after the pause, however large the backlog', () => {
+    const plan = planPool(poolInput({ backlog: 9, recentOutcomes: [wasted(11_000), wasted(12_000), wasted(13_000)] }), limits);
+    expect(plan).to.include({ dispatch: 1, limitedBy: 'wasteProbe' });
+  });
+  it('sends no second probe while the first is still live', () => {
+    const plan = planPool(poolInput({ backlog: 9, invocations: [row(1, 'pending')], recentOutcomes: [wasted(11_000), wasted(12_000), wasted(13_000)] }), limits);
+    expect(plan).to.include({ dispatch: 0, limitedBy: 'wasteProbe' });
+  });
+  it('dispatches as usual again once an invocation starts a task', () => {
+    const plan = planPool(poolInput({ backlog: 9, recentOutcomes: [{ ...wasted(500), tasksStarted: 1 }, wasted(1_000), wasted(2_000), wasted(3_000)] }), limits);
+    expect(plan.dispatch).to.equal(9);
+    expect(plan.waste.wasting).to.equal(false);
+  });
+});
+
+describe('planPool with delayed tasks', () => {
+  it('looks again when the next delayed task becomes due', () => {
+    expect(planPool(poolInput({ nextDueAt: NOW + 7_000 })).requeueAfterMs).to.equal(7_000);
+  });
+  it('does not wake a suspended pool for a delayed task', () => {
+    expect(planPool(poolInput({ mode: 'suspended', nextDueAt: NOW + 7_000 })).requeueAfterMs).to.equal(DEFAULT_PLAN_LIMITS.resyncMs);
   });
 });

@@ -1,0 +1,165 @@
+// The worker under faults, against a real Postgres: cut off from the database (through a TCP proxy the
+// test controls), a completion write that fails, too little time to start, delayed tasks and retries.
+import { expect } from 'chai';
+import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import { taskWorker, closeWorkerConnections } from '../../src/worker/index.ts';
+import { insertInvocations, getInvocation, type InvocationTemplate } from '../../src/store/invocation-store.ts';
+import { countBacklog, enqueueTasks, getTask, nextDueAt } from '../../src/store/task-store.ts';
+import { startTcpProxy, type TcpProxy } from '../../src/local/tcp-proxy.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+
+const template = (queue: string, overrides: Partial<InvocationTemplate> = {}): InvocationTemplate => ({
+  pool: { namespace: 'default', name: 'p', uid: `uid-${queue}` },
+  queue,
+  functionName: 'worker',
+  tasksPerInvocation: 1,
+  maxTaskAttempts: 3,
+  heartbeatTimeoutSeconds: 60,
+  retryInitialDelayMs: 0,
+  retryMaxDelayMs: 0,
+  ...overrides,
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('worker under faults (real Postgres)', function () {
+  let t: TestDatabase;
+  const logger = silentLogger();
+
+  before(async function () {
+    this.timeout(120_000);
+    t = await freshDatabase('faults');
+  });
+  after(async () => {
+    await closeWorkerConnections();
+    await t.close();
+  });
+
+  describe('cut off from Postgres', () => {
+    let proxy: TcpProxy;
+    before(async () => {
+      const url = new URL(t.url);
+      proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
+    });
+    after(async () => {
+      proxy.heal('reset');
+      await closeWorkerConnections();
+      await proxy.close();
+    });
+
+    it('fences itself before the heartbeat timeout: aborts ctx.signal, starts nothing more and records nothing', async function () {
+      this.timeout(60_000);
+      const url = new URL(t.url);
+      url.host = `${proxy.host}:${proxy.port}`;
+      const ids = await enqueueTasks(t.db, { queue: 'q-cut', payloads: [{}, {}] });
+      const [inv = 0] = await insertInvocations(t.db, { template: template('q-cut', { tasksPerInvocation: 2, heartbeatTimeoutSeconds: 5 }), count: 1, invokeAfterMs: 0 });
+      let cutAt = 0;
+      let abortedAt = 0;
+      let starts = 0;
+      const handler = taskWorker({
+        databaseUrl: url.toString(),
+        logger,
+        heartbeatIntervalMs: 500,
+        process: async (_task, ctx) => {
+          starts += 1;
+          cutAt = Date.now();
+          proxy.partition();
+          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+          abortedAt = Date.now();
+          return { finished: 'after the abort' };
+        },
+      });
+      const summary = await handler({ invocationId: String(inv) });
+      expect(summary).to.include({ outcome: 'fenced', leased: 2, started: 1, done: 0 });
+      expect(starts).to.equal(1);
+      // The last renewal was the task's start, just before the cut: the fence comes at 5 s - 1 s after it.
+      expect(abortedAt - cutAt).to.be.within(3_000, 4_500);
+
+      // Heal; what the worker sent before the fence may still arrive, but it records no result.
+      proxy.heal('resume');
+      await sleep(1_500);
+      const first = await getTask(t.db, ids[0] ?? 0);
+      expect(first).to.include({ status: 'leased', invocationId: inv, attempts: 1, result: null });
+      expect(await getTask(t.db, ids[1] ?? 0)).to.include({ status: 'leased', attempts: 0 });
+      expect(await getInvocation(t.db, inv)).to.include({ status: 'running', tasksStarted: 1 });
+    });
+  });
+
+  it('retries a completion write that fails, and the task ends done, not failed', async function () {
+    this.timeout(30_000);
+    // Postgres itself drops the worker's connection in the middle of its first write of a result.
+    await t.db.query(`CREATE SEQUENCE public.complete_failures`);
+    await t.db.query(`CREATE FUNCTION public.drop_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.status = 'done' AND NEW.queue = 'q-complete' AND nextval('public.complete_failures') = 1 THEN
+          PERFORM pg_terminate_backend(pg_backend_pid());
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.query(`CREATE TRIGGER drop_first_completion BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.drop_first_completion()`);
+    try {
+      const [id = 0] = await enqueueTasks(t.db, { queue: 'q-complete', payloads: [{ n: 21 }] });
+      const [inv = 0] = await insertInvocations(t.db, { template: template('q-complete'), count: 1, invokeAfterMs: 0 });
+      let runs = 0;
+      const handler = taskWorker({ databaseUrl: t.url, logger, process: (task) => ({ doubled: (task.payload as { n: number }).n * 2, run: ++runs }) });
+      const summary = await handler({ invocationId: String(inv) });
+      expect(summary).to.include({ outcome: 'succeeded', done: 1, failed: 0, retried: 0 });
+      expect(runs).to.equal(1);
+      const task = await getTask(t.db, id);
+      expect(task).to.include({ status: 'done', attempts: 1, lastError: null });
+      expect(task?.result).to.deep.equal({ doubled: 42, run: 1 });
+      expect((await t.db.query<{ n: number }>(`SELECT last_value::int AS n FROM public.complete_failures`)).rows[0]?.n).to.be.at.least(2);
+    } finally {
+      await t.db.query(`DROP TRIGGER drop_first_completion ON ltp.tasks`);
+    }
+  });
+
+  it('leases nothing and says why on the row when the function has too little time to start a task', async () => {
+    const [id = 0] = await enqueueTasks(t.db, { queue: 'q-short', payloads: [{}] });
+    const [inv = 0] = await insertInvocations(t.db, { template: template('q-short'), count: 1, invokeAfterMs: 0 });
+    let calls = 0;
+    const handler = taskWorker({ databaseUrl: t.url, logger, minTimeToStartTaskMs: 60_000, process: () => (calls += 1) });
+    const summary = await handler({ invocationId: String(inv) }, { getRemainingTimeInMillis: () => 2_950 });
+    expect(summary).to.include({ outcome: 'failed', reason: 'NoTimeToStart', leased: 0 });
+    expect(calls).to.equal(0);
+    const row = await getInvocation(t.db, inv);
+    expect(row).to.include({ status: 'failed', errorCode: 'NoTimeToStart', tasksLeased: 0, tasksStarted: 0 });
+    expect(row?.errorMessage).to.include('2950 ms').and.include('60000 ms');
+    expect(await getTask(t.db, id)).to.include({ status: 'created', attempts: 0 });
+  });
+
+  it('does not lease or count a task before its run_after, and the controller can see when it is due', async () => {
+    await enqueueTasks(t.db, { queue: 'q-later', payloads: [{ late: true }], delayMs: 1_500 });
+    expect(await countBacklog(t.db, 'q-later', 10)).to.equal(0);
+    const due = await nextDueAt(t.db, 'q-later');
+    expect(due?.getTime()).to.be.within(Date.now() + 500, Date.now() + 2_500);
+    const [early = 0] = await insertInvocations(t.db, { template: template('q-later'), count: 1, invokeAfterMs: 0 });
+    const handler = taskWorker({ databaseUrl: t.url, logger, process: () => 'ran' });
+    expect(await handler({ invocationId: String(early) })).to.include({ leased: 0, reason: 'NothingToLease' });
+    await sleep(1_600);
+    expect(await countBacklog(t.db, 'q-later', 10)).to.equal(1);
+    const [late = 0] = await insertInvocations(t.db, { template: template('q-later'), count: 1, invokeAfterMs: 0 });
+    expect(await handler({ invocationId: String(late) })).to.include({ leased: 1, done: 1 });
+  });
+
+  it('makes a failed attempt due again only after the retry delay, growing with each attempt', async () => {
+    const [id = 0] = await enqueueTasks(t.db, { queue: 'q-retry', payloads: [{}], maxAttempts: 5 });
+    const policy = { retryInitialDelayMs: 2_000, retryMaxDelayMs: 60_000 };
+    const failing = taskWorker({ databaseUrl: t.url, logger, process: () => {
+      throw new Error('not yet');
+    } });
+    const delays: number[] = [];
+    for (let attempt = 1; attempt <= 2; attempt += 1) {
+      await t.db.query(`UPDATE ltp.tasks SET run_after = now() WHERE id = $1`, [id]);
+      const [inv = 0] = await insertInvocations(t.db, { template: template('q-retry', policy), count: 1, invokeAfterMs: 0 });
+      expect(await failing({ invocationId: String(inv) })).to.include({ retried: 1 });
+      const row = await t.db.query<{ ms: number }>(`SELECT extract(epoch FROM run_after - now()) * 1000 AS ms FROM ltp.tasks WHERE id = $1`, [id]);
+      delays.push(Number(row.rows[0]?.ms));
+    }
+    // Equal jitter: attempt 1 waits 1-2 s, attempt 2 waits 2-4 s.
+    expect(delays[0]).to.be.within(900, 2_000);
+    expect(delays[1]).to.be.within(1_900, 4_000);
+    expect(await countBacklog(t.db, 'q-retry', 10)).to.equal(0);
+    expect(await getTask(t.db, id)).to.include({ status: 'created', attempts: 2, lastError: 'Error: not yet' });
+  });
+});

@@ -1,0 +1,111 @@
+import { expect } from 'chai';
+import { LeaseKeeper, defaultFenceMarginMs, type StopReason } from '../../src/worker/lease-keeper.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A keeper on a hand-driven clock; heartbeats are answered by `answer` (real timers, a 10 ms interval). */
+function keeper(args: { timeoutMs: number; marginMs: number; answer?: () => Promise<boolean>; intervalMs?: number }) {
+  let clock = 1_000;
+  const stops: Array<{ reason: StopReason; detail: string }> = [];
+  const k = new LeaseKeeper(
+    {
+      heartbeatTimeoutMs: args.timeoutMs,
+      fenceMarginMs: args.marginMs,
+      intervalMs: args.intervalMs ?? 60_000,
+      beat: args.answer ?? (async () => true),
+      onStop: (reason, detail) => stops.push({ reason, detail }),
+      now: () => clock,
+    },
+    clock,
+  );
+  return { k, stops, advance: (ms: number) => (clock += ms), at: () => clock };
+}
+
+describe('LeaseKeeper', () => {
+  it('fences the invocation once no renewal has succeeded for the heartbeat timeout minus the margin', () => {
+    const { k, stops, advance } = keeper({ timeoutMs: 10_000, marginMs: 2_000 });
+    advance(7_999);
+    expect(k.fenced).to.equal(false);
+    expect(k.signal.aborted).to.equal(false);
+    expect(k.msUntilFence()).to.equal(1);
+    advance(1);
+    expect(k.fenced).to.equal(true);
+    expect(k.signal.aborted).to.equal(true);
+    expect(stops.map((s) => s.reason)).to.deep.equal(['fenced']);
+    expect(stops[0]?.detail).to.include('10000 ms');
+    k.close();
+  });
+
+  it('dates a renewal from when it was sent, so a slow answer never buys extra time', () => {
+    const { k, advance, at } = keeper({ timeoutMs: 10_000, marginMs: 2_000 });
+    advance(5_000);
+    const sentAt = at();
+    advance(4_000); // the answer took 4 s
+    k.renewed(sentAt);
+    expect(k.msUntilFence()).to.equal(4_000);
+    advance(4_000);
+    expect(k.fenced).to.equal(true);
+    k.close();
+  });
+
+  it('ignores a renewal older than the one it already has', () => {
+    const { k, advance } = keeper({ timeoutMs: 10_000, marginMs: 2_000 });
+    advance(3_000);
+    k.renewed(500);
+    expect(k.msUntilFence()).to.equal(5_000);
+    k.close();
+  });
+
+  it('stops, without fencing, when a heartbeat finds the invocation ended by the controller', async () => {
+    const { k, stops } = keeper({ timeoutMs: 10_000, marginMs: 2_000, intervalMs: 10, answer: async () => false });
+    await sleep(60);
+    expect(k.stopped).to.equal('ended');
+    expect(k.fenced).to.equal(false);
+    expect(k.signal.aborted).to.equal(true);
+    expect(stops.map((s) => s.reason)).to.deep.equal(['ended']);
+    k.close();
+  });
+
+  it('still fences an invocation that was already stopping, so it writes nothing once its lease may be gone', async () => {
+    const { k, stops, advance } = keeper({ timeoutMs: 10_000, marginMs: 2_000, intervalMs: 10, answer: async () => false });
+    await sleep(60);
+    advance(8_000);
+    expect(k.fenced).to.equal(true);
+    expect(stops.map((s) => s.reason)).to.deep.equal(['ended', 'fenced']);
+    let resolved = false;
+    await Promise.race([k.untilFenced().then(() => (resolved = true)), sleep(50)]);
+    expect(resolved).to.equal(true);
+    k.close();
+  });
+
+  it('keeps renewing while heartbeats succeed, and counts a failed heartbeat as no renewal', async () => {
+    let fail = false;
+    const { k, advance } = keeper({ timeoutMs: 10_000, marginMs: 2_000, intervalMs: 10, answer: async () => {
+      if (fail) throw new Error('connection refused');
+      return true;
+    } });
+    advance(6_000);
+    await sleep(60);
+    expect(k.msUntilFence()).to.equal(8_000);
+    fail = true;
+    advance(6_000);
+    await sleep(60);
+    expect(k.msUntilFence()).to.equal(2_000);
+    k.close();
+  });
+
+  it('aborts the signal when the function is about to run out of time', async () => {
+    const { k, stops } = keeper({ timeoutMs: 10_000, marginMs: 2_000 });
+    k.stopBeforeDeadline(3_030, 3_000);
+    await sleep(100);
+    expect(k.stopped).to.equal('timeout');
+    expect(k.signal.aborted).to.equal(true);
+    expect(stops[0]?.detail).to.include('3000 ms left');
+    k.close();
+  });
+
+  it('uses a margin of a fifth of the timeout, at least a second', () => {
+    expect(defaultFenceMarginMs(120_000)).to.equal(24_000);
+    expect(defaultFenceMarginMs(5_000)).to.equal(1_000);
+  });
+});
