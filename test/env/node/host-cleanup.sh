@@ -6,12 +6,13 @@
 # when something could not be removed.
 #
 #   host-cleanup.sh DIR       after a run (the test calls it once its daemons have stopped)
-#   host-cleanup.sh --stale   every /tmp/ltp-node-* whose owner process is gone (a killed run)
+#   host-cleanup.sh --stale   every /tmp/ltp-node-state-* whose owner process is gone (a killed run)
 set -uo pipefail
 
 cleanup_dir() {
   local dir="$1" host="$1/host" left=()
-  [ -d "$host" ] || { rm -rf "$dir"; return 0; }
+  # Only a folder host-setup.sh prepared is ever touched.
+  [ -f "$host/owner.pid" ] || { echo "host-cleanup: $dir is not a node test's state folder (no host/owner.pid)" >&2; return 1; }
 
   # 1. Processes: anything whose command line names DIR (the daemons, and containerd-shim-runc-v2, which
   #    is given the containerd socket under DIR and outlives containerd by design). Then what runs in the
@@ -111,8 +112,8 @@ cleanup_dir() {
 case "${1:-}" in
   --stale)
     status=0
-    for d in /tmp/ltp-node-*; do
-      [ -d "$d" ] || continue
+    for d in /tmp/ltp-node-state-*; do
+      [ -f "$d/host/owner.pid" ] || continue
       owner="$(cat "$d/host/owner.pid" 2>/dev/null || true)"
       if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then continue; fi
       echo "host-cleanup: removing what a killed node test left in $d" >&2
