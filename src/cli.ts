@@ -14,7 +14,7 @@ const USAGE = `lambda-task-pool: run AWS Lambda workers for a PostgreSQL task ba
 Usage:
   lambda-task-pool controller [flags]     run the operator (in a cluster, or against any kubeconfig)
   lambda-task-pool migrate                apply the database migrations (idempotent)
-  lambda-task-pool enqueue --queue Q [--count N] [--payload JSON] [--max-attempts N]
+  lambda-task-pool enqueue --queue Q [--count N] [--payload JSON] [--max-attempts N] [--delay-seconds N]
   lambda-task-pool local up --state-dir DIR [--function NAME=PATH[#export]]... [--lambda-config FILE] [--no-controller]
   lambda-task-pool version
 
@@ -120,6 +120,7 @@ async function runEnqueue(argv: string[]): Promise<void> {
       count: { type: 'string' },
       payload: { type: 'string' },
       'max-attempts': { type: 'string' },
+      'delay-seconds': { type: 'string' },
     },
   });
   const queue = values.queue ?? fail('--queue is required');
@@ -135,12 +136,13 @@ async function runEnqueue(argv: string[]): Promise<void> {
     }
   }
   const maxAttempts = values['max-attempts'] === undefined ? undefined : positiveInt(values['max-attempts'], '--max-attempts', 1);
+  const delaySeconds = values['delay-seconds'] === undefined ? 0 : positiveInt(values['delay-seconds'], '--delay-seconds', 0);
   const db = createDb(databaseUrlFrom(values['database-url']), { max: 1, applicationName: 'lambda-task-pool-enqueue' });
   try {
     let done = 0;
     while (done < count) {
       const batch = Math.min(10_000, count - done);
-      await enqueueTasks(db, { queue, payloads: Array.from({ length: batch }, () => payload), maxAttempts });
+      await enqueueTasks(db, { queue, payloads: Array.from({ length: batch }, () => payload), maxAttempts, delayMs: delaySeconds * 1000 });
       done += batch;
     }
     console.log(`enqueued ${count} task${count === 1 ? '' : 's'} on queue ${queue}`);

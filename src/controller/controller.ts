@@ -235,6 +235,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     metrics.isLeader.set(1);
     cache.allKeys().forEach(enqueue);
   }
+  databases.openDefault();
   sweeper.start();
 
   let health: HealthServer | undefined;

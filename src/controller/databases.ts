@@ -70,6 +70,17 @@ export class DatabaseRegistry {
     return { ok: true, database: entry.database };
   }
 
+  /**
+   * Opens the default database up front (migrating it and listening), so that the stranded sweep covers it
+   * even before, or without, any pool resolving to it. A failure is retried by the first pool that needs it.
+   */
+  openDefault(): void {
+    if (!this.defaultTarget) return;
+    this.entryFor(this.defaultTarget).migrated.catch((error: unknown) =>
+      this.options.logger.warn('default database not ready yet', { database: this.defaultTarget?.display, error: describeError(error) }),
+    );
+  }
+
   lastResolved(uid: string): Database | undefined {
     return this.byPool.get(uid)?.database;
   }

@@ -2,6 +2,7 @@
 // repeats within the window are counted and folded into the next event.
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../ops/logger.ts';
+import { withDeadline } from './kube.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -48,7 +49,7 @@ export class EventRecorder {
           reportingComponent: 'lambda-task-pool',
           reportingInstance: process.env.HOSTNAME ?? 'lambda-task-pool',
         },
-      });
+      }, withDeadline());
     } catch (error) {
       this.logger.warn('could not record event', { namespace: pool.namespace, pool: pool.name, reason, error: error instanceof Error ? error.message : String(error) });
     }

@@ -5,6 +5,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  Observable,
   PatchStrategy,
   makeInformer,
   setHeaderOptions,
@@ -12,6 +13,8 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
   type ObjectCache,
+  type ObservableMiddleware,
+  type ConfigurationOptions,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type PoolStatus } from '../api/types.ts';
 
@@ -32,7 +35,22 @@ export function apiStatus(error: unknown): number | undefined {
   return undefined;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Every call the controller makes gives up after this long: a frozen API server must not hold a pass forever. */
+export const API_CALL_DEADLINE_MS = 10_000;
+
+/** Request options that abort the call after `ms` (on top of `base`, e.g. a patch content type). */
+export function withDeadline(ms: number = API_CALL_DEADLINE_MS, base?: ConfigurationOptions): ConfigurationOptions {
+  const deadline: ObservableMiddleware = {
+    pre: (context) => {
+      context.setSignal(AbortSignal.timeout(ms));
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  return { ...base, middleware: [...(base?.middleware ?? []), deadline], middlewareMergeStrategy: 'append' };
+}
+
+const mergePatch = withDeadline(API_CALL_DEADLINE_MS, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 
 export interface SecretValue {
   found: boolean;
@@ -54,8 +72,8 @@ export class KubeApi {
   poolInformers(namespaces: readonly string[]): PoolInformer[] {
     const list = (namespace?: string) => async (): Promise<KubernetesListObject<PoolObject>> => {
       const body: unknown = namespace
-        ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })
-        : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL });
+        ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }, withDeadline(30_000))
+        : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }, withDeadline(30_000));
       return toList(body);
     };
     if (namespaces.length === 0) {
@@ -66,7 +84,7 @@ export class KubeApi {
 
   async getPool(namespace: string, name: string): Promise<PoolObject | undefined> {
     try {
-      const body: unknown = await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+      const body: unknown = await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }, withDeadline());
       return isKubeObject(body) ? body : undefined;
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;
@@ -112,7 +130,7 @@ export class KubeApi {
   /** Reads one key of a Secret in the pool's own namespace. The value never leaves the caller's hands. */
   async readSecretKey(namespace: string, name: string, key: string): Promise<SecretValue> {
     try {
-      const secret = await this.core.readNamespacedSecret({ namespace, name });
+      const secret = await this.core.readNamespacedSecret({ namespace, name }, withDeadline());
       const data = secret.data ?? {};
       const encoded = data[key];
       return { found: true, value: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8') };

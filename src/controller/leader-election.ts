@@ -3,7 +3,7 @@
 // succeeded within the renew deadline. Updates carry the resourceVersion, so two candidates cannot both win.
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../ops/logger.ts';
-import { apiStatus } from './kube.ts';
+import { apiStatus, withDeadline } from './kube.ts';
 
 /** metav1.MicroTime wants exactly six fractional digits; a plain Date serialises three. */
 class MicroTime extends Date {
@@ -56,7 +56,7 @@ export class LeaderElector {
       if (lease?.spec?.holderIdentity === this.options.identity) {
         lease.spec.holderIdentity = undefined;
         lease.spec.leaseDurationSeconds = 1;
-        await this.options.coordination.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body: lease });
+        await this.options.coordination.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body: lease }, this.deadline());
       }
     } catch (error) {
       this.options.logger.warn('could not release the leader lease', { error: String(error) });
@@ -89,9 +89,14 @@ export class LeaderElector {
     }
   }
 
+  /** A request to the API server that hangs must not outlive the renew deadline: give up on it sooner. */
+  private deadline() {
+    return withDeadline(Math.max(1_000, Math.floor(this.options.renewDeadlineMs / 2)));
+  }
+
   private async read(): Promise<V1Lease | undefined> {
     try {
-      return await this.options.coordination.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name });
+      return await this.options.coordination.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }, this.deadline());
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;
       throw error;
@@ -111,7 +116,7 @@ export class LeaderElector {
             metadata: { name, namespace },
             spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
-        });
+        }, this.deadline());
         return true;
       } catch (error) {
         if (apiStatus(error) === 409) return false;
@@ -132,7 +137,7 @@ export class LeaderElector {
       ...(taking ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
     };
     try {
-      await this.options.coordination.replaceNamespacedLease({ namespace, name, body: lease });
+      await this.options.coordination.replaceNamespacedLease({ namespace, name, body: lease }, this.deadline());
       return true;
     } catch (error) {
       if (apiStatus(error) === 409) return false;

@@ -33,6 +33,12 @@ export interface ControlPlane {
   version: string;
   /** A kubeconfig for another user from the token file (for RBAC tests). */
   kubeconfigFor(user: string): string;
+  /** Fault injection: SIGSTOP / SIGCONT the kube-apiserver (a frozen server: connections hang). */
+  freezeApiServer(): void;
+  thawApiServer(): void;
+  /** Fault injection: stop the kube-apiserver (connections are refused), and start it again on the same port. */
+  stopApiServer(): Promise<void>;
+  startApiServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -67,6 +73,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const forgets: Array<() => void> = [];
   const stop = async () => {
     for (const child of [...children].reverse()) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await waitForExit(child, 15_000);
     }
@@ -92,31 +99,27 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     pipeLog(etcd, 'etcd', log);
 
     const apiPort = await freePort();
-    const apiserver = spawn(
-      binaries.kubeApiserver,
-      [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        `--cert-dir=${certDir}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--token-auth-file=${tokenFile}`,
-        '--authorization-mode=RBAC',
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--service-account-issuer=https://kubernetes.default.svc',
-        `--service-account-key-file=${saPub}`,
-        `--service-account-signing-key-file=${saKey}`,
-        '--allow-privileged=true',
-        '--disable-admission-plugins=ServiceAccount',
-        '--endpoint-reconciler-type=none',
-        '--v=0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const apiArgs = [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      `--cert-dir=${certDir}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--token-auth-file=${tokenFile}`,
+      '--authorization-mode=RBAC',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saKey}`,
+      '--allow-privileged=true',
+      '--disable-admission-plugins=ServiceAccount',
+      '--endpoint-reconciler-type=none',
+      '--v=0',
+    ];
+    let apiserver = spawn(binaries.kubeApiserver, apiArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(apiserver);
     forgets.push(killOnExit(apiserver));
     pipeLog(apiserver, 'kube-apiserver', log);
-
     const server = `https://127.0.0.1:${apiPort}`;
     const admin = users[0];
     if (!admin) throw new Error('no admin user');
@@ -131,7 +134,27 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const kubeconfig = kubeconfigFor('admin');
     const kubeconfigPath = path.join(dir, 'kubeconfig');
     await writeFile(kubeconfigPath, kubeconfig, { mode: 0o600 });
-    return { server, kubeconfigPath, kubeconfig, adminToken: admin.token, caData, binaries, version, kubeconfigFor, stop };
+    const signalApiServer = (signal: NodeJS.Signals) => {
+      if (apiserver.exitCode === null && apiserver.signalCode === null) apiserver.kill(signal);
+    };
+    return {
+      server, kubeconfigPath, kubeconfig, adminToken: admin.token, caData, binaries, version, kubeconfigFor, stop,
+      freezeApiServer: () => signalApiServer('SIGSTOP'),
+      thawApiServer: () => signalApiServer('SIGCONT'),
+      async stopApiServer() {
+        signalApiServer('SIGCONT');
+        signalApiServer('SIGTERM');
+        await waitForExit(apiserver, 15_000);
+      },
+      async startApiServer() {
+        if (apiserver.exitCode === null && apiserver.signalCode === null) return;
+        apiserver = spawn(binaries.kubeApiserver, apiArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(apiserver);
+        forgets.push(killOnExit(apiserver));
+        pipeLog(apiserver, 'kube-apiserver', log);
+        await waitForReady({ server, token: admin.token, processes: [etcd, apiserver], timeoutMs: 120_000 });
+      },
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -194,7 +194,7 @@ class InvocationRun<P, R> {
       const released = await this.persist('release', () => releaseUnstarted(this.db, {
         invocationId: invocation.id,
         taskIds: unstarted,
-        reason: RELEASE_REASONS[code ?? 'none'] ?? RELEASE_REASONS.none,
+        reason: RELEASE_REASONS[code ?? 'none'] ?? 'released unstarted',
       }));
       if (!released.ok) return this.fencedSummary();
       summary.released = released.value;

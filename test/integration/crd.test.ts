@@ -160,6 +160,7 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
       maxTaskAttempts: 3,
       startTimeoutSeconds: 900,
       heartbeatTimeoutSeconds: 120,
+      retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
       suspend: false,
     });
   });

@@ -1,6 +1,7 @@
 // Which database a pool uses (DESIGN.md §9), against a real kube-apiserver for Secrets and a real Postgres.
 import { expect } from 'chai';
 import { DatabaseRegistry, type DatabaseResolution } from '../../src/controller/databases.ts';
+import { StrandedSweeper } from '../../src/controller/stranded-sweep.ts';
 import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
 import type { Pool } from '../../src/api/types.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
@@ -135,7 +136,7 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     expect(down.message).not.to.include('hunter2');
   });
 
-  it('closes the connections of a database no pool uses any more once a Secret is rotated away from it', async () => {
+  it('drains, then closes, the connections of a database no pool uses any more once a Secret is rotated away from it', async () => {
     const r = registry({ defaultUrl: defaultDb.url });
     // A database no other registry of this suite has touched.
     const rotDb = await freshDatabase('dbrot');
@@ -159,6 +160,13 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     await kubectl(['create', 'secret', 'generic', 'rotating', '-n', OTHER, '--from-literal', `url=${defaultDb.url}`]);
     const second = await r.resolve(pool(OTHER, { name: 'rotating', key: 'url' }));
     expect(second.ok).to.equal(true);
+    // The old database drains: the stranded sweep finds nothing of this pool left live in it, and closes it.
+    expect(await connectionsTo(rotDb), 'still open while draining').to.be.at.least(1);
+    const sweeper = new StrandedSweeper({
+      databases: r, knownUid: () => true, isGone: async () => false, active: () => true, logger: silentLogger(), intervalMs: 60_000,
+    });
+    const reports = await sweeper.runOnce();
+    expect(reports.find((report) => report.closed)?.terminated).to.deep.equal([]);
     const closed = Date.now() + 5_000;
     while ((await connectionsTo(rotDb)) > 0 && Date.now() < closed) await new Promise((res) => setTimeout(res, 100));
     expect(await connectionsTo(rotDb), 'connections left to the database rotated away from').to.equal(0);

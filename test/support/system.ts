@@ -83,19 +83,21 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     ...options.controllerOverrides,
   };
   const controller = options.controller === false ? undefined : await startController(controllerConfig);
-  return {
+  const system: TestSystem = {
     database,
     lambda,
     controller,
     logger,
     controllerConfig,
     async stop() {
-      await controller?.stop();
+      // A test may have replaced the controller (a restart): stop whichever runs now.
+      await system.controller?.stop();
       for (const ns of options.namespaces) await kubectl(['delete', 'namespace', ns, '--wait=false']);
       await lambda.stop();
       await database.close();
     },
   };
+  return system;
 }
 
 export interface PoolManifest {
