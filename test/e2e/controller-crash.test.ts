@@ -1,11 +1,9 @@
 // The controller as its own process (`lambda-task-pool controller`), killed with SIGKILL in the middle of
 // dispatching and started again: nothing is lost and nothing is dispatched twice.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
-import { REPO_ROOT } from '../../src/local/binaries.ts';
-import { freePort } from '../../src/local/ports.ts';
 import { waitForExit } from '../../src/local/processes.ts';
+import { startControllerProcess as startProcess } from '../support/controller-process.ts';
 import { insertInvocations } from '../../src/store/invocation-store.ts';
 import { countTasksByState, enqueueTasks } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
@@ -17,36 +15,13 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
   this.timeout(240_000);
   let sys: TestSystem;
   let controller: ChildProcess | undefined;
-  let output = '';
 
   const startControllerProcess = async () => {
-    const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts'), 'controller',
-        '--kubeconfig', sys.controllerConfig.kubeconfig ?? '', '--namespaces', NS, '--metrics-addr', `127.0.0.1:${port}`],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          ...process.env,
-          DATABASE_URL: sys.database.url,
-          AWS_ENDPOINT_URL_LAMBDA: sys.lambda.endpoint,
-          AWS_REGION: 'us-east-1',
-          AWS_ACCESS_KEY_ID: 'test',
-          AWS_SECRET_ACCESS_KEY: 'test',
-          LTP_LOG_LEVEL: 'info',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-200_000)));
-    controller = child;
-    await eventually('the controller process to serve /readyz', async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-      return res?.status === 200;
-    }, 60_000);
-    return child;
+    const started = await startProcess({
+      kubeconfig: sys.controllerConfig.kubeconfig ?? '', databaseUrl: sys.database.url, lambdaEndpoint: sys.lambda.endpoint, namespaces: [NS],
+    });
+    controller = started.child;
+    return started.child;
   };
 
   before(async function () {
