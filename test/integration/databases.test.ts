@@ -5,7 +5,9 @@ import { StrandedSweeper } from '../../src/controller/stranded-sweep.ts';
 import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
 import type { Pool } from '../../src/api/types.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
-import { enqueueTasks } from '../../src/store/task-store.ts';
+import { enqueueTasks, getTask } from '../../src/store/task-store.ts';
+import { insertInvocations } from '../../src/store/invocation-store.ts';
+import { templateFor } from '../../src/controller/dispatch-pass.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 import { kubectl, sharedControlPlane } from '../support/kube.ts';
 
@@ -171,5 +173,65 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     while ((await connectionsTo(rotDb)) > 0 && Date.now() < closed) await new Promise((res) => setTimeout(res, 100));
     expect(await connectionsTo(rotDb), 'connections left to the database rotated away from').to.equal(0);
     await rotDb.close();
+  });
+});
+
+describe('the stranded sweep when a pool moves to another database (real kube-apiserver and Postgres)', function () {
+  this.timeout(60_000);
+  const NS = `db-move-${process.pid}`;
+  let from: TestDatabase;
+  let to: TestDatabase;
+  let registry: DatabaseRegistry;
+
+  before(async function () {
+    this.timeout(120_000);
+    [from, to] = await Promise.all([freshDatabase('dbfrom'), freshDatabase('dbto')]);
+    await kubectl(['create', 'namespace', NS]);
+    await kubectl(['create', 'secret', 'generic', 'moving', '-n', NS, '--from-literal', `url=${from.url}`]);
+    const cp = await sharedControlPlane();
+    registry = new DatabaseRegistry({
+      kube: new KubeApi(loadKubeConfig(cp.kubeconfigPath)), allowedDefaultNamespaces: [], logger: silentLogger(), onNotify: () => undefined,
+    });
+  });
+  after(async () => {
+    await registry.closeAll();
+    await from.close();
+    await to.close();
+    await kubectl(['delete', 'namespace', NS, '--wait=false']);
+  });
+
+  it('ends what the pool left live in its old database as PoolMoved, gives its tasks back, then closes that database', async () => {
+    const moving = pool(NS, { name: 'moving', key: 'url' });
+    expect((await registry.resolve(moving)).ok).to.equal(true);
+    const [taskId = 0] = await enqueueTasks(from.db, { queue: 'q', payloads: [{}] });
+    const [running = 0, queued = 0] = await insertInvocations(from.db, {
+      template: { ...templateFor(moving) }, count: 2, invokeAfterMs: 0,
+    });
+    // One invocation leased the task and is running; the other is still queued in Lambda.
+    await from.db.query(`UPDATE ltp.invocations SET status = 'ready', ready_at = now(), heartbeat_at = now() WHERE id = $1`, [running]);
+    await from.db.query(`UPDATE ltp.tasks SET status = 'leased', invocation_id = $1, leased_at = now() WHERE id = $2`, [running, taskId]);
+    await from.db.query(`UPDATE ltp.invocations SET status = 'running', running_at = now(), tasks_leased = 1 WHERE id = $1`, [running]);
+
+    await kubectl(['delete', 'secret', 'moving', '-n', NS]);
+    await kubectl(['create', 'secret', 'generic', 'moving', '-n', NS, '--from-literal', `url=${to.url}`]);
+    expect((await registry.resolve(moving)).ok).to.equal(true);
+
+    const sweeper = new StrandedSweeper({
+      databases: registry, knownUid: (uid) => uid === moving.meta.uid, isGone: async () => false, active: () => true,
+      logger: silentLogger(), intervalMs: 60_000,
+    });
+    const [report] = (await sweeper.runOnce()).filter((r) => r.terminated.length > 0);
+    expect(report?.terminated.map((t) => [t.reason, [...t.ids].sort()])).to.deep.equal([['PoolMoved', [running, queued].sort()]]);
+    const rows = await from.db.query(`SELECT id, status, error_code FROM ltp.invocations ORDER BY id`);
+    expect(rows.rows).to.deep.equal([
+      { id: running, status: 'terminated', error_code: 'PoolMoved' },
+      { id: queued, status: 'terminated', error_code: 'PoolMoved' },
+    ]);
+    // The running invocation's task is held until its worker must have stopped (a heartbeat timeout), then given back.
+    expect(report?.heldTasks).to.equal(1);
+    await from.db.query(`UPDATE ltp.invocations SET finished_at = now() - interval '1 hour' WHERE id = $1`, [running]);
+    const later = await sweeper.runOnce();
+    expect(later.find((r) => r.releasedTasks === 1)?.closed, 'the drained database is closed').to.equal(true);
+    expect((await getTask(from.db, taskId))?.status).to.equal('created');
   });
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { InvokeCommand, LambdaClient, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import { expect } from 'chai';
 import type { Pool, PoolSpec } from '../../src/api/types.ts';
-import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
+import { runDispatchPass, templateFor, type DispatchPassOptions, type DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
 import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
 import { type FunctionRegistration, type LambdaRuntime, startLambdaRuntime } from '../../src/local/lambda-runtime/index.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
@@ -353,6 +353,26 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     );
     expect((await journal('q-timeout')).filter((e) => e.phase === 'started').map((e) => e.taskId)).to.deep.equal(done.map((r) => r.id));
     runtime.unregister('worker-timeout');
+  });
+
+  it('invokes a recorded row again at the function it was dispatched to, not at a changed spec.function', async function () {
+    this.timeout(30_000);
+    register('worker-before');
+    register('worker-after');
+    const before = poolFor('worker-before', { queue: 'q-moved-fn', tasksPerInvocation: 1, maxConcurrency: 1 });
+    await enqueueTasks(t.db, { queue: 'q-moved-fn', payloads: [{}] });
+    // A row recorded for worker-before whose Invoke never happened (the controller died after the commit).
+    const [id = 0] = await insertInvocations(t.db, { template: templateFor(before), count: 1, invokeAfterMs: 0 });
+    const after = { ...before, spec: { ...before.spec, function: { name: 'worker-after' } } };
+    const result = await pass(after);
+    expect(result.plan.reinvoke).to.deep.equal([id]);
+    expect(result.dispatched).to.deep.equal([]);
+    await runtime.idle(20_000);
+    expect(runtime.stats('worker-before').accepted).to.equal(1);
+    expect(runtime.stats('worker-after').accepted).to.equal(0);
+    expect(await getInvocation(t.db, id)).to.include({ status: 'succeeded', functionName: 'worker-before', tasksStarted: 1 });
+    runtime.unregister('worker-before');
+    runtime.unregister('worker-after');
   });
 
   it('two workers never lease the same task: 30 invocations racing for 60 tasks', async function () {
