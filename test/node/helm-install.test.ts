@@ -54,6 +54,7 @@ describe('the controller image on a real node, installed with helm (kubelet + co
   this.timeout(10 * 60_000);
   let provisioned: Provisioned;
   let cluster: NodeCluster | undefined;
+  let starting: Promise<NodeCluster> | undefined;
   let database: TestDatabase | undefined;
   let forward: TcpForward | undefined;
   let lambda: LambdaRuntime | undefined;
@@ -114,7 +115,8 @@ describe('the controller image on a real node, installed with helm (kubelet + co
     provisioned = await provision(progress);
     progress(`provisioned in ${Math.round((Date.now() - started) / 1000)} s; image ${provisioned.image.image}, ${Math.round(provisioned.image.bytes / 1024 / 1024)} MiB`);
     const clusterStarted = Date.now();
-    cluster = await startNodeCluster({ provisioned, logDir: path.join(ARTIFACTS, 'daemons'), log: progress });
+    starting = startNodeCluster({ provisioned, logDir: path.join(ARTIFACTS, 'daemons'), log: progress });
+    cluster = await starting;
     await cluster.importImage(provisioned.image.archive);
     progress(`node ready in ${Math.round((Date.now() - clusterStarted) / 1000)} s`);
 
@@ -148,6 +150,8 @@ describe('the controller image on a real node, installed with helm (kubelet + co
 
   after(async function () {
     this.timeout(5 * 60_000);
+    // A start still under way (the hook failed for another reason): wait for it, so it is stopped too.
+    cluster ??= await starting?.catch(() => undefined);
     const errors: unknown[] = [];
     for (const step of [() => lambda?.stop(), () => forward?.close(), () => database?.close(), () => cluster?.stop()]) {
       try {

@@ -317,7 +317,9 @@ export function runTool(bin: string, args: string[], input?: string): Promise<Co
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr: error && typeof error.code === 'string' ? `${stderr}${error.message}` : stderr });
     });
-    child.stdin?.end(input ?? '');
+    // A command that exits without reading its input must not turn into an uncaught EPIPE.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
 }
 
