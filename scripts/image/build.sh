@@ -44,9 +44,10 @@ trap cleanup EXIT
 context="$work/context"
 mkdir -p "$context"
 excludes="$work/excludes"
-grep -v '^\s*#' "$root/.dockerignore" | sed -e 's/^\s*//' -e 's/\s*$//' -e '/^$/d' -e 's#^/##' >"$excludes"
-echo ".git" >>"$excludes"
-tar -C "$root" --exclude-from="$excludes" -cf - . | tar -C "$context" -xf -
+# .dockerignore patterns are relative to the context's root, and * does not cross a /: so are tar's here.
+grep -v '^\s*#' "$root/.dockerignore" | sed -e 's/^\s*//' -e 's/\s*$//' -e '/^$/d' -e 's#^/##' -e 's#^#./#' >"$excludes"
+echo "./.git" >>"$excludes"
+tar -C "$root" --anchored --no-wildcards-match-slash --exclude-from="$excludes" -cf - . | tar -C "$context" -xf -
 
 key="$({
   echo "base $base_key"
