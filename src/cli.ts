@@ -8,6 +8,7 @@ import { createDb } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
 import { enqueueTasks } from './store/task-store.ts';
 import { QUEUE_PATTERN } from './api/types.ts';
+import { DurationError, parseDurationSeconds } from './api/duration.ts';
 
 const USAGE = `lambda-task-pool: run AWS Lambda workers for a PostgreSQL task backlog, exactly.
 
@@ -31,7 +32,9 @@ const CONTROLLER_USAGE = `lambda-task-pool controller [flags]
   --metrics-addr HOST:PORT     serve /metrics, /healthz and /readyz here (default :8080)
   --leader-elect               use a Lease so only one replica dispatches
   --lease-namespace NS         namespace of the Lease (env POD_NAMESPACE, default default)
-  --workers N                  pools reconciled at once (default 4)`;
+  --workers N                  pools reconciled at once (default 4)
+  --retention DURATION         delete finished tasks and invocations older than this, e.g. 7d or 36h; 0 keeps
+                               them (env RETENTION; default 7d; a pool may set spec.retentionSeconds)`;
 
 function list(value: string | undefined): string[] {
   return (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -73,10 +76,21 @@ async function runController(argv: string[]): Promise<void> {
       'leader-elect': { type: 'boolean' },
       'lease-namespace': { type: 'string' },
       workers: { type: 'string' },
+      retention: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
   if (values.help) return void console.log(CONTROLLER_USAGE);
+  const retentionText = values.retention ?? process.env.RETENTION;
+  let retentionSeconds: number = CONTROLLER_DEFAULTS.retentionSeconds;
+  if (retentionText !== undefined) {
+    try {
+      retentionSeconds = parseDurationSeconds(retentionText, '--retention');
+    } catch (error) {
+      if (error instanceof DurationError) fail(error.message);
+      throw error;
+    }
+  }
   const logger = createLogger({ component: 'controller' });
   const databaseUrl = values['database-url'] !== undefined || process.env.DATABASE_URL ? databaseUrlFrom(values['database-url']) : undefined;
   if (!databaseUrl) logger.warn('no default database: only pools with spec.database.secretRef can run');
@@ -97,6 +111,7 @@ async function runController(argv: string[]): Promise<void> {
     leaseNamespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
     identity: process.env.POD_NAME ?? defaultIdentity(),
     workers: positiveInt(values.workers, '--workers', CONTROLLER_DEFAULTS.workers),
+    retentionSeconds,
     logger,
   });
   await untilSignal();

@@ -3,7 +3,7 @@
 // and turns an unknown object into a typed Pool, or a list of problems for an InvalidSpec condition.
 import {
   FUNCTION_NAME_PATTERN, QUALIFIER_PATTERN, QUEUE_PATTERN, REGION_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN,
-  INVOCATION_STATES, RETRY_BOUNDS, SPEC_BOUNDS, SPEC_DEFAULTS, TASK_STATES, type Condition, type Pool, type PoolMeta, type PoolSpec,
+  INVOCATION_STATES, RETENTION_BOUNDS, RETRY_BOUNDS, SPEC_BOUNDS, SPEC_DEFAULTS, TASK_STATES, type Condition, type Pool, type PoolMeta, type PoolSpec,
   type PoolStatus, type StateCounts,
 } from './types.ts';
 
@@ -88,6 +88,14 @@ export function parsePool(obj: unknown): ParseResult {
     if (retry.maxDelaySeconds < retry.initialDelaySeconds) problems.push('spec.retry.maxDelaySeconds must not be below spec.retry.initialDelaySeconds');
   }
 
+  let retentionSeconds: number | undefined;
+  if (spec.retentionSeconds !== undefined) {
+    const value = spec.retentionSeconds;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < RETENTION_BOUNDS.min || value > RETENTION_BOUNDS.max || (value > 0 && value < 60)) {
+      problems.push(`spec.retentionSeconds must be 0 (keep for ever) or an integer from 60 to ${RETENTION_BOUNDS.max}`);
+    } else retentionSeconds = value;
+  }
+
   const suspendRaw = spec.suspend ?? SPEC_DEFAULTS.suspend;
   if (typeof suspendRaw !== 'boolean') problems.push('spec.suspend must be true or false');
   const suspend = suspendRaw === true;
@@ -118,6 +126,7 @@ export function parsePool(obj: unknown): ParseResult {
         heartbeatTimeoutSeconds,
         maxTaskAttempts,
         retry,
+        ...(retentionSeconds !== undefined ? { retentionSeconds } : {}),
         ...(database ? { database } : {}),
         suspend,
       },

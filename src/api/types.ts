@@ -46,6 +46,8 @@ export interface PoolSpec {
   heartbeatTimeoutSeconds: number;
   maxTaskAttempts: number;
   retry: RetryPolicy;
+  /** Keep this queue's finished tasks and this pool's finished invocations this long; 0 keeps them for ever. Default: the controller's. */
+  retentionSeconds?: number;
   database?: { secretRef: SecretKeyRef };
   suspend: boolean;
 }
@@ -111,6 +113,9 @@ export const SPEC_BOUNDS = {
   heartbeatTimeoutSeconds: { min: 5, max: 3600 },
   maxTaskAttempts: { min: 1, max: 100 },
 } as const;
+
+/** 0 keeps finished rows for ever; otherwise at least a minute, at most ten years. */
+export const RETENTION_BOUNDS = { min: 0, max: 315_360_000 } as const;
 
 export const RETRY_BOUNDS = {
   initialDelaySeconds: { min: 0, max: 3600 },

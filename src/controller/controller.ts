@@ -14,6 +14,8 @@ import { PoolReconciler } from './reconciler.ts';
 import { NotificationRoutes } from './routes.ts';
 import { WorkQueue } from './work-queue.ts';
 import { StrandedSweeper } from './stranded-sweep.ts';
+import { RetentionSweeper } from './retention-sweep.ts';
+import { parsePool } from '../api/parse.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
 import { backoffMs } from '../worker/backoff.ts';
 
@@ -40,6 +42,10 @@ export interface ControllerConfig {
   blockedRetryMs: number;
   /** How often every database is swept for invocations and leases of pools that no longer serve it. */
   strandedSweepMs: number;
+  /** Finished tasks and invocations older than this are deleted (a pool may override it); 0 keeps them. */
+  retentionSeconds: number;
+  /** How often retention runs. */
+  retentionSweepMs: number;
   logger: Logger;
 }
 
@@ -55,6 +61,8 @@ export const CONTROLLER_DEFAULTS = {
   rejectionBackoffMs: 60_000,
   blockedRetryMs: 15_000,
   strandedSweepMs: 30_000,
+  retentionSeconds: 7 * 24 * 3600,
+  retentionSweepMs: 10 * 60_000,
 } as const;
 
 /** Restarts of a failed pool watch: jittered, and never more than about 3 s apart, so work resumes soon after the API server is back. */
@@ -106,6 +114,21 @@ export async function startController(config: ControllerConfig): Promise<Running
     logger: log,
     onNotify: (database, channel, payload) => routes.keysFor(database, channel, payload).forEach(enqueue),
     onDraining: () => sweeper?.poke(),
+  });
+  const retention = new RetentionSweeper({
+    databases,
+    defaultSeconds: config.retentionSeconds,
+    intervalMs: config.retentionSweepMs,
+    active: () => dispatching,
+    logger: log,
+    pools: (databaseKey) =>
+      informers.flatMap((i) => i.list()).flatMap((obj) => {
+        const parsed = parsePool(obj);
+        if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.key !== databaseKey) return [];
+        const { queue, retentionSeconds } = parsed.pool.spec;
+        return [{ uid: parsed.meta.uid, queue, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
+      }),
+    onDeleted: (table, rows) => metrics.retentionDeleted.inc({ table }, rows),
   });
   sweeper = new StrandedSweeper({
     databases,
@@ -237,6 +260,7 @@ export async function startController(config: ControllerConfig): Promise<Running
   }
   databases.openDefault();
   sweeper.start();
+  retention.start();
 
   let health: HealthServer | undefined;
   try {
@@ -268,6 +292,7 @@ export async function startController(config: ControllerConfig): Promise<Running
       stopped = true;
       clearInterval(resync);
       await sweeper?.stop();
+      await retention.stop();
       queue?.stop();
       await queue?.idle();
       await elector?.stop();

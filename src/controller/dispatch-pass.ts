@@ -89,7 +89,8 @@ export async function runDispatchPass(args: {
     const live = await loadLiveInvocations(client, meta.uid);
     const active = mode === 'active';
     const limit = backlogCountLimit(spec);
-    const backlog = active ? await countBacklog(client, spec.queue, limit) : 0;
+    // Counted in every mode (status shows it), used for dispatch only when active.
+    const backlog = mode === 'deleting' ? 0 : await countBacklog(client, spec.queue, limit);
     const dueAt = active && backlog < limit ? await nextDueAt(client, spec.queue) : undefined;
     const rejectedAt = await latestRejection(client, { poolUid: meta.uid, withinMs: options.rejectionBackoffMs });
     const outcomes = active ? await recentWorkerOutcomes(client, { poolUid: meta.uid, ...WASTE_LOOKBACK }) : [];

@@ -7,9 +7,9 @@ import type { Invoker } from '../lambda/invoker.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { isDatabaseUnavailable, type Db } from '../store/db.ts';
-import { countInvocationsByState, recentTrouble, type PoolIdentity } from '../store/invocation-store.ts';
+import { poolInvocationCounts, recentTrouble, type PoolIdentity } from '../store/invocation-store.ts';
 import { claimQueue, releaseClaims } from '../store/queue-claims.ts';
-import { countTasksByState, leaseWaitsSince } from '../store/task-store.ts';
+import { leaseWaitsSince, queueTaskCounts } from '../store/task-store.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
 import type { Database, DatabaseRegistry } from './databases.ts';
 import { describeError } from '../ops/describe-error.ts';
@@ -185,15 +185,16 @@ export class PoolReconciler {
 
   private async writeStatus(pool: Pool, db: Db, display: string, pass: DispatchPassResult): Promise<void> {
     const { deps } = this;
-    const [invocations, tasks, trouble] = await Promise.all([
-      countInvocationsByState(db, pool.meta.uid),
-      countTasksByState(db, pool.spec.queue),
+    // Every read here is bounded: live rows, the pass's bounded backlog count, totals rows, a recent window.
+    const [{ counts: invocations, wasted }, tasks, trouble] = await Promise.all([
+      poolInvocationCounts(db, pool.meta.uid),
+      queueTaskCounts(db, { queue: pool.spec.queue, created: pass.backlog }),
       recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: deps.options.troubleWindowSeconds }),
     ]);
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     for (const [state, n] of Object.entries(invocations)) deps.metrics.liveInvocations.set({ ...labels, state }, n);
     deps.metrics.backlog.set(labels, tasks.created);
-    deps.metrics.wasted.set(labels, trouble.wasted);
+    deps.metrics.wasted.set(labels, wasted);
     await this.observeTaskWaits(pool, db, pass.now);
 
     const previous = this.previousStatus(pool.meta.uid, pool.status);

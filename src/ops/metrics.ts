@@ -47,6 +47,12 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  readonly retentionDeleted = new Counter({
+    name: 'ltp_retention_deleted_rows_total',
+    help: 'Finished rows deleted by retention, by table (tasks, invocations).',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({
     name: 'ltp_leader',
     help: '1 while this replica holds the leader lease and dispatches.',

@@ -180,6 +180,31 @@ export async function endInvocations(
   return result.rows.map((r) => r.id);
 }
 
+/**
+ * The pool's invocations by state for status: live ones counted (bounded by the live rows), finished ones
+ * from the pool's totals row. Reads no history. `wasted` is the pool's total of wasted invocations.
+ */
+export async function poolInvocationCounts(db: Queryable, poolUid: string): Promise<{ counts: StateCounts<InvocationState>; wasted: number }> {
+  const result = await db.query<{ status: InvocationState; n: number }>(
+    `SELECT status::text AS status, count(*)::int AS n FROM ltp.invocations
+      WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running') GROUP BY status
+     UNION ALL
+     SELECT s.status, s.n::int FROM ltp.pool_totals t,
+            LATERAL (VALUES ('succeeded', t.succeeded), ('failed', t.failed), ('orphaned', t.orphaned),
+                            ('terminated', t.terminated), ('wasted', t.wasted)) AS s(status, n)
+      WHERE t.pool_uid = $1`,
+    [poolUid],
+  );
+  const counts = Object.fromEntries(INVOCATION_STATES.map((s) => [s, 0])) as StateCounts<InvocationState>;
+  let wasted = 0;
+  for (const row of result.rows) {
+    if ((row.status as string) === 'wasted') wasted = row.n;
+    else counts[row.status] = row.n;
+  }
+  return { counts, wasted };
+}
+
+/** Every invocation of a pool counted by state, over all its rows: for inspection (tests, the CLI), never a pass. */
 export async function countInvocationsByState(db: Queryable, poolUid: string): Promise<StateCounts<InvocationState>> {
   const result = await db.query<{ status: InvocationState; n: number }>(
     `SELECT status, count(*)::int AS n FROM ltp.invocations WHERE pool_uid = $1 GROUP BY status`,
@@ -225,8 +250,8 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
        (SELECT count(*)::int FROM ltp.invocations
          WHERE pool_uid = $1 AND status = 'orphaned' AND finished_at > now() - make_interval(secs => $2)) AS orphaned,
        (SELECT count(*)::int FROM ltp.invocations
-         WHERE pool_uid = $1 AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL AND tasks_started = 0
-           AND finished_at > now() - make_interval(secs => $2)) AS wasted,
+         WHERE pool_uid = $1 AND finished_at > now() - make_interval(secs => $2)
+           AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL AND tasks_started = 0) AS wasted,
        r.error_code AS rej_code, r.error_message AS rej_message, r.finished_at AS rej_at,
        d.error_code AS def_code, d.error_message AS def_message,
        (SELECT count(*)::int FROM ltp.invocations WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL) AS def_count

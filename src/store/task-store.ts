@@ -62,6 +62,23 @@ export async function nextDueAt(db: Queryable, queue: string): Promise<Date | un
   return result.rows[0]?.at ?? undefined;
 }
 
+/**
+ * The queue's tasks by state for status, without reading history: `created` is the caller's bounded count
+ * of due tasks, `leased` is counted (bounded by the live leases), `done` and `failed` come from the queue's
+ * totals row.
+ */
+export async function queueTaskCounts(db: Queryable, args: { queue: string; created: number }): Promise<StateCounts<TaskState>> {
+  const result = await db.query<{ leased: number; done: number | null; failed: number | null }>(
+    `SELECT (SELECT count(*)::int FROM ltp.tasks WHERE queue = $1 AND status = 'leased') AS leased,
+            t.done::float8 AS done, t.failed::float8 AS failed
+       FROM (SELECT 1) one LEFT JOIN ltp.queue_totals t ON t.queue = $1`,
+    [args.queue],
+  );
+  const row = result.rows[0];
+  return { created: args.created, leased: row?.leased ?? 0, done: row?.done ?? 0, failed: row?.failed ?? 0 };
+}
+
+/** Every task of a queue counted by state, over all its rows: for inspection (tests, the CLI), never a pass. */
 export async function countTasksByState(db: Queryable, queue: string): Promise<StateCounts<TaskState>> {
   const result = await db.query<{ status: TaskState; n: number }>(
     `SELECT status, count(*)::int AS n FROM ltp.tasks WHERE queue = $1 GROUP BY status`,

@@ -79,6 +79,8 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     rejectionBackoffMs: 30_000,
     blockedRetryMs: 2_000,
     strandedSweepMs: 2_000,
+    retentionSeconds: CONTROLLER_DEFAULTS.retentionSeconds,
+    retentionSweepMs: CONTROLLER_DEFAULTS.retentionSweepMs,
     logger: logger.child({ component: 'controller' }),
     ...options.controllerOverrides,
   };

@@ -1,0 +1,159 @@
+// Retention against a real Postgres: finished rows older than their retention age go, younger ones and
+// every live row stay, a pool's own retention wins over the default, totals survive, and deleting in
+// batches never holds up a dispatch pass (which runs here with a 100 ms lock timeout).
+import { expect } from 'chai';
+import { DatabaseRegistry } from '../../src/controller/databases.ts';
+import { runDispatchPass, templateFor } from '../../src/controller/dispatch-pass.ts';
+import { RetentionSweeper } from '../../src/controller/retention-sweep.ts';
+import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
+import type { Pool } from '../../src/api/types.ts';
+import { createInvoker } from '../../src/lambda/invoker.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+import { createDb } from '../../src/store/db.ts';
+import { insertInvocations, poolInvocationCounts } from '../../src/store/invocation-store.ts';
+import { enqueueTasks, queueTaskCounts } from '../../src/store/task-store.ts';
+import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import { sharedControlPlane } from '../support/kube.ts';
+
+const DAY = 86_400;
+
+function pool(name: string, over: Partial<Pool['spec']> = {}): Pool {
+  return {
+    meta: { namespace: 'retention', name, uid: `uid-${name}`, generation: 1, finalizers: [] },
+    status: {},
+    spec: {
+      function: { name: 'worker' }, queue: name, maxConcurrency: 5, tasksPerInvocation: 1, startTimeoutSeconds: 900,
+      heartbeatTimeoutSeconds: 120, maxTaskAttempts: 3, retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 }, suspend: false, ...over,
+    },
+  };
+}
+
+describe('retention (real Postgres)', function () {
+  this.timeout(120_000);
+  let t: TestDatabase;
+  let registry: DatabaseRegistry;
+
+  before(async function () {
+    this.timeout(120_000);
+    t = await freshDatabase('retention');
+    const cp = await sharedControlPlane();
+    registry = new DatabaseRegistry({
+      kube: new KubeApi(loadKubeConfig(cp.kubeconfigPath)), defaultUrl: t.url, allowedDefaultNamespaces: [], logger: silentLogger(), onNotify: () => undefined,
+    });
+  });
+  after(async () => {
+    await registry.closeAll();
+    await t.close();
+  });
+
+  /** Finished rows backdated by `ageDays`: tasks done (or failed) by invocations that succeeded. */
+  async function finished(p: Pool, count: number, ageDays: number, status: 'done' | 'failed' = 'done'): Promise<{ tasks: number[]; invocations: number[] }> {
+    const invocations = await insertInvocations(t.db, { template: templateFor(p), count, invokeAfterMs: 0 });
+    const tasks = await enqueueTasks(t.db, { queue: p.spec.queue, payloads: Array.from({ length: count }, () => ({})) });
+    await t.db.query(
+      `UPDATE ltp.invocations SET status = 'ready', ready_at = now() WHERE id = ANY($1::bigint[]);
+       UPDATE ltp.invocations SET status = 'running', tasks_leased = 1, tasks_started = 1 WHERE id = ANY($1::bigint[]);`.replaceAll('$1', `'{${invocations.join(',')}}'`),
+    );
+    await t.db.query(
+      `UPDATE ltp.tasks t SET status = 'leased', invocation_id = i.id, leased_at = now()
+         FROM unnest($1::bigint[], $2::bigint[]) AS i(task, id) WHERE t.id = i.task`,
+      [tasks, invocations],
+    );
+    await t.db.query(`UPDATE ltp.tasks SET status = $2::ltp.task_status, finished_at = now() WHERE id = ANY($1::bigint[])`, [tasks, status]);
+    await t.db.query(`UPDATE ltp.invocations SET status = 'succeeded', finished_at = now() WHERE id = ANY($1::bigint[])`, [invocations]);
+    // Age them: the state stays, only the time moves back.
+    await t.db.query(`UPDATE ltp.tasks SET finished_at = now() - make_interval(days => $2) WHERE id = ANY($1::bigint[])`, [tasks, ageDays]);
+    await t.db.query(`UPDATE ltp.invocations SET finished_at = now() - make_interval(days => $2) WHERE id = ANY($1::bigint[])`, [invocations, ageDays]);
+    return { tasks, invocations };
+  }
+
+  const exists = async (table: 'tasks' | 'invocations', ids: number[]) =>
+    (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.${table} WHERE id = ANY($1::bigint[])`, [ids])).rows[0]?.n ?? 0;
+
+  it('deletes finished rows older than their retention, keeps younger and live ones, and keeps the totals', async () => {
+    const a = pool('ret-a');
+    const b = pool('ret-b', { retentionSeconds: 30 * DAY });
+    for (const p of [a, b]) expect((await registry.resolve(p)).ok).to.equal(true);
+    const oldA = await finished(a, 30, 8);
+    const oldFailedA = await finished(a, 5, 9, 'failed');
+    const youngA = await finished(a, 10, 2);
+    const oldB = await finished(b, 10, 8);
+    const liveTasks = await enqueueTasks(t.db, { queue: 'ret-a', payloads: [{}, {}] });
+    const liveInvocations = await insertInvocations(t.db, { template: templateFor(a), count: 2, invokeAfterMs: 0 });
+    // A task retried after its old invocation ended still points at it: that invocation must stay.
+    const [retried = 0] = oldA.tasks;
+    const [pointedAt = 0] = oldA.invocations;
+    await t.db.query(`DELETE FROM ltp.tasks WHERE id = $1`, [retried]);
+    const [again = 0] = await enqueueTasks(t.db, { queue: 'ret-a', payloads: [{}] });
+    await t.db.query(`UPDATE ltp.tasks SET invocation_id = $2 WHERE id = $1`, [again, pointedAt]);
+    const totalsBefore = await queueTaskCounts(t.db, { queue: 'ret-a', created: 0 });
+
+    const deleted: Record<string, number> = { tasks: 0, invocations: 0 };
+    const sweeper = new RetentionSweeper({
+      databases: registry, defaultSeconds: 7 * DAY, intervalMs: 60_000, batch: 7, active: () => true, logger: silentLogger(),
+      pools: () => [{ uid: a.meta.uid, queue: 'ret-a' }, { uid: b.meta.uid, queue: 'ret-b', retentionSeconds: 30 * DAY }],
+      onDeleted: (table, rows) => (deleted[table] = (deleted[table] ?? 0) + rows),
+    });
+    const [report] = await sweeper.runOnce();
+    expect(report).to.include({ tasks: 34, invocations: 34 });
+    expect(deleted).to.deep.equal({ tasks: 34, invocations: 34 });
+    expect(await exists('tasks', [...oldA.tasks.slice(1), ...oldFailedA.tasks])).to.equal(0);
+    expect(await exists('invocations', [...oldA.invocations.slice(1), ...oldFailedA.invocations])).to.equal(0);
+    expect(await exists('invocations', [pointedAt]), 'an invocation a task still points at').to.equal(1);
+    expect(await exists('tasks', youngA.tasks)).to.equal(10);
+    expect(await exists('invocations', youngA.invocations)).to.equal(10);
+    expect(await exists('tasks', oldB.tasks), "a pool's longer retention").to.equal(10);
+    expect(await exists('tasks', [...liveTasks, again])).to.equal(3);
+    expect(await exists('invocations', liveInvocations)).to.equal(2);
+    // Status totals come from the totals rows, which deletions do not reduce.
+    expect(await queueTaskCounts(t.db, { queue: 'ret-a', created: 0 })).to.deep.equal(totalsBefore);
+    expect((await poolInvocationCounts(t.db, a.meta.uid)).counts).to.include({ succeeded: 45, created: 2 });
+  });
+
+  it('never holds up a dispatch pass: passes with a 100 ms lock timeout run throughout a large deletion', async function () {
+    this.timeout(300_000);
+    const big = pool('ret-big');
+    expect((await registry.resolve(big)).ok).to.equal(true);
+    await t.db.query(
+      `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                    max_task_attempts, heartbeat_timeout_seconds, ready_at, finished_at, tasks_started)
+       SELECT 'retention', 'ret-big', 'uid-ret-big', 'ret-big', 'succeeded', 'worker', 1, 3, 120, now(), now() - interval '30 days', 1
+         FROM generate_series(1, 60000)`,
+    );
+    await t.db.query(
+      `INSERT INTO ltp.tasks (queue, status, attempts, invocation_id, finished_at)
+       SELECT 'ret-big', 'done', 1, id, now() - interval '30 days' FROM ltp.invocations WHERE pool_uid = 'uid-ret-big'`,
+    );
+    // Live work of the same pool for the passes to read and plan.
+    await insertInvocations(t.db, { template: templateFor(big), count: 3, invokeAfterMs: 60_000 });
+    const strict = createDb(t.url, { max: 2, lockTimeoutMs: 100, applicationName: 'ltp-test-strict' });
+    const invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const sweeper = new RetentionSweeper({
+      databases: registry, defaultSeconds: 7 * DAY, intervalMs: 60_000, batch: 1_000, maxBatches: 1_000, active: () => true, logger: silentLogger(),
+      pools: () => [{ uid: big.meta.uid, queue: 'ret-big' }],
+    });
+    let sweeping = true;
+    const passes: number[] = [];
+    const sweep = sweeper.runOnce().finally(() => (sweeping = false));
+    try {
+      while (sweeping) {
+        const started = performance.now();
+        const result = await runDispatchPass({
+          db: strict, pool: big, invoker, connectedForMs: Number.POSITIVE_INFINITY,
+          options: { reinvokeGraceMs: 60_000, rejectionBackoffMs: 60_000, limits: { resyncMs: 30_000, minRequeueMs: 200 } },
+        });
+        expect(result.dispatched).to.deep.equal([]);
+        passes.push(performance.now() - started);
+      }
+      await sweep;
+      const left = await t.db.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM ltp.tasks WHERE queue = 'ret-big') + (SELECT count(*) FROM ltp.invocations WHERE pool_uid = 'uid-ret-big' AND finished_at IS NOT NULL) AS n`,
+      );
+      expect(Number(left.rows[0]?.n), 'finished rows of the big pool left').to.equal(0);
+      expect(passes.length, 'passes that ran during the deletion').to.be.greaterThan(5);
+    } finally {
+      invoker.close();
+      await strict.end();
+    }
+  });
+});
