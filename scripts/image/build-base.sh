@@ -36,10 +36,10 @@ work="$(mktemp -d "$cache_root/image/base/tmp-XXXXXX")"
 rootfs="$work/rootfs"
 cleanup() {
   # debootstrap mounts /proc and /sys in the target while it runs; never leave them behind.
-  if [ -d "$rootfs" ]; then
-    findmnt -rn -o TARGET | grep -F "$rootfs" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  fi
-  rm -rf "$work"
+  # (An EXIT trap's last status becomes the script's: every command here must succeed.)
+  local m
+  for m in $(findmnt -rn -o TARGET | grep -F "$rootfs" | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$work" || true
 }
 trap cleanup EXIT
 

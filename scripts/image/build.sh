@@ -23,7 +23,8 @@ log() { echo "build-image: $*" >&2; }
 if [ "$(id -u)" -ne 0 ]; then log "buildah's chroot isolation needs root"; exit 1; fi
 command -v buildah >/dev/null 2>&1 || { log "buildah is missing (bash test/env/node/install-packages.sh installs it)"; exit 1; }
 
-base_tar="$(bash "$here/build-base.sh" | tail -n 1)"
+base_tar="$(bash "$here/build-base.sh")" || { log "the base image could not be built"; exit 1; }
+base_tar="${base_tar##*$'\n'}"
 base_key="$(basename "$base_tar" .tar)"
 base_ref="localhost/lambda-task-pool/node-base:$base_key"
 
@@ -35,8 +36,10 @@ cleanup() {
     buildah "${store[@]}" rm --all >/dev/null 2>&1 || true
     buildah "${store[@]}" rmi --all --force >/dev/null 2>&1 || true
   fi
-  findmnt -rn -o TARGET | grep -F "$work" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$work"
+  # (An EXIT trap's last status becomes the script's: every command here must succeed.)
+  local m
+  for m in $(findmnt -rn -o TARGET | grep -F "$work" | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$work" || true
 }
 trap cleanup EXIT
 

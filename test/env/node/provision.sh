@@ -7,12 +7,15 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-step() { # step NAME COMMAND...: runs it, says how long it took, prints its last stdout line
+step() { # step NAME COMMAND...: runs it, says how long it took, prints its last stdout line; exits if it fails
   local name="$1" started=$SECONDS out
   shift
-  out="$("$@" | tail -n 1)"
+  if ! out="$("$@")"; then
+    echo "provision: $name failed after $((SECONDS - started)) s (its messages are above)" >&2
+    exit 1
+  fi
   echo "provision: $name ready after $((SECONDS - started)) s" >&2
-  printf '%s\n' "$out"
+  printf '%s\n' "${out##*$'\n'}"
 }
 step "Debian packages" bash "$here/install-packages.sh" >/dev/null
 control_plane_bin="$(step "kube-apiserver, etcd, kubectl, helm" bash "$root/test/env/build-binaries.sh")"
