@@ -78,5 +78,7 @@ chroot "$rootfs" /usr/local/bin/node -e 'if (!process.versions.node.startsWith("
 
 tar --numeric-owner --xattrs -C "$rootfs" -cf "$work/rootfs.tar" .
 mv "$work/rootfs.tar" "$out"
+# Bases built by other versions of this script or pins are not used any more.
+find "$(dirname "$out")" -maxdepth 1 -name 'debian-*.tar' ! -name "$(basename "$out")" -delete
 log "built $out ($(du -m "$out" | cut -f1) MiB) in $((SECONDS - started)) s"
 echo "$out"
