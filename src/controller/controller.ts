@@ -14,6 +14,7 @@ import { PoolReconciler } from './reconciler.ts';
 import { NotificationRoutes } from './routes.ts';
 import { WorkQueue } from './work-queue.ts';
 import { StrandedSweeper } from './stranded-sweep.ts';
+import { INVOCATIONS_CHANNEL } from '../store/notifications.ts';
 import { RetentionSweeper } from './retention-sweep.ts';
 import { parsePool } from '../api/parse.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
@@ -54,9 +55,13 @@ export const CONTROLLER_DEFAULTS = {
   metricsHost: '0.0.0.0',
   metricsPort: 8080,
   leaseName: 'lambda-task-pool-controller',
-  workers: 4,
-  invokeParallelism: 16,
-  resyncMs: 30_000,
+  // Passes of many pools at once: a pass holds a database connection only while it plans, then waits for
+  // its invokes, which all pools share through invokeParallelism.
+  workers: 32,
+  invokeParallelism: 32,
+  // Every pass is driven by what changed (notifications, watch events) or by its own next deadline; this
+  // is only the longest an idle pool goes unlooked-at.
+  resyncMs: 600_000,
   reinvokeGraceMs: 10_000,
   rejectionBackoffMs: 60_000,
   blockedRetryMs: 15_000,
@@ -64,6 +69,9 @@ export const CONTROLLER_DEFAULTS = {
   retentionSeconds: 7 * 24 * 3600,
   retentionSweepMs: 10 * 60_000,
 } as const;
+
+/** How long invocation state changes of one pool are folded into one pass. */
+const INVOCATION_FOLD_MS = 100;
 
 /** Restarts of a failed pool watch: jittered, and never more than about 3 s apart, so work resumes soon after the API server is back. */
 const WATCH_RESTART = { initialMs: 200, maxMs: 3_200 };
@@ -112,7 +120,16 @@ export async function startController(config: ControllerConfig): Promise<Running
     defaultUrl: config.databaseUrl,
     allowedDefaultNamespaces: config.allowedDefaultDbNamespaces,
     logger: log,
-    onNotify: (database, channel, payload) => routes.keysFor(database, channel, payload).forEach(enqueue),
+    // New work wakes its pool at once; invocation state changes are folded for a moment, so a burst of
+    // them (pending, ready, running, succeeded) costs one pass, not one each.
+    onNotify: (database, channel, payload) => {
+      for (const key of routes.keysFor(database, channel, payload)) {
+        if (channel === INVOCATIONS_CHANNEL) queue?.addAfter(key, INVOCATION_FOLD_MS);
+        else enqueue(key);
+      }
+    },
+    // Notifications sent while the listener was down are lost: look at every pool of that database.
+    onListenerReconnected: (database) => routes.keysOfDatabase(database).forEach(enqueue),
     onDraining: () => sweeper?.poke(),
   });
   const retention = new RetentionSweeper({
@@ -144,16 +161,20 @@ export async function startController(config: ControllerConfig): Promise<Running
     parallelism: config.invokeParallelism,
     ...(config.lambdaCredentials ? { credentials: config.lambdaCredentials } : {}),
   });
+  // Status writes and events yield to dispatch passes that are waiting for a worker.
+  const dispatchBusy = () => (queue?.length ?? 0) > 0;
+  const events = new EventRecorder(kube.core, kube.options, log, undefined, undefined, dispatchBusy);
   const reconciler = new PoolReconciler({
     kube,
     cache,
     databases,
     invoker,
-    events: new EventRecorder(kube.core, log),
+    events,
     metrics,
     logger: log,
     routes,
     sweeper,
+    dispatchBusy,
     options: {
       reinvokeGraceMs: config.reinvokeGraceMs,
       rejectionBackoffMs: config.rejectionBackoffMs,
@@ -225,6 +246,7 @@ export async function startController(config: ControllerConfig): Promise<Running
   await Promise.all(informers.map((i) => i.start()));
   informers.forEach((i) => synced.add(i));
 
+  // A safety net only: each pool already comes back at its own deadline, at the latest after resyncMs.
   const resync = setInterval(() => cache.allKeys().forEach(enqueue), config.resyncMs);
   resync.unref();
 
@@ -232,6 +254,7 @@ export async function startController(config: ControllerConfig): Promise<Running
   if (config.leaderElect) {
     elector = new LeaderElector({
       coordination: kube.coordination,
+      requestOptions: kube.options,
       namespace: config.leaseNamespace,
       name: config.leaseName,
       identity: config.identity,
@@ -295,9 +318,12 @@ export async function startController(config: ControllerConfig): Promise<Running
       await retention.stop();
       queue?.stop();
       await queue?.idle();
+      await reconciler.close();
+      await events.flush();
       await elector?.stop();
       await Promise.all(informers.map((i) => i.stop()));
       await databases.closeAll();
+      await kube.close();
       invoker.close();
       await health?.close();
       log.info('controller stopped');

@@ -28,6 +28,8 @@ export interface DatabaseRegistryOptions {
   /** Namespaces whose pools may use the default database; empty means every namespace. */
   allowedDefaultNamespaces: readonly string[];
   onNotify(databaseKey: string, channel: Channel, payload: string): void;
+  /** The listener connected again after losing its connection: notifications may have been missed. */
+  onListenerReconnected?(databaseKey: string): void;
   /** A database lost its last pool: the stranded sweep should look at it soon. */
   onDraining?(): void;
   logger: Logger;
@@ -173,10 +175,15 @@ export class DatabaseRegistry {
     const existing = this.entries.get(target.url);
     if (existing) return existing;
     const key = `db${++this.counter}`;
-    const db = createDb(target, { max: this.options.poolSize ?? 10, applicationName: 'lambda-task-pool-controller' });
+    const db = createDb(target, { max: this.options.poolSize ?? 20, applicationName: 'lambda-task-pool-controller' });
+    let connections = 0;
     const listener = new NotificationListener({
       url: target.url,
       onNotify: (channel, payload) => this.options.onNotify(key, channel, payload),
+      onConnected: () => {
+        connections += 1;
+        if (connections > 1) this.options.onListenerReconnected?.(key);
+      },
       onError: (error) => this.options.logger.warn('database listener lost its connection; reconnecting', { database: target.display, error: describeError(error) }),
     });
     const connectivity = new Connectivity({

@@ -10,12 +10,12 @@ import { invokeRetryDelayMs } from '../planner/invoke-retry.ts';
 import { planPoolDispatch, planPoolSweep, type PoolPlan, type PoolPlanInput, type PoolPlanLimits } from '../planner/pool-plan.ts';
 import { planRelease } from '../planner/release.ts';
 import type { PoolMode } from '../planner/sweep.ts';
-import { advisoryXactLock, withTransaction, type Db, type DbClient } from '../store/db.ts';
+import { advisoryXactLock, withTransaction, type Db } from '../store/db.ts';
 import {
-  deferInvoke, endInvocations, insertInvocations, latestRejection, loadLiveInvocations, markInvoked, markRejected,
-  recentWorkerOutcomes, type InvocationTemplate, type LiveInvocation,
+  deferInvoke, endInvocations, insertInvocations, markInvoked, markRejected, type InvocationTemplate, type LiveInvocation,
 } from '../store/invocation-store.ts';
-import { countBacklog, findStrandedLeases, nextDueAt, releaseLeases } from '../store/task-store.ts';
+import { loadPoolSnapshot } from '../store/pool-snapshot.ts';
+import { findStrandedLeases, releaseLeases } from '../store/task-store.ts';
 
 export interface DispatchPassOptions {
   /** A created row not invoked within this long (the controller died first) is invoked again. */
@@ -65,6 +65,8 @@ export function templateFor(pool: Pool): InvocationTemplate {
 
 /** The recent finished invocations the waste rule reads: a handful, within the last hour. */
 const WASTE_LOOKBACK = { limit: 20, withinSeconds: 3600 };
+/** Stranded leases a pass gives back at most; the rest go in the next pass (it looks again at once). */
+const STRANDED_BATCH = 1_000;
 
 export async function runDispatchPass(args: {
   db: Db;
@@ -84,16 +86,21 @@ export async function runDispatchPass(args: {
 
   const acted = await withTransaction(db, async (client) => {
     await advisoryXactLock(client, `lambda-task-pool:pool:${meta.uid}`);
-    // Gather.
-    const now = await dbNow(client);
-    const live = await loadLiveInvocations(client, meta.uid);
+    // Gather, in one round trip. The backlog is counted in every mode (status shows it) and used for
+    // dispatch only when active.
     const active = mode === 'active';
-    const limit = backlogCountLimit(spec);
-    // Counted in every mode (status shows it), used for dispatch only when active.
-    const backlog = mode === 'deleting' ? 0 : await countBacklog(client, spec.queue, limit);
-    const dueAt = active && backlog < limit ? await nextDueAt(client, spec.queue) : undefined;
-    const rejectedAt = await latestRejection(client, { poolUid: meta.uid, withinMs: options.rejectionBackoffMs });
-    const outcomes = active ? await recentWorkerOutcomes(client, { poolUid: meta.uid, ...WASTE_LOOKBACK }) : [];
+    const snapshot = await loadPoolSnapshot(client, {
+      poolUid: meta.uid,
+      queue: spec.queue,
+      backlogLimit: mode === 'deleting' ? 0 : backlogCountLimit(spec),
+      withNextDue: active,
+      rejectionWithinMs: options.rejectionBackoffMs,
+      outcomesLimit: active ? WASTE_LOOKBACK.limit : 0,
+      outcomesWithinSeconds: WASTE_LOOKBACK.withinSeconds,
+      strandedLimit: STRANDED_BATCH,
+    });
+    const { now, live, backlog, rejectedAt, outcomes } = snapshot;
+    const dueAt = snapshot.nextDueAt;
     const byId = new Map(live.map((i) => [i.id, i]));
     const input: PoolPlanInput = {
       now: now.getTime(),
@@ -137,7 +144,10 @@ export async function runDispatchPass(args: {
       code: mode === 'deleting' ? 'PoolDeleted' : mode === 'suspended' ? 'PoolSuspended' : 'ScaledDown',
       message: mode === 'deleting' ? 'the pool was deleted' : mode === 'suspended' ? 'the pool was suspended' : 'maxConcurrency was lowered',
     });
-    const stranded = await findStrandedLeases(client, { poolUid: meta.uid });
+    // Tasks still leased by ended invocations: those the snapshot saw, or, when this pass ended some, all of them now.
+    const stranded = orphaned.length + terminated.length > 0
+      ? await findStrandedLeases(client, { poolUid: meta.uid, limit: STRANDED_BATCH })
+      : snapshot.stranded;
     const release = planRelease(stranded, { now: now.getTime(), random });
     const released = await releaseLeases(client, { ...release, reason: 'released: its invocation ended before finishing it' });
 
@@ -177,13 +187,6 @@ function targetFor(targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Ma
     targets.push(target);
   }
   return target;
-}
-
-async function dbNow(client: DbClient): Promise<Date> {
-  const result = await client.query<{ now: Date }>('SELECT now() AS now');
-  const row = result.rows[0];
-  if (!row) throw new Error('the database returned no time');
-  return row.now;
 }
 
 async function invokeRows(args: {

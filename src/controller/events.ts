@@ -1,8 +1,10 @@
 // Kubernetes Events for a pool, rate-limited per pool and reason so a busy pool cannot flood the API:
-// repeats within the window are counted and folded into the next event.
+// repeats within the window are counted and folded into the next event. Events are sent in the background,
+// a few at a time, so that no pass waits for one; if the API server falls far behind, the oldest waiting
+// ones are dropped and counted (Events are best effort in Kubernetes too).
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../ops/logger.ts';
-import { withDeadline } from './kube.ts';
+import type { RequestOptions } from './kube.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -17,12 +19,23 @@ export class EventRecorder {
 
   constructor(
     private readonly core: CoreV1Api,
+    private readonly requestOptions: RequestOptions,
     private readonly logger: Logger,
     private readonly windowMs = 30_000,
     private readonly now: () => number = Date.now,
+    /** While this says so, events wait: they must not slow down dispatch. */
+    private readonly yieldTo: () => boolean = () => false,
   ) {}
 
-  async record(pool: PoolRef, type: EventType, reason: string, message: string): Promise<void> {
+  private readonly outbox: Array<() => Promise<void>> = [];
+  private sending = 0;
+  private dropped = 0;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly maxInFlight = 2;
+  private readonly maxWaiting = 1_000;
+
+  /** Records an event in the background; never throws. */
+  record(pool: PoolRef, type: EventType, reason: string, message: string): void {
     const key = `${pool.uid}/${reason}`;
     const seen = this.last.get(key);
     const now = this.now();
@@ -33,7 +46,7 @@ export class EventRecorder {
     const folded = seen && seen.suppressed > 0 ? ` (and ${seen.suppressed} similar in the last ${Math.round((now - seen.at) / 1000)}s)` : '';
     this.last.set(key, { at: now, suppressed: 0 });
     const stamp = new Date(now);
-    try {
+    this.enqueue(async () => {
       await this.core.createNamespacedEvent({
         namespace: pool.namespace,
         body: {
@@ -49,9 +62,46 @@ export class EventRecorder {
           reportingComponent: 'lambda-task-pool',
           reportingInstance: process.env.HOSTNAME ?? 'lambda-task-pool',
         },
-      }, withDeadline());
-    } catch (error) {
-      this.logger.warn('could not record event', { namespace: pool.namespace, pool: pool.name, reason, error: error instanceof Error ? error.message : String(error) });
+      }, this.requestOptions()).catch((error: unknown) => {
+        this.logger.warn('could not record event', { namespace: pool.namespace, pool: pool.name, reason, error: error instanceof Error ? error.message : String(error) });
+      });
+    });
+  }
+
+  /** Resolves once every event recorded so far has been sent (or has failed). */
+  async flush(): Promise<void> {
+    while (this.sending > 0 || this.outbox.length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  private enqueue(send: () => Promise<void>): void {
+    if (this.outbox.length >= this.maxWaiting) {
+      this.outbox.shift();
+      this.dropped += 1;
+      if (this.dropped === 1 || this.dropped % 100 === 0) this.logger.warn('events dropped: the API server is falling behind', { dropped: this.dropped });
+    }
+    this.outbox.push(send);
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.outbox.length > 0 && this.sending === 0 && this.yieldTo()) {
+      if (!this.retry) {
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.pump();
+        }, 200);
+        this.retry.unref?.();
+      }
+      return;
+    }
+    while (this.sending < this.maxInFlight && this.outbox.length > 0) {
+      const send = this.outbox.shift();
+      if (!send) return;
+      this.sending += 1;
+      void send().finally(() => {
+        this.sending -= 1;
+        this.pump();
+      });
     }
   }
 

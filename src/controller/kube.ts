@@ -16,6 +16,8 @@ import {
   type ObservableMiddleware,
   type ConfigurationOptions,
 } from '@kubernetes/client-node';
+import type https from 'node:https';
+import { Agent, type Dispatcher } from 'undici';
 import { GROUP, PLURAL, VERSION, type PoolStatus } from '../api/types.ts';
 
 export type PoolObject = KubernetesObject & { spec?: unknown; status?: unknown };
@@ -38,19 +40,51 @@ export function apiStatus(error: unknown): number | undefined {
 /** Every call the controller makes gives up after this long: a frozen API server must not hold a pass forever. */
 export const API_CALL_DEADLINE_MS = 10_000;
 
-/** Request options that abort the call after `ms` (on top of `base`, e.g. a patch content type). */
-export function withDeadline(ms: number = API_CALL_DEADLINE_MS, base?: ConfigurationOptions): ConfigurationOptions {
-  const deadline: ObservableMiddleware = {
-    pre: (context) => {
-      context.setSignal(AbortSignal.timeout(ms));
-      return new Observable(Promise.resolve(context));
-    },
-    post: (response) => new Observable(Promise.resolve(response)),
+/** Per-request options: give up after `ms`, and send the request over `dispatcher` when there is one. */
+export type RequestOptions = (ms?: number, base?: ConfigurationOptions) => ConfigurationOptions;
+
+/**
+ * Request options that abort the call after `ms` and, when given, send it over one shared connection pool.
+ * (The client library builds a new undici Agent, and so a new TLS connection, for every request; at a
+ * thousand pools that costs a handshake per call and hundreds of MB of idle sessions. The shared one
+ * carries the same TLS settings, read once from the kubeconfig.)
+ */
+export function requestOptions(dispatcher?: Promise<Dispatcher | undefined>): RequestOptions {
+  return (ms = API_CALL_DEADLINE_MS, base?: ConfigurationOptions) => {
+    const middleware: ObservableMiddleware = {
+      pre: (context) =>
+        new Observable(
+          (dispatcher ?? Promise.resolve(undefined)).then((shared) => {
+            if (shared) context.setDispatcher(shared);
+            context.setSignal(AbortSignal.timeout(ms));
+            return context;
+          }),
+        ),
+      post: (response) => new Observable(Promise.resolve(response)),
+    };
+    return { ...base, middleware: [...(base?.middleware ?? []), middleware], middlewareMergeStrategy: 'append' };
   };
-  return { ...base, middleware: [...(base?.middleware ?? []), deadline], middlewareMergeStrategy: 'append' };
 }
 
-const mergePatch = withDeadline(API_CALL_DEADLINE_MS, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+/** One keep-alive connection pool to the API server, with the kubeconfig's TLS settings; none behind a proxy. */
+async function sharedDispatcher(kc: KubeConfig): Promise<Dispatcher | undefined> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster || cluster.proxyUrl || !cluster.server.startsWith('https:')) return undefined;
+  const opts: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(opts);
+  const tls = {
+    ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
+    ...(opts.key !== undefined ? { key: opts.key } : {}),
+    ...(opts.pfx !== undefined ? { pfx: opts.pfx } : {}),
+    ...(opts.passphrase !== undefined ? { passphrase: opts.passphrase } : {}),
+    ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+    ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
+  };
+  return new Agent({ connect: { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 } });
+}
+
+const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface SecretValue {
   found: boolean;
@@ -61,19 +95,29 @@ export class KubeApi {
   readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
   readonly coordination: CoordinationV1Api;
+  /** Options for every request: a deadline, and the shared connection pool. */
+  readonly options: RequestOptions;
+  private readonly dispatcher: Promise<Dispatcher | undefined>;
 
   constructor(readonly kc: KubeConfig) {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.dispatcher = sharedDispatcher(kc).catch(() => undefined);
+    this.options = requestOptions(this.dispatcher);
+  }
+
+  /** Closes the shared connections. */
+  async close(): Promise<void> {
+    await (await this.dispatcher)?.close().catch(() => undefined);
   }
 
   /** One informer per watched namespace, or one for the whole cluster. */
   poolInformers(namespaces: readonly string[]): PoolInformer[] {
     const list = (namespace?: string) => async (): Promise<KubernetesListObject<PoolObject>> => {
       const body: unknown = namespace
-        ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }, withDeadline(30_000))
-        : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }, withDeadline(30_000));
+        ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }, this.options(30_000))
+        : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }, this.options(30_000));
       return toList(body);
     };
     if (namespaces.length === 0) {
@@ -84,7 +128,7 @@ export class KubeApi {
 
   async getPool(namespace: string, name: string): Promise<PoolObject | undefined> {
     try {
-      const body: unknown = await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }, withDeadline());
+      const body: unknown = await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }, this.options());
       return isKubeObject(body) ? body : undefined;
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;
@@ -108,7 +152,7 @@ export class KubeApi {
   async patchStatus(namespace: string, name: string, status: PoolStatus): Promise<void> {
     await this.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: { status } },
-      mergePatch,
+      this.options(API_CALL_DEADLINE_MS, MERGE_PATCH),
     );
   }
 
@@ -123,14 +167,14 @@ export class KubeApi {
         name,
         body: { metadata: { finalizers, ...(resourceVersion ? { resourceVersion } : {}) } },
       },
-      mergePatch,
+      this.options(API_CALL_DEADLINE_MS, MERGE_PATCH),
     );
   }
 
   /** Reads one key of a Secret in the pool's own namespace. The value never leaves the caller's hands. */
   async readSecretKey(namespace: string, name: string, key: string): Promise<SecretValue> {
     try {
-      const secret = await this.core.readNamespacedSecret({ namespace, name }, withDeadline());
+      const secret = await this.core.readNamespacedSecret({ namespace, name }, this.options());
       const data = secret.data ?? {};
       const encoded = data[key];
       return { found: true, value: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8') };

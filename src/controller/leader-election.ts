@@ -3,7 +3,7 @@
 // succeeded within the renew deadline. Updates carry the resourceVersion, so two candidates cannot both win.
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../ops/logger.ts';
-import { apiStatus, withDeadline } from './kube.ts';
+import { apiStatus, type RequestOptions } from './kube.ts';
 
 /** metav1.MicroTime wants exactly six fractional digits; a plain Date serialises three. */
 class MicroTime extends Date {
@@ -14,6 +14,8 @@ class MicroTime extends Date {
 
 export interface LeaderElectionOptions {
   coordination: CoordinationV1Api;
+  /** Per-request options (deadline, connection pool); KubeApi.options. */
+  requestOptions: RequestOptions;
   namespace: string;
   name: string;
   identity: string;
@@ -91,7 +93,7 @@ export class LeaderElector {
 
   /** A request to the API server that hangs must not outlive the renew deadline: give up on it sooner. */
   private deadline() {
-    return withDeadline(Math.max(1_000, Math.floor(this.options.renewDeadlineMs / 2)));
+    return this.options.requestOptions(Math.max(1_000, Math.floor(this.options.renewDeadlineMs / 2)));
   }
 
   private async read(): Promise<V1Lease | undefined> {

@@ -19,7 +19,7 @@ import type { KubeApi, PoolObject } from './kube.ts';
 import type { NotificationRoutes } from './routes.ts';
 import { blockedStatus, buildStatus, sameStatus } from './status.ts';
 import type { StrandedSweeper } from './stranded-sweep.ts';
-import type { ProcessResult } from './work-queue.ts';
+import { WorkQueue, type ProcessResult } from './work-queue.ts';
 
 export interface PoolCache {
   get(namespace: string, name: string): PoolObject | undefined;
@@ -36,6 +36,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   routes: NotificationRoutes;
   sweeper: StrandedSweeper;
+  /** Whether dispatch passes are waiting: status writes yield to them. */
+  dispatchBusy?: () => boolean;
   options: DispatchPassOptions & {
     /** How often a pool blocked on something outside Kubernetes (a Secret, the database) is looked at again. */
     blockedRetryMs: number;
@@ -43,12 +45,38 @@ export interface ReconcilerDeps {
   };
 }
 
+/** How often a Degraded pool is looked at again, so that a condition read from a recent window clears. */
+const DEGRADED_RECHECK_MS = 30_000;
+/** How long a queue claim this pool holds is trusted before it is checked again in the database. */
+const CLAIM_RECHECK_MS = 300_000;
+/** A pool's status is written at most this often; passes in between are folded into the next write. */
+const STATUS_MIN_INTERVAL_MS = 1_000;
+const STATUS_FIRST_DELAY_MS = 250;
+const STATUS_YIELD_MS = 200;
+
+interface PendingStatus {
+  pool: Pool;
+  db: Db;
+  display: string;
+  pass: DispatchPassResult;
+  /** The newest pass since the last write that dispatched. */
+  dispatchedAt?: Date;
+}
+
 export class PoolReconciler {
   private readonly waitCursor = new Map<string, string>();
   /** The status this controller last wrote per pool uid: the informer's copy may not show it yet. */
   private readonly written = new Map<string, PoolStatus>();
 
-  constructor(private readonly deps: ReconcilerDeps) {}
+  private readonly pending = new Map<string, PendingStatus>();
+  /** Queue claims this controller holds, per pool uid, and when it last checked them. */
+  private readonly claimed = new Map<string, { database: string; queue: string; at: number }>();
+  private readonly lastStatusWrite = new Map<string, number>();
+  private readonly statusQueue: WorkQueue;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.statusQueue = new WorkQueue((key) => this.flushStatus(key), { workers: 4, baseBackoffMs: 1_000, maxBackoffMs: 30_000 });
+  }
 
   async reconcile(key: string): Promise<ProcessResult> {
     const [namespace, name] = splitKey(key);
@@ -81,13 +109,22 @@ export class PoolReconciler {
     let pass: DispatchPassResult;
     let conflict: string | undefined;
     try {
-      const claim = await claimQueue(db, {
-        queue: pool.spec.queue,
-        pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
-        isStale: (holder) => this.isGone(holder),
-      });
-      if (claim.held) await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
-      else conflict = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
+      // A claim this pool holds cannot be taken from it while it exists: it is checked again only now and then.
+      const known = this.claimed.get(pool.meta.uid);
+      if (!known || known.database !== databaseKey || known.queue !== pool.spec.queue || Date.now() - known.at > CLAIM_RECHECK_MS) {
+        const claim = await claimQueue(db, {
+          queue: pool.spec.queue,
+          pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
+          isStale: (holder) => this.isGone(holder),
+        });
+        if (claim.held) {
+          await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
+          this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, at: Date.now() });
+        } else {
+          this.claimed.delete(pool.meta.uid);
+          conflict = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
+        }
+      }
       // A pool that may not serve its queue still sweeps its own invocations; it only dispatches nothing.
       pass = await runDispatchPass({
         db, pool, invoker: deps.invoker, options: deps.options, connectedForMs: connectivity.connectedForMs(), dispatchBlocked: conflict !== undefined,
@@ -104,13 +141,56 @@ export class PoolReconciler {
       throw error;
     }
 
-    await this.report(pool, pass, log);
+    this.report(pool, pass, log);
     if (conflict) {
       await this.block({ ok: true, meta: pool.meta, pool }, Reason.QueueConflict, conflict, false);
       return { requeueAfterMs: deps.options.blockedRetryMs };
     }
-    await this.writeStatus(pool, db, display, pass);
-    return { requeueAfterMs: pass.requeueAfterMs };
+    // The status write is not on the dispatch path: it is folded and written by the status queue.
+    this.requestStatus(key, { pool, db, display, pass });
+    // A Degraded condition reads a recent window of rows: look again while it lasts, so that it clears.
+    const degraded = this.written.get(pool.meta.uid)?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True')
+      || pass.plan.waste.wasting || pass.orphaned.length > 0 || pass.invoke.deferred !== undefined;
+    return { requeueAfterMs: degraded ? Math.min(pass.requeueAfterMs, DEGRADED_RECHECK_MS) : pass.requeueAfterMs };
+  }
+
+  /**
+   * Status writes are folded per pool and spaced at least STATUS_MIN_INTERVAL_MS apart, on their own
+   * queue: a burst of passes (a thousand pools woken at once) dispatches first and writes status after,
+   * once per pool, from the newest pass.
+   */
+  private requestStatus(key: string, report: PendingStatus): void {
+    const earlier = this.pending.get(key);
+    this.pending.set(key, { ...report, dispatchedAt: report.pass.invoke.accepted > 0 && report.pass.dispatched.length > 0 ? report.pass.now : earlier?.dispatchedAt });
+    // Never sooner than the interval after the last write, and never right away: a burst dispatches first.
+    const last = this.lastStatusWrite.get(key) ?? 0;
+    this.statusQueue.addAfter(key, Math.max(STATUS_FIRST_DELAY_MS, last + STATUS_MIN_INTERVAL_MS - Date.now()));
+  }
+
+  private async flushStatus(key: string): Promise<ProcessResult> {
+    const report = this.pending.get(key);
+    if (!report) return {};
+    // Dispatch comes first: while passes wait, status waits too (a burst of a thousand pools invokes first).
+    if (this.deps.dispatchBusy?.()) return { requeueAfterMs: STATUS_YIELD_MS };
+    this.pending.delete(key);
+    this.lastStatusWrite.set(key, Date.now());
+    // The pool may have gone meanwhile (finalized, or removed): write nothing for it.
+    if (!this.written.has(report.pool.meta.uid) && !this.deps.cache.get(report.pool.meta.namespace, report.pool.meta.name)) return {};
+    try {
+      await this.writeStatus(report.pool, report.db, report.display, report.pass, report.dispatchedAt);
+    } catch (error) {
+      // Written again from the next pass; a failure is never silent.
+      this.deps.logger.warn('status write failed', { namespace: report.pool.meta.namespace, pool: report.pool.meta.name, error: describeError(error) });
+      if (!this.pending.has(key)) this.pending.set(key, report);
+      throw error;
+    }
+    return {};
+  }
+
+  /** Stops the status queue after it has written what is pending. */
+  async close(): Promise<void> {
+    await this.statusQueue.idle();
+    this.statusQueue.stop();
   }
 
   /** A claim's holder is gone when no pool with its uid exists; when in doubt (say, no access to its namespace) it is not. */
@@ -139,24 +219,25 @@ export class PoolReconciler {
       deps.events.forget(route.uid);
       this.waitCursor.delete(route.uid);
       this.written.delete(route.uid);
+      this.claimed.delete(route.uid);
     }
     deps.routes.forget(key);
     deps.metrics.forgetPool(namespace, name);
     return {};
   }
 
-  private async report(pool: Pool, pass: DispatchPassResult, log: Logger): Promise<void> {
+  /** Metrics, logs and events of a pass. Events are sent in the background by the recorder. */
+  private report(pool: Pool, pass: DispatchPassResult, log: Logger): void {
     const { deps } = this;
     const ref = { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid };
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     const a = pass.plan.arithmetic;
-    const events: Array<Promise<void>> = [];
     if (pass.invoke.accepted > 0) {
       deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
       // The planner counts the backlog only up to what could change its decision (maxConcurrency x tasksPerInvocation).
       const backlog = pass.backlog >= backlogCountLimit(pool.spec) ? `at least ${pass.backlog}` : `${pass.backlog}`;
-      events.push(deps.events.record(ref, 'Normal', 'Dispatched',
-        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`));
+      deps.events.record(ref, 'Normal', 'Dispatched',
+        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`);
     }
     if (pass.dispatched.length > 0 || pass.orphaned.length > 0 || pass.terminated.length > 0) {
       log.info('dispatch pass', {
@@ -166,8 +247,8 @@ export class PoolReconciler {
       });
     }
     if (pass.orphaned.length > 0) {
-      events.push(deps.events.record(ref, 'Warning', 'InvocationsOrphaned',
-        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`));
+      deps.events.record(ref, 'Warning', 'InvocationsOrphaned',
+        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`);
     }
     for (const kind of ['rejected', 'deferred'] as const) {
       const outcome = pass.invoke[kind];
@@ -177,13 +258,11 @@ export class PoolReconciler {
       deps.metrics.invokeErrors.inc({ ...labels, code: f.code }, outcome.ids.length);
       log.warn('invoke failed', { code: f.code, kind: f.kind, invocations: outcome.ids.length, error: f.message });
       const reason = f.kind === 'throttled' ? 'Throttled' : f.kind === 'rejected' ? 'InvokeRejected' : 'InvokeFailed';
-      events.push(deps.events.record(ref, 'Warning', reason, `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`));
+      deps.events.record(ref, 'Warning', reason, `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`);
     }
-    // record() never throws: a failed event is logged and the pass goes on.
-    await Promise.all(events);
   }
 
-  private async writeStatus(pool: Pool, db: Db, display: string, pass: DispatchPassResult): Promise<void> {
+  private async writeStatus(pool: Pool, db: Db, display: string, pass: DispatchPassResult, dispatchedAt?: Date): Promise<PoolStatus> {
     const { deps } = this;
     // Every read here is bounded: live rows, the pass's bounded backlog count, totals rows, a recent window.
     const [{ counts: invocations, wasted }, tasks, trouble] = await Promise.all([
@@ -208,9 +287,10 @@ export class PoolReconciler {
       trouble,
       waste: pass.plan.waste,
       troubleWindowSeconds: deps.options.troubleWindowSeconds,
-      ...(pass.invoke.accepted > 0 && pass.dispatched.length > 0 ? { dispatchedAt: pass.now } : {}),
+      ...(dispatchedAt ? { dispatchedAt } : {}),
     });
     await this.patchIfChanged(pool.meta, previous, status);
+    return status;
   }
 
   private async observeTaskWaits(pool: Pool, db: Db, now: Date): Promise<void> {
@@ -232,7 +312,7 @@ export class PoolReconciler {
     const changed = await this.patchIfChanged(meta, previous, status);
     if (changed) {
       this.deps.logger.warn('pool blocked', { namespace: meta.namespace, pool: meta.name, reason, message });
-      await this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
+      this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
     }
   }
 
@@ -285,6 +365,7 @@ export class PoolReconciler {
     deps.databases.forget(meta.uid);
     this.waitCursor.delete(meta.uid);
     this.written.delete(meta.uid);
+    this.claimed.delete(meta.uid);
     return {};
   }
 }

@@ -17,7 +17,7 @@ export interface InvokerOptions {
   defaultRegion: string;
   /** An endpoint override, e.g. the local Lambda runtime. The SDK also reads AWS_ENDPOINT_URL_LAMBDA. */
   endpoint?: string;
-  /** Invoke calls in flight at once, per batch. */
+  /** Invoke calls in flight at once, across every pool's batches: passes of many pools share it. */
   parallelism?: number;
   requestTimeoutMs?: number;
   /** Static credentials (the local stack); by default the SDK's provider chain finds them. */
@@ -37,6 +37,7 @@ export function regionOf(fn: FunctionRef): string | undefined {
 export function createInvoker(options: InvokerOptions): Invoker {
   const parallelism = options.parallelism ?? 16;
   const clients = new Map<string, LambdaClient>();
+  const slots = new Slots(parallelism);
   const agentOptions = { keepAlive: true, maxSockets: Math.max(parallelism, 16) };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
@@ -62,14 +63,12 @@ export function createInvoker(options: InvokerOptions): Invoker {
       const client = clientFor(regionOf(fn) ?? options.defaultRegion);
       const results: InvokeResult[] = [];
       let stopWith: InvokeFailure | undefined;
-      let next = 0;
-      const lane = async () => {
-        while (next < ids.length) {
-          const id = ids[next++];
-          if (id === undefined) return;
+      const one = async (id: number) => {
+        await slots.acquire();
+        try {
           if (stopWith) {
             results.push({ id, accepted: false, sent: false, failure: stopWith });
-            continue;
+            return;
           }
           try {
             const out = await client.send(
@@ -87,9 +86,11 @@ export function createInvoker(options: InvokerOptions): Invoker {
             if (failure.kind !== 'transient') stopWith = failure;
             results.push({ id, accepted: false, sent: true, failure });
           }
+        } finally {
+          slots.release();
         }
       };
-      await Promise.all(Array.from({ length: Math.min(parallelism, ids.length) }, lane));
+      await Promise.all(ids.map(one));
       return results.sort((a, b) => a.id - b.id);
     },
     close() {
@@ -99,4 +100,26 @@ export function createInvoker(options: InvokerOptions): Invoker {
       httpsAgent.destroy();
     },
   };
+}
+
+/** A counting semaphore: at most `size` holders at once, the rest wait in arrival order. */
+class Slots {
+  private held = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly size: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.held < this.size) {
+      this.held += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.held -= 1;
+  }
 }

@@ -54,7 +54,7 @@ export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promi
 
 /** A 64-bit advisory lock key derived in Postgres from a text key, so every client derives the same one. */
 export async function advisoryXactLock(client: DbClient, key: string): Promise<void> {
-  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+  await client.query({ name: 'ltp_advisory_xact_lock', text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', values: [key] });
 }
 
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);

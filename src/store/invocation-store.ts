@@ -64,18 +64,19 @@ export async function insertInvocations(
 ): Promise<number[]> {
   if (args.count <= 0) return [];
   const t = args.template;
-  const result = await db.query<{ id: number }>(
-    `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier, function_region,
+  const result = await db.query<{ id: number }>({
+    name: 'ltp_insert_invocations',
+    text: `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier, function_region,
                                   tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds,
                                   retry_initial_delay_ms, retry_max_delay_ms, created_at, invoke_after)
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, clock_timestamp(),
             clock_timestamp() + make_interval(secs => $13::double precision / 1000)
        FROM generate_series(1, $14)
      RETURNING id`,
-    [t.pool.namespace, t.pool.name, t.pool.uid, t.queue, t.functionName, t.functionQualifier ?? null, t.functionRegion ?? null,
+    values: [t.pool.namespace, t.pool.name, t.pool.uid, t.queue, t.functionName, t.functionQualifier ?? null, t.functionRegion ?? null,
       t.tasksPerInvocation, t.maxTaskAttempts, t.heartbeatTimeoutSeconds, t.retryInitialDelayMs, t.retryMaxDelayMs,
       args.invokeAfterMs, args.count],
-  );
+  });
   return result.rows.map((r) => r.id).sort((a, b) => a - b);
 }
 
@@ -117,19 +118,23 @@ export async function recentWorkerOutcomes(db: Queryable, args: { poolUid: strin
 
 /**
  * The Invoke calls answered 202: created -> pending, in one statement. A worker may already have moved a
- * row on; then only its request id is kept.
+ * row on, even finished it; then only when it was invoked and its request id are recorded.
  */
 export async function markInvoked(db: Queryable, accepted: ReadonlyArray<{ id: number; requestId?: string }>): Promise<void> {
   if (accepted.length === 0) return;
-  await db.query(
-    `UPDATE ltp.invocations i
+  await db.query({
+    name: 'ltp_mark_invoked',
+    text: `UPDATE ltp.invocations i
         SET status = CASE WHEN i.status = 'created' THEN 'pending'::ltp.invocation_status ELSE i.status END,
             invoked_at = COALESCE(i.invoked_at, now()), request_id = COALESCE(a.request_id, i.request_id),
-            invoke_attempts = i.invoke_attempts + 1, error_code = NULL, error_message = NULL
+            invoke_attempts = i.invoke_attempts + 1,
+            -- A deferred invoke's error is cleared; a worker's or the sweep's verdict on an ended row is kept.
+            error_code = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_code END,
+            error_message = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_message END
        FROM unnest($1::bigint[], $2::text[]) AS a(id, request_id)
-      WHERE i.id = a.id AND i.status IN ('created', 'pending', 'ready', 'running')`,
-    [accepted.map((a) => a.id), accepted.map((a) => a.requestId ?? null)],
-  );
+      WHERE i.id = a.id`,
+    values: [accepted.map((a) => a.id), accepted.map((a) => a.requestId ?? null)],
+  });
 }
 
 /** The Invoke call was refused for good: created -> failed, with the error code. */

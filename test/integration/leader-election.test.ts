@@ -1,8 +1,8 @@
 // Leader election on a real coordination.k8s.io Lease: one leader at a time, and a hand-over when it stops.
 import { expect } from 'chai';
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import type { CoordinationV1Api } from '@kubernetes/client-node';
 import { LeaderElector } from '../../src/controller/leader-election.ts';
-import { loadKubeConfig } from '../../src/controller/kube.ts';
+import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
 import { kubectl, sharedControlPlane } from '../support/kube.ts';
 
@@ -11,20 +11,24 @@ const NS = `le-${process.pid}`;
 describe('leader election (real kube-apiserver)', function () {
   this.timeout(60_000);
   let coordination: CoordinationV1Api;
+  let kube: KubeApi;
 
   before(async function () {
     this.timeout(120_000);
     const cp = await sharedControlPlane();
-    coordination = loadKubeConfig(cp.kubeconfigPath).makeApiClient(CoordinationV1Api);
+    kube = new KubeApi(loadKubeConfig(cp.kubeconfigPath));
+    coordination = kube.coordination;
     await kubectl(['create', 'namespace', NS]);
   });
   after(async () => {
+    await kube.close();
     await kubectl(['delete', 'namespace', NS, '--wait=false']);
   });
 
   const candidate = (identity: string, log: string[]) =>
     new LeaderElector({
       coordination,
+      requestOptions: kube.options,
       namespace: NS,
       name: 'lambda-task-pool-controller',
       identity,

@@ -13,6 +13,8 @@ export interface ControllerProcessOptions {
   namespaces: string[];
   leaderElect?: { leaseNamespace: string; identity: string };
   logLevel?: string;
+  /** Run the compiled controller (dist/cli.js, from `npm run build`) as the image does, rather than through tsx. */
+  compiled?: boolean;
   /** Called with every chunk the process writes. */
   onOutput?(chunk: string): void;
 }
@@ -30,8 +32,9 @@ export interface ControllerProcess {
 
 export async function startControllerProcess(options: ControllerProcessOptions, readyTimeoutMs = 60_000): Promise<ControllerProcess> {
   const port = await freePort();
+  const entry = options.compiled ? [path.join(REPO_ROOT, 'dist', 'cli.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts')];
   const args = [
-    '--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts'), 'controller',
+    ...entry, 'controller',
     '--kubeconfig', options.kubeconfig, '--namespaces', options.namespaces.join(','), '--metrics-addr', `127.0.0.1:${port}`,
     ...(options.leaderElect ? ['--leader-elect', '--lease-namespace', options.leaderElect.leaseNamespace] : []),
   ];
@@ -46,6 +49,7 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
       AWS_SECRET_ACCESS_KEY: 'test',
       LTP_LOG_LEVEL: options.logLevel ?? 'info',
       ...(options.leaderElect ? { POD_NAME: options.leaderElect.identity } : {}),
+      ...(process.env.LTP_CONTROLLER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.LTP_CONTROLLER_NODE_OPTIONS } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

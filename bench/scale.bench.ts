@@ -1,0 +1,339 @@
+// Scale (issue 8), on the real local stack with the controller as its own process, and with history in
+// place: millions of finished tasks and invocations seeded before the runs.
+//
+//   - pass time (a dispatch pass plus the reads of a status write) with that history vs an empty database;
+//   - N pools applied -> all Ready=True; controller RSS; controller CPU with N idle pools;
+//   - one task into each of N queues at once -> every invocation accepted (Invoke answered 202);
+//   - the same at 10x pools (Ready, RSS, idle CPU);
+//   - dispatch throughput of one pool with a deep backlog and of 100 pools at once, against the local
+//     runtime's raw accept rate measured in the same run;
+//   - wasted invocations.
+// Every figure is the median of SCALE_RUNS runs (default 3). Sizes come from the environment, so a quick
+// try is `SCALE_POOLS=100 SCALE_HISTORY_TASKS=100000 npm run bench scale`.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GROUP, PLURAL, VERSION, type Pool } from '../src/api/types.ts';
+import { runDispatchPass } from '../src/controller/dispatch-pass.ts';
+import { loadKubeConfig } from '../src/controller/kube.ts';
+import { createInvoker } from '../src/lambda/invoker.ts';
+import { startLocalStack, type LocalStack } from '../src/local/stack.ts';
+import { silentLogger } from '../src/ops/logger.ts';
+import { createDb, type Db } from '../src/store/db.ts';
+import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/store/invocation-store.ts';
+import { queueTaskCounts } from '../src/store/task-store.ts';
+import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
+import { cpuShare, rssMb } from './scale/process-stats.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const execFileAsync = promisify(execFile);
+const FIXTURES = path.join(here, '..', 'test', 'fixtures', 'functions');
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const POOLS = env('SCALE_POOLS', 1_000);
+const BIG_POOLS = env('SCALE_BIG_POOLS', 10_000);
+const RUNS = env('SCALE_RUNS', 3);
+const HISTORY_TASKS = env('SCALE_HISTORY_TASKS', 10_000_000);
+const HISTORY_INVOCATIONS = env('SCALE_HISTORY_INVOCATIONS', 3_000_000);
+const IDLE_SAMPLE_MS = env('SCALE_IDLE_SAMPLE_MS', 30_000);
+const DEEP_BACKLOG = 1_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? Number.NaN : sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+};
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`scale benchmark: ${what} did not happen within ${timeoutMs} ms`);
+    await sleep(everyMs);
+  }
+}
+
+/** A dispatch pass and the reads of a status write, as the reconciler does them, for one pool. */
+async function passAndStatusMs(db: Db, pool: Pool, invoker: ReturnType<typeof createInvoker>): Promise<number> {
+  const started = performance.now();
+  const pass = await runDispatchPass({
+    db, pool, invoker, connectedForMs: Number.POSITIVE_INFINITY,
+    options: { reinvokeGraceMs: 3_600_000, rejectionBackoffMs: 60_000, limits: { resyncMs: 600_000, minRequeueMs: 200 } },
+  });
+  await Promise.all([
+    poolInvocationCounts(db, pool.meta.uid),
+    queueTaskCounts(db, { queue: pool.spec.queue, created: pass.backlog }),
+    recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: 600 }),
+  ]);
+  return performance.now() - started;
+}
+
+async function passTimes(db: Db, pool: Pool, invoker: ReturnType<typeof createInvoker>, samples = 300): Promise<number> {
+  for (let i = 0; i < 30; i += 1) await passAndStatusMs(db, pool, invoker); // warm up
+  const times: number[] = [];
+  for (let i = 0; i < samples; i += 1) times.push(await passAndStatusMs(db, pool, invoker));
+  return median(times);
+}
+
+function historyPool(): Pool {
+  return {
+    meta: { namespace: 'scale-history', name: 'history', uid: 'history-uid', generation: 1, finalizers: [] },
+    status: {},
+    spec: {
+      function: { name: 'scale-noop' }, queue: 'history', maxConcurrency: 10, tasksPerInvocation: 3, startTimeoutSeconds: 21_600,
+      heartbeatTimeoutSeconds: 3_600, maxTaskAttempts: 3, retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 }, suspend: false,
+    },
+  };
+}
+
+/** Seeds finished history for the history pool, in chunks, then ANALYZE. */
+async function seedHistory(db: Db, tasks: number, invocations: number): Promise<number> {
+  const started = performance.now();
+  const chunk = 500_000;
+  for (let done = 0; done < invocations; done += chunk) {
+    await db.query(
+      `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation, max_task_attempts,
+                                    heartbeat_timeout_seconds, created_at, ready_at, running_at, finished_at, tasks_leased, tasks_started)
+       SELECT 'scale-history', 'history', 'history-uid', 'history', 'succeeded', 'scale-noop', 3, 3, 3600,
+              now() - interval '2 days', now() - interval '2 days', now() - interval '2 days', now() - make_interval(secs => g::int), 3, 3
+         FROM generate_series(1, $1::int) g`,
+      [Math.min(chunk, invocations - done)],
+    );
+  }
+  const firstInvocation = (await db.query<{ id: number }>(`SELECT min(id) AS id FROM ltp.invocations WHERE pool_uid = 'history-uid'`)).rows[0]?.id ?? 0;
+  for (let done = 0; done < tasks; done += chunk) {
+    await db.query(
+      `INSERT INTO ltp.tasks (queue, payload, status, attempts, invocation_id, created_at, leased_at, started_at, finished_at, result)
+       SELECT 'history', '{}'::jsonb, 'done', 1, $2::bigint + (g % $3::bigint), now() - interval '2 days', now() - interval '2 days',
+              now() - interval '2 days', now() - make_interval(secs => g::int), 'null'::jsonb
+         FROM generate_series($4::bigint, $4::bigint + $1::bigint - 1) g`,
+      [Math.min(chunk, tasks - done), firstInvocation, Math.max(1, invocations), done],
+    );
+  }
+  await db.query(`INSERT INTO ltp.queue_totals (queue, done) VALUES ('history', $1) ON CONFLICT (queue) DO UPDATE SET done = excluded.done`, [tasks]);
+  await db.query(`INSERT INTO ltp.pool_totals (pool_uid, succeeded) VALUES ('history-uid', $1) ON CONFLICT (pool_uid) DO UPDATE SET succeeded = excluded.succeeded`, [invocations]);
+  await db.query('ANALYZE ltp.tasks');
+  await db.query('ANALYZE ltp.invocations');
+  return (performance.now() - started) / 1000;
+}
+
+async function createPools(stack: LocalStack, namespace: string, count: number, spec: (i: number) => Record<string, unknown>): Promise<void> {
+  const kc = loadKubeConfig(stack.kubeconfigPath);
+  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
+  const api = kc.makeApiClient(CustomObjectsApi);
+  let next = 0;
+  await Promise.all(Array.from({ length: 32 }, async () => {
+    while (next < count) {
+      const i = next++;
+      await api.createNamespacedCustomObject({
+        group: GROUP, version: VERSION, plural: PLURAL, namespace,
+        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'LambdaTaskPool', metadata: { name: `p${i}` }, spec: spec(i) },
+      });
+    }
+  }));
+}
+
+async function readyCount(stack: LocalStack, namespace: string): Promise<number> {
+  const api = loadKubeConfig(stack.kubeconfigPath).makeApiClient(CustomObjectsApi);
+  const list = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })) as {
+    items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }>;
+  };
+  return list.items.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+}
+
+async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<ControllerProcess> {
+  // The compiled controller, as the image runs it (npm run build first).
+  return startControllerProcess({
+    kubeconfig: stack.kubeconfigPath, databaseUrl: stack.databaseUrl, lambdaEndpoint: stack.lambda.endpoint, namespaces, logLevel: 'warn', compiled: true,
+  }, 120_000);
+}
+
+/** Invocations of the given queues that Lambda accepted, and the span from `since` to the last acceptance. */
+async function accepted(db: Db, queuePrefix: string, since: Date): Promise<{ n: number; seconds: number }> {
+  const r = await db.query<{ n: number; seconds: number | null }>(
+    `SELECT count(*)::int AS n, extract(epoch FROM max(invoked_at) - $2::timestamptz)::float8 AS seconds
+       FROM ltp.invocations WHERE queue LIKE $1 AND invoked_at IS NOT NULL`,
+    [`${queuePrefix}%`, since],
+  );
+  return { n: r.rows[0]?.n ?? 0, seconds: r.rows[0]?.seconds ?? Number.NaN };
+}
+
+async function rawAcceptRate(stack: LocalStack): Promise<number> {
+  const client = new LambdaClient({
+    endpoint: stack.lambda.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1,
+  });
+  try {
+    const send = async (count: number) => {
+      let next = 0;
+      await Promise.all(Array.from({ length: 32 }, async () => {
+        while (next++ < count) await client.send(new InvokeCommand({ FunctionName: 'scale-noop', InvocationType: 'Event', Payload: '{}' }));
+      }));
+    };
+    await send(200);
+    const started = performance.now();
+    await send(2_000);
+    return 2_000 / ((performance.now() - started) / 1000);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Starts `count` warm worker processes, so that cold starts do not compete with what is measured. */
+async function warmWorkers(stack: LocalStack, count: number): Promise<void> {
+  const client = new LambdaClient({ endpoint: stack.lambda.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+  try {
+    // An invocation id with no row: the worker skips it, touching nothing.
+    await Promise.all(Array.from({ length: count }, () =>
+      client.send(new InvokeCommand({ FunctionName: 'scale-worker', Payload: JSON.stringify({ invocationId: '999999999999' }) }))));
+  } finally {
+    client.destroy();
+  }
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  await execFileAsync('bash', [path.join(here, '..', 'scripts', 'with-node24.sh'), 'tsc', '-p', path.join(here, '..', 'tsconfig.build.json')]);
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'ltp-scale-'));
+  const lambdaConfig = path.join(stateDir, 'lambda.yaml');
+  await writeFile(lambdaConfig, [
+    'concurrencyLimit: 4',
+    'functions:',
+    '  scale-worker:',
+    `    handler: ${path.join(FIXTURES, 'quick-worker.ts')}#handler`,
+    '    environment: { LTP_LOG_LEVEL: error }',
+    '  scale-noop:',
+    `    handler: ${path.join(FIXTURES, 'noop.ts')}#handler`,
+    '    reservedConcurrency: 0',
+    '',
+  ].join('\n'));
+  const stack = await startLocalStack({ stateDir, lambdaConfigFile: lambdaConfig, logger: silentLogger(), controller: false });
+  const db = createDb(stack.databaseUrl, { max: 4, applicationName: 'ltp-bench' });
+  const invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint: stack.lambda.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const result: Record<string, unknown> = { pools: POOLS, bigPools: BIG_POOLS, runs: RUNS, historyTasks: HISTORY_TASKS, historyInvocations: HISTORY_INVOCATIONS };
+  try {
+    // Pass time, empty database vs history in place. The pool has live work to plan: queued invocations
+    // (scale-noop runs nothing: reserved concurrency 0) and a backlog.
+    const pool = historyPool();
+    await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'history' FROM generate_series(1, 50)`);
+    await insertInvocations(db, { template: { pool: { namespace: 'scale-history', name: 'history', uid: 'history-uid' }, queue: 'history', functionName: 'scale-noop',
+      tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 3600, retryInitialDelayMs: 10_000, retryMaxDelayMs: 600_000 }, count: 10, invokeAfterMs: 3_600_000 });
+    const emptyMs = await passTimes(db, pool, invoker);
+    const seedSeconds = await seedHistory(db, HISTORY_TASKS, HISTORY_INVOCATIONS);
+    const historyMs = await passTimes(db, pool, invoker);
+    result.passTime = { emptyMs: round(emptyMs), withHistoryMs: round(historyMs), ratio: round(historyMs / emptyMs), seedSeconds: round(seedSeconds, 0) };
+    process.stderr.write(`scale: pass time ${JSON.stringify(result.passTime)}\n`);
+
+    const runs: Array<Record<string, number>> = [];
+    for (let r = 1; r <= RUNS; r += 1) {
+      const ns = `scale-${r}`;
+      const controller = await controllerFor(stack, [ns]);
+      const pid = controller.child.pid ?? 0;
+      try {
+        const created = performance.now();
+        await createPools(stack, ns, POOLS, (i) => ({ function: { name: 'scale-worker' }, queue: `s${r}-${i}`, maxConcurrency: 5, tasksPerInvocation: 1 }));
+        await waitFor(`${POOLS} pools Ready`, async () => (await readyCount(stack, ns)) === POOLS, 600_000, 500);
+        const readySeconds = (performance.now() - created) / 1000;
+        await warmWorkers(stack, 4);
+        await sleep(5_000);
+        const rssReady = await rssMb(pid);
+        const idleCpu = await cpuShare(pid, IDLE_SAMPLE_MS);
+        const since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
+        await db.query(`INSERT INTO ltp.tasks (queue) SELECT 's' || $1 || '-' || g FROM generate_series(0, $2 - 1) g`, [r, POOLS]);
+        const all = await waitFor('every invocation accepted', async () => {
+          const a = await accepted(db, `s${r}-`, since);
+          return a.n >= POOLS ? a : undefined;
+        }, 600_000, 50);
+        await waitFor('every task done', async () => {
+          const left = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE queue LIKE $1 AND status <> 'done'`, [`s${r}-%`]);
+          return left.rows[0]?.n === 0;
+        }, 600_000, 500);
+        const wasted = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue LIKE $1 AND status IN ('succeeded','failed') AND ready_at IS NOT NULL AND tasks_started = 0`,
+          [`s${r}-%`],
+        );
+        const rssAfter = await rssMb(pid);
+        runs.push({ readySeconds, rssReadyMb: rssReady, idleCpuPercent: idleCpu * 100, acceptAllSeconds: all.seconds, rssAfterMb: rssAfter, wasted: wasted.rows[0]?.n ?? 0 });
+        process.stderr.write(`scale: run ${r} ${JSON.stringify(runs.at(-1))}\n`);
+      } finally {
+        await controller.stop();
+      }
+    }
+    const med = (key: string) => round(median(runs.map((x) => x[key] ?? Number.NaN)));
+    result.atPools = {
+      readySeconds: med('readySeconds'), acceptAllSeconds: med('acceptAllSeconds'), idleCpuPercent: med('idleCpuPercent'),
+      rssReadyMb: med('rssReadyMb'), rssAfterMb: med('rssAfterMb'), wastedMax: Math.max(...runs.map((x) => x.wasted ?? 0)), runs,
+    };
+
+    const big: Array<Record<string, number>> = [];
+    for (let r = 1; r <= RUNS && BIG_POOLS > 0; r += 1) {
+      const ns = `scale-big-${r}`;
+      const controller = await controllerFor(stack, [ns]);
+      const pid = controller.child.pid ?? 0;
+      try {
+        const created = performance.now();
+        await createPools(stack, ns, BIG_POOLS, (i) => ({ function: { name: 'scale-worker' }, queue: `b${r}-${i}`, maxConcurrency: 5, tasksPerInvocation: 1 }));
+        await waitFor(`${BIG_POOLS} pools Ready`, async () => (await readyCount(stack, ns)) === BIG_POOLS, 1_800_000, 2_000);
+        const readySeconds = (performance.now() - created) / 1000;
+        await sleep(5_000);
+        big.push({ readySeconds, rssReadyMb: await rssMb(pid), idleCpuPercent: (await cpuShare(pid, IDLE_SAMPLE_MS)) * 100 });
+        process.stderr.write(`scale: big run ${r} ${JSON.stringify(big.at(-1))}\n`);
+      } finally {
+        await controller.stop();
+      }
+    }
+    const bigMed = (key: string) => round(median(big.map((x) => x[key] ?? Number.NaN)));
+    result.atBigPools = { readySeconds: bigMed('readySeconds'), rssReadyMb: bigMed('rssReadyMb'), idleCpuPercent: bigMed('idleCpuPercent'), runs: big };
+
+    // Throughput: scale-noop accepts but never runs (reserved concurrency 0), so the controller alone is measured.
+    const throughput: Array<Record<string, number>> = [];
+    for (let r = 1; r <= RUNS; r += 1) {
+      const raw = await rawAcceptRate(stack);
+      const ns = `scale-tp-${r}`;
+      const controller = await controllerFor(stack, [ns]);
+      try {
+        await createPools(stack, ns, 101, (i) => i === 0
+          ? { function: { name: 'scale-noop' }, queue: `tp${r}-deep`, maxConcurrency: DEEP_BACKLOG, tasksPerInvocation: 1, startTimeoutSeconds: 21_600 }
+          : { function: { name: 'scale-noop' }, queue: `tp${r}-many-${i}`, maxConcurrency: 10, tasksPerInvocation: 1, startTimeoutSeconds: 21_600 });
+        await waitFor('throughput pools Ready', async () => (await readyCount(stack, ns)) === 101, 300_000, 500);
+        let since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
+        await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-deep`, DEEP_BACKLOG]);
+        const deep = await waitFor('the deep backlog accepted', async () => {
+          const a = await accepted(db, `tp${r}-deep`, since);
+          return a.n >= DEEP_BACKLOG ? a : undefined;
+        }, 300_000, 20);
+        since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
+        await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'tp' || $1 || '-many-' || (1 + g % 100) FROM generate_series(0, 999) g`, [r]);
+        const many = await waitFor('100 pools accepted', async () => {
+          const a = await accepted(db, `tp${r}-many-`, since);
+          return a.n >= 1_000 ? a : undefined;
+        }, 300_000, 20);
+        throughput.push({
+          rawAcceptPerSecond: raw,
+          deepPerSecond: deep.n / deep.seconds,
+          manyPerSecond: many.n / many.seconds,
+          deepShare: deep.n / deep.seconds / raw,
+          manyShare: many.n / many.seconds / raw,
+        });
+        process.stderr.write(`scale: throughput run ${r} ${JSON.stringify(throughput.at(-1))}\n`);
+      } finally {
+        await controller.stop();
+      }
+    }
+    const tpMed = (key: string) => round(median(throughput.map((x) => x[key] ?? Number.NaN)));
+    result.throughput = {
+      rawAcceptPerSecond: tpMed('rawAcceptPerSecond'), deepPerSecond: tpMed('deepPerSecond'), manyPerSecond: tpMed('manyPerSecond'),
+      deepShare: tpMed('deepShare'), manyShare: tpMed('manyShare'), runs: throughput,
+    };
+    return result;
+  } finally {
+    invoker.close();
+    await db.end();
+    await stack.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}

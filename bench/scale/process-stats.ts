@@ -1,0 +1,26 @@
+// Resident memory and CPU time of a process, from /proc (Linux).
+import { readFile } from 'node:fs/promises';
+
+/** Resident set size in MB. */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? Number.NaN);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** User + system CPU seconds the process has used so far. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  return ticks / 100; // CLK_TCK is 100 on Linux
+}
+
+/** The share of one core the process used over `ms`. */
+export async function cpuShare(pid: number, ms: number): Promise<number> {
+  const before = await cpuSeconds(pid);
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = await cpuSeconds(pid);
+  return (after - before) / ((performance.now() - started) / 1000);
+}

@@ -1,0 +1,121 @@
+// Everything a dispatch pass reads about one pool, in one round trip: the database clock, its live
+// invocations, the due backlog (bounded), when the next delayed task is due, the latest Invoke rejection,
+// the latest invocations a worker finished, and the tasks still leased by its ended invocations. Every
+// part is bounded by live rows, a limit or a recent window, through the indexes of the migrations.
+import type { InvocationState, LiveInvocationState } from '../api/types.ts';
+import type { Queryable } from './db.ts';
+import type { LiveInvocation, WorkerOutcomeRow } from './invocation-store.ts';
+import type { StrandedLeaseRow } from './task-store.ts';
+
+export interface PoolSnapshot {
+  now: Date;
+  live: LiveInvocation[];
+  backlog: number;
+  nextDueAt?: Date;
+  rejectedAt?: Date;
+  outcomes: WorkerOutcomeRow[];
+  stranded: StrandedLeaseRow[];
+}
+
+export interface SnapshotArgs {
+  poolUid: string;
+  queue: string;
+  /** Count the due backlog no further than this. */
+  backlogLimit: number;
+  /** Whether to look for the next delayed task (only an active pool wakes for one). */
+  withNextDue: boolean;
+  rejectionWithinMs: number;
+  outcomesLimit: number;
+  outcomesWithinSeconds: number;
+  strandedLimit: number;
+}
+
+interface Raw {
+  now: Date;
+  live: Array<{
+    id: number; status: LiveInvocationState; created_at: string; invoke_after: string; heartbeat_at: string | null;
+    heartbeat_timeout_seconds: number; invoke_attempts: number; fn: string; qualifier: string | null; region: string | null;
+  }> | null;
+  backlog: number;
+  next_due: Date | null;
+  rejected_at: Date | null;
+  outcomes: Array<{ finished_at: string; tasks_started: number; code: string | null; message: string | null }> | null;
+  stranded: Array<{
+    id: number; invocation_id: number; attempts: number; max_attempts: number | null; started: boolean; queue: string;
+    status: InvocationState; ever_started: boolean; finished_at: string | null; heartbeat_timeout_seconds: number; max_task_attempts: number;
+    retry_initial_delay_ms: number; retry_max_delay_ms: number;
+  }> | null;
+}
+
+const SNAPSHOT = `
+SELECT now() AS now,
+  (SELECT json_agg(l ORDER BY l.id) FROM (
+     SELECT id, status, created_at, invoke_after, heartbeat_at, heartbeat_timeout_seconds, invoke_attempts,
+            function_name AS fn, function_qualifier AS qualifier, function_region AS region
+       FROM ltp.invocations WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')) l) AS live,
+  (SELECT count(*)::int FROM (
+     SELECT 1 FROM ltp.tasks WHERE queue = $2 AND status = 'created' AND run_after <= now() LIMIT $3) b) AS backlog,
+  CASE WHEN $4::boolean THEN
+    (SELECT min(run_after) FROM ltp.tasks WHERE queue = $2 AND status = 'created' AND run_after > now()) END AS next_due,
+  (SELECT max(finished_at) FROM ltp.invocations
+    WHERE pool_uid = $1 AND finished_at > now() - make_interval(secs => $5::double precision / 1000)
+      AND status = 'failed' AND ready_at IS NULL AND error_code IS NOT NULL) AS rejected_at,
+  (SELECT json_agg(o) FROM (
+     SELECT finished_at, tasks_started, error_code AS code, error_message AS message FROM ltp.invocations
+      WHERE pool_uid = $1 AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL
+        AND finished_at > now() - make_interval(secs => $7)
+      ORDER BY finished_at DESC LIMIT $6) o) AS outcomes,
+  (SELECT json_agg(s ORDER BY s.id) FROM (
+     SELECT t.id, t.invocation_id, t.attempts, t.max_attempts, (t.started_at IS NOT NULL AND t.started_at >= t.leased_at) AS started,
+            t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
+            i.max_task_attempts, i.retry_initial_delay_ms, i.retry_max_delay_ms
+       FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
+      WHERE t.status = 'leased' AND i.pool_uid = $1 AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+      ORDER BY t.id LIMIT $8) s) AS stranded`;
+
+export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promise<PoolSnapshot> {
+  // A named (prepared) statement: Postgres plans it once per connection, not on every pass.
+  const result = await db.query<Raw>({
+    name: 'ltp_pool_snapshot',
+    text: SNAPSHOT,
+    values: [args.poolUid, args.queue, args.backlogLimit, args.withNextDue, args.rejectionWithinMs, args.outcomesLimit, args.outcomesWithinSeconds, args.strandedLimit],
+  });
+  const row = result.rows[0];
+  if (!row) throw new Error('the database returned no snapshot');
+  const date = (text: string) => new Date(text);
+  return {
+    now: row.now,
+    live: (row.live ?? []).map((l) => ({
+      id: l.id,
+      status: l.status,
+      createdAt: date(l.created_at),
+      invokeAfter: date(l.invoke_after),
+      heartbeatAt: l.heartbeat_at === null ? null : date(l.heartbeat_at),
+      heartbeatTimeoutSeconds: l.heartbeat_timeout_seconds,
+      invokeAttempts: l.invoke_attempts,
+      function: { name: l.fn, ...(l.qualifier ? { qualifier: l.qualifier } : {}), ...(l.region ? { region: l.region } : {}) },
+    })),
+    backlog: row.backlog,
+    ...(row.next_due ? { nextDueAt: row.next_due } : {}),
+    ...(row.rejected_at ? { rejectedAt: row.rejected_at } : {}),
+    outcomes: (row.outcomes ?? []).map((o) => ({ finishedAt: date(o.finished_at), tasksStarted: o.tasks_started, code: o.code, message: o.message })),
+    stranded: (row.stranded ?? []).map((s) => ({
+      id: s.id,
+      invocationId: s.invocation_id,
+      attempts: s.attempts,
+      maxAttempts: s.max_attempts,
+      started: s.started,
+      poolUid: args.poolUid,
+      queue: s.queue,
+      invocation: {
+        status: s.status,
+        everStarted: s.ever_started,
+        finishedAt: s.finished_at === null ? null : date(s.finished_at).getTime(),
+        heartbeatTimeoutMs: s.heartbeat_timeout_seconds * 1000,
+        maxTaskAttempts: s.max_task_attempts,
+        retryInitialDelayMs: s.retry_initial_delay_ms,
+        retryMaxDelayMs: s.retry_max_delay_ms,
+      },
+    })),
+  };
+}
