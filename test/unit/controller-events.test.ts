@@ -1,0 +1,49 @@
+// The event recorder's own logic (folding repeats, sending in the background, yielding to dispatch), with
+// a recording stand-in for the API client. The real API server is exercised by the end-to-end tests.
+import { expect } from 'chai';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { EventRecorder } from '../../src/controller/events.ts';
+import { requestOptions } from '../../src/controller/kube.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+
+const POOL = { namespace: 'jobs', name: 'thumbs', uid: 'uid-1' };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function recorder(now: () => number, busy: () => boolean = () => false) {
+  const sent: Array<{ reason: string; message: string }> = [];
+  const core = {
+    createNamespacedEvent: async (req: { body: { reason?: string; message?: string } }) => {
+      sent.push({ reason: req.body.reason ?? '', message: req.body.message ?? '' });
+      return {};
+    },
+  } as unknown as CoreV1Api;
+  return { sent, events: new EventRecorder(core, requestOptions(), silentLogger(), 30_000, now, busy) };
+}
+
+describe('EventRecorder', () => {
+  it('sends the first event of a reason at once and folds repeats within the window into the next one', async () => {
+    let clock = 0;
+    const { sent, events } = recorder(() => clock);
+    events.record(POOL, 'Normal', 'Dispatched', 'invoked 3');
+    events.record(POOL, 'Normal', 'Dispatched', 'invoked 2');
+    events.record(POOL, 'Normal', 'Dispatched', 'invoked 1');
+    clock = 31_000;
+    events.record(POOL, 'Normal', 'Dispatched', 'invoked 4');
+    await events.flush();
+    expect(sent).to.deep.equal([
+      { reason: 'Dispatched', message: 'invoked 3' },
+      { reason: 'Dispatched', message: 'invoked 4 (and 2 similar in the last 31s)' },
+    ]);
+  });
+
+  it('returns at once and sends in the background, holding events back while dispatch is busy', async () => {
+    let busy = true;
+    const { sent, events } = recorder(() => 0, () => busy);
+    events.record(POOL, 'Warning', 'Throttled', 'slow down');
+    await sleep(50);
+    expect(sent).to.deep.equal([]);
+    busy = false;
+    await sleep(300);
+    expect(sent.map((e) => e.reason)).to.deep.equal(['Throttled']);
+  });
+});
