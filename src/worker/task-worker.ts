@@ -3,15 +3,16 @@
 //   start, run the handler, record the outcome -> give back what was not started -> succeeded.
 // A delivery whose claim changes no row is a duplicate, a retry or a late arrival: it touches no task.
 // A worker that cannot renew its heartbeat fences itself (lease-keeper.ts): it stops, and writes nothing.
-import { createLogger, type Logger } from '../ops/logger.ts';
-import { createDb, type Db } from '../store/db.ts';
-import { parseDatabaseUrl } from '../store/database-url.ts';
+import type pg from 'pg';
 import { backoffMs, type BackoffPolicy } from './backoff.ts';
+import { workerPool } from './database.ts';
+import { mismatch, rowFunction, runningFunction } from './function-identity.ts';
+import { jsonLogger, withFields, type WorkerLogger } from './logger.ts';
 import { parseWorkerEvent } from './event.ts';
 import { LeaseKeeper, type StopReason } from './lease-keeper.ts';
 import type { LambdaContextLike, TaskContext, TaskWorkerHandler, TaskWorkerOptions, WorkerSummary } from './types.ts';
 import {
-  claimInvocation, completeTask, failTask, finishInvocation, heartbeat, leaseTasks, releaseUnstarted, startTask,
+  claimInvocation, completeTask, dispatchedFunction, failTask, finishInvocation, heartbeat, leaseTasks, releaseUnstarted, startTask,
   type ClaimedInvocation, type LeasedTask,
 } from './worker-store.ts';
 import { isRetryableWriteError } from './write-errors.ts';
@@ -20,26 +21,6 @@ const DEFAULT_MIN_TIME_TO_START_TASK_MS = 60_000;
 const DEFAULT_STOP_BEFORE_TIMEOUT_MS = 3_000;
 /** Retries of a write that failed (the database is unreachable, or no connection was free). */
 const WRITE_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2_000 };
-
-// Connections are reused across warm invocations of the same function instance.
-const pools = new Map<string, Db>();
-
-function sharedDb(databaseUrl: string | undefined): Db {
-  const target = parseDatabaseUrl(databaseUrl, 'the worker database URL (DATABASE_URL)');
-  let db = pools.get(target.url);
-  if (!db) {
-    db = createDb(target, { max: 3, applicationName: 'lambda-task-pool-worker' });
-    pools.set(target.url, db);
-  }
-  return db;
-}
-
-/** Closes the pooled connections (for tests and graceful shutdowns; Lambda never needs it). */
-export async function closeWorkerConnections(): Promise<void> {
-  const all = [...pools.values()];
-  pools.clear();
-  await Promise.all(all.map((db) => db.end()));
-}
 
 function errorText(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -55,12 +36,24 @@ const RELEASE_REASONS: Record<string, string> = {
 };
 
 export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<P, R>): TaskWorkerHandler {
-  const logger: Logger = options.logger ?? createLogger({ component: 'worker', stream: process.stdout });
+  const base: WorkerLogger = options.logger ?? jsonLogger();
 
   return async function handler(event: unknown, context?: LambdaContextLike): Promise<WorkerSummary> {
     const { invocationId } = parseWorkerEvent(event);
-    const db = sharedDb(options.databaseUrl ?? process.env.DATABASE_URL);
+    const logger = withFields(base, { ...(context?.awsRequestId ? { awsRequestId: context.awsRequestId } : {}) });
+    const db = await workerPool(options.databaseUrl);
     const summary: WorkerSummary = { invocationId, outcome: 'skipped', leased: 0, started: 0, done: 0, failed: 0, retried: 0, released: 0 };
+
+    // A forged or misrouted event (another pool's invocation id, sent to this function) touches nothing.
+    const running = runningFunction(process.env, context?.invokedFunctionArn);
+    if (running) {
+      const row = await dispatchedFunction(db, invocationId);
+      const wrong = row && mismatch(rowFunction(row.functionName, row.functionQualifier), running);
+      if (wrong) {
+        logger.warn('delivery refused: the invocation belongs to another function', { invocation: invocationId, detail: wrong });
+        return { ...summary, reason: 'WrongFunction' };
+      }
+    }
 
     const claimSentAt = performance.now();
     const claim = await claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId });
@@ -78,10 +71,11 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
 }
 
 type Persisted<T> = { ok: true; value: T } | { ok: false };
+type Db = pg.Pool;
 
 /** One claimed invocation, from lease to finish. */
 class InvocationRun<P, R> {
-  private readonly log: Logger;
+  private readonly log: WorkerLogger;
   private readonly keeper: LeaseKeeper;
   private readonly minTimeToStart: number;
   private readonly db: Db;
@@ -96,7 +90,7 @@ class InvocationRun<P, R> {
       context: LambdaContextLike | undefined;
       summary: WorkerSummary;
       claimSentAt: number;
-      logger: Logger;
+      logger: WorkerLogger;
     },
   ) {
     const { invocation, options } = args;
@@ -104,7 +98,7 @@ class InvocationRun<P, R> {
     this.invocation = invocation;
     this.summary = args.summary;
     this.minTimeToStart = options.minTimeToStartTaskMs ?? DEFAULT_MIN_TIME_TO_START_TASK_MS;
-    this.log = args.logger.child({ invocation: invocation.id, queue: invocation.queue });
+    this.log = withFields(args.logger, { invocation: invocation.id, queue: invocation.queue });
     this.keeper = new LeaseKeeper(
       {
         heartbeatTimeoutMs: invocation.heartbeatTimeoutSeconds * 1000,

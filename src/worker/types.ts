@@ -1,5 +1,7 @@
 // What a worker function's `process(task, ctx)` sees.
-import type { Logger } from '../ops/logger.ts';
+import type { Context } from 'aws-lambda';
+import type { DatabaseUrlSource } from './database.ts';
+import type { WorkerLogger } from './logger.ts';
 
 export interface Task<P = unknown> {
   id: number;
@@ -21,26 +23,28 @@ export interface TaskContext {
   signal: AbortSignal;
   /** Milliseconds left before the Lambda function's timeout (Infinity outside Lambda). */
   remainingTimeMs(): number;
-  logger: Logger;
+  /** Lines carry the invocation, the queue and the task. */
+  logger: WorkerLogger;
 }
 
-/** The subset of the Lambda context the worker reads. */
-export interface LambdaContextLike {
-  awsRequestId?: string;
-  getRemainingTimeInMillis?: () => number;
-}
+/** The Lambda context (aws-lambda's Context); the worker reads awsRequestId, invokedFunctionArn and getRemainingTimeInMillis. */
+export type LambdaContextLike = Partial<Context>;
 
 export interface TaskWorkerOptions<P = unknown, R = unknown> {
   process(task: Task<P>, ctx: TaskContext): Promise<R> | R;
-  /** Postgres URL; defaults to the DATABASE_URL environment variable. */
-  databaseUrl?: string;
+  /**
+   * The Postgres URL, or a function that returns it (read from AWS Secrets Manager, or with an RDS IAM
+   * token as its password): it is asked again for every new connection. Defaults to DATABASE_URL.
+   */
+  databaseUrl?: DatabaseUrlSource;
   /** A task is started only while at least this much time remains; the rest are released. Default 60 000. */
   minTimeToStartTaskMs?: number;
   /** Heartbeat period; default a quarter of the pool's heartbeat timeout. */
   heartbeatIntervalMs?: number;
   /** ctx.signal aborts when this little of the function's time is left. Default 3 000, or half of minTimeToStartTaskMs if less. */
   stopBeforeTimeoutMs?: number;
-  logger?: Logger;
+  /** Any logger with info, warn and error (console, Powertools Logger, pino, ...); default JSON lines on stdout. */
+  logger?: WorkerLogger;
 }
 
 /**

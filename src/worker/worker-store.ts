@@ -17,6 +17,15 @@ export interface ClaimedInvocation {
   retryMaxDelayMs: number;
 }
 
+/** The function an invocation row was dispatched to, read before claiming it; undefined when there is no row. */
+export async function dispatchedFunction(db: Queryable, id: number): Promise<{ functionName: string; functionQualifier: string | null } | undefined> {
+  const result = await db.query<{ functionName: string; functionQualifier: string | null }>(
+    `SELECT function_name AS "functionName", function_qualifier AS "functionQualifier" FROM ltp.invocations WHERE id = $1`,
+    [id],
+  );
+  return result.rows[0];
+}
+
 export type ClaimResult =
   | { claimed: true; invocation: ClaimedInvocation }
   | { claimed: false; status: string };

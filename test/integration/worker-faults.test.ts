@@ -114,6 +114,38 @@ describe('worker under faults (real Postgres)', function () {
     }
   });
 
+  it('touches nothing when an event carries the invocation id of another function (forged or misrouted)', async () => {
+    const [id = 0] = await enqueueTasks(t.db, { queue: 'q-forged', payloads: [{}] });
+    const [inv = 0] = await insertInvocations(t.db, { template: template('q-forged', { functionName: 'billing-worker' }), count: 1, invokeAfterMs: 0 });
+    let calls = 0;
+    const handler = taskWorker({ databaseUrl: t.url, logger, process: () => (calls += 1) });
+    process.env.AWS_LAMBDA_FUNCTION_NAME = 'thumbnail-worker';
+    try {
+      const summary = await handler({ invocationId: String(inv) }, { invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:thumbnail-worker' });
+      expect(summary).to.include({ outcome: 'skipped', reason: 'WrongFunction', leased: 0 });
+    } finally {
+      delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+    }
+    expect(calls).to.equal(0);
+    expect(await getInvocation(t.db, inv)).to.include({ status: 'created', deliveries: 0 });
+    expect(await getTask(t.db, id)).to.include({ status: 'created', attempts: 0 });
+  });
+
+  it('takes its database URL from a provider (a secret or an IAM token)', async () => {
+    await enqueueTasks(t.db, { queue: 'q-provider', payloads: [{}] });
+    const [inv = 0] = await insertInvocations(t.db, { template: template('q-provider'), count: 1, invokeAfterMs: 0 });
+    let asked = 0;
+    const provider = async () => {
+      asked += 1;
+      return t.url;
+    };
+    const handler = taskWorker({ databaseUrl: provider, logger, process: () => 'done' });
+    expect(await handler({ invocationId: String(inv) })).to.include({ outcome: 'succeeded', done: 1 });
+    // Asked once for the host and database; node-postgres asks again for the password of every new
+    // connection when the server requests one (the test server trusts loopback, so it never does).
+    expect(asked).to.be.at.least(1);
+  });
+
   it('leases nothing and says why on the row when the function has too little time to start a task', async () => {
     const [id = 0] = await enqueueTasks(t.db, { queue: 'q-short', payloads: [{}] });
     const [inv = 0] = await insertInvocations(t.db, { template: template('q-short'), count: 1, invokeAfterMs: 0 });
