@@ -32,6 +32,8 @@ command -v npm >/dev/null 2>&1 || { log "npm is missing (it fetches node-linux-x
 
 started=$SECONDS
 mkdir -p "$(dirname "$out")"
+# Work folders of builds killed hours ago (a running build's is younger).
+find "$(dirname "$out")" -maxdepth 1 -name 'tmp-*' -type d -mmin +180 -exec rm -rf {} + 2>/dev/null || true
 work="$(mktemp -d "$cache_root/image/base/tmp-XXXXXX")"
 rootfs="$work/rootfs"
 cleanup() {

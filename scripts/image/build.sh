@@ -29,6 +29,8 @@ base_key="$(basename "$base_tar" .tar)"
 base_ref="localhost/lambda-task-pool/node-base:$base_key"
 
 mkdir -p "$image_dir"
+# Work folders of builds killed hours ago (a running build's is younger).
+find "$image_dir" -maxdepth 1 -name 'tmp-*' -type d -mmin +180 -exec rm -rf {} + 2>/dev/null || true
 work="$(mktemp -d "$image_dir/tmp-XXXXXX")"
 store=(--root "$work/storage" --runroot "$work/run" --storage-driver vfs)
 cleanup() {
