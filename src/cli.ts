@@ -9,6 +9,8 @@ import { migrate } from './store/migrate.ts';
 import { enqueueTasks } from './store/task-store.ts';
 import { QUEUE_PATTERN } from './api/types.ts';
 import { DurationError, parseDurationSeconds } from './api/duration.ts';
+import { OPEN_POLICY, parseTenancyPolicy, TenancyPolicyError, type TenancyPolicy } from './api/tenancy.ts';
+import { readFileSync } from 'node:fs';
 
 const USAGE = `lambda-task-pool: run AWS Lambda workers for a PostgreSQL task backlog, exactly.
 
@@ -33,6 +35,9 @@ const CONTROLLER_USAGE = `lambda-task-pool controller [flags]
   --leader-elect               use a Lease so only one replica dispatches
   --lease-namespace NS         namespace of the Lease (env POD_NAMESPACE, default default)
   --workers N                  pools reconciled at once (default 4)
+  --tenancy-policy JSON|@FILE  which functions and queues each namespace may use, and the IAM role that invokes
+                               them (env TENANCY_POLICY; default: no restriction). See the chart's values.yaml.
+  --secret-namespaces A,B      read Secrets (spec.database.secretRef) only in these namespaces (env SECRET_NAMESPACES)
   --retention DURATION         delete finished tasks and invocations older than this, e.g. 7d or 36h; 0 keeps
                                them (env RETENTION; default 7d; a pool may set spec.retentionSeconds)`;
 
@@ -62,6 +67,17 @@ function databaseUrlFrom(flag: string | undefined): string {
   }
 }
 
+function tenancyFrom(text: string | undefined): TenancyPolicy {
+  if (text === undefined || text.trim() === '') return OPEN_POLICY;
+  try {
+    return parseTenancyPolicy(text.startsWith('@') ? readFileSync(text.slice(1), 'utf8') : text);
+  } catch (error) {
+    if (error instanceof TenancyPolicyError) fail(`--tenancy-policy: ${error.message}`);
+    if (error instanceof Error && 'code' in error) fail(`--tenancy-policy: cannot read ${text.slice(1)} (${String(error.code)})`);
+    throw error;
+  }
+}
+
 async function runController(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -77,10 +93,13 @@ async function runController(argv: string[]): Promise<void> {
       'lease-namespace': { type: 'string' },
       workers: { type: 'string' },
       retention: { type: 'string' },
+      'tenancy-policy': { type: 'string' },
+      'secret-namespaces': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
   if (values.help) return void console.log(CONTROLLER_USAGE);
+  const tenancy = tenancyFrom(values['tenancy-policy'] ?? process.env.TENANCY_POLICY);
   const retentionText = values.retention ?? process.env.RETENTION;
   let retentionSeconds: number = CONTROLLER_DEFAULTS.retentionSeconds;
   if (retentionText !== undefined) {
@@ -112,6 +131,8 @@ async function runController(argv: string[]): Promise<void> {
     identity: process.env.POD_NAME ?? defaultIdentity(),
     workers: positiveInt(values.workers, '--workers', CONTROLLER_DEFAULTS.workers),
     retentionSeconds,
+    tenancy,
+    secretNamespaces: list(values['secret-namespaces'] ?? process.env.SECRET_NAMESPACES),
     logger,
   });
   await untilSignal();

@@ -17,6 +17,7 @@ import { StrandedSweeper } from './stranded-sweep.ts';
 import { INVOCATIONS_CHANNEL } from '../store/notifications.ts';
 import { RetentionSweeper } from './retention-sweep.ts';
 import { parsePool } from '../api/parse.ts';
+import { OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
 import { backoffMs } from '../worker/backoff.ts';
 
@@ -29,6 +30,10 @@ export interface ControllerConfig {
   lambdaCredentials?: { accessKeyId: string; secretAccessKey: string };
   namespaces: string[];
   allowedDefaultDbNamespaces: string[];
+  /** Which functions and queues each namespace's pools may use, and the IAM role that invokes them. */
+  tenancy: TenancyPolicy;
+  /** When not empty, Secrets are read only in these namespaces (a pool elsewhere gets SecretNotAllowed). */
+  secretNamespaces: string[];
   metricsHost: string;
   metricsPort: number;
   leaderElect: boolean;
@@ -67,6 +72,8 @@ export const CONTROLLER_DEFAULTS = {
   blockedRetryMs: 15_000,
   strandedSweepMs: 30_000,
   retentionSeconds: 7 * 24 * 3600,
+  tenancy: OPEN_POLICY,
+  secretNamespaces: [] as string[],
   retentionSweepMs: 10 * 60_000,
 } as const;
 
@@ -119,6 +126,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     kube,
     defaultUrl: config.databaseUrl,
     allowedDefaultNamespaces: config.allowedDefaultDbNamespaces,
+    secretNamespaces: config.secretNamespaces,
     logger: log,
     // New work wakes its pool at once; invocation state changes are folded for a moment, so a burst of
     // them (pending, ready, running, succeeded) costs one pass, not one each.
@@ -175,6 +183,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     routes,
     sweeper,
     dispatchBusy,
+    policy: config.tenancy,
     options: {
       reinvokeGraceMs: config.reinvokeGraceMs,
       rejectionBackoffMs: config.rejectionBackoffMs,
@@ -298,6 +307,9 @@ export async function startController(config: ControllerConfig): Promise<Running
     stopped = true;
     await Promise.all(informers.map((i) => i.stop()));
     throw new Error(`could not serve metrics and health on ${config.metricsHost}:${config.metricsPort}: ${String(error)}`);
+  }
+  if (!policyRestricts(config.tenancy)) {
+    log.warn('no tenancy policy: any pool may invoke any function this controller can reach and claim any queue of the default database');
   }
   log.info('controller started', {
     namespaces: config.namespaces.length > 0 ? config.namespaces : 'all',

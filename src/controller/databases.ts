@@ -27,6 +27,8 @@ export interface DatabaseRegistryOptions {
   defaultUrl?: string;
   /** Namespaces whose pools may use the default database; empty means every namespace. */
   allowedDefaultNamespaces: readonly string[];
+  /** Namespaces whose Secrets may be read; empty means every namespace the controller watches. */
+  secretNamespaces?: readonly string[];
   onNotify(databaseKey: string, channel: Channel, payload: string): void;
   /** The listener connected again after losing its connection: notifications may have been missed. */
   onListenerReconnected?(databaseKey: string): void;
@@ -157,6 +159,14 @@ export class DatabaseRegistry {
         };
       }
       return { ok: true, target: this.defaultTarget };
+    }
+    const readable = this.options.secretNamespaces ?? [];
+    if (readable.length > 0 && !readable.includes(ns)) {
+      return {
+        ok: false,
+        reason: Reason.SecretNotAllowed,
+        message: `this controller reads Secrets only in ${readable.join(', ')} (secrets.namespaces); a pool in ${ns} must use the default database`,
+      };
     }
     const secret = await this.options.kube.readSecretKey(ns, ref.name, ref.key);
     if (!secret.found) return { ok: false, reason: Reason.SecretNotFound, message: `Secret ${ns}/${ref.name} was not found` };

@@ -3,6 +3,7 @@
 import { Reason } from '../api/conditions.ts';
 import { parsePool, type ParseResult } from '../api/parse.ts';
 import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
+import { checkPool, type TenancyPolicy } from '../api/tenancy.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -36,6 +37,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   routes: NotificationRoutes;
   sweeper: StrandedSweeper;
+  /** Which functions and queues each namespace's pools may use. */
+  policy: TenancyPolicy;
   /** Whether dispatch passes are waiting: status writes yield to them. */
   dispatchBusy?: () => boolean;
   options: DispatchPassOptions & {
@@ -107,11 +110,19 @@ export class PoolReconciler {
     deps.routes.set(key, { database: databaseKey, queue: pool.spec.queue, uid: pool.meta.uid });
 
     let pass: DispatchPassResult;
-    let conflict: string | undefined;
+    // A pool the tenancy policy refuses, or whose queue another pool holds, dispatches nothing; it still sweeps its own invocations.
+    let refused: { reason: Reason; message: string } | undefined;
+    const verdict = checkPool(deps.policy, {
+      namespace: pool.meta.namespace, functionName: pool.spec.function.name, functionQualifier: pool.spec.function.qualifier,
+      queue: pool.spec.queue, usesDefaultDatabase: pool.spec.database === undefined,
+    });
+    if (!verdict.allowed) refused = { reason: Reason[verdict.reason], message: verdict.message };
     try {
       // A claim this pool holds cannot be taken from it while it exists: it is checked again only now and then.
       const known = this.claimed.get(pool.meta.uid);
-      if (!known || known.database !== databaseKey || known.queue !== pool.spec.queue || Date.now() - known.at > CLAIM_RECHECK_MS) {
+      if (refused) {
+        // A refused pool claims nothing.
+      } else if (!known || known.database !== databaseKey || known.queue !== pool.spec.queue || Date.now() - known.at > CLAIM_RECHECK_MS) {
         const claim = await claimQueue(db, {
           queue: pool.spec.queue,
           pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
@@ -122,12 +133,11 @@ export class PoolReconciler {
           this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, at: Date.now() });
         } else {
           this.claimed.delete(pool.meta.uid);
-          conflict = `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`;
+          refused = { reason: Reason.QueueConflict, message: `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}` };
         }
       }
-      // A pool that may not serve its queue still sweeps its own invocations; it only dispatches nothing.
       pass = await runDispatchPass({
-        db, pool, invoker: deps.invoker, options: deps.options, connectedForMs: connectivity.connectedForMs(), dispatchBlocked: conflict !== undefined,
+        db, pool, invoker: deps.invoker, options: deps.options, connectedForMs: connectivity.connectedForMs(), dispatchBlocked: refused !== undefined,
       });
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
@@ -142,8 +152,8 @@ export class PoolReconciler {
     }
 
     this.report(pool, pass, log);
-    if (conflict) {
-      await this.block({ ok: true, meta: pool.meta, pool }, Reason.QueueConflict, conflict, false);
+    if (refused) {
+      await this.block({ ok: true, meta: pool.meta, pool }, refused.reason, refused.message, false);
       return { requeueAfterMs: deps.options.blockedRetryMs };
     }
     // The status write is not on the dispatch path: it is folded and written by the status queue.

@@ -59,6 +59,7 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
   });
   for (const ns of options.namespaces) await kubectl(['create', 'namespace', ns]);
   const controllerConfig: ControllerConfig = {
+    ...CONTROLLER_DEFAULTS,
     kubeconfig: cp.kubeconfigPath,
     databaseUrl: database.url,
     lambdaEndpoint: lambda.endpoint,
@@ -79,8 +80,6 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     rejectionBackoffMs: 30_000,
     blockedRetryMs: 2_000,
     strandedSweepMs: 2_000,
-    retentionSeconds: CONTROLLER_DEFAULTS.retentionSeconds,
-    retentionSweepMs: CONTROLLER_DEFAULTS.retentionSweepMs,
     logger: logger.child({ component: 'controller' }),
     ...options.controllerOverrides,
   };

@@ -81,6 +81,13 @@ The name of the Secret holding the default database URL, or "" when there is no 
 The RBAC rules the controller needs on LambdaTaskPools, the pool's Secret and events. Used by the
 ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
 */}}
+{{- define "lambda-task-pool.secretRules" -}}
+# A pool's spec.database.secretRef, read by name in the pool's own namespace. Only get: no list, no watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+
 {{- define "lambda-task-pool.rules" -}}
 # Exactly what src/controller calls: pools are read through a watch and patched (finalizer); status is patched.
 - apiGroups: ["lambda.taskpool.io"]
@@ -92,10 +99,6 @@ ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
 - apiGroups: ["lambda.taskpool.io"]
   resources: ["lambdataskpools/finalizers"]
   verbs: ["update"]
-# A pool's spec.database.secretRef, read by name in the pool's own namespace. Only get: no list, no watch.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
 # Events about pools (core/v1 Events, created once each; repeats are folded by the controller).
 - apiGroups: [""]
   resources: ["events"]
