@@ -5,8 +5,9 @@ import { parseDatabaseUrl } from './database-url.ts';
 import { InitialSchema1764201600000 } from './migrations/1764201600000-initial-schema.ts';
 import { FaultTolerance1764288000000 } from './migrations/1764288000000-fault-tolerance.ts';
 import { BoundedHistory1764374400000 } from './migrations/1764374400000-bounded-history.ts';
+import { WorkerFunctions1764460800000 } from './migrations/1764460800000-worker-functions.ts';
 
-export const MIGRATIONS = [InitialSchema1764201600000, FaultTolerance1764288000000, BoundedHistory1764374400000];
+export const MIGRATIONS = [InitialSchema1764201600000, FaultTolerance1764288000000, BoundedHistory1764374400000, WorkerFunctions1764460800000];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 
 export interface MigrationResult {

@@ -146,9 +146,7 @@ class InvocationRun<P, R> {
     const started = new Set<number>();
     try {
       const leaseSentAt = performance.now();
-      const leased = await this.persist('lease', () => this.withClient((client) => leaseTasks(client, {
-        invocationId: invocation.id, queue: invocation.queue, limit: invocation.tasksPerInvocation,
-      })));
+      const leased = await this.persist('lease', () => leaseTasks(this.db, { invocationId: invocation.id }));
       if (!leased.ok) return this.fencedSummary();
       if (leased.value === undefined) {
         summary.outcome = 'stopped';
@@ -274,9 +272,7 @@ class InvocationRun<P, R> {
     }
     const error = outcome.error;
     const retryDelayMs = backoffMs(attempt, { initialMs: invocation.retryInitialDelayMs, maxMs: invocation.retryMaxDelayMs });
-    const failed = await this.persist('fail', () => failTask(this.db, {
-      taskId: task.id, invocationId: invocation.id, error, defaultMaxAttempts: invocation.maxTaskAttempts, retryDelayMs,
-    }));
+    const failed = await this.persist('fail', () => failTask(this.db, { taskId: task.id, invocationId: invocation.id, error, retryDelayMs }));
     if (!failed.ok) return false;
     if (failed.value === 'failed') summary.failed += 1;
     if (failed.value === 'created') summary.retried += 1;
@@ -305,15 +301,6 @@ class InvocationRun<P, R> {
         this.log.warn('database write failed; retrying', { write: what, attempt, retryInMs: waitMs, error: errorText(error) });
         await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
-    }
-  }
-
-  private async withClient<T>(fn: (client: import('pg').PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.db.connect();
-    try {
-      return await fn(client);
-    } finally {
-      client.release();
     }
   }
 

@@ -1,5 +1,7 @@
-// The statements a worker runs (DESIGN.md §4 and §6). Each is one conditional statement, so a stale
-// worker (a duplicate, a late arrival, an invocation the controller ended) changes nothing.
+// The statements a worker runs (DESIGN.md §4 and §6): each calls one of the SECURITY DEFINER functions of
+// the schema (ltp.worker_*), which checks the invocation, and the lease for a task, before it changes
+// anything. A stale worker (a duplicate, a late arrival, an invocation the controller ended) changes
+// nothing, and a database role that may only execute these functions can do nothing else.
 import type pg from 'pg';
 
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
@@ -20,7 +22,7 @@ export interface ClaimedInvocation {
 /** The function an invocation row was dispatched to, read before claiming it; undefined when there is no row. */
 export async function dispatchedFunction(db: Queryable, id: number): Promise<{ functionName: string; functionQualifier: string | null } | undefined> {
   const result = await db.query<{ functionName: string; functionQualifier: string | null }>(
-    `SELECT function_name AS "functionName", function_qualifier AS "functionQualifier" FROM ltp.invocations WHERE id = $1`,
+    `SELECT function_name AS "functionName", function_qualifier AS "functionQualifier" FROM ltp.worker_dispatched_function($1)`,
     [id],
   );
   return result.rows[0];
@@ -35,24 +37,18 @@ export type ClaimResult =
  * a duplicate, a retry of a finished run, or a late arrival; the delivery is still counted.
  */
 export async function claimInvocation(db: Queryable, args: { id: number; requestId?: string }): Promise<ClaimResult> {
-  const claimed = await db.query<ClaimedInvocation>(
-    `UPDATE ltp.invocations
-        SET status = 'ready', ready_at = now(), heartbeat_at = now(), deliveries = deliveries + 1,
-            request_id = COALESCE(request_id, $2)
-      WHERE id = $1 AND status IN ('created', 'pending')
-      RETURNING id, queue, pool_uid AS "poolUid", function_name AS "functionName", function_qualifier AS "functionQualifier",
-                tasks_per_invocation AS "tasksPerInvocation", max_task_attempts AS "maxTaskAttempts",
-                heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds",
-                retry_initial_delay_ms AS "retryInitialDelayMs", retry_max_delay_ms AS "retryMaxDelayMs"`,
+  const result = await db.query<Omit<ClaimedInvocation, 'id'> & { claimed: boolean; status: string }>(
+    `SELECT claimed, status, queue, pool_uid AS "poolUid", function_name AS "functionName", function_qualifier AS "functionQualifier",
+            tasks_per_invocation AS "tasksPerInvocation", max_task_attempts AS "maxTaskAttempts",
+            heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds",
+            retry_initial_delay_ms AS "retryInitialDelayMs", retry_max_delay_ms AS "retryMaxDelayMs"
+       FROM ltp.worker_claim($1, $2)`,
     [args.id, args.requestId ?? null],
   );
-  const row = claimed.rows[0];
-  if (row) return { claimed: true, invocation: row };
-  const seen = await db.query<{ status: string }>(
-    `UPDATE ltp.invocations SET deliveries = deliveries + 1 WHERE id = $1 RETURNING status`,
-    [args.id],
-  );
-  return { claimed: false, status: seen.rows[0]?.status ?? 'missing' };
+  const row = result.rows[0];
+  if (!row || !row.claimed) return { claimed: false, status: row?.status ?? 'missing' };
+  const { claimed: _claimed, status: _status, ...invocation } = row;
+  return { claimed: true, invocation: { id: args.id, ...invocation } };
 }
 
 export interface LeasedTask {
@@ -66,41 +62,19 @@ export interface LeasedTask {
 }
 
 /**
- * Leases up to `limit` due tasks of the queue (FOR UPDATE SKIP LOCKED) and moves the invocation from ready
- * to running, in one transaction. No attempt is counted yet: that happens when a handler starts.
- * Returns undefined when the invocation is no longer ready (the controller ended it): nothing is leased.
+ * Leases up to the invocation's tasksPerInvocation due tasks of its queue and moves it from ready to running,
+ * atomically. No attempt is counted yet: that happens when a handler starts. Returns undefined when the
+ * invocation is no longer ready (the controller ended it): nothing is leased.
  */
-export async function leaseTasks(
-  client: pg.PoolClient,
-  args: { invocationId: number; queue: string; limit: number },
-): Promise<LeasedTask[] | undefined> {
-  await client.query('BEGIN');
-  try {
-    const leased = await client.query<LeasedTask>(
-      `WITH picked AS (
-         SELECT id FROM ltp.tasks
-          WHERE queue = $1 AND status = 'created' AND run_after <= now()
-          ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-       UPDATE ltp.tasks t SET status = 'leased', invocation_id = $2, leased_at = now(), finished_at = NULL
-         FROM picked WHERE t.id = picked.id
-       RETURNING t.id, t.queue, t.payload, t.attempts, t.max_attempts AS "maxAttempts", t.created_at AS "createdAt"`,
-      [args.queue, args.invocationId, args.limit],
-    );
-    const running = await client.query(
-      `UPDATE ltp.invocations SET status = 'running', running_at = now(), heartbeat_at = now(), tasks_leased = $2
-        WHERE id = $1 AND status = 'ready'`,
-      [args.invocationId, leased.rows.length],
-    );
-    if (running.rowCount !== 1) {
-      await client.query('ROLLBACK');
-      return undefined;
-    }
-    await client.query('COMMIT');
-    return leased.rows.sort((a, b) => a.id - b.id);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+export async function leaseTasks(db: Queryable, args: { invocationId: number }): Promise<LeasedTask[] | undefined> {
+  const result = await db.query<{ id: number | null; queue: string; payload: unknown; attempts: number; maxAttempts: number | null; createdAt: Date }>(
+    `SELECT id, queue, payload, attempts, max_attempts AS "maxAttempts", created_at AS "createdAt" FROM ltp.worker_lease($1)`,
+    [args.invocationId],
+  );
+  if (result.rows.length === 0) return undefined;
+  return result.rows
+    .filter((r): r is typeof r & { id: number } => r.id !== null)
+    .sort((a, b) => a.id - b.id);
 }
 
 /**
@@ -109,39 +83,23 @@ export async function leaseTasks(
  * lease is gone or the invocation is no longer running (then the handler must not start).
  */
 export async function startTask(db: Queryable, args: { taskId: number; invocationId: number }): Promise<number | undefined> {
-  const result = await db.query<{ attempts: number | null }>(
-    `WITH started AS (
-       UPDATE ltp.tasks t SET attempts = t.attempts + 1, started_at = clock_timestamp()
-        WHERE t.id = $1 AND t.status = 'leased' AND t.invocation_id = $2
-          AND EXISTS (SELECT 1 FROM ltp.invocations i WHERE i.id = $2 AND i.status = 'running')
-       RETURNING t.attempts),
-     counted AS (
-       UPDATE ltp.invocations SET tasks_started = tasks_started + 1, heartbeat_at = now()
-        WHERE id = $2 AND status = 'running' AND EXISTS (SELECT 1 FROM started)
-       RETURNING id)
-     SELECT (SELECT attempts FROM started) AS attempts, (SELECT count(*) FROM counted) AS counted`,
-    [args.taskId, args.invocationId],
-  );
+  const result = await db.query<{ attempts: number | null }>(`SELECT ltp.worker_start_task($1, $2) AS attempts`, [args.taskId, args.invocationId]);
   return result.rows[0]?.attempts ?? undefined;
 }
 
 /** Renews the heartbeat. Returns false when the invocation is no longer live (terminated or orphaned). */
 export async function heartbeat(db: Queryable, invocationId: number): Promise<boolean> {
-  const result = await db.query(
-    `UPDATE ltp.invocations SET heartbeat_at = now() WHERE id = $1 AND status IN ('ready', 'running')`,
-    [invocationId],
-  );
-  return result.rowCount === 1;
+  const result = await db.query<{ live: boolean }>(`SELECT ltp.worker_heartbeat($1) AS live`, [invocationId]);
+  return result.rows[0]?.live === true;
 }
 
 /** Marks a task done, only while this invocation still holds its lease. */
 export async function completeTask(db: Queryable, args: { taskId: number; invocationId: number; resultJson: string }): Promise<boolean> {
-  const result = await db.query(
-    `UPDATE ltp.tasks SET status = 'done', result = $3::jsonb, last_error = NULL, finished_at = now()
-      WHERE id = $1 AND status = 'leased' AND invocation_id = $2`,
+  const result = await db.query<{ done: boolean }>(
+    `SELECT ltp.worker_complete_task($1, $2, $3::jsonb) AS done`,
     [args.taskId, args.invocationId, args.resultJson],
   );
-  return result.rowCount === 1;
+  return result.rows[0]?.done === true;
 }
 
 /**
@@ -150,31 +108,23 @@ export async function completeTask(db: Queryable, args: { taskId: number; invoca
  */
 export async function failTask(
   db: Queryable,
-  args: { taskId: number; invocationId: number; error: string; defaultMaxAttempts: number; retryDelayMs: number },
+  args: { taskId: number; invocationId: number; error: string; retryDelayMs: number },
 ): Promise<'created' | 'failed' | undefined> {
-  const result = await db.query<{ status: 'created' | 'failed' }>(
-    `UPDATE ltp.tasks
-        SET status = CASE WHEN attempts >= COALESCE(max_attempts, $4) THEN 'failed'::ltp.task_status ELSE 'created'::ltp.task_status END,
-            last_error = $3,
-            run_after = CASE WHEN attempts >= COALESCE(max_attempts, $4) THEN run_after
-                             ELSE now() + make_interval(secs => $5::double precision / 1000) END,
-            finished_at = CASE WHEN attempts >= COALESCE(max_attempts, $4) THEN now() END
-      WHERE id = $1 AND status = 'leased' AND invocation_id = $2
-      RETURNING status`,
-    [args.taskId, args.invocationId, args.error.slice(0, 4000), args.defaultMaxAttempts, args.retryDelayMs],
+  const result = await db.query<{ status: 'created' | 'failed' | null }>(
+    `SELECT ltp.worker_fail_task($1, $2, $3, $4) AS status`,
+    [args.taskId, args.invocationId, args.error, args.retryDelayMs],
   );
-  return result.rows[0]?.status;
+  return result.rows[0]?.status ?? undefined;
 }
 
 /** Gives back leased tasks whose handler never started: they are due again at once and cost no attempt. */
 export async function releaseUnstarted(db: Queryable, args: { taskIds: number[]; invocationId: number; reason: string }): Promise<number> {
   if (args.taskIds.length === 0) return 0;
-  const result = await db.query(
-    `UPDATE ltp.tasks SET status = 'created', last_error = $3
-      WHERE id = ANY($1::bigint[]) AND status = 'leased' AND invocation_id = $2`,
-    [args.taskIds, args.invocationId, args.reason],
+  const result = await db.query<{ n: number }>(
+    `SELECT ltp.worker_release_unstarted($1, $2::bigint[], $3) AS n`,
+    [args.invocationId, args.taskIds, args.reason],
   );
-  return result.rowCount ?? 0;
+  return result.rows[0]?.n ?? 0;
 }
 
 /**
@@ -185,11 +135,9 @@ export async function finishInvocation(
   db: Queryable,
   args: { id: number; outcome: 'succeeded' | 'failed'; code?: string; message?: string },
 ): Promise<boolean> {
-  const from = args.outcome === 'succeeded' ? ['running'] : ['ready', 'running'];
-  const result = await db.query(
-    `UPDATE ltp.invocations SET status = $2::ltp.invocation_status, finished_at = now(), error_code = $4, error_message = $5
-      WHERE id = $1 AND status = ANY($3::ltp.invocation_status[])`,
-    [args.id, args.outcome, from, args.code ?? null, args.message?.slice(0, 2000) ?? null],
+  const result = await db.query<{ finished: boolean }>(
+    `SELECT ltp.worker_finish($1, $2, $3, $4) AS finished`,
+    [args.id, args.outcome, args.code ?? null, args.message ?? null],
   );
-  return result.rowCount === 1;
+  return result.rows[0]?.finished === true;
 }
