@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kubectlApply } from './support.ts';
-import { startLocalStack } from '../src/local/stack.ts';
+import { startLocalStack } from '../dev/src/stack.ts';
 import { silentLogger } from '../src/ops/logger.ts';
 import { createDb } from '../src/store/db.ts';
 

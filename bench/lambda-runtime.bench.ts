@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { startLambdaRuntime } from '../src/local/lambda-runtime/index.ts';
+import { startLambdaRuntime } from '../dev/src/lambda-runtime/index.ts';
 import { silentLogger } from '../src/ops/logger.ts';
 
 const INVOKES_PER_ROUND = 2000;

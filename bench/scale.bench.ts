@@ -22,7 +22,7 @@ import { GROUP, PLURAL, VERSION, type Pool } from '../src/api/types.ts';
 import { runDispatchPass } from '../src/controller/dispatch-pass.ts';
 import { loadKubeConfig } from '../src/controller/kube.ts';
 import { createInvoker } from '../src/lambda/invoker.ts';
-import { startLocalStack, type LocalStack } from '../src/local/stack.ts';
+import { startLocalStack, type LocalStack } from '../dev/src/stack.ts';
 import { silentLogger } from '../src/ops/logger.ts';
 import { createDb, type Db } from '../src/store/db.ts';
 import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/store/invocation-store.ts';

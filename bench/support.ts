@@ -2,7 +2,7 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../src/api/types.ts';
 import { loadKubeConfig } from '../src/controller/kube.ts';
-import type { LocalStack } from '../src/local/stack.ts';
+import type { LocalStack } from '../dev/src/stack.ts';
 
 export async function kubectlApply(
   stack: LocalStack,

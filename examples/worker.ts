@@ -1,7 +1,7 @@
 // An example worker function: it "renders a thumbnail" by sleeping for the payload's `ms` (default 2000).
 // The local stack registers it as `thumbnail-worker`; on AWS, bundle it with your own code and deploy it
 // as a Node.js Lambda function whose handler is `worker.handler`, with DATABASE_URL in its environment.
-import { taskWorker } from '../src/worker/index.ts';
+import { taskWorker } from '@lambda-task-pool/worker';
 
 interface ThumbnailJob {
   image?: string;

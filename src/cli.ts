@@ -187,40 +187,22 @@ async function runEnqueue(argv: string[]): Promise<void> {
   }
 }
 
+/** The module of the development tools, loaded only for `local up` (it ships with the source repository only). */
+const DEV_TOOLS = '@lambda-task-pool/dev-tools';
+
+interface DevTools {
+  runLocalCommand(argv: string[]): Promise<void>;
+}
+
 async function runLocal(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'up') fail('usage: lambda-task-pool local up --state-dir DIR [--function NAME=PATH[#export]]... [--lambda-config FILE] [--no-controller]');
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      'state-dir': { type: 'string' },
-      function: { type: 'string', multiple: true },
-      'lambda-config': { type: 'string' },
-      'no-controller': { type: 'boolean' },
-      'postgres-engine': { type: 'string' },
-    },
-  });
-  const stateDir = values['state-dir'] ?? fail('--state-dir is required');
-  const engine = values['postgres-engine'];
-  if (engine !== undefined && engine !== 'auto' && engine !== 'debian' && engine !== 'embedded') fail('--postgres-engine must be auto, debian or embedded');
-  const logger = createLogger();
-  const { startLocalStack } = await import('./local/stack.ts');
-  const stack = await startLocalStack({
-    stateDir,
-    functions: values.function,
-    lambdaConfigFile: values['lambda-config'],
-    controller: !values['no-controller'],
-    postgresEngine: engine,
-    logger,
-  });
-  console.log(`local stack ready: kube-apiserver ${stack.controlPlane.version} at ${stack.controlPlane.server}, postgres ${stack.postgres.version} (${stack.postgres.engine}), lambda runtime at ${stack.lambda.endpoint}${stack.controller ? `, controller metrics on 127.0.0.1:${stack.controller.healthPort}` : ', no controller'}`);
-  console.log(`  source ${stack.envPath}    # KUBECONFIG, DATABASE_URL, AWS_ENDPOINT_URL_LAMBDA, ...`);
-  console.log('  kubectl apply -f examples/pool.yaml && kubectl get ltp');
-  console.log('Press Ctrl-C to stop everything.');
-  await untilSignal();
-  console.log('stopping the local stack');
-  await stack.stop();
-  console.log('local stack stopped');
+  // A variable specifier: the package compiles and installs without the development tools.
+  const devTools = (await import(DEV_TOOLS).catch((error: unknown) => {
+    if (error instanceof Error && 'code' in error && (error.code === 'ERR_MODULE_NOT_FOUND' || error.code === 'MODULE_NOT_FOUND')) {
+      fail('local up needs the development tools, which come with the source repository only: clone it, then run npm ci && npm run local');
+    }
+    throw error;
+  })) as DevTools;
+  await devTools.runLocalCommand(argv);
 }
 
 function untilSignal(): Promise<NodeJS.Signals> {

@@ -19,7 +19,7 @@ import { RetentionSweeper } from './retention-sweep.ts';
 import { parsePool } from '../api/parse.ts';
 import { OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
-import { backoffMs } from '../worker/backoff.ts';
+import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
 export interface ControllerConfig {
   kubeconfig?: string;
@@ -118,9 +118,12 @@ export async function startController(config: ControllerConfig): Promise<Running
     allKeys: () => informers.flatMap((i) => i.list().map(keyOf)),
   };
 
+  // Assigned once, below; the callbacks wired before that reach it through the variable.
+  // eslint-disable-next-line prefer-const
   let queue: WorkQueue | undefined;
   const enqueue = (key: string) => queue?.add(key);
 
+  // eslint-disable-next-line prefer-const
   let sweeper: StrandedSweeper | undefined;
   const databases = new DatabaseRegistry({
     kube,
@@ -306,7 +309,7 @@ export async function startController(config: ControllerConfig): Promise<Running
   } catch (error) {
     stopped = true;
     await Promise.all(informers.map((i) => i.stop()));
-    throw new Error(`could not serve metrics and health on ${config.metricsHost}:${config.metricsPort}: ${String(error)}`);
+    throw new Error(`could not serve metrics and health on ${config.metricsHost}:${config.metricsPort}: ${String(error)}`, { cause: error });
   }
   if (!policyRestricts(config.tenancy)) {
     log.warn('no tenancy policy: any pool may invoke any function this controller can reach and claim any queue of the default database');

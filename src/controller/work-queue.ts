@@ -2,7 +2,7 @@
 // two workers at once, and a key that changes while it is being processed runs again afterwards.
 // Failed keys come back with per-key exponential backoff with jitter (so that pools failing together do
 // not retry in lockstep); delays and randomness are injected so tests can drive them.
-import { backoffMs } from '../worker/backoff.ts';
+import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
 export interface WorkQueueOptions {
   workers: number;

@@ -4,7 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { FunctionRef } from '../api/types.ts';
-import { workerEventPayload } from '../worker/event.ts';
+import { workerEventPayload } from '@lambda-task-pool/worker/protocol';
 import { classifyInvokeError, type InvokeFailure } from './errors.ts';
 
 export type InvokeResult =

@@ -2,7 +2,7 @@
 // source is injected. Each row backs off by its own count of attempts, with jitter, so that many rows
 // and many pools never retry in lockstep.
 import type { InvokeFailure } from '../lambda/errors.ts';
-import { backoffMs, type BackoffPolicy } from '../worker/backoff.ts';
+import { backoffMs, type BackoffPolicy } from '@lambda-task-pool/worker/protocol';
 
 export const THROTTLE_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000 };
 export const TRANSIENT_BACKOFF: BackoffPolicy = { initialMs: 2_000, maxMs: 60_000 };

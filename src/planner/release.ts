@@ -1,7 +1,7 @@
 // What becomes of the tasks still leased by invocations that have ended. Pure: the caller passes the
 // rows, `now` (the database clock) and a random source for the retry jitter.
 import type { InvocationState } from '../api/types.ts';
-import { backoffMs } from '../worker/backoff.ts';
+import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
 export interface StrandedLease {
   id: number;

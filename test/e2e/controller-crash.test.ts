@@ -2,7 +2,7 @@
 // dispatching and started again: nothing is lost and nothing is dispatched twice.
 import type { ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
-import { waitForExit } from '../../src/local/processes.ts';
+import { waitForExit } from '../../dev/src/processes.ts';
 import { startControllerProcess as startProcess } from '../support/controller-process.ts';
 import { insertInvocations } from '../../src/store/invocation-store.ts';
 import { countTasksByState, enqueueTasks } from '../../src/store/task-store.ts';

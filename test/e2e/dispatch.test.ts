@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { enqueueTasks, countTasksByState } from '../../src/store/task-store.ts';
 import { kubectl, sharedControlPlane } from '../support/kube.ts';
-import { installCrd } from '../../src/local/crd.ts';
+import { installCrd } from '../../dev/src/crd.ts';
 import { loadKubeConfig } from '../../src/controller/kube.ts';
 import { applyPool, condition, E2E_WORKER, eventually, getPool, maxConcurrentLive, startSystem, type TestSystem } from '../support/system.ts';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import pg from 'pg';
-import { startTcpProxy, type TcpProxy } from '../../src/local/tcp-proxy.ts';
+import { startTcpProxy, type TcpProxy } from '../../dev/src/tcp-proxy.ts';
 import { countTasksByState, enqueueTasks } from '../../src/store/task-store.ts';
 import { executions, overlappingExecutions, peakLiveByPool, readJournal } from '../support/journal.ts';
 import { kubectl } from '../support/kube.ts';

@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { expect } from 'chai';
 import { silentLogger } from '../../src/ops/logger.ts';
-import { type FunctionRegistration, type LambdaRuntime, startLambdaRuntime } from '../../src/local/lambda-runtime/index.ts';
+import { type FunctionRegistration, type LambdaRuntime, startLambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -458,7 +458,7 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
     // A separate Node process starts a runtime with queued, delayed and running work, stops it, and must
     // then exit on its own: no timer, socket or child process may be left.
     const script = `
-      import { startLambdaRuntime } from ${JSON.stringify(path.join(root, 'src/local/lambda-runtime/index.ts'))};
+      import { startLambdaRuntime } from ${JSON.stringify(path.join(root, 'dev/src/lambda-runtime/index.ts'))};
       import { silentLogger } from ${JSON.stringify(path.join(root, 'src/ops/logger.ts'))};
       import { LambdaClient, InvokeCommand } from '@aws-sdk/client-lambda';
       const rt = await startLambdaRuntime({ logger: silentLogger(), functions: [

@@ -8,11 +8,11 @@ import { expect } from 'chai';
 import type { Pool, PoolSpec } from '../../src/api/types.ts';
 import { runDispatchPass, templateFor, type DispatchPassOptions, type DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
 import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
-import { type FunctionRegistration, type LambdaRuntime, startLambdaRuntime } from '../../src/local/lambda-runtime/index.ts';
+import { type FunctionRegistration, type LambdaRuntime, startLambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
 import { endInvocations, getInvocation, insertInvocations, loadLiveInvocations } from '../../src/store/invocation-store.ts';
 import { countTasksByState, enqueueTasks } from '../../src/store/task-store.ts';
-import { workerEventPayload } from '../../src/worker/event.ts';
+import { workerEventPayload } from '../../packages/worker/src/event.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

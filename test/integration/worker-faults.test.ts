@@ -2,10 +2,10 @@
 // test controls), a completion write that fails, too little time to start, delayed tasks and retries.
 import { expect } from 'chai';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
-import { taskWorker, closeWorkerConnections } from '../../src/worker/index.ts';
+import { taskWorker, closeWorkerConnections } from '../../packages/worker/src/index.ts';
 import { insertInvocations, getInvocation, type InvocationTemplate } from '../../src/store/invocation-store.ts';
 import { countBacklog, enqueueTasks, getTask, nextDueAt } from '../../src/store/task-store.ts';
-import { startTcpProxy, type TcpProxy } from '../../src/local/tcp-proxy.ts';
+import { startTcpProxy, type TcpProxy } from '../../dev/src/tcp-proxy.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
 
 const template = (queue: string, overrides: Partial<InvocationTemplate> = {}): InvocationTemplate => ({

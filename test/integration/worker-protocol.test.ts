@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
-import { taskWorker, closeWorkerConnections, WorkerEventError } from '../../src/worker/index.ts';
+import { taskWorker, closeWorkerConnections, WorkerEventError } from '../../packages/worker/src/index.ts';
 import { insertInvocations, endInvocations, getInvocation, type InvocationTemplate } from '../../src/store/invocation-store.ts';
 import { enqueueTasks, getTask, countTasksByState } from '../../src/store/task-store.ts';
 import { migrate } from '../../src/store/migrate.ts';

@@ -2,9 +2,9 @@
 // and the soak that kill it, or outlive an API server, and judge it from outside.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { REPO_ROOT } from '../../src/local/binaries.ts';
-import { freePort } from '../../src/local/ports.ts';
-import { killOnExit, waitForExit } from '../../src/local/processes.ts';
+import { REPO_ROOT } from '../../dev/src/binaries.ts';
+import { freePort } from '../../dev/src/ports.ts';
+import { killOnExit, waitForExit } from '../../dev/src/processes.ts';
 
 export interface ControllerProcessOptions {
   kubeconfig: string;

@@ -1,8 +1,8 @@
 // One real kube-apiserver + etcd per test run, started on first use, with the CRD installed.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startControlPlane, type ControlPlane } from '../../src/local/control-plane.ts';
-import { installCrd } from '../../src/local/crd.ts';
+import { startControlPlane, type ControlPlane } from '../../dev/src/control-plane.ts';
+import { installCrd } from '../../dev/src/crd.ts';
 import { loadKubeConfig } from '../../src/controller/kube.ts';
 import { registerTeardown } from './teardown.ts';
 
@@ -16,7 +16,7 @@ export function sharedControlPlane(): Promise<ControlPlane> {
       try {
         cp = await startControlPlane();
       } catch (error) {
-        throw new Error(`the tests need a real kube-apiserver and etcd (built from Go modules by test/env/build-binaries.sh), and they could not start: ${String(error)}`);
+        throw new Error(`the tests need a real kube-apiserver and etcd (built from Go modules by test/env/build-binaries.sh), and they could not start: ${String(error)}`, { cause: error });
       }
       registerTeardown(() => cp.stop());
       await installCrd(loadKubeConfig(cp.kubeconfigPath));

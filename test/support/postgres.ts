@@ -1,6 +1,6 @@
 // One real Postgres server per test run, started on first use; each suite gets a fresh, migrated database.
 import pg from 'pg';
-import { startPostgres, type PostgresServer } from '../../src/local/postgres.ts';
+import { startPostgres, type PostgresServer } from '../../dev/src/postgres.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { createDb, type Db } from '../../src/store/db.ts';
 import { registerTeardown } from './teardown.ts';

@@ -11,8 +11,8 @@ import {
   loadLambdaConfig,
   parseFunctionFlag,
   parseLambdaConfig,
-} from '../../src/local/lambda-runtime/index.ts';
-import { resolveFunctionConfig } from '../../src/local/lambda-runtime/config.ts';
+} from '../../dev/src/lambda-runtime/index.ts';
+import { resolveFunctionConfig } from '../../dev/src/lambda-runtime/config.ts';
 
 function errorOf(run: () => unknown): LambdaConfigError {
   try {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { AsyncQueue } from '../../src/local/lambda-runtime/async-queue.ts';
-import type { AsyncSettings } from '../../src/local/lambda-runtime/config.ts';
-import { DEFAULT_ASYNC_SETTINGS } from '../../src/local/lambda-runtime/config.ts';
+import { AsyncQueue } from '../../dev/src/lambda-runtime/async-queue.ts';
+import type { AsyncSettings } from '../../dev/src/lambda-runtime/config.ts';
+import { DEFAULT_ASYNC_SETTINGS } from '../../dev/src/lambda-runtime/config.ts';
 import {
   decideAfterFailure,
   decideThrottle,
@@ -9,8 +9,8 @@ import {
   eventExpiresAt,
   planEvent,
   sampleDelay,
-} from '../../src/local/lambda-runtime/delivery-policy.ts';
-import { mulberry32, randomFor } from '../../src/local/lambda-runtime/random.ts';
+} from '../../dev/src/lambda-runtime/delivery-policy.ts';
+import { mulberry32, randomFor } from '../../dev/src/lambda-runtime/random.ts';
 
 function settings(overrides: Partial<AsyncSettings>): AsyncSettings {
   return { ...DEFAULT_ASYNC_SETTINGS, ...overrides };

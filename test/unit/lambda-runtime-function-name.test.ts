@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { LambdaApiError } from '../../src/local/lambda-runtime/errors.ts';
-import { functionArn, resolveFunctionTarget } from '../../src/local/lambda-runtime/function-name.ts';
+import { LambdaApiError } from '../../dev/src/lambda-runtime/errors.ts';
+import { functionArn, resolveFunctionTarget } from '../../dev/src/lambda-runtime/function-name.ts';
 
 const scope = { region: 'us-east-1', accountId: '123456789012' };
 

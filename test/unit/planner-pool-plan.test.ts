@@ -1,9 +1,7 @@
 import { expect } from 'chai';
 import { liveRows } from './planner-rows.ts';
-import type { LiveInvocationState } from '../../src/api/types.ts';
 import type { LiveCounts } from '../../src/planner/dispatch.ts';
 import { DEFAULT_PLAN_LIMITS, planPool, planPoolDispatch, planPoolSweep, type PoolPlanInput, type PoolPlanLimits } from '../../src/planner/pool-plan.ts';
-import type { LiveInvocationView } from '../../src/planner/sweep.ts';
 
 const NOW = 5_000_000;
 const START = 60_000;

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { liveRows } from './planner-rows.ts';
-import type { LiveInvocationState } from '../../src/api/types.ts';
-import { planSweep, type LiveInvocationView, type SweepDecision, type SweepInput } from '../../src/planner/sweep.ts';
+import { planSweep, type SweepDecision, type SweepInput } from '../../src/planner/sweep.ts';
 
 const NOW = 1_000_000;
 const START = 10_000; // startTimeoutMs

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { backoffMs } from '../../src/worker/backoff.ts';
+import { backoffMs } from '../../packages/worker/src/backoff.ts';
 import { invokeRetryDelayMs } from '../../src/planner/invoke-retry.ts';
 
 describe('backoffMs', () => {

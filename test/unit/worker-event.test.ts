@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseWorkerEvent, WorkerEventError, workerEventPayload } from '../../src/worker/event.ts';
+import { parseWorkerEvent, WorkerEventError, workerEventPayload } from '../../packages/worker/src/event.ts';
 
 describe('worker events', () => {
   const ids = [1, 42, 1_000_000_007, Number.MAX_SAFE_INTEGER];

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mismatch, rowFunction, runningFunction } from '../../src/worker/function-identity.ts';
+import { mismatch, rowFunction, runningFunction } from '../../packages/worker/src/function-identity.ts';
 
 describe('the function an invocation row names, against the running function', () => {
   const rows: Array<[string, string | null, { name: string; qualifier?: string }]> = [

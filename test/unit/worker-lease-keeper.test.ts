@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { LeaseKeeper, defaultFenceMarginMs, type StopReason } from '../../src/worker/lease-keeper.ts';
+import { LeaseKeeper, defaultFenceMarginMs, type StopReason } from '../../packages/worker/src/lease-keeper.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,5 +1,5 @@
-// The only place the node test reaches into the local development tools (today src/local; DESIGN §11 moves
+// The only place the node test reaches into the local development tools (dev/src; DESIGN §11 keeps
 // them to a dev-tools folder). Repoint these lines when they move.
-export { freePort } from '../../../src/local/ports.ts';
-export { killOnExit, waitForExit } from '../../../src/local/processes.ts';
-export { startLambdaRuntime, type LambdaRuntime } from '../../../src/local/lambda-runtime/index.ts';
+export { freePort } from '../../../dev/src/ports.ts';
+export { killOnExit, waitForExit } from '../../../dev/src/processes.ts';
+export { startLambdaRuntime, type LambdaRuntime } from '../../../dev/src/lambda-runtime/index.ts';

@@ -250,7 +250,7 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
     try {
       await stop();
     } catch (cleanupError) {
-      throw new Error(`${String(error)}\n(and cleaning up failed too: ${String(cleanupError)})`);
+      throw new Error(`${String(error)}\n(and cleaning up failed too: ${String(cleanupError)})`, { cause: cleanupError });
     }
     throw error;
   }

@@ -2,7 +2,7 @@
 // event queues and their scheduler, execution slots (reserved and runtime-wide concurrency), and the record
 // of every event. HTTP lives in server.ts; decisions live in delivery-policy.ts; processes in process-pool.ts.
 import { existsSync } from 'node:fs';
-import type { Logger } from '../../ops/logger.ts';
+import type { Logger } from '../../../src/ops/logger.ts';
 import { AsyncQueue, type PendingDelivery } from './async-queue.ts';
 import { type FunctionRegistration, type LambdaFunctionConfig, LambdaConfigError, parseHandlerSpec, resolveFunctionConfig } from './config.ts';
 import { decideAfterFailure, decideThrottle, DUPLICATE_CRASH_SLOT, eventExpiresAt, planEvent, THROTTLE_RETRY_AFTER_SECONDS } from './delivery-policy.ts';

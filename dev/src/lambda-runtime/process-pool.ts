@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Logger } from '../../ops/logger.ts';
+import type { Logger } from '../../../src/ops/logger.ts';
 import { type LambdaFunctionConfig, parseHandlerSpec } from './config.ts';
 import type { AccountScope } from './function-name.ts';
 import { type ErrorDetails, type HostMessage, type InvokeMessage, isHostMessage } from './host-protocol.ts';

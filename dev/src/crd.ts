@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiextensionsV1Api, CustomObjectsApi, loadYaml, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { apiStatus } from '../controller/kube.ts';
+import { apiStatus } from '../../src/controller/kube.ts';
 import { REPO_ROOT } from './binaries.ts';
 
 export const CRD_FILE = path.join(REPO_ROOT, 'crds', 'lambdataskpools.yaml');

@@ -2,10 +2,10 @@
 // Lambda runtime running worker functions, and the controller. The CLI's `local up` and the tests use it.
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startController, CONTROLLER_DEFAULTS, type RunningController } from '../controller/controller.ts';
-import { loadKubeConfig } from '../controller/kube.ts';
-import type { Logger } from '../ops/logger.ts';
-import { migrate } from '../store/migrate.ts';
+import { startController, CONTROLLER_DEFAULTS, type RunningController } from '../../src/controller/controller.ts';
+import { loadKubeConfig } from '../../src/controller/kube.ts';
+import type { Logger } from '../../src/ops/logger.ts';
+import { migrate } from '../../src/store/migrate.ts';
 import { REPO_ROOT, ensureBinaries } from './binaries.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { installCrd } from './crd.ts';

@@ -2,7 +2,7 @@
 // running handlers in real Node processes with Lambda's asynchronous-invocation semantics and switchable
 // faults. See docs/lambda-runtime.md.
 import { randomInt } from 'node:crypto';
-import { createLogger, type Logger } from '../../ops/logger.ts';
+import { createLogger, type Logger } from '../../../src/ops/logger.ts';
 import { type FunctionRegistration, type LambdaFunctionConfig, LambdaConfigError } from './config.ts';
 import type { LogLine } from './log-sink.ts';
 import { DEFAULT_CONCURRENCY_LIMIT, LambdaEngine } from './runtime.ts';

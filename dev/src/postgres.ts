@@ -133,7 +133,7 @@ async function startDebian(binDir: string, options: PostgresOptions): Promise<Ru
       await run(path.join(binDir, 'initdb'), ['-D', dirs.data, '-U', USER, '--auth=trust', '--encoding=UTF8', '--no-sync'], owner, log);
     } catch (error) {
       if (owner && /Permission denied/.test(String(error))) {
-        throw new Error(`the "${USER}" user cannot reach ${dirs.data}: every directory above it must be traversable by others (mode 0755)`);
+        throw new Error(`the "${USER}" user cannot reach ${dirs.data}: every directory above it must be traversable by others (mode 0755)`, { cause: error });
       }
       throw error;
     }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { Logger } from '../../ops/logger.ts';
+import type { Logger } from '../../../src/ops/logger.ts';
 import { type LambdaFunctionConfig, parseHandlerSpec } from './config.ts';
 import { errorResponse, LambdaApiError } from './errors.ts';
 import { type AccountScope, functionArn, resolveFunctionTarget } from './function-name.ts';
