@@ -26,38 +26,63 @@ export default tseslint.config(
   {
     files: ['src/planner/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: IO, message: 'src/planner is pure decision logic: no I/O module (DESIGN.md §7).' },
-          { group: ['../store/*', '../controller/*', '../lambda/invoker*', '../ops/*'], message: 'src/planner may import only pure modules.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: IO, message: 'src/planner is pure decision logic: no I/O module (DESIGN.md §7).' },
+            {
+              group: ['../store/*', '../controller/*', '../lambda/invoker*', '../ops/*'],
+              message: 'src/planner may import only pure modules.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['packages/worker/src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['**/src/controller/*', '**/src/store/*', '**/src/ops/*', '**/src/api/*', '../../../src/*', '../../src/*'], message: 'The worker SDK imports nothing from the controller.' },
-          { group: ['**/dev/*', '@lambda-task-pool/dev-tools'], message: 'The worker SDK imports nothing from the development tools.' },
-          { group: ['winston', 'typeorm', 'prom-client', '@aws-sdk/*', '@kubernetes/*', 'undici'], message: 'The worker SDK depends on pg alone.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/src/controller/*', '**/src/store/*', '**/src/ops/*', '**/src/api/*', '../../../src/*', '../../src/*'],
+              message: 'The worker SDK imports nothing from the controller.',
+            },
+            { group: ['**/dev/*', '@lambda-task-pool/dev-tools'], message: 'The worker SDK imports nothing from the development tools.' },
+            {
+              group: ['winston', 'typeorm', 'prom-client', '@aws-sdk/*', '@kubernetes/*', 'undici'],
+              message: 'The worker SDK depends on pg alone.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ group: ['**/dev/src/*', '**/dev/src/**', '@lambda-task-pool/dev-tools'], message: 'The product never imports the development tools (dev/): they do not ship.' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/dev/src/*', '**/dev/src/**', '@lambda-task-pool/dev-tools'],
+              message: 'The product never imports the development tools (dev/): they do not ship.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly' } },
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly' },
+    },
   },
   { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
 );

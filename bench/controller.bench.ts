@@ -51,14 +51,23 @@ export async function run(): Promise<Record<string, number | string>> {
       });
       reactions.push(row.ms);
       // Finish the task, then retire the invocation, so the next sample starts from an idle pool.
-      await db.query(`UPDATE ltp.tasks SET status = 'leased', invocation_id = (SELECT max(id) FROM ltp.invocations WHERE queue = 'react') WHERE id = $1`, [taskId]);
+      await db.query(
+        `UPDATE ltp.tasks SET status = 'leased', invocation_id = (SELECT max(id) FROM ltp.invocations WHERE queue = 'react') WHERE id = $1`,
+        [taskId],
+      );
       await db.query(`UPDATE ltp.tasks SET status = 'done', finished_at = now() WHERE id = $1`, [taskId]);
       await db.query(`UPDATE ltp.invocations SET status = 'terminated', finished_at = now() WHERE queue = 'react' AND status = 'pending'`);
     }
     reactions.sort((a, b) => a - b);
 
     // Throughput: a backlog far beyond one pass's reach, all invocations allowed at once.
-    await kubectlApply(stack, { name: 'flood', queue: 'flood', maxConcurrency: THROUGHPUT_BACKLOG, tasksPerInvocation: 1, startTimeoutSeconds: 3600 });
+    await kubectlApply(stack, {
+      name: 'flood',
+      queue: 'flood',
+      maxConcurrency: THROUGHPUT_BACKLOG,
+      tasksPerInvocation: 1,
+      startTimeoutSeconds: 3600,
+    });
     await waitFor(async () => (await db.query(`SELECT count(*)::int AS n FROM ltp.queue_claims WHERE queue = 'flood'`)).rows[0].n === 1);
     await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'flood' FROM generate_series(1, $1)`, [THROUGHPUT_BACKLOG]);
     const span = await waitFor(async () => {

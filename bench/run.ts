@@ -20,7 +20,9 @@ for (const file of files) {
 await mkdir(path.join(here, 'results'), { recursive: true });
 const out = path.join(here, 'results', 'latest.json');
 // A run of some benchmarks keeps the others' last figures (each with its own date).
-const previous = await readFile(out, 'utf8').then((text) => JSON.parse(text) as { results?: Record<string, unknown> }).catch(() => ({ results: {} }));
+const previous = await readFile(out, 'utf8')
+  .then((text) => JSON.parse(text) as { results?: Record<string, unknown> })
+  .catch(() => ({ results: {} }));
 const at = new Date().toISOString();
 for (const name of Object.keys(results)) results[name] = { at, ...(results[name] as object) };
 const report = {

@@ -45,7 +45,7 @@ const DEEP_BACKLOG = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? Number.NaN : sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+  return sorted.length === 0 ? Number.NaN : (sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN);
 };
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
@@ -63,7 +63,10 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined | fal
 async function passAndStatusMs(db: Db, pool: Pool, invoker: ReturnType<typeof createInvoker>): Promise<number> {
   const started = performance.now();
   const pass = await runDispatchPass({
-    db, pool, invoker, connectedForMs: Number.POSITIVE_INFINITY,
+    db,
+    pool,
+    invoker,
+    connectedForMs: Number.POSITIVE_INFINITY,
     options: { reinvokeGraceMs: 3_600_000, rejectionBackoffMs: 60_000, limits: { resyncMs: 600_000, minRequeueMs: 200 } },
   });
   await Promise.all([
@@ -86,8 +89,15 @@ function historyPool(): Pool {
     meta: { namespace: 'scale-history', name: 'history', uid: 'history-uid', generation: 1, finalizers: [] },
     status: {},
     spec: {
-      function: { name: 'scale-noop' }, queue: 'history', maxConcurrency: 10, tasksPerInvocation: 3, startTimeoutSeconds: 21_600,
-      heartbeatTimeoutSeconds: 3_600, maxTaskAttempts: 3, retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 }, suspend: false,
+      function: { name: 'scale-noop' },
+      queue: 'history',
+      maxConcurrency: 10,
+      tasksPerInvocation: 3,
+      startTimeoutSeconds: 21_600,
+      heartbeatTimeoutSeconds: 3_600,
+      maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
+      suspend: false,
     },
   };
 }
@@ -106,7 +116,8 @@ async function seedHistory(db: Db, tasks: number, invocations: number): Promise<
       [Math.min(chunk, invocations - done)],
     );
   }
-  const firstInvocation = (await db.query<{ id: number }>(`SELECT min(id) AS id FROM ltp.invocations WHERE pool_uid = 'history-uid'`)).rows[0]?.id ?? 0;
+  const firstInvocation =
+    (await db.query<{ id: number }>(`SELECT min(id) AS id FROM ltp.invocations WHERE pool_uid = 'history-uid'`)).rows[0]?.id ?? 0;
   for (let done = 0; done < tasks; done += chunk) {
     await db.query(
       `INSERT INTO ltp.tasks (queue, payload, status, attempts, invocation_id, created_at, leased_at, started_at, finished_at, result)
@@ -116,27 +127,43 @@ async function seedHistory(db: Db, tasks: number, invocations: number): Promise<
       [Math.min(chunk, tasks - done), firstInvocation, Math.max(1, invocations), done],
     );
   }
-  await db.query(`INSERT INTO ltp.queue_totals (queue, done) VALUES ('history', $1) ON CONFLICT (queue) DO UPDATE SET done = excluded.done`, [tasks]);
-  await db.query(`INSERT INTO ltp.pool_totals (pool_uid, succeeded) VALUES ('history-uid', $1) ON CONFLICT (pool_uid) DO UPDATE SET succeeded = excluded.succeeded`, [invocations]);
+  await db.query(
+    `INSERT INTO ltp.queue_totals (queue, done) VALUES ('history', $1) ON CONFLICT (queue) DO UPDATE SET done = excluded.done`,
+    [tasks],
+  );
+  await db.query(
+    `INSERT INTO ltp.pool_totals (pool_uid, succeeded) VALUES ('history-uid', $1) ON CONFLICT (pool_uid) DO UPDATE SET succeeded = excluded.succeeded`,
+    [invocations],
+  );
   await db.query('ANALYZE ltp.tasks');
   await db.query('ANALYZE ltp.invocations');
   return (performance.now() - started) / 1000;
 }
 
-async function createPools(stack: LocalStack, namespace: string, count: number, spec: (i: number) => Record<string, unknown>): Promise<void> {
+async function createPools(
+  stack: LocalStack,
+  namespace: string,
+  count: number,
+  spec: (i: number) => Record<string, unknown>,
+): Promise<void> {
   const kc = loadKubeConfig(stack.kubeconfigPath);
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
   const api = kc.makeApiClient(CustomObjectsApi);
   let next = 0;
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (next < count) {
-      const i = next++;
-      await api.createNamespacedCustomObject({
-        group: GROUP, version: VERSION, plural: PLURAL, namespace,
-        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'LambdaTaskPool', metadata: { name: `p${i}` }, spec: spec(i) },
-      });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < count) {
+        const i = next++;
+        await api.createNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          namespace,
+          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'LambdaTaskPool', metadata: { name: `p${i}` }, spec: spec(i) },
+        });
+      }
+    }),
+  );
 }
 
 async function readyCount(stack: LocalStack, namespace: string): Promise<number> {
@@ -149,9 +176,17 @@ async function readyCount(stack: LocalStack, namespace: string): Promise<number>
 
 async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<ControllerProcess> {
   // The compiled controller, as the image runs it (npm run build first).
-  return startControllerProcess({
-    kubeconfig: stack.kubeconfigPath, databaseUrl: stack.databaseUrl, lambdaEndpoint: stack.lambda.endpoint, namespaces, logLevel: 'warn', compiled: true,
-  }, 120_000);
+  return startControllerProcess(
+    {
+      kubeconfig: stack.kubeconfigPath,
+      databaseUrl: stack.databaseUrl,
+      lambdaEndpoint: stack.lambda.endpoint,
+      namespaces,
+      logLevel: 'warn',
+      compiled: true,
+    },
+    120_000,
+  );
 }
 
 /** Invocations of the given queues that Lambda accepted, and the span from `since` to the last acceptance. */
@@ -166,14 +201,20 @@ async function accepted(db: Db, queuePrefix: string, since: Date): Promise<{ n: 
 
 async function rawAcceptRate(stack: LocalStack): Promise<number> {
   const client = new LambdaClient({
-    endpoint: stack.lambda.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1,
+    endpoint: stack.lambda.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    maxAttempts: 1,
   });
   try {
     const send = async (count: number) => {
       let next = 0;
-      await Promise.all(Array.from({ length: 32 }, async () => {
-        while (next++ < count) await client.send(new InvokeCommand({ FunctionName: 'scale-noop', InvocationType: 'Event', Payload: '{}' }));
-      }));
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next++ < count)
+            await client.send(new InvokeCommand({ FunctionName: 'scale-noop', InvocationType: 'Event', Payload: '{}' }));
+        }),
+      );
     };
     await send(200);
     const started = performance.now();
@@ -186,46 +227,89 @@ async function rawAcceptRate(stack: LocalStack): Promise<number> {
 
 /** Starts `count` warm worker processes, so that cold starts do not compete with what is measured. */
 async function warmWorkers(stack: LocalStack, count: number): Promise<void> {
-  const client = new LambdaClient({ endpoint: stack.lambda.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+  const client = new LambdaClient({
+    endpoint: stack.lambda.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    maxAttempts: 1,
+  });
   try {
     // An invocation id with no row: the worker skips it, touching nothing.
-    await Promise.all(Array.from({ length: count }, () =>
-      client.send(new InvokeCommand({ FunctionName: 'scale-worker', Payload: JSON.stringify({ invocationId: '999999999999' }) }))));
+    await Promise.all(
+      Array.from({ length: count }, () =>
+        client.send(new InvokeCommand({ FunctionName: 'scale-worker', Payload: JSON.stringify({ invocationId: '999999999999' }) })),
+      ),
+    );
   } finally {
     client.destroy();
   }
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  await execFileAsync('bash', [path.join(here, '..', 'scripts', 'with-node24.sh'), 'tsc', '-p', path.join(here, '..', 'tsconfig.build.json')]);
+  await execFileAsync('bash', [
+    path.join(here, '..', 'scripts', 'with-node24.sh'),
+    'tsc',
+    '-p',
+    path.join(here, '..', 'tsconfig.build.json'),
+  ]);
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'ltp-scale-'));
   const lambdaConfig = path.join(stateDir, 'lambda.yaml');
-  await writeFile(lambdaConfig, [
-    'concurrencyLimit: 4',
-    'functions:',
-    '  scale-worker:',
-    `    handler: ${path.join(FIXTURES, 'quick-worker.ts')}#handler`,
-    '    environment: { LTP_LOG_LEVEL: error }',
-    '  scale-noop:',
-    `    handler: ${path.join(FIXTURES, 'noop.ts')}#handler`,
-    '    reservedConcurrency: 0',
-    '',
-  ].join('\n'));
+  await writeFile(
+    lambdaConfig,
+    [
+      'concurrencyLimit: 4',
+      'functions:',
+      '  scale-worker:',
+      `    handler: ${path.join(FIXTURES, 'quick-worker.ts')}#handler`,
+      '    environment: { LTP_LOG_LEVEL: error }',
+      '  scale-noop:',
+      `    handler: ${path.join(FIXTURES, 'noop.ts')}#handler`,
+      '    reservedConcurrency: 0',
+      '',
+    ].join('\n'),
+  );
   const stack = await startLocalStack({ stateDir, lambdaConfigFile: lambdaConfig, logger: silentLogger(), controller: false });
   const db = createDb(stack.databaseUrl, { max: 4, applicationName: 'ltp-bench' });
-  const invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint: stack.lambda.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-  const result: Record<string, unknown> = { pools: POOLS, bigPools: BIG_POOLS, runs: RUNS, historyTasks: HISTORY_TASKS, historyInvocations: HISTORY_INVOCATIONS };
+  const invoker = createInvoker({
+    defaultRegion: 'us-east-1',
+    endpoint: stack.lambda.endpoint,
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
+  const result: Record<string, unknown> = {
+    pools: POOLS,
+    bigPools: BIG_POOLS,
+    runs: RUNS,
+    historyTasks: HISTORY_TASKS,
+    historyInvocations: HISTORY_INVOCATIONS,
+  };
   try {
     // Pass time, empty database vs history in place. The pool has live work to plan: queued invocations
     // (scale-noop runs nothing: reserved concurrency 0) and a backlog.
     const pool = historyPool();
     await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'history' FROM generate_series(1, 50)`);
-    await insertInvocations(db, { template: { pool: { namespace: 'scale-history', name: 'history', uid: 'history-uid' }, queue: 'history', functionName: 'scale-noop',
-      tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 3600, retryInitialDelayMs: 10_000, retryMaxDelayMs: 600_000 }, count: 10, invokeAfterMs: 3_600_000 });
+    await insertInvocations(db, {
+      template: {
+        pool: { namespace: 'scale-history', name: 'history', uid: 'history-uid' },
+        queue: 'history',
+        functionName: 'scale-noop',
+        tasksPerInvocation: 3,
+        maxTaskAttempts: 3,
+        heartbeatTimeoutSeconds: 3600,
+        retryInitialDelayMs: 10_000,
+        retryMaxDelayMs: 600_000,
+      },
+      count: 10,
+      invokeAfterMs: 3_600_000,
+    });
     const emptyMs = await passTimes(db, pool, invoker);
     const seedSeconds = await seedHistory(db, HISTORY_TASKS, HISTORY_INVOCATIONS);
     const historyMs = await passTimes(db, pool, invoker);
-    result.passTime = { emptyMs: round(emptyMs), withHistoryMs: round(historyMs), ratio: round(historyMs / emptyMs), seedSeconds: round(seedSeconds, 0) };
+    result.passTime = {
+      emptyMs: round(emptyMs),
+      withHistoryMs: round(historyMs),
+      ratio: round(historyMs / emptyMs),
+      seedSeconds: round(seedSeconds, 0),
+    };
     process.stderr.write(`scale: pass time ${JSON.stringify(result.passTime)}\n`);
 
     const runs: Array<Record<string, number>> = [];
@@ -235,7 +319,12 @@ export async function run(): Promise<Record<string, unknown>> {
       const pid = controller.child.pid ?? 0;
       try {
         const created = performance.now();
-        await createPools(stack, ns, POOLS, (i) => ({ function: { name: 'scale-worker' }, queue: `s${r}-${i}`, maxConcurrency: 5, tasksPerInvocation: 1 }));
+        await createPools(stack, ns, POOLS, (i) => ({
+          function: { name: 'scale-worker' },
+          queue: `s${r}-${i}`,
+          maxConcurrency: 5,
+          tasksPerInvocation: 1,
+        }));
         await waitFor(`${POOLS} pools Ready`, async () => (await readyCount(stack, ns)) === POOLS, 600_000, 500);
         const readySeconds = (performance.now() - created) / 1000;
         await warmWorkers(stack, 4);
@@ -244,20 +333,40 @@ export async function run(): Promise<Record<string, unknown>> {
         const idleCpu = await cpuShare(pid, IDLE_SAMPLE_MS);
         const since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
         await db.query(`INSERT INTO ltp.tasks (queue) SELECT 's' || $1 || '-' || g FROM generate_series(0, $2 - 1) g`, [r, POOLS]);
-        const all = await waitFor('every invocation accepted', async () => {
-          const a = await accepted(db, `s${r}-`, since);
-          return a.n >= POOLS ? a : undefined;
-        }, 600_000, 50);
-        await waitFor('every task done', async () => {
-          const left = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE queue LIKE $1 AND status <> 'done'`, [`s${r}-%`]);
-          return left.rows[0]?.n === 0;
-        }, 600_000, 500);
+        const all = await waitFor(
+          'every invocation accepted',
+          async () => {
+            const a = await accepted(db, `s${r}-`, since);
+            return a.n >= POOLS ? a : undefined;
+          },
+          600_000,
+          50,
+        );
+        await waitFor(
+          'every task done',
+          async () => {
+            const left = await db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM ltp.tasks WHERE queue LIKE $1 AND status <> 'done'`,
+              [`s${r}-%`],
+            );
+            return left.rows[0]?.n === 0;
+          },
+          600_000,
+          500,
+        );
         const wasted = await db.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue LIKE $1 AND status IN ('succeeded','failed') AND ready_at IS NOT NULL AND tasks_started = 0`,
           [`s${r}-%`],
         );
         const rssAfter = await rssMb(pid);
-        runs.push({ readySeconds, rssReadyMb: rssReady, idleCpuPercent: idleCpu * 100, acceptAllSeconds: all.seconds, rssAfterMb: rssAfter, wasted: wasted.rows[0]?.n ?? 0 });
+        runs.push({
+          readySeconds,
+          rssReadyMb: rssReady,
+          idleCpuPercent: idleCpu * 100,
+          acceptAllSeconds: all.seconds,
+          rssAfterMb: rssAfter,
+          wasted: wasted.rows[0]?.n ?? 0,
+        });
         process.stderr.write(`scale: run ${r} ${JSON.stringify(runs.at(-1))}\n`);
       } finally {
         await controller.stop();
@@ -265,8 +374,13 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     const med = (key: string) => round(median(runs.map((x) => x[key] ?? Number.NaN)));
     result.atPools = {
-      readySeconds: med('readySeconds'), acceptAllSeconds: med('acceptAllSeconds'), idleCpuPercent: med('idleCpuPercent'),
-      rssReadyMb: med('rssReadyMb'), rssAfterMb: med('rssAfterMb'), wastedMax: Math.max(...runs.map((x) => x.wasted ?? 0)), runs,
+      readySeconds: med('readySeconds'),
+      acceptAllSeconds: med('acceptAllSeconds'),
+      idleCpuPercent: med('idleCpuPercent'),
+      rssReadyMb: med('rssReadyMb'),
+      rssAfterMb: med('rssAfterMb'),
+      wastedMax: Math.max(...runs.map((x) => x.wasted ?? 0)),
+      runs,
     };
 
     const big: Array<Record<string, number>> = [];
@@ -276,7 +390,12 @@ export async function run(): Promise<Record<string, unknown>> {
       const pid = controller.child.pid ?? 0;
       try {
         const created = performance.now();
-        await createPools(stack, ns, BIG_POOLS, (i) => ({ function: { name: 'scale-worker' }, queue: `b${r}-${i}`, maxConcurrency: 5, tasksPerInvocation: 1 }));
+        await createPools(stack, ns, BIG_POOLS, (i) => ({
+          function: { name: 'scale-worker' },
+          queue: `b${r}-${i}`,
+          maxConcurrency: 5,
+          tasksPerInvocation: 1,
+        }));
         await waitFor(`${BIG_POOLS} pools Ready`, async () => (await readyCount(stack, ns)) === BIG_POOLS, 1_800_000, 2_000);
         const readySeconds = (performance.now() - created) / 1000;
         await sleep(5_000);
@@ -287,7 +406,12 @@ export async function run(): Promise<Record<string, unknown>> {
       }
     }
     const bigMed = (key: string) => round(median(big.map((x) => x[key] ?? Number.NaN)));
-    result.atBigPools = { readySeconds: bigMed('readySeconds'), rssReadyMb: bigMed('rssReadyMb'), idleCpuPercent: bigMed('idleCpuPercent'), runs: big };
+    result.atBigPools = {
+      readySeconds: bigMed('readySeconds'),
+      rssReadyMb: bigMed('rssReadyMb'),
+      idleCpuPercent: bigMed('idleCpuPercent'),
+      runs: big,
+    };
 
     // Throughput: scale-noop accepts but never runs (reserved concurrency 0), so the controller alone is measured.
     const throughput: Array<Record<string, number>> = [];
@@ -296,22 +420,46 @@ export async function run(): Promise<Record<string, unknown>> {
       const ns = `scale-tp-${r}`;
       const controller = await controllerFor(stack, [ns]);
       try {
-        await createPools(stack, ns, 101, (i) => i === 0
-          ? { function: { name: 'scale-noop' }, queue: `tp${r}-deep`, maxConcurrency: DEEP_BACKLOG, tasksPerInvocation: 1, startTimeoutSeconds: 21_600 }
-          : { function: { name: 'scale-noop' }, queue: `tp${r}-many-${i}`, maxConcurrency: 10, tasksPerInvocation: 1, startTimeoutSeconds: 21_600 });
+        await createPools(stack, ns, 101, (i) =>
+          i === 0
+            ? {
+                function: { name: 'scale-noop' },
+                queue: `tp${r}-deep`,
+                maxConcurrency: DEEP_BACKLOG,
+                tasksPerInvocation: 1,
+                startTimeoutSeconds: 21_600,
+              }
+            : {
+                function: { name: 'scale-noop' },
+                queue: `tp${r}-many-${i}`,
+                maxConcurrency: 10,
+                tasksPerInvocation: 1,
+                startTimeoutSeconds: 21_600,
+              },
+        );
         await waitFor('throughput pools Ready', async () => (await readyCount(stack, ns)) === 101, 300_000, 500);
         let since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
         await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-deep`, DEEP_BACKLOG]);
-        const deep = await waitFor('the deep backlog accepted', async () => {
-          const a = await accepted(db, `tp${r}-deep`, since);
-          return a.n >= DEEP_BACKLOG ? a : undefined;
-        }, 300_000, 20);
+        const deep = await waitFor(
+          'the deep backlog accepted',
+          async () => {
+            const a = await accepted(db, `tp${r}-deep`, since);
+            return a.n >= DEEP_BACKLOG ? a : undefined;
+          },
+          300_000,
+          20,
+        );
         since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
         await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'tp' || $1 || '-many-' || (1 + g % 100) FROM generate_series(0, 999) g`, [r]);
-        const many = await waitFor('100 pools accepted', async () => {
-          const a = await accepted(db, `tp${r}-many-`, since);
-          return a.n >= 1_000 ? a : undefined;
-        }, 300_000, 20);
+        const many = await waitFor(
+          '100 pools accepted',
+          async () => {
+            const a = await accepted(db, `tp${r}-many-`, since);
+            return a.n >= 1_000 ? a : undefined;
+          },
+          300_000,
+          20,
+        );
         throughput.push({
           rawAcceptPerSecond: raw,
           deepPerSecond: deep.n / deep.seconds,
@@ -326,8 +474,12 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     const tpMed = (key: string) => round(median(throughput.map((x) => x[key] ?? Number.NaN)));
     result.throughput = {
-      rawAcceptPerSecond: tpMed('rawAcceptPerSecond'), deepPerSecond: tpMed('deepPerSecond'), manyPerSecond: tpMed('manyPerSecond'),
-      deepShare: tpMed('deepShare'), manyShare: tpMed('manyShare'), runs: throughput,
+      rawAcceptPerSecond: tpMed('rawAcceptPerSecond'),
+      deepPerSecond: tpMed('deepPerSecond'),
+      manyPerSecond: tpMed('manyPerSecond'),
+      deepShare: tpMed('deepShare'),
+      manyShare: tpMed('manyShare'),
+      runs: throughput,
     };
     return result;
   } finally {

@@ -6,7 +6,14 @@ import type { LocalStack } from '../dev/src/stack.ts';
 
 export async function kubectlApply(
   stack: LocalStack,
-  pool: { name: string; queue: string; maxConcurrency: number; tasksPerInvocation: number; startTimeoutSeconds: number; functionName?: string },
+  pool: {
+    name: string;
+    queue: string;
+    maxConcurrency: number;
+    tasksPerInvocation: number;
+    startTimeoutSeconds: number;
+    functionName?: string;
+  },
 ): Promise<void> {
   const api = loadKubeConfig(stack.kubeconfigPath).makeApiClient(CustomObjectsApi);
   await api.createNamespacedCustomObject({

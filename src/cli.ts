@@ -42,7 +42,10 @@ const CONTROLLER_USAGE = `lambda-task-pool controller [flags]
                                them (env RETENTION; default 7d; a pool may set spec.retentionSeconds)`;
 
 function list(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function fail(message: string): never {
@@ -111,11 +114,13 @@ async function runController(argv: string[]): Promise<void> {
     }
   }
   const logger = createLogger({ component: 'controller' });
-  const databaseUrl = values['database-url'] !== undefined || process.env.DATABASE_URL ? databaseUrlFrom(values['database-url']) : undefined;
+  const databaseUrl =
+    values['database-url'] !== undefined || process.env.DATABASE_URL ? databaseUrlFrom(values['database-url']) : undefined;
   if (!databaseUrl) logger.warn('no default database: only pools with spec.database.secretRef can run');
   const [host, portText] = (values['metrics-addr'] ?? ':8080').split(/:(?=[^:]*$)/);
   const port = Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`--metrics-addr must be HOST:PORT or :PORT (got ${JSON.stringify(values['metrics-addr'])})`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    fail(`--metrics-addr must be HOST:PORT or :PORT (got ${JSON.stringify(values['metrics-addr'])})`);
   const controller = await startController({
     ...CONTROLLER_DEFAULTS,
     kubeconfig: values.kubeconfig,

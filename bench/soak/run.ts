@@ -9,7 +9,12 @@ import { FULL_SOAK, SMALL_SOAK, runSoak } from './soak.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const config = process.argv.includes('--small') ? SMALL_SOAK : FULL_SOAK;
 const report = await runSoak(config, (line) => process.stderr.write(`soak: ${line}\n`));
-const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+const machine = {
+  cpus: os.cpus().length,
+  model: os.cpus()[0]?.model,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+};
 const results = path.join(here, '..', 'results');
 await mkdir(results, { recursive: true });
 await writeFile(path.join(results, 'soak.json'), `${JSON.stringify({ ...report, machine }, null, 2)}\n`);

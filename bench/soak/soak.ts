@@ -77,7 +77,10 @@ export const FULL_SOAK: SoakConfig = {
   taskMs: { min: 50, max: 400 },
   produceOverMs: 120_000,
   faults: {
-    duplicateRate: 0.05, dropRate: 0.01, throttleRate: 0.05, crashRate: 0.02,
+    duplicateRate: 0.05,
+    dropRate: 0.01,
+    throttleRate: 0.05,
+    crashRate: 0.02,
     controllerKillEveryMs: 20_000,
     postgresFreeze: { atMs: 15_000, forMs: 14_000 },
     workerPartition: { atMs: 45_000, forMs: 14_000 },
@@ -178,12 +181,19 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
 
     for (const p of pools) {
       const manifest = {
-        apiVersion: 'lambda.taskpool.io/v1alpha1', kind: 'LambdaTaskPool', metadata: { name: p.name, namespace: NS },
+        apiVersion: 'lambda.taskpool.io/v1alpha1',
+        kind: 'LambdaTaskPool',
+        metadata: { name: p.name, namespace: NS },
         spec: {
-          function: { name: p.name }, queue: p.name, maxConcurrency: config.maxConcurrency, tasksPerInvocation: config.tasksPerInvocation,
-          heartbeatTimeoutSeconds: config.heartbeatTimeoutSeconds, startTimeoutSeconds: config.startTimeoutSeconds,
+          function: { name: p.name },
+          queue: p.name,
+          maxConcurrency: config.maxConcurrency,
+          tasksPerInvocation: config.tasksPerInvocation,
+          heartbeatTimeoutSeconds: config.heartbeatTimeoutSeconds,
+          startTimeoutSeconds: config.startTimeoutSeconds,
           // Crashes and fences use attempts; the soak's handler itself never fails, so no task may end failed.
-          maxTaskAttempts: 20, retry: { initialDelaySeconds: 1, maxDelaySeconds: 5 },
+          maxTaskAttempts: 20,
+          retry: { initialDelaySeconds: 1, maxDelaySeconds: 5 },
         },
       };
       const child = execFile(cp.binaries.kubectl, ['--kubeconfig', cp.kubeconfigPath, 'apply', '-f', '-']);
@@ -195,10 +205,17 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
     let controller: ControllerProcess | undefined;
     let kills = 0;
     const startOne = async () => {
-      controller = await startControllerProcess({
-        kubeconfig: cp.kubeconfigPath, databaseUrl: pg.url, lambdaEndpoint: lambda.endpoint, namespaces: [NS],
-        leaderElect: { leaseNamespace: NS, identity: 'soak-controller' }, logLevel: 'warn',
-      }, 120_000);
+      controller = await startControllerProcess(
+        {
+          kubeconfig: cp.kubeconfigPath,
+          databaseUrl: pg.url,
+          lambdaEndpoint: lambda.endpoint,
+          namespaces: [NS],
+          leaderElect: { leaseNamespace: NS, identity: 'soak-controller' },
+          logLevel: 'warn',
+        },
+        120_000,
+      );
     };
     await startOne();
     cleanups.push(async () => controller?.stop());
@@ -207,18 +224,36 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
     const at = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, t0 + ms - Date.now())));
     let stopFaults = false;
     const faults: Array<Promise<void>> = [];
-    const windowed = (name: string, w: FaultWindow, on: () => void, off: () => void) => faults.push((async () => {
-      await at(w.atMs);
-      if (stopFaults) return;
-      log(`fault: ${name} for ${w.forMs / 1000} s`);
-      on();
-      await at(w.atMs + w.forMs);
-      off();
-      log(`fault over: ${name}`);
-    })());
-    windowed('Postgres frozen', config.faults.postgresFreeze, () => pg.freeze(), () => pg.thaw());
-    windowed(`${pools.at(-1)?.name} workers cut off from Postgres`, config.faults.workerPartition, () => proxy.partition(), () => proxy.heal('resume'));
-    windowed('kube-apiserver frozen', config.faults.apiServerFreeze, () => cp.freezeApiServer(), () => cp.thawApiServer());
+    const windowed = (name: string, w: FaultWindow, on: () => void, off: () => void) =>
+      faults.push(
+        (async () => {
+          await at(w.atMs);
+          if (stopFaults) return;
+          log(`fault: ${name} for ${w.forMs / 1000} s`);
+          on();
+          await at(w.atMs + w.forMs);
+          off();
+          log(`fault over: ${name}`);
+        })(),
+      );
+    windowed(
+      'Postgres frozen',
+      config.faults.postgresFreeze,
+      () => pg.freeze(),
+      () => pg.thaw(),
+    );
+    windowed(
+      `${pools.at(-1)?.name} workers cut off from Postgres`,
+      config.faults.workerPartition,
+      () => proxy.partition(),
+      () => proxy.heal('resume'),
+    );
+    windowed(
+      'kube-apiserver frozen',
+      config.faults.apiServerFreeze,
+      () => cp.freezeApiServer(),
+      () => cp.thawApiServer(),
+    );
     cleanups.push(async () => {
       pg.thaw();
       cp.thawApiServer();
@@ -233,14 +268,16 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
         await at(tick * 1_000);
         const each = Math.floor((config.tasksPerPool * (tick + 1)) / ticks) - Math.floor((config.tasksPerPool * tick) / ticks);
         for (const p of pools) {
-          await db.query(
-            `INSERT INTO ltp.tasks (queue, payload)
+          await db
+            .query(
+              `INSERT INTO ltp.tasks (queue, payload)
              SELECT $1, jsonb_build_object('ms', $2 + floor(random() * $3)::int) FROM generate_series(1, $4)`,
-            [p.name, config.taskMs.min, config.taskMs.max - config.taskMs.min, each],
-          ).catch(async (error: unknown) => {
-            // Postgres may be frozen: the producer waits like any producer would, then inserts.
-            log(`producer: ${String(error)}`);
-          });
+              [p.name, config.taskMs.min, config.taskMs.max - config.taskMs.min, each],
+            )
+            .catch(async (error: unknown) => {
+              // Postgres may be frozen: the producer waits like any producer would, then inserts.
+              log(`producer: ${String(error)}`);
+            });
         }
         produced += each * pools.length;
       }
@@ -264,7 +301,12 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
     const deadline = t0 + config.deadlineMs;
     for (;;) {
       const left = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE status <> 'done'`)).rows[0]?.n ?? 0;
-      const live = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.invocations WHERE status IN ('created','pending','ready','running')`)).rows[0]?.n ?? 0;
+      const live =
+        (
+          await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ltp.invocations WHERE status IN ('created','pending','ready','running')`,
+          )
+        ).rows[0]?.n ?? 0;
       if ((left === 0 && live === 0) || Date.now() > deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }

@@ -63,11 +63,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     { name: 'developer', token: randomBytes(24).toString('hex'), groups: ['developers'] },
   ];
   const tokenFile = path.join(certDir, 'tokens.csv');
-  await writeFile(
-    tokenFile,
-    users.map((u) => `${u.token},${u.name},${u.name},"${u.groups.join(',')}"`).join('\n') + '\n',
-    { mode: 0o600 },
-  );
+  await writeFile(tokenFile, users.map((u) => `${u.token},${u.name},${u.name},"${u.groups.join(',')}"`).join('\n') + '\n', { mode: 0o600 });
 
   const children: ChildProcess[] = [];
   const forgets: Array<() => void> = [];
@@ -87,10 +83,15 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const etcd = spawn(
       binaries.etcd,
       [
-        '--name=default', `--data-dir=${etcdDir}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`, `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=default=http://127.0.0.1:${peerPort}`, '--unsafe-no-fsync=true', '--log-level=warn',
+        '--name=default',
+        `--data-dir=${etcdDir}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync=true',
+        '--log-level=warn',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -138,7 +139,15 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       if (apiserver.exitCode === null && apiserver.signalCode === null) apiserver.kill(signal);
     };
     return {
-      server, kubeconfigPath, kubeconfig, adminToken: admin.token, caData, binaries, version, kubeconfigFor, stop,
+      server,
+      kubeconfigPath,
+      kubeconfig,
+      adminToken: admin.token,
+      caData,
+      binaries,
+      version,
+      kubeconfigFor,
+      stop,
       freezeApiServer: () => signalApiServer('SIGSTOP'),
       thawApiServer: () => signalApiServer('SIGCONT'),
       async stopApiServer() {

@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../../src/ops/logger.ts';
 import { startLocalStack } from './stack.ts';
 
-const USAGE = 'usage: lambda-task-pool local up --state-dir DIR [--function NAME=PATH[#export]]... [--lambda-config FILE] [--no-controller] [--postgres-engine auto|debian|embedded]';
+const USAGE =
+  'usage: lambda-task-pool local up --state-dir DIR [--function NAME=PATH[#export]]... [--lambda-config FILE] [--no-controller] [--postgres-engine auto|debian|embedded]';
 
 function fail(message: string): never {
   process.stderr.write(`lambda-task-pool: ${message}\n`);
@@ -25,7 +26,8 @@ export async function runLocalCommand(argv: string[]): Promise<void> {
   });
   const stateDir = values['state-dir'] ?? fail('--state-dir is required');
   const engine = values['postgres-engine'];
-  if (engine !== undefined && engine !== 'auto' && engine !== 'debian' && engine !== 'embedded') fail('--postgres-engine must be auto, debian or embedded');
+  if (engine !== undefined && engine !== 'auto' && engine !== 'debian' && engine !== 'embedded')
+    fail('--postgres-engine must be auto, debian or embedded');
   const logger = createLogger();
   const stack = await startLocalStack({
     stateDir,
@@ -35,7 +37,9 @@ export async function runLocalCommand(argv: string[]): Promise<void> {
     postgresEngine: engine,
     logger,
   });
-  console.log(`local stack ready: kube-apiserver ${stack.controlPlane.version} at ${stack.controlPlane.server}, postgres ${stack.postgres.version} (${stack.postgres.engine}), lambda runtime at ${stack.lambda.endpoint}${stack.controller ? `, controller metrics on 127.0.0.1:${stack.controller.healthPort}` : ', no controller'}`);
+  console.log(
+    `local stack ready: kube-apiserver ${stack.controlPlane.version} at ${stack.controlPlane.server}, postgres ${stack.postgres.version} (${stack.postgres.engine}), lambda runtime at ${stack.lambda.endpoint}${stack.controller ? `, controller metrics on 127.0.0.1:${stack.controller.healthPort}` : ', no controller'}`,
+  );
   console.log(`  source ${stack.envPath}    # KUBECONFIG, DATABASE_URL, AWS_ENDPOINT_URL_LAMBDA, ...`);
   console.log('  kubectl apply -f examples/pool.yaml && kubectl get ltp');
   console.log('Press Ctrl-C to stop everything.');
@@ -44,7 +48,6 @@ export async function runLocalCommand(argv: string[]): Promise<void> {
   await stack.stop();
   console.log('local stack stopped');
 }
-
 
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {

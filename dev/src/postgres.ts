@@ -50,7 +50,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
     let frozen: number[] = [];
     return {
-      url: server.urlFor(database), engine: server.engine, version, port: server.port, stop: async () => {
+      url: server.urlFor(database),
+      engine: server.engine,
+      version,
+      port: server.port,
+      stop: async () => {
         signalAll(frozen, 'SIGCONT');
         frozen = [];
         await server.stop();
@@ -133,7 +137,10 @@ async function startDebian(binDir: string, options: PostgresOptions): Promise<Ru
       await run(path.join(binDir, 'initdb'), ['-D', dirs.data, '-U', USER, '--auth=trust', '--encoding=UTF8', '--no-sync'], owner, log);
     } catch (error) {
       if (owner && /Permission denied/.test(String(error))) {
-        throw new Error(`the "${USER}" user cannot reach ${dirs.data}: every directory above it must be traversable by others (mode 0755)`, { cause: error });
+        throw new Error(
+          `the "${USER}" user cannot reach ${dirs.data}: every directory above it must be traversable by others (mode 0755)`,
+          { cause: error },
+        );
       }
       throw error;
     }
@@ -141,8 +148,24 @@ async function startDebian(binDir: string, options: PostgresOptions): Promise<Ru
   const port = options.port ?? (await freePort());
   const child = spawn(
     path.join(binDir, 'postgres'),
-    ['-D', dirs.data, '-p', String(port), '-k', dirs.sockets, '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300'],
+    [
+      '-D',
+      dirs.data,
+      '-p',
+      String(port),
+      '-k',
+      dirs.sockets,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=300',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], ...(owner ?? {}) },
   );
   const forget = killOnExit(child);

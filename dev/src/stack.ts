@@ -9,7 +9,13 @@ import { migrate } from '../../src/store/migrate.ts';
 import { REPO_ROOT, ensureBinaries } from './binaries.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { installCrd } from './crd.ts';
-import { loadLambdaConfig, parseFunctionFlag, startLambdaRuntime, type FunctionRegistration, type LambdaRuntime } from './lambda-runtime/index.ts';
+import {
+  loadLambdaConfig,
+  parseFunctionFlag,
+  startLambdaRuntime,
+  type FunctionRegistration,
+  type LambdaRuntime,
+} from './lambda-runtime/index.ts';
 import { freePort } from './ports.ts';
 import { startPostgres, type PostgresEngine, type PostgresServer } from './postgres.ts';
 
@@ -101,7 +107,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const kubeconfigPath = path.join(stateDir, 'kubeconfig');
     const envPath = path.join(stateDir, 'env');
     await writeFile(kubeconfigPath, controlPlane.kubeconfig, { mode: 0o600 });
-    await writeFile(envPath, Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n') + '\n', { mode: 0o600 });
+    await writeFile(
+      envPath,
+      Object.entries(env)
+        .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+        .join('\n') + '\n',
+      { mode: 0o600 },
+    );
     stops.push(async () => {
       await rm(envPath, { force: true });
       await rm(kubeconfigPath, { force: true });

@@ -72,7 +72,6 @@ export function mergeConditions(
   });
 }
 
-
 /** RFC 3339 to the second, as Kubernetes writes times. */
 export function isoSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');

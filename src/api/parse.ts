@@ -2,9 +2,24 @@
 // re-checks what a schema cannot guarantee (objects stored before a schema change, defaults not applied)
 // and turns an unknown object into a typed Pool, or a list of problems for an InvalidSpec condition.
 import {
-  FUNCTION_NAME_PATTERN, QUALIFIER_PATTERN, QUEUE_PATTERN, REGION_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN,
-  INVOCATION_STATES, RETENTION_BOUNDS, RETRY_BOUNDS, SPEC_BOUNDS, SPEC_DEFAULTS, TASK_STATES, type Condition, type Pool, type PoolMeta, type PoolSpec,
-  type PoolStatus, type StateCounts,
+  FUNCTION_NAME_PATTERN,
+  QUALIFIER_PATTERN,
+  QUEUE_PATTERN,
+  REGION_PATTERN,
+  SECRET_KEY_PATTERN,
+  SECRET_NAME_PATTERN,
+  INVOCATION_STATES,
+  RETENTION_BOUNDS,
+  RETRY_BOUNDS,
+  SPEC_BOUNDS,
+  SPEC_DEFAULTS,
+  TASK_STATES,
+  type Condition,
+  type Pool,
+  type PoolMeta,
+  type PoolSpec,
+  type PoolStatus,
+  type StateCounts,
 } from './types.ts';
 
 export type ParseResult = { ok: true; meta: PoolMeta; pool: Pool } | { ok: false; meta: PoolMeta; status: PoolStatus; problems: string[] };
@@ -48,13 +63,16 @@ export function parsePool(obj: unknown): ParseResult {
   if (!fnName) problems.push('spec.function.name is required');
   else if (!FUNCTION_NAME_PATTERN.test(fnName)) problems.push(`spec.function.name "${fnName.slice(0, 80)}" is not a function name or ARN`);
   const qualifier = str(fn?.qualifier);
-  if (qualifier !== undefined && !QUALIFIER_PATTERN.test(qualifier)) problems.push('spec.function.qualifier must be $LATEST, a version or an alias');
+  if (qualifier !== undefined && !QUALIFIER_PATTERN.test(qualifier))
+    problems.push('spec.function.qualifier must be $LATEST, a version or an alias');
   const region = str(fn?.region);
-  if (region !== undefined && !REGION_PATTERN.test(region)) problems.push(`spec.function.region "${region.slice(0, 40)}" is not an AWS region`);
+  if (region !== undefined && !REGION_PATTERN.test(region))
+    problems.push(`spec.function.region "${region.slice(0, 40)}" is not an AWS region`);
 
   const queue = str(spec.queue);
   if (!queue) problems.push('spec.queue is required');
-  else if (!QUEUE_PATTERN.test(queue)) problems.push('spec.queue must be 1-128 letters, digits or . _ : / - and start with a letter or digit');
+  else if (!QUEUE_PATTERN.test(queue))
+    problems.push('spec.queue must be 1-128 letters, digits or . _ : / - and start with a letter or digit');
 
   const int = (key: keyof typeof SPEC_BOUNDS): number => {
     const value = spec[key] ?? SPEC_DEFAULTS[key];
@@ -85,13 +103,20 @@ export function parsePool(obj: unknown): ParseResult {
       return value;
     };
     retry = { initialDelaySeconds: seconds('initialDelaySeconds'), maxDelaySeconds: seconds('maxDelaySeconds') };
-    if (retry.maxDelaySeconds < retry.initialDelaySeconds) problems.push('spec.retry.maxDelaySeconds must not be below spec.retry.initialDelaySeconds');
+    if (retry.maxDelaySeconds < retry.initialDelaySeconds)
+      problems.push('spec.retry.maxDelaySeconds must not be below spec.retry.initialDelaySeconds');
   }
 
   let retentionSeconds: number | undefined;
   if (spec.retentionSeconds !== undefined) {
     const value = spec.retentionSeconds;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < RETENTION_BOUNDS.min || value > RETENTION_BOUNDS.max || (value > 0 && value < 60)) {
+    if (
+      typeof value !== 'number' ||
+      !Number.isInteger(value) ||
+      value < RETENTION_BOUNDS.min ||
+      value > RETENTION_BOUNDS.max ||
+      (value > 0 && value < 60)
+    ) {
       problems.push(`spec.retentionSeconds must be 0 (keep for ever) or an integer from 60 to ${RETENTION_BOUNDS.max}`);
     } else retentionSeconds = value;
   }
@@ -147,14 +172,16 @@ export function parseStatus(value: unknown): PoolStatus {
         if (!isObj(c)) return [];
         const { type, status, reason, message, lastTransitionTime, observedGeneration } = c;
         if (typeof type !== 'string' || (status !== 'True' && status !== 'False' && status !== 'Unknown')) return [];
-        return [{
-          type,
-          status,
-          reason: str(reason) ?? '',
-          message: str(message) ?? '',
-          lastTransitionTime: str(lastTransitionTime) ?? '',
-          ...(num(observedGeneration) !== undefined ? { observedGeneration: num(observedGeneration) } : {}),
-        }];
+        return [
+          {
+            type,
+            status,
+            reason: str(reason) ?? '',
+            message: str(message) ?? '',
+            lastTransitionTime: str(lastTransitionTime) ?? '',
+            ...(num(observedGeneration) !== undefined ? { observedGeneration: num(observedGeneration) } : {}),
+          },
+        ];
       })
     : [];
   const invocations = counts(value.invocations, INVOCATION_STATES);

@@ -47,7 +47,8 @@ export function parseTenancyPolicy(text: string): TenancyPolicy {
   if (raw.namespaces !== undefined) {
     if (!isObject(raw.namespaces)) throw new TenancyPolicyError('tenancy.namespaces must map namespace names to rules');
     for (const [ns, rules] of Object.entries(raw.namespaces)) {
-      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new TenancyPolicyError(`tenancy.namespaces: "${ns.slice(0, 80)}" is not a namespace name`);
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))
+        throw new TenancyPolicyError(`tenancy.namespaces: "${ns.slice(0, 80)}" is not a namespace name`);
       namespaces[ns] = parseRules(rules, `tenancy.namespaces.${ns}`);
     }
   }
@@ -78,7 +79,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** A glob with `*` only, matched against the whole string. */
 export function globMatches(pattern: string, value: string): boolean {
-  const source = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
   return new RegExp(`^${source}$`, 's').test(value);
 }
 

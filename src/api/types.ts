@@ -7,16 +7,7 @@ export const KIND = 'LambdaTaskPool';
 export const PLURAL = 'lambdataskpools';
 export const FINALIZER = 'lambda.taskpool.io/finalizer';
 
-export const INVOCATION_STATES = [
-  'created',
-  'pending',
-  'ready',
-  'running',
-  'succeeded',
-  'failed',
-  'orphaned',
-  'terminated',
-] as const;
+export const INVOCATION_STATES = ['created', 'pending', 'ready', 'running', 'succeeded', 'failed', 'orphaned', 'terminated'] as const;
 export type InvocationState = (typeof INVOCATION_STATES)[number];
 export const LIVE_INVOCATION_STATES = ['created', 'pending', 'ready', 'running'] as const;
 export type LiveInvocationState = (typeof LIVE_INVOCATION_STATES)[number];

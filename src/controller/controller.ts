@@ -150,12 +150,14 @@ export async function startController(config: ControllerConfig): Promise<Running
     active: () => dispatching,
     logger: log,
     pools: (databaseKey) =>
-      informers.flatMap((i) => i.list()).flatMap((obj) => {
-        const parsed = parsePool(obj);
-        if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.key !== databaseKey) return [];
-        const { queue, retentionSeconds } = parsed.pool.spec;
-        return [{ uid: parsed.meta.uid, queue, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
-      }),
+      informers
+        .flatMap((i) => i.list())
+        .flatMap((obj) => {
+          const parsed = parsePool(obj);
+          if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.key !== databaseKey) return [];
+          const { queue, retentionSeconds } = parsed.pool.spec;
+          return [{ uid: parsed.meta.uid, queue, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
+        }),
     onDeleted: (table, rows) => metrics.retentionDeleted.inc({ table }, rows),
   });
   sweeper = new StrandedSweeper({
@@ -209,8 +211,7 @@ export async function startController(config: ControllerConfig): Promise<Running
       }
     },
     { workers: config.workers },
-    (key, error, retryInMs) =>
-      log.warn('reconcile failed; retrying', { key, retryInMs, error: describeError(error) }),
+    (key, error, retryInMs) => log.warn('reconcile failed; retrying', { key, retryInMs, error: describeError(error) }),
   );
 
   // A candidate collects keys from the start but works on none until it leads.
@@ -309,7 +310,9 @@ export async function startController(config: ControllerConfig): Promise<Running
   } catch (error) {
     stopped = true;
     await Promise.all(informers.map((i) => i.stop()));
-    throw new Error(`could not serve metrics and health on ${config.metricsHost}:${config.metricsPort}: ${String(error)}`, { cause: error });
+    throw new Error(`could not serve metrics and health on ${config.metricsHost}:${config.metricsPort}: ${String(error)}`, {
+      cause: error,
+    });
   }
   if (!policyRestricts(config.tenancy)) {
     log.warn('no tenancy policy: any pool may invoke any function this controller can reach and claim any queue of the default database');

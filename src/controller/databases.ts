@@ -65,7 +65,11 @@ export class DatabaseRegistry {
     try {
       await entry.migrated;
     } catch (error) {
-      return { ok: false, reason: Reason.DatabaseUnavailable, message: `database ${target.target.display} is unavailable: ${describeError(error)}` };
+      return {
+        ok: false,
+        reason: Reason.DatabaseUnavailable,
+        message: `database ${target.target.display} is unavailable: ${describeError(error)}`,
+      };
     }
     const previous = this.byPool.get(pool.meta.uid);
     this.byPool.set(pool.meta.uid, { database: entry.database, url: target.target.url });
@@ -136,11 +140,13 @@ export class DatabaseRegistry {
   async closeAll(): Promise<void> {
     const entries = [...this.entries.values()];
     this.entries.clear();
-    await Promise.all(entries.map(async (e) => {
-      e.database.connectivity.stop();
-      await e.listener.stop();
-      await e.database.db.end().catch(() => undefined);
-    }));
+    await Promise.all(
+      entries.map(async (e) => {
+        e.database.connectivity.stop();
+        await e.listener.stop();
+        await e.database.db.end().catch(() => undefined);
+      }),
+    );
   }
 
   private async targetFor(pool: Pool): Promise<{ ok: true; target: DatabaseTarget } | { ok: false; reason: Reason; message: string }> {
@@ -148,7 +154,11 @@ export class DatabaseRegistry {
     const ns = pool.meta.namespace;
     if (!ref) {
       if (!this.defaultTarget) {
-        return { ok: false, reason: Reason.NoDefaultDatabase, message: 'the controller has no default database: set spec.database.secretRef' };
+        return {
+          ok: false,
+          reason: Reason.NoDefaultDatabase,
+          message: 'the controller has no default database: set spec.database.secretRef',
+        };
       }
       const allowed = this.options.allowedDefaultNamespaces;
       if (allowed.length > 0 && !allowed.includes(ns)) {
@@ -194,12 +204,21 @@ export class DatabaseRegistry {
         connections += 1;
         if (connections > 1) this.options.onListenerReconnected?.(key);
       },
-      onError: (error) => this.options.logger.warn('database listener lost its connection; reconnecting', { database: target.display, error: describeError(error) }),
+      onError: (error) =>
+        this.options.logger.warn('database listener lost its connection; reconnecting', {
+          database: target.display,
+          error: describeError(error),
+        }),
     });
     const connectivity = new Connectivity({
       probe: () => db.query('SELECT 1'),
-      onLost: (error) => this.options.logger.warn('database unreachable; orphaning by heartbeat paused', { database: target.display, error: describeError(error) }),
-      onRestored: (lostForMs) => this.options.logger.info('database reachable', { database: target.display, afterMs: Math.round(lostForMs) }),
+      onLost: (error) =>
+        this.options.logger.warn('database unreachable; orphaning by heartbeat paused', {
+          database: target.display,
+          error: describeError(error),
+        }),
+      onRestored: (lostForMs) =>
+        this.options.logger.info('database reachable', { database: target.display, afterMs: Math.round(lostForMs) }),
     });
     const migrated = migrate(target.url).then(() => {
       this.options.logger.info('database ready', { database: target.display });
@@ -207,7 +226,13 @@ export class DatabaseRegistry {
       connectivity.start();
       entry.ready = true;
     });
-    const entry: Entry = { database: { key, display: target.display, db, connectivity }, listener, migrated, ready: false, draining: false };
+    const entry: Entry = {
+      database: { key, display: target.display, db, connectivity },
+      listener,
+      migrated,
+      ready: false,
+      draining: false,
+    };
     this.entries.set(target.url, entry);
     // A database that could not be reached is forgotten, so the next pass tries again from scratch.
     migrated.catch(() => {
@@ -218,4 +243,3 @@ export class DatabaseRegistry {
     return entry;
   }
 }
-

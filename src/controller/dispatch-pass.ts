@@ -12,7 +12,13 @@ import { planRelease } from '../planner/release.ts';
 import type { PoolMode } from '../planner/sweep.ts';
 import { advisoryXactLock, withTransaction, type Db } from '../store/db.ts';
 import {
-  deferInvoke, endInvocations, insertInvocations, markInvoked, markRejected, type InvocationTemplate, type LiveInvocation,
+  deferInvoke,
+  endInvocations,
+  insertInvocations,
+  markInvoked,
+  markRejected,
+  type InvocationTemplate,
+  type LiveInvocation,
 } from '../store/invocation-store.ts';
 import { loadPoolSnapshot } from '../store/pool-snapshot.ts';
 import { findStrandedLeases, releaseLeases } from '../store/task-store.ts';
@@ -120,8 +126,15 @@ export async function runDispatchPass(args: {
       connectedForMs: args.connectedForMs,
       ...(args.dispatchBlocked
         ? { blockedUntil: now.getTime() + options.limits.resyncMs, blockedBy: 'conflict' as const }
-        : rejectedAt ? { blockedUntil: rejectedAt.getTime() + options.rejectionBackoffMs, blockedBy: 'rejection' as const } : {}),
-      recentOutcomes: outcomes.map((o) => ({ finishedAt: o.finishedAt.getTime(), tasksStarted: o.tasksStarted, code: o.code, message: o.message })),
+        : rejectedAt
+          ? { blockedUntil: rejectedAt.getTime() + options.rejectionBackoffMs, blockedBy: 'rejection' as const }
+          : {}),
+      recentOutcomes: outcomes.map((o) => ({
+        finishedAt: o.finishedAt.getTime(),
+        tasksStarted: o.tasksStarted,
+        code: o.code,
+        message: o.message,
+      })),
       ...(dueAt ? { nextDueAt: dueAt.getTime() } : {}),
     };
 
@@ -129,11 +142,17 @@ export async function runDispatchPass(args: {
     const sweep = planPoolSweep(input);
     const orphaned = [
       ...(await endInvocations(client, {
-        ids: sweep.orphanUnstarted, from: ['created', 'pending'], to: 'orphaned', code: 'StartTimeout',
+        ids: sweep.orphanUnstarted,
+        from: ['created', 'pending'],
+        to: 'orphaned',
+        code: 'StartTimeout',
         message: `did not start within ${spec.startTimeoutSeconds}s`,
       })),
       ...(await endInvocations(client, {
-        ids: sweep.orphanSilent, from: ['ready', 'running'], to: 'orphaned', code: 'HeartbeatLost',
+        ids: sweep.orphanSilent,
+        from: ['ready', 'running'],
+        to: 'orphaned',
+        code: 'HeartbeatLost',
         message: `no heartbeat for ${spec.heartbeatTimeoutSeconds}s`,
       })),
     ];
@@ -142,22 +161,35 @@ export async function runDispatchPass(args: {
       from: mode === 'deleting' ? ['created', 'pending', 'ready', 'running'] : ['created', 'pending'],
       to: 'terminated',
       code: mode === 'deleting' ? 'PoolDeleted' : mode === 'suspended' ? 'PoolSuspended' : 'ScaledDown',
-      message: mode === 'deleting' ? 'the pool was deleted' : mode === 'suspended' ? 'the pool was suspended' : 'maxConcurrency was lowered',
+      message:
+        mode === 'deleting' ? 'the pool was deleted' : mode === 'suspended' ? 'the pool was suspended' : 'maxConcurrency was lowered',
     });
     // Tasks still leased by ended invocations: those the snapshot saw, or, when this pass ended some, all of them now.
-    const stranded = orphaned.length + terminated.length > 0
-      ? await findStrandedLeases(client, { poolUid: meta.uid, limit: STRANDED_BATCH })
-      : snapshot.stranded;
+    const stranded =
+      orphaned.length + terminated.length > 0
+        ? await findStrandedLeases(client, { poolUid: meta.uid, limit: STRANDED_BATCH })
+        : snapshot.stranded;
     const release = planRelease(stranded, { now: now.getTime(), random });
     const released = await releaseLeases(client, { ...release, reason: 'released: its invocation ended before finishing it' });
 
     // Decide the dispatch from what the database really ended: a row a worker claimed before the sweep's
     // UPDATE reached it is still live, and still counts against maxConcurrency.
     const plan = planPoolDispatch(input, sweep, new Set([...orphaned, ...terminated]), options.limits);
-    const dispatched = await insertInvocations(client, { template: templateFor(pool), count: plan.dispatch, invokeAfterMs: options.reinvokeGraceMs });
+    const dispatched = await insertInvocations(client, {
+      template: templateFor(pool),
+      count: plan.dispatch,
+      invokeAfterMs: options.reinvokeGraceMs,
+    });
     const heldUntil = release.nextAt !== undefined ? release.nextAt - now.getTime() : Number.POSITIVE_INFINITY;
     return {
-      now, plan, backlog, orphaned, terminated, dispatched, byId, heldUntil,
+      now,
+      plan,
+      backlog,
+      orphaned,
+      terminated,
+      dispatched,
+      byId,
+      heldUntil,
       releasedTasks: released.created,
       failedTasks: released.failed,
     };
@@ -174,7 +206,10 @@ export async function runDispatchPass(args: {
   const retryAfter = invoke.deferred?.retryInMs ?? Number.POSITIVE_INFINITY;
   // Tasks released by this pass's sweep were not in its backlog count: look again at once.
   const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
-  const requeueAfterMs = Math.max(options.limits.minRequeueMs, Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntil));
+  const requeueAfterMs = Math.max(
+    options.limits.minRequeueMs,
+    Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntil),
+  );
   const { byId: _byId, heldUntil: _held, ...result } = acted;
   return { ...result, invoke, requeueAfterMs };
 }

@@ -43,28 +43,45 @@ export class EventRecorder {
       seen.suppressed += 1;
       return;
     }
-    const folded = seen && seen.suppressed > 0 ? ` (and ${seen.suppressed} similar in the last ${Math.round((now - seen.at) / 1000)}s)` : '';
+    const folded =
+      seen && seen.suppressed > 0 ? ` (and ${seen.suppressed} similar in the last ${Math.round((now - seen.at) / 1000)}s)` : '';
     this.last.set(key, { at: now, suppressed: 0 });
     const stamp = new Date(now);
     this.enqueue(async () => {
-      await this.core.createNamespacedEvent({
-        namespace: pool.namespace,
-        body: {
-          metadata: { generateName: `${pool.name}.`, namespace: pool.namespace },
-          involvedObject: { apiVersion: 'lambda.taskpool.io/v1alpha1', kind: 'LambdaTaskPool', name: pool.name, namespace: pool.namespace, uid: pool.uid },
-          type,
-          reason,
-          message: `${message}${folded}`.slice(0, 1024),
-          firstTimestamp: stamp,
-          lastTimestamp: stamp,
-          count: 1,
-          source: { component: 'lambda-task-pool' },
-          reportingComponent: 'lambda-task-pool',
-          reportingInstance: process.env.HOSTNAME ?? 'lambda-task-pool',
-        },
-      }, this.requestOptions()).catch((error: unknown) => {
-        this.logger.warn('could not record event', { namespace: pool.namespace, pool: pool.name, reason, error: error instanceof Error ? error.message : String(error) });
-      });
+      await this.core
+        .createNamespacedEvent(
+          {
+            namespace: pool.namespace,
+            body: {
+              metadata: { generateName: `${pool.name}.`, namespace: pool.namespace },
+              involvedObject: {
+                apiVersion: 'lambda.taskpool.io/v1alpha1',
+                kind: 'LambdaTaskPool',
+                name: pool.name,
+                namespace: pool.namespace,
+                uid: pool.uid,
+              },
+              type,
+              reason,
+              message: `${message}${folded}`.slice(0, 1024),
+              firstTimestamp: stamp,
+              lastTimestamp: stamp,
+              count: 1,
+              source: { component: 'lambda-task-pool' },
+              reportingComponent: 'lambda-task-pool',
+              reportingInstance: process.env.HOSTNAME ?? 'lambda-task-pool',
+            },
+          },
+          this.requestOptions(),
+        )
+        .catch((error: unknown) => {
+          this.logger.warn('could not record event', {
+            namespace: pool.namespace,
+            pool: pool.name,
+            reason,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        });
     });
   }
 
@@ -77,7 +94,8 @@ export class EventRecorder {
     if (this.outbox.length >= this.maxWaiting) {
       this.outbox.shift();
       this.dropped += 1;
-      if (this.dropped === 1 || this.dropped % 100 === 0) this.logger.warn('events dropped: the API server is falling behind', { dropped: this.dropped });
+      if (this.dropped === 1 || this.dropped % 100 === 0)
+        this.logger.warn('events dropped: the API server is falling behind', { dropped: this.dropped });
     }
     this.outbox.push(send);
     this.pump();

@@ -128,7 +128,10 @@ export class KubeApi {
 
   async getPool(namespace: string, name: string): Promise<PoolObject | undefined> {
     try {
-      const body: unknown = await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }, this.options());
+      const body: unknown = await this.custom.getNamespacedCustomObject(
+        { group: GROUP, version: VERSION, plural: PLURAL, namespace, name },
+        this.options(),
+      );
       return isKubeObject(body) ? body : undefined;
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;

@@ -58,7 +58,10 @@ export class LeaderElector {
       if (lease?.spec?.holderIdentity === this.options.identity) {
         lease.spec.holderIdentity = undefined;
         lease.spec.leaseDurationSeconds = 1;
-        await this.options.coordination.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body: lease }, this.deadline());
+        await this.options.coordination.replaceNamespacedLease(
+          { namespace: this.options.namespace, name: this.options.name, body: lease },
+          this.deadline(),
+        );
       }
     } catch (error) {
       this.options.logger.warn('could not release the leader lease', { error: String(error) });
@@ -73,7 +76,10 @@ export class LeaderElector {
         this.lastRenew = Date.now();
         if (!this.leading) {
           this.leading = true;
-          this.options.logger.info('became leader', { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
+          this.options.logger.info('became leader', {
+            lease: `${this.options.namespace}/${this.options.name}`,
+            identity: this.options.identity,
+          });
           this.options.onStartedLeading();
         }
       }
@@ -98,7 +104,10 @@ export class LeaderElector {
 
   private async read(): Promise<V1Lease | undefined> {
     try {
-      return await this.options.coordination.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }, this.deadline());
+      return await this.options.coordination.readNamespacedLease(
+        { namespace: this.options.namespace, name: this.options.name },
+        this.deadline(),
+      );
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;
       throw error;
@@ -112,13 +121,22 @@ export class LeaderElector {
     const lease = await this.read();
     if (!lease) {
       try {
-        await this.options.coordination.createNamespacedLease({
-          namespace,
-          body: {
-            metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        await this.options.coordination.createNamespacedLease(
+          {
+            namespace,
+            body: {
+              metadata: { name, namespace },
+              spec: {
+                holderIdentity: identity,
+                leaseDurationSeconds: durationSeconds,
+                acquireTime: now,
+                renewTime: now,
+                leaseTransitions: 0,
+              },
+            },
           },
-        }, this.deadline());
+          this.deadline(),
+        );
         return true;
       } catch (error) {
         if (apiStatus(error) === 409) return false;

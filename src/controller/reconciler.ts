@@ -113,8 +113,11 @@ export class PoolReconciler {
     // A pool the tenancy policy refuses, or whose queue another pool holds, dispatches nothing; it still sweeps its own invocations.
     let refused: { reason: Reason; message: string } | undefined;
     const verdict = checkPool(deps.policy, {
-      namespace: pool.meta.namespace, functionName: pool.spec.function.name, functionQualifier: pool.spec.function.qualifier,
-      queue: pool.spec.queue, usesDefaultDatabase: pool.spec.database === undefined,
+      namespace: pool.meta.namespace,
+      functionName: pool.spec.function.name,
+      functionQualifier: pool.spec.function.qualifier,
+      queue: pool.spec.queue,
+      usesDefaultDatabase: pool.spec.database === undefined,
     });
     if (!verdict.allowed) refused = { reason: Reason[verdict.reason], message: verdict.message };
     try {
@@ -133,17 +136,27 @@ export class PoolReconciler {
           this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, at: Date.now() });
         } else {
           this.claimed.delete(pool.meta.uid);
-          refused = { reason: Reason.QueueConflict, message: `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}` };
+          refused = {
+            reason: Reason.QueueConflict,
+            message: `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`,
+          };
         }
       }
       pass = await runDispatchPass({
-        db, pool, invoker: deps.invoker, options: deps.options, connectedForMs: connectivity.connectedForMs(), dispatchBlocked: refused !== undefined,
+        db,
+        pool,
+        invoker: deps.invoker,
+        options: deps.options,
+        connectedForMs: connectivity.connectedForMs(),
+        dispatchBlocked: refused !== undefined,
       });
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
       if (unavailable) connectivity.lost(error);
       const reason = unavailable ? Reason.DatabaseUnavailable : Reason.ReconcileError;
-      const message = unavailable ? `database ${display} is unavailable: ${describeError(error)}` : `reconcile failed: ${describeError(error)}`;
+      const message = unavailable
+        ? `database ${display} is unavailable: ${describeError(error)}`
+        : `reconcile failed: ${describeError(error)}`;
       log.warn('reconcile failed', { reason, error: message });
       await this.block({ ok: true, meta: pool.meta, pool }, reason, message, false).catch((e: unknown) =>
         log.warn('could not record the failure in status', { error: describeError(e) }),
@@ -159,8 +172,11 @@ export class PoolReconciler {
     // The status write is not on the dispatch path: it is folded and written by the status queue.
     this.requestStatus(key, { pool, db, display, pass });
     // A Degraded condition reads a recent window of rows: look again while it lasts, so that it clears.
-    const degraded = this.written.get(pool.meta.uid)?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True')
-      || pass.plan.waste.wasting || pass.orphaned.length > 0 || pass.invoke.deferred !== undefined;
+    const degraded =
+      this.written.get(pool.meta.uid)?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True') ||
+      pass.plan.waste.wasting ||
+      pass.orphaned.length > 0 ||
+      pass.invoke.deferred !== undefined;
     return { requeueAfterMs: degraded ? Math.min(pass.requeueAfterMs, DEGRADED_RECHECK_MS) : pass.requeueAfterMs };
   }
 
@@ -171,7 +187,10 @@ export class PoolReconciler {
    */
   private requestStatus(key: string, report: PendingStatus): void {
     const earlier = this.pending.get(key);
-    this.pending.set(key, { ...report, dispatchedAt: report.pass.invoke.accepted > 0 && report.pass.dispatched.length > 0 ? report.pass.now : earlier?.dispatchedAt });
+    this.pending.set(key, {
+      ...report,
+      dispatchedAt: report.pass.invoke.accepted > 0 && report.pass.dispatched.length > 0 ? report.pass.now : earlier?.dispatchedAt,
+    });
     // Never sooner than the interval after the last write, and never right away: a burst dispatches first.
     const last = this.lastStatusWrite.get(key) ?? 0;
     this.statusQueue.addAfter(key, Math.max(STATUS_FIRST_DELAY_MS, last + STATUS_MIN_INTERVAL_MS - Date.now()));
@@ -190,7 +209,11 @@ export class PoolReconciler {
       await this.writeStatus(report.pool, report.db, report.display, report.pass, report.dispatchedAt);
     } catch (error) {
       // Written again from the next pass; a failure is never silent.
-      this.deps.logger.warn('status write failed', { namespace: report.pool.meta.namespace, pool: report.pool.meta.name, error: describeError(error) });
+      this.deps.logger.warn('status write failed', {
+        namespace: report.pool.meta.namespace,
+        pool: report.pool.meta.name,
+        error: describeError(error),
+      });
       if (!this.pending.has(key)) this.pending.set(key, report);
       throw error;
     }
@@ -221,7 +244,11 @@ export class PoolReconciler {
       if (database) {
         const ended = await deps.sweeper.sweepGonePool(database, { namespace, name, uid: route.uid });
         if (ended.length > 0) {
-          deps.logger.warn('pool deleted without finalizing; its live invocations were terminated', { namespace, pool: name, terminated: ended.length });
+          deps.logger.warn('pool deleted without finalizing; its live invocations were terminated', {
+            namespace,
+            pool: name,
+            terminated: ended.length,
+          });
         }
         deps.sweeper.poke();
       }
@@ -246,19 +273,35 @@ export class PoolReconciler {
       deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
       // The planner counts the backlog only up to what could change its decision (maxConcurrency x tasksPerInvocation).
       const backlog = pass.backlog >= backlogCountLimit(pool.spec) ? `at least ${pass.backlog}` : `${pass.backlog}`;
-      deps.events.record(ref, 'Normal', 'Dispatched',
-        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`);
+      deps.events.record(
+        ref,
+        'Normal',
+        'Dispatched',
+        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`,
+      );
     }
     if (pass.dispatched.length > 0 || pass.orphaned.length > 0 || pass.terminated.length > 0) {
       log.info('dispatch pass', {
-        dispatched: pass.dispatched.length, reinvoked: pass.plan.reinvoke.length, backlog: pass.backlog,
-        queued: a.queued, supply: a.supply, want: a.want, headroom: a.headroom,
-        orphaned: pass.orphaned.length, terminated: pass.terminated.length, releasedTasks: pass.releasedTasks, failedTasks: pass.failedTasks,
+        dispatched: pass.dispatched.length,
+        reinvoked: pass.plan.reinvoke.length,
+        backlog: pass.backlog,
+        queued: a.queued,
+        supply: a.supply,
+        want: a.want,
+        headroom: a.headroom,
+        orphaned: pass.orphaned.length,
+        terminated: pass.terminated.length,
+        releasedTasks: pass.releasedTasks,
+        failedTasks: pass.failedTasks,
       });
     }
     if (pass.orphaned.length > 0) {
-      deps.events.record(ref, 'Warning', 'InvocationsOrphaned',
-        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`);
+      deps.events.record(
+        ref,
+        'Warning',
+        'InvocationsOrphaned',
+        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`,
+      );
     }
     for (const kind of ['rejected', 'deferred'] as const) {
       const outcome = pass.invoke[kind];
@@ -268,7 +311,12 @@ export class PoolReconciler {
       deps.metrics.invokeErrors.inc({ ...labels, code: f.code }, outcome.ids.length);
       log.warn('invoke failed', { code: f.code, kind: f.kind, invocations: outcome.ids.length, error: f.message });
       const reason = f.kind === 'throttled' ? 'Throttled' : f.kind === 'rejected' ? 'InvokeRejected' : 'InvokeFailed';
-      deps.events.record(ref, 'Warning', reason, `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`);
+      deps.events.record(
+        ref,
+        'Warning',
+        reason,
+        `${outcome.ids.length} invokes of ${pool.spec.function.name} failed: ${f.code}: ${f.message}`,
+      );
     }
   }
 
@@ -330,7 +378,11 @@ export class PoolReconciler {
     return this.written.get(uid) ?? fromCache;
   }
 
-  private async patchIfChanged(meta: { namespace: string; name: string; uid: string }, previous: PoolStatus, next: PoolStatus): Promise<boolean> {
+  private async patchIfChanged(
+    meta: { namespace: string; name: string; uid: string },
+    previous: PoolStatus,
+    next: PoolStatus,
+  ): Promise<boolean> {
     if (sameStatus(previous, next)) return false;
     await this.deps.kube.patchStatus(meta.namespace, meta.name, next);
     this.written.set(meta.uid, next);
@@ -353,13 +405,20 @@ export class PoolReconciler {
       if (!database) {
         if (!resolved.ok && resolved.reason === Reason.DatabaseUnavailable) throw new Error(`cannot finalize ${key}: ${resolved.message}`);
         const why = resolved.ok ? 'its database is unknown' : resolved.message;
-        await this.block(parsed, Reason.Deleting,
+        await this.block(
+          parsed,
+          Reason.Deleting,
           `waiting to finalize: ${why}. Restore it so the pool's invocations are ended and their tasks returned, or remove the finalizer ${FINALIZER} to abandon them`,
-          false);
+          false,
+        );
         return { requeueAfterMs: deps.options.blockedRetryMs };
       }
       const pass = await runDispatchPass({
-        db: database.db, pool: parsed.pool, invoker: deps.invoker, options: deps.options, mode: 'deleting',
+        db: database.db,
+        pool: parsed.pool,
+        invoker: deps.invoker,
+        options: deps.options,
+        mode: 'deleting',
         connectedForMs: database.connectivity.connectedForMs(),
       });
       await releaseClaims(database.db, { poolUid: meta.uid });
@@ -368,7 +427,12 @@ export class PoolReconciler {
       // A spec that does not parse was never dispatched from.
       log.warn('pool with an invalid spec deleted', { problems: parsed.problems.join('; ') });
     }
-    await deps.kube.setFinalizers(meta.namespace, meta.name, meta.finalizers.filter((f) => f !== FINALIZER), meta.resourceVersion);
+    await deps.kube.setFinalizers(
+      meta.namespace,
+      meta.name,
+      meta.finalizers.filter((f) => f !== FINALIZER),
+      meta.resourceVersion,
+    );
     deps.routes.forget(key);
     deps.events.forget(meta.uid);
     deps.metrics.forgetPool(meta.namespace, meta.name);

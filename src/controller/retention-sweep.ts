@@ -5,7 +5,11 @@
 import type { Logger } from '../ops/logger.ts';
 import { describeError } from '../ops/describe-error.ts';
 import {
-  deleteExpiredInvocations, deleteExpiredTasks, knownQueuesAndPools, targetsWithExpiredRows, type RetentionTarget,
+  deleteExpiredInvocations,
+  deleteExpiredTasks,
+  knownQueuesAndPools,
+  targetsWithExpiredRows,
+  type RetentionTarget,
 } from '../store/retention.ts';
 import type { DatabaseRegistry } from './databases.ts';
 
@@ -64,10 +68,16 @@ export class RetentionSweeper {
         const poolTargets = [...pools].map((p) => ({ key: p, maxAgeSeconds: age(p, byPool) })).filter((t) => t.maxAgeSeconds > 0);
         const report: RetentionReport = { database: database.display, tasks: 0, invocations: 0 };
         // Tasks first: an invocation goes only once no task points at it.
-        report.tasks = await this.drain(await targetsWithExpiredRows(database.db, 'tasks', taskTargets),
-          (t, batch) => deleteExpiredTasks(database.db, { queue: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }), 'tasks');
-        report.invocations = await this.drain(await targetsWithExpiredRows(database.db, 'invocations', poolTargets),
-          (t, batch) => deleteExpiredInvocations(database.db, { poolUid: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }), 'invocations');
+        report.tasks = await this.drain(
+          await targetsWithExpiredRows(database.db, 'tasks', taskTargets),
+          (t, batch) => deleteExpiredTasks(database.db, { queue: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }),
+          'tasks',
+        );
+        report.invocations = await this.drain(
+          await targetsWithExpiredRows(database.db, 'invocations', poolTargets),
+          (t, batch) => deleteExpiredInvocations(database.db, { poolUid: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }),
+          'invocations',
+        );
         if (report.tasks + report.invocations > 0) this.deps.logger.info('retention: finished rows deleted', { ...report });
         reports.push(report);
       } catch (error) {
@@ -77,7 +87,11 @@ export class RetentionSweeper {
     return reports;
   }
 
-  private async drain(targets: RetentionTarget[], deleteBatch: (t: RetentionTarget, batch: number) => Promise<number>, table: 'tasks' | 'invocations'): Promise<number> {
+  private async drain(
+    targets: RetentionTarget[],
+    deleteBatch: (t: RetentionTarget, batch: number) => Promise<number>,
+    table: 'tasks' | 'invocations',
+  ): Promise<number> {
     const batch = this.deps.batch ?? 1_000;
     let total = 0;
     for (const target of targets) {

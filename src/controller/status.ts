@@ -1,7 +1,15 @@
 // The pool's status, rebuilt from the world on every pass: counts from Postgres rows, conditions from
 // those counts and the recent trouble recorded on the rows. Pure: the reconciler passes the facts in.
 import { ConditionType, isoSeconds, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
-import { INVOCATION_STATES, TASK_STATES, type InvocationState, type PoolSpec, type PoolStatus, type StateCounts, type TaskState } from '../api/types.ts';
+import {
+  INVOCATION_STATES,
+  TASK_STATES,
+  type InvocationState,
+  type PoolSpec,
+  type PoolStatus,
+  type StateCounts,
+  type TaskState,
+} from '../api/types.ts';
 import { ACCESS_DENIED_CODES, FUNCTION_MISSING_CODES } from '../lambda/errors.ts';
 import type { WasteState } from '../planner/waste.ts';
 import type { RecentTrouble } from '../store/invocation-store.ts';
@@ -59,7 +67,12 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
         }
       : { type: ConditionType.Active, status: 'False', reason: Reason.Idle, message: 'no tasks waiting and no invocation in flight' };
 
-  let degraded: ConditionInput = { type: ConditionType.Degraded, status: 'False', reason: Reason.AsExpected, message: 'no recent invoke errors or orphans' };
+  let degraded: ConditionInput = {
+    type: ConditionType.Degraded,
+    status: 'False',
+    reason: Reason.AsExpected,
+    message: 'no recent invoke errors or orphans',
+  };
   const waste = facts.waste;
   if (waste?.wasting) {
     const tooShort = waste.code === 'NoTimeToStart';
@@ -67,8 +80,9 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       type: ConditionType.Degraded,
       status: 'True',
       reason: tooShort ? Reason.FunctionTimeoutTooShort : Reason.InvocationsWasted,
-      message: `the last ${waste.streak} invocations of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); `
-        + `dispatching paused until ${isoSeconds(new Date(waste.pausedUntil))}, then one invocation at a time until one starts a task`,
+      message:
+        `the last ${waste.streak} invocations of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); ` +
+        `dispatching paused until ${isoSeconds(new Date(waste.pausedUntil))}, then one invocation at a time until one starts a task`,
     };
   } else if (trouble.deferred) {
     const throttled = trouble.deferred.code === 'TooManyRequestsException';
@@ -94,7 +108,12 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
 
 function suspendedCondition(suspend: boolean): ConditionInput {
   return suspend
-    ? { type: ConditionType.Suspended, status: 'True', reason: Reason.SuspendedBySpec, message: 'spec.suspend is true: nothing is dispatched' }
+    ? {
+        type: ConditionType.Suspended,
+        status: 'True',
+        reason: Reason.SuspendedBySpec,
+        message: 'spec.suspend is true: nothing is dispatched',
+      }
     : { type: ConditionType.Suspended, status: 'False', reason: Reason.NotSuspended, message: 'dispatching as the backlog needs' };
 }
 
@@ -126,10 +145,7 @@ export function blockedStatus(
   const others = (previous.conditions ?? []).filter((c) => c.type !== ConditionType.Ready && c.type !== ConditionType.Suspended);
   const [ready, suspended] = mergeConditions(
     previous.conditions,
-    [
-      { type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message },
-      suspendedCondition(args.suspend),
-    ],
+    [{ type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message }, suspendedCondition(args.suspend)],
     { now: args.now, generation: args.generation },
   );
   return {
@@ -138,7 +154,6 @@ export function blockedStatus(
     conditions: [...(ready ? [ready] : []), ...others, ...(suspended ? [suspended] : [])],
   };
 }
-
 
 /** Status equality for "patch only when something changed". */
 export function sameStatus(a: PoolStatus, b: PoolStatus): boolean {
@@ -154,6 +169,13 @@ function normalize(s: PoolStatus) {
     lastDispatchTime: s.lastDispatchTime,
     conditions: [...(s.conditions ?? [])]
       .sort((x, y) => x.type.localeCompare(y.type))
-      .map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message, lastTransitionTime: c.lastTransitionTime, observedGeneration: c.observedGeneration })),
+      .map((c) => ({
+        type: c.type,
+        status: c.status,
+        reason: c.reason,
+        message: c.message,
+        lastTransitionTime: c.lastTransitionTime,
+        observedGeneration: c.observedGeneration,
+      })),
   };
 }

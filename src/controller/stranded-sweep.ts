@@ -104,7 +104,14 @@ export class StrandedSweeper {
 
   private async sweepDatabase(database: Database, poolUids: ReadonlySet<string>, draining: boolean): Promise<StrandedSweepReport> {
     const { db, display } = database;
-    const report: StrandedSweepReport = { database: display, terminated: [], releasedTasks: 0, failedTasks: 0, heldTasks: 0, closed: false };
+    const report: StrandedSweepReport = {
+      database: display,
+      terminated: [],
+      releasedTasks: 0,
+      failedTasks: 0,
+      heldTasks: 0,
+      closed: false,
+    };
     for (const owner of await liveOwners(db)) {
       if (poolUids.has(owner.uid)) continue;
       let reason: 'PoolGone' | 'PoolMoved' | undefined;
@@ -129,8 +136,14 @@ export class StrandedSweeper {
     if (report.terminated.length > 0 || released.created + released.failed > 0) {
       this.deps.logger.info('stranded sweep', {
         database: display,
-        terminated: report.terminated.map((t) => ({ pool: `${t.pool.namespace}/${t.pool.name}`, reason: t.reason, invocations: t.ids.length })),
-        releasedTasks: report.releasedTasks, failedTasks: report.failedTasks, heldTasks: report.heldTasks,
+        terminated: report.terminated.map((t) => ({
+          pool: `${t.pool.namespace}/${t.pool.name}`,
+          reason: t.reason,
+          invocations: t.ids.length,
+        })),
+        releasedTasks: report.releasedTasks,
+        failedTasks: report.failedTasks,
+        heldTasks: report.heldTasks,
       });
     }
 
@@ -145,9 +158,10 @@ export class StrandedSweeper {
   }
 
   private async terminate(db: Db, pool: PoolIdentity, reason: 'PoolGone' | 'PoolMoved'): Promise<number[]> {
-    const message = reason === 'PoolGone'
-      ? `the pool ${pool.namespace}/${pool.name} no longer exists`
-      : `the pool ${pool.namespace}/${pool.name} now uses another database`;
+    const message =
+      reason === 'PoolGone'
+        ? `the pool ${pool.namespace}/${pool.name} no longer exists`
+        : `the pool ${pool.namespace}/${pool.name} now uses another database`;
     return withTransaction(db, async (client) => {
       await advisoryXactLock(client, `lambda-task-pool:pool:${pool.uid}`);
       return terminatePoolInvocations(client, { poolUid: pool.uid, code: reason, message });

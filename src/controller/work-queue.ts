@@ -74,7 +74,11 @@ export class WorkQueue {
   /** The next retry delay of a failed key: exponential in its failures so far, with equal jitter. */
   backoffFor(key: string): number {
     const n = this.failures.get(key) ?? 0;
-    return backoffMs(n + 1, { initialMs: this.options.baseBackoffMs ?? 250, maxMs: this.options.maxBackoffMs ?? 60_000 }, this.options.random);
+    return backoffMs(
+      n + 1,
+      { initialMs: this.options.baseBackoffMs ?? 250, maxMs: this.options.maxBackoffMs ?? 60_000 },
+      this.options.random,
+    );
   }
 
   /** Forgets every key's failures and runs the keys waiting out a backoff now (the API server is back). */

@@ -50,9 +50,10 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   const port = typeof address === 'object' && address ? address.port : options.port;
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -52,7 +52,10 @@ export function releaseAt(lease: StrandedLease): number {
  * used up, and otherwise becomes due again after the pool's retry delay. One whose handler never
  * started goes back at once and costs nothing.
  */
-export function planRelease<T extends StrandedLease>(leases: readonly T[], args: { now: number; random?: () => number }): ReleaseDecision<T> {
+export function planRelease<T extends StrandedLease>(
+  leases: readonly T[],
+  args: { now: number; random?: () => number },
+): ReleaseDecision<T> {
   const decision: ReleaseDecision<T> = { toCreated: [], toFailed: [], held: [] };
   const later: number[] = [];
   for (const lease of leases) {

@@ -73,9 +73,22 @@ export async function insertInvocations(
             clock_timestamp() + make_interval(secs => $13::double precision / 1000)
        FROM generate_series(1, $14)
      RETURNING id`,
-    values: [t.pool.namespace, t.pool.name, t.pool.uid, t.queue, t.functionName, t.functionQualifier ?? null, t.functionRegion ?? null,
-      t.tasksPerInvocation, t.maxTaskAttempts, t.heartbeatTimeoutSeconds, t.retryInitialDelayMs, t.retryMaxDelayMs,
-      args.invokeAfterMs, args.count],
+    values: [
+      t.pool.namespace,
+      t.pool.name,
+      t.pool.uid,
+      t.queue,
+      t.functionName,
+      t.functionQualifier ?? null,
+      t.functionRegion ?? null,
+      t.tasksPerInvocation,
+      t.maxTaskAttempts,
+      t.heartbeatTimeoutSeconds,
+      t.retryInitialDelayMs,
+      t.retryMaxDelayMs,
+      args.invokeAfterMs,
+      args.count,
+    ],
   });
   return result.rows.map((r) => r.id).sort((a, b) => a - b);
 }
@@ -104,7 +117,10 @@ export interface WorkerOutcomeRow {
 }
 
 /** The pool's latest invocations that a worker finished (succeeded or failed after starting), newest first. */
-export async function recentWorkerOutcomes(db: Queryable, args: { poolUid: string; limit: number; withinSeconds: number }): Promise<WorkerOutcomeRow[]> {
+export async function recentWorkerOutcomes(
+  db: Queryable,
+  args: { poolUid: string; limit: number; withinSeconds: number },
+): Promise<WorkerOutcomeRow[]> {
   const result = await db.query<WorkerOutcomeRow>(
     `SELECT finished_at AS "finishedAt", tasks_started AS "tasksStarted", error_code AS code, error_message AS message
        FROM ltp.invocations
@@ -165,8 +181,13 @@ export async function deferInvoke(
             invoke_attempts = i.invoke_attempts + r.attempted, error_code = $4, error_message = $5
        FROM unnest($1::bigint[], $2::double precision[], $3::int[]) AS r(id, delay_ms, attempted)
       WHERE i.id = r.id AND i.status = 'created'`,
-    [args.rows.map((r) => r.id), args.rows.map((r) => r.delayMs), args.rows.map((r) => (r.attempted ? 1 : 0)),
-      args.code, args.message.slice(0, 2000)],
+    [
+      args.rows.map((r) => r.id),
+      args.rows.map((r) => r.delayMs),
+      args.rows.map((r) => (r.attempted ? 1 : 0)),
+      args.code,
+      args.message.slice(0, 2000),
+    ],
   );
 }
 
@@ -189,7 +210,10 @@ export async function endInvocations(
  * The pool's invocations by state for status: live ones counted (bounded by the live rows), finished ones
  * from the pool's totals row. Reads no history. `wasted` is the pool's total of wasted invocations.
  */
-export async function poolInvocationCounts(db: Queryable, poolUid: string): Promise<{ counts: StateCounts<InvocationState>; wasted: number }> {
+export async function poolInvocationCounts(
+  db: Queryable,
+  poolUid: string,
+): Promise<{ counts: StateCounts<InvocationState>; wasted: number }> {
   const result = await db.query<{ status: InvocationState; n: number }>(
     `SELECT status::text AS status, count(*)::int AS n FROM ltp.invocations
       WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running') GROUP BY status
@@ -247,9 +271,14 @@ export interface RecentTrouble {
 
 export async function recentTrouble(db: Queryable, args: { poolUid: string; windowSeconds: number }): Promise<RecentTrouble> {
   const result = await db.query<{
-    orphaned: number; wasted: number;
-    rej_code: string | null; rej_message: string | null; rej_at: Date | null;
-    def_code: string | null; def_message: string | null; def_count: number;
+    orphaned: number;
+    wasted: number;
+    rej_code: string | null;
+    rej_message: string | null;
+    rej_at: Date | null;
+    def_code: string | null;
+    def_message: string | null;
+    def_count: number;
   }>(
     `SELECT
        (SELECT count(*)::int FROM ltp.invocations
@@ -277,10 +306,11 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
     orphaned: row.orphaned,
     wasted: row.wasted,
     ...(row.rej_code && row.rej_at ? { rejection: { code: row.rej_code, message: row.rej_message ?? '', at: row.rej_at } } : {}),
-    ...(row.def_code && row.def_count > 0 ? { deferred: { code: row.def_code, message: row.def_message ?? '', count: row.def_count } } : {}),
+    ...(row.def_code && row.def_count > 0
+      ? { deferred: { code: row.def_code, message: row.def_message ?? '', count: row.def_count } }
+      : {}),
   };
 }
-
 
 /** When Lambda last refused to invoke one of the pool's rows, if within the window. */
 export async function latestRejection(db: Queryable, args: { poolUid: string; withinMs: number }): Promise<Date | undefined> {

@@ -7,7 +7,12 @@ import { FaultTolerance1764288000000 } from './migrations/1764288000000-fault-to
 import { BoundedHistory1764374400000 } from './migrations/1764374400000-bounded-history.ts';
 import { WorkerFunctions1764460800000 } from './migrations/1764460800000-worker-functions.ts';
 
-export const MIGRATIONS = [InitialSchema1764201600000, FaultTolerance1764288000000, BoundedHistory1764374400000, WorkerFunctions1764460800000];
+export const MIGRATIONS = [
+  InitialSchema1764201600000,
+  FaultTolerance1764288000000,
+  BoundedHistory1764374400000,
+  WorkerFunctions1764460800000,
+];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 
 export interface MigrationResult {

@@ -33,17 +33,35 @@ export interface SnapshotArgs {
 interface Raw {
   now: Date;
   live: Array<{
-    id: number; status: LiveInvocationState; created_at: string; invoke_after: string; heartbeat_at: string | null;
-    heartbeat_timeout_seconds: number; invoke_attempts: number; fn: string; qualifier: string | null; region: string | null;
+    id: number;
+    status: LiveInvocationState;
+    created_at: string;
+    invoke_after: string;
+    heartbeat_at: string | null;
+    heartbeat_timeout_seconds: number;
+    invoke_attempts: number;
+    fn: string;
+    qualifier: string | null;
+    region: string | null;
   }> | null;
   backlog: number;
   next_due: Date | null;
   rejected_at: Date | null;
   outcomes: Array<{ finished_at: string; tasks_started: number; code: string | null; message: string | null }> | null;
   stranded: Array<{
-    id: number; invocation_id: number; attempts: number; max_attempts: number | null; started: boolean; queue: string;
-    status: InvocationState; ever_started: boolean; finished_at: string | null; heartbeat_timeout_seconds: number; max_task_attempts: number;
-    retry_initial_delay_ms: number; retry_max_delay_ms: number;
+    id: number;
+    invocation_id: number;
+    attempts: number;
+    max_attempts: number | null;
+    started: boolean;
+    queue: string;
+    status: InvocationState;
+    ever_started: boolean;
+    finished_at: string | null;
+    heartbeat_timeout_seconds: number;
+    max_task_attempts: number;
+    retry_initial_delay_ms: number;
+    retry_max_delay_ms: number;
   }> | null;
 }
 
@@ -78,7 +96,16 @@ export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promi
   const result = await db.query<Raw>({
     name: 'ltp_pool_snapshot',
     text: SNAPSHOT,
-    values: [args.poolUid, args.queue, args.backlogLimit, args.withNextDue, args.rejectionWithinMs, args.outcomesLimit, args.outcomesWithinSeconds, args.strandedLimit],
+    values: [
+      args.poolUid,
+      args.queue,
+      args.backlogLimit,
+      args.withNextDue,
+      args.rejectionWithinMs,
+      args.outcomesLimit,
+      args.outcomesWithinSeconds,
+      args.strandedLimit,
+    ],
   });
   const row = result.rows[0];
   if (!row) throw new Error('the database returned no snapshot');
@@ -98,7 +125,12 @@ export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promi
     backlog: row.backlog,
     ...(row.next_due ? { nextDueAt: row.next_due } : {}),
     ...(row.rejected_at ? { rejectedAt: row.rejected_at } : {}),
-    outcomes: (row.outcomes ?? []).map((o) => ({ finishedAt: date(o.finished_at), tasksStarted: o.tasks_started, code: o.code, message: o.message })),
+    outcomes: (row.outcomes ?? []).map((o) => ({
+      finishedAt: date(o.finished_at),
+      tasksStarted: o.tasks_started,
+      code: o.code,
+      message: o.message,
+    })),
     stranded: (row.stranded ?? []).map((s) => ({
       id: s.id,
       invocationId: s.invocation_id,

@@ -37,5 +37,8 @@ export async function claimQueue(
 
 /** Releases every claim the pool holds (its queue changed, or it is being deleted). */
 export async function releaseClaims(db: Queryable, args: { poolUid: string; exceptQueue?: string }): Promise<void> {
-  await db.query(`DELETE FROM ltp.queue_claims WHERE pool_uid = $1 AND queue IS DISTINCT FROM $2`, [args.poolUid, args.exceptQueue ?? null]);
+  await db.query(`DELETE FROM ltp.queue_claims WHERE pool_uid = $1 AND queue IS DISTINCT FROM $2`, [
+    args.poolUid,
+    args.exceptQueue ?? null,
+  ]);
 }

@@ -12,12 +12,17 @@ export interface RetentionTarget {
 }
 
 /** Of the targets, those with at least one finished row older than their age: one index probe each. */
-export async function targetsWithExpiredRows(db: Queryable, table: 'tasks' | 'invocations', targets: readonly RetentionTarget[]): Promise<RetentionTarget[]> {
+export async function targetsWithExpiredRows(
+  db: Queryable,
+  table: 'tasks' | 'invocations',
+  targets: readonly RetentionTarget[],
+): Promise<RetentionTarget[]> {
   if (targets.length === 0) return [];
-  const probe = table === 'tasks'
-    ? `EXISTS (SELECT 1 FROM ltp.tasks x WHERE x.queue = t.key AND x.status IN ('done', 'failed')
+  const probe =
+    table === 'tasks'
+      ? `EXISTS (SELECT 1 FROM ltp.tasks x WHERE x.queue = t.key AND x.status IN ('done', 'failed')
                  AND x.finished_at < now() - make_interval(secs => t.age))`
-    : `EXISTS (SELECT 1 FROM ltp.invocations x WHERE x.pool_uid = t.key AND x.finished_at IS NOT NULL
+      : `EXISTS (SELECT 1 FROM ltp.invocations x WHERE x.pool_uid = t.key AND x.finished_at IS NOT NULL
                  AND x.finished_at < now() - make_interval(secs => t.age))`;
   const result = await db.query<{ key: string; age: number }>(
     `SELECT t.key, t.age FROM unnest($1::text[], $2::double precision[]) AS t(key, age) WHERE ${probe}`,
@@ -42,7 +47,10 @@ export async function deleteExpiredTasks(db: Queryable, args: { queue: string; m
  * Deletes at most `batch` finished invocations of one pool older than the age that no task points at any
  * more (a task keeps the invocation that last leased it until retention deletes the task). Returns how many.
  */
-export async function deleteExpiredInvocations(db: Queryable, args: { poolUid: string; maxAgeSeconds: number; batch: number }): Promise<number> {
+export async function deleteExpiredInvocations(
+  db: Queryable,
+  args: { poolUid: string; maxAgeSeconds: number; batch: number },
+): Promise<number> {
   const result = await db.query(
     `DELETE FROM ltp.invocations WHERE id IN (
        SELECT i.id FROM ltp.invocations i

@@ -114,9 +114,20 @@ export interface StrandedLeaseRow {
  */
 export async function findStrandedLeases(db: Queryable, args: { poolUid?: string; limit?: number }): Promise<StrandedLeaseRow[]> {
   const result = await db.query<{
-    id: number; invocation_id: number; attempts: number; max_attempts: number | null; started: boolean; pool_uid: string; queue: string;
-    status: InvocationState; ever_started: boolean; finished_at: Date | null; heartbeat_timeout_seconds: number; max_task_attempts: number;
-    retry_initial_delay_ms: number; retry_max_delay_ms: number;
+    id: number;
+    invocation_id: number;
+    attempts: number;
+    max_attempts: number | null;
+    started: boolean;
+    pool_uid: string;
+    queue: string;
+    status: InvocationState;
+    ever_started: boolean;
+    finished_at: Date | null;
+    heartbeat_timeout_seconds: number;
+    max_task_attempts: number;
+    retry_initial_delay_ms: number;
+    retry_max_delay_ms: number;
   }>(
     `SELECT t.id, t.invocation_id, t.attempts, t.max_attempts, (t.started_at IS NOT NULL AND t.started_at >= t.leased_at) AS started,
             i.pool_uid, t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
@@ -191,7 +202,10 @@ export async function getTask(db: Queryable, id: number): Promise<TaskRow | unde
  * Created-to-leased waits of tasks leased after the cursor, oldest first, for the task wait metric.
  * The cursor is Postgres's own text of a timestamp, so no precision is lost between calls.
  */
-export async function leaseWaitsSince(db: Queryable, args: { queue: string; since: string; limit: number }): Promise<{ waitsSeconds: number[]; cursor?: string }> {
+export async function leaseWaitsSince(
+  db: Queryable,
+  args: { queue: string; since: string; limit: number },
+): Promise<{ waitsSeconds: number[]; cursor?: string }> {
   const result = await db.query<{ wait: number; cursor: string }>(
     `SELECT extract(epoch FROM leased_at - created_at)::float8 AS wait, leased_at::text AS cursor FROM ltp.tasks
       WHERE queue = $1 AND leased_at > $2::timestamptz ORDER BY leased_at LIMIT $3`,

@@ -27,7 +27,8 @@ describe('kube-apiserver outage (a real controller process with leader election)
     await sys?.stop();
   });
 
-  const invocationCount = async () => (await sys.database.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'outage'`)).rows[0]?.n ?? 0;
+  const invocationCount = async () =>
+    (await sys.database.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'outage'`)).rows[0]?.n ?? 0;
   const leader = async () => {
     const text = await (await fetch(`http://127.0.0.1:${controller?.port}/metrics`)).text();
     return /^ltp_leader 1$/m.test(text);
@@ -36,8 +37,11 @@ describe('kube-apiserver outage (a real controller process with leader election)
   it('survives two minutes without the API server, pauses dispatch while it has no Lease, and resumes within 5 s of its return', async () => {
     const cp = await sharedControlPlane();
     controller = await startControllerProcess({
-      kubeconfig: sys.controllerConfig.kubeconfig ?? '', databaseUrl: sys.database.url, lambdaEndpoint: sys.lambda.endpoint,
-      namespaces: [NS], leaderElect: { leaseNamespace: NS, identity: 'outage-controller' },
+      kubeconfig: sys.controllerConfig.kubeconfig ?? '',
+      databaseUrl: sys.database.url,
+      lambdaEndpoint: sys.lambda.endpoint,
+      namespaces: [NS],
+      leaderElect: { leaseNamespace: NS, identity: 'outage-controller' },
     });
     const pid = controller.child.pid;
     await applyPool({ namespace: NS, name: 'outage', queue: 'outage', maxConcurrency: 3, tasksPerInvocation: 3 });
@@ -61,12 +65,20 @@ describe('kube-apiserver outage (a real controller process with leader election)
 
     await cp.startApiServer();
     const back = Date.now();
-    const first = await eventually('a new invocation after the API server is back', async () => {
-      const row = (await sys.database.db.query<{ created_at: Date }>(
-        `SELECT min(created_at) AS created_at FROM ltp.invocations WHERE queue = 'outage' HAVING count(*) > $1`, [before],
-      )).rows[0];
-      return row?.created_at;
-    }, 30_000, 100);
+    const first = await eventually(
+      'a new invocation after the API server is back',
+      async () => {
+        const row = (
+          await sys.database.db.query<{ created_at: Date }>(
+            `SELECT min(created_at) AS created_at FROM ltp.invocations WHERE queue = 'outage' HAVING count(*) > $1`,
+            [before],
+          )
+        ).rows[0];
+        return row?.created_at;
+      },
+      30_000,
+      100,
+    );
     const resumedAfterMs = first.getTime() - back;
     expect(resumedAfterMs, `dispatch resumed ${resumedAfterMs} ms after the API server was back`).to.be.at.most(5_000);
     await eventually('all 18 tasks done', async () => (await countTasksByState(sys.database.db, 'outage')).done === 18, 60_000);

@@ -18,7 +18,10 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
 
   const startControllerProcess = async () => {
     const started = await startProcess({
-      kubeconfig: sys.controllerConfig.kubeconfig ?? '', databaseUrl: sys.database.url, lambdaEndpoint: sys.lambda.endpoint, namespaces: [NS],
+      kubeconfig: sys.controllerConfig.kubeconfig ?? '',
+      databaseUrl: sys.database.url,
+      lambdaEndpoint: sys.lambda.endpoint,
+      namespaces: [NS],
     });
     controller = started.child;
     return started.child;
@@ -43,10 +46,15 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
     await eventually('the pool to be reconciled', async () => (await getPool(NS, 'crashy'))?.status.observedGeneration === 1);
     await sys.database.db.query(`INSERT INTO ltp.tasks (queue, payload) SELECT 'crashy', '{"ms": 400}' FROM generate_series(1, 90)`);
     // Kill the moment the first invocation rows are committed: the invokes are being sent right then.
-    await eventually('the first invocation rows', async () => {
-      const rows = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'crashy'`);
-      return rows.rows[0].n > 0;
-    }, 30_000, 5);
+    await eventually(
+      'the first invocation rows',
+      async () => {
+        const rows = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'crashy'`);
+        return rows.rows[0].n > 0;
+      },
+      30_000,
+      5,
+    );
     first.kill('SIGKILL');
     expect(await waitForExit(first, 10_000)).to.equal(null);
     const atKill = await sys.database.db.query<{ status: string; n: number }>(
@@ -54,17 +62,26 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
     );
 
     await startControllerProcess();
-    await eventually('all 90 tasks done after the restart', async () => (await countTasksByState(sys.database.db, 'crashy')).done === 90, 120_000);
+    await eventually(
+      'all 90 tasks done after the restart',
+      async () => (await countTasksByState(sys.database.db, 'crashy')).done === 90,
+      120_000,
+    );
 
     const runs = await sys.database.db.query<{ task_id: number; n: number }>(
       `SELECT e.task_id, count(*)::int AS n FROM public.executions e JOIN ltp.tasks t ON t.id = e.task_id WHERE t.queue = 'crashy' GROUP BY e.task_id`,
     );
     expect(runs.rows, `rows at the kill: ${JSON.stringify(atKill.rows)}`).to.have.length(90);
-    expect(runs.rows.every((r) => r.n === 1), 'every task ran exactly once').to.equal(true);
+    expect(
+      runs.rows.every((r) => r.n === 1),
+      'every task ran exactly once',
+    ).to.equal(true);
     const invocations = await sys.database.db.query<{ status: string; n: number; leased: number }>(
       `SELECT status, count(*)::int AS n, sum(tasks_leased)::int AS leased FROM ltp.invocations WHERE queue = 'crashy' GROUP BY status`,
     );
-    expect(invocations.rows, 'exactly backlog / tasksPerInvocation invocations, all succeeded').to.deep.equal([{ status: 'succeeded', n: 30, leased: 90 }]);
+    expect(invocations.rows, 'exactly backlog / tasksPerInvocation invocations, all succeeded').to.deep.equal([
+      { status: 'succeeded', n: 30, leased: 90 },
+    ]);
   });
 
   it('invocation rows committed but never invoked (a crash between commit and invoke) are invoked again with the same ids', async () => {
@@ -92,7 +109,11 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
       invokeAfterMs: 0,
     });
     await startControllerProcess();
-    await eventually('the 6 new tasks done', async () => (await countTasksByState(sys.database.db, 'crashy')).done === doneBefore + 6, 60_000);
+    await eventually(
+      'the 6 new tasks done',
+      async () => (await countTasksByState(sys.database.db, 'crashy')).done === doneBefore + 6,
+      60_000,
+    );
     const rows = await sys.database.db.query<{ id: number; status: string; tasks_leased: number }>(
       `SELECT id, status, tasks_leased FROM ltp.invocations WHERE queue = 'crashy' AND id >= $1 ORDER BY id`,
       [stranded[0]],
@@ -104,10 +125,17 @@ describe('controller crash and restart (a real controller process, SIGKILL)', fu
     if (!controller || controller.exitCode !== null || controller.signalCode !== null) await startControllerProcess();
     await kubectl(['create', 'secret', 'generic', 'own-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
     await applyPool({
-      namespace: NS, name: 'orphan-db', queue: 'orphan-db', maxConcurrency: 2, tasksPerInvocation: 1,
+      namespace: NS,
+      name: 'orphan-db',
+      queue: 'orphan-db',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
       extraSpec: { database: { secretRef: { name: 'own-db' } } },
     });
-    await eventually('the pool reconciled through its Secret', async () => (await getPool(NS, 'orphan-db'))?.status.observedGeneration === 1);
+    await eventually(
+      'the pool reconciled through its Secret',
+      async () => (await getPool(NS, 'orphan-db'))?.status.observedGeneration === 1,
+    );
     controller?.kill('SIGKILL');
     if (controller) await waitForExit(controller, 10_000);
     await kubectl(['delete', 'secret', 'own-db', '-n', NS]);

@@ -5,7 +5,16 @@ import { enqueueTasks, countTasksByState } from '../../src/store/task-store.ts';
 import { kubectl, sharedControlPlane } from '../support/kube.ts';
 import { installCrd } from '../../dev/src/crd.ts';
 import { loadKubeConfig } from '../../src/controller/kube.ts';
-import { applyPool, condition, E2E_WORKER, eventually, getPool, maxConcurrentLive, startSystem, type TestSystem } from '../support/system.ts';
+import {
+  applyPool,
+  condition,
+  E2E_WORKER,
+  eventually,
+  getPool,
+  maxConcurrentLive,
+  startSystem,
+  type TestSystem,
+} from '../support/system.ts';
 
 const NS = `e2e-dispatch-${process.pid}`;
 
@@ -29,18 +38,26 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
       `INSERT INTO ltp.tasks (queue, payload) SELECT 'bulk', jsonb_build_object('ms', 150) FROM generate_series(1, 300)`,
     );
     const seen = { backlog: new Set<number>(), running: new Set<number>() };
-    await eventually('all 300 tasks done', async () => {
-      const pool = await getPool(NS, 'bulk');
-      if (pool?.status.backlog !== undefined) seen.backlog.add(pool.status.backlog);
-      if (pool?.status.invocations?.running !== undefined) seen.running.add(pool.status.invocations.running);
-      return pool?.status.tasks?.done === 300 && pool.status.backlog === 0 ? pool : undefined;
-    }, 180_000, 500);
+    await eventually(
+      'all 300 tasks done',
+      async () => {
+        const pool = await getPool(NS, 'bulk');
+        if (pool?.status.backlog !== undefined) seen.backlog.add(pool.status.backlog);
+        if (pool?.status.invocations?.running !== undefined) seen.running.add(pool.status.invocations.running);
+        return pool?.status.tasks?.done === 300 && pool.status.backlog === 0 ? pool : undefined;
+      },
+      180_000,
+      500,
+    );
 
     const executions = await sys.database.db.query<{ task_id: number; n: number }>(
       `SELECT task_id, count(*)::int AS n FROM public.executions e JOIN ltp.tasks t ON t.id = e.task_id WHERE t.queue = 'bulk' GROUP BY task_id`,
     );
     expect(executions.rows).to.have.length(300);
-    expect(executions.rows.every((r) => r.n === 1), 'every task ran once').to.equal(true);
+    expect(
+      executions.rows.every((r) => r.n === 1),
+      'every task ran once',
+    ).to.equal(true);
     expect(await countTasksByState(sys.database.db, 'bulk')).to.deep.equal({ created: 0, leased: 0, done: 300, failed: 0 });
 
     const invocations = await sys.database.db.query<{ status: string; n: number; leased: number }>(
@@ -49,11 +66,16 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     expect(invocations.rows).to.deep.equal([{ status: 'succeeded', n: 100, leased: 300 }]);
     const wasted = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'bulk' AND tasks_leased = 0`);
     expect(wasted.rows[0].n, 'wasted invocations').to.equal(0);
-    expect(await maxConcurrentLive(sys.database.db)).to.be.at.most(10).and.at.least(5);
+    expect(await maxConcurrentLive(sys.database.db))
+      .to.be.at.most(10)
+      .and.at.least(5);
 
     // What a user watching `kubectl get ltp` saw: counts moving, then settling with the right conditions.
     expect(seen.backlog.size, 'distinct backlog values seen').to.be.greaterThan(2);
-    expect([...seen.running].some((n) => n > 0), 'saw running invocations').to.equal(true);
+    expect(
+      [...seen.running].some((n) => n > 0),
+      'saw running invocations',
+    ).to.equal(true);
     const settled = await eventually('the pool to settle idle', async () => {
       const pool = await getPool(NS, 'bulk');
       return condition(pool, 'Active')?.status === 'False' ? pool : undefined;
@@ -85,7 +107,11 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     const suspended = await eventually('Suspended=True with nothing queued', async () => {
       const pool = await getPool(NS, 'pausable');
       const inv = pool?.status.invocations;
-      return condition(pool, "Suspended")?.status === "True" && inv && (inv.created ?? 0) + (inv.pending ?? 0) + (inv.ready ?? 0) + (inv.running ?? 0) === 0 ? pool : undefined;
+      return condition(pool, 'Suspended')?.status === 'True' &&
+        inv &&
+        (inv.created ?? 0) + (inv.pending ?? 0) + (inv.ready ?? 0) + (inv.running ?? 0) === 0
+        ? pool
+        : undefined;
     });
     expect(condition(suspended, 'Suspended')?.reason).to.equal('SuspendedBySpec');
     const before = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'pausable'`);
@@ -113,14 +139,20 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
       `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'doomed' AND status IN ('created','pending','ready','running')`,
     );
     expect(live.rows[0].n).to.equal(0);
-    const terminated = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'doomed' AND status = 'terminated'`);
+    const terminated = await sys.database.db.query(
+      `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'doomed' AND status = 'terminated'`,
+    );
     expect(terminated.rows[0].n).to.be.greaterThan(0);
     // A running worker learns of the termination at its next heartbeat, stops, and gives its tasks back; the
     // controller itself gives back what a dead worker still holds one heartbeat timeout after the end.
-    const tasks = await eventually('no task left leased', async () => {
-      const counts = await countTasksByState(sys.database.db, 'doomed');
-      return counts.leased === 0 ? counts : undefined;
-    }, 60_000);
+    const tasks = await eventually(
+      'no task left leased',
+      async () => {
+        const counts = await countTasksByState(sys.database.db, 'doomed');
+        return counts.leased === 0 ? counts : undefined;
+      },
+      60_000,
+    );
     expect(tasks.created + tasks.done + tasks.failed).to.equal(30);
     const claims = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.queue_claims WHERE queue = 'doomed'`);
     expect(claims.rows[0].n).to.equal(0);
@@ -142,7 +174,14 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
   });
 
   it('a missing function becomes Ready=False FunctionNotFound without an endless retry, and other pools keep working', async () => {
-    await applyPool({ namespace: NS, name: 'ghost', queue: 'ghost', functionName: 'no-such-function', maxConcurrency: 5, tasksPerInvocation: 1 });
+    await applyPool({
+      namespace: NS,
+      name: 'ghost',
+      queue: 'ghost',
+      functionName: 'no-such-function',
+      maxConcurrency: 5,
+      tasksPerInvocation: 1,
+    });
     await enqueueTasks(sys.database.db, { queue: 'ghost', payloads: Array.from({ length: 10 }, () => ({})) });
     const ghost = await eventually('FunctionNotFound', async () => {
       const pool = await getPool(NS, 'ghost');
@@ -159,12 +198,19 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
 
     await applyPool({ namespace: NS, name: 'healthy', queue: 'healthy', maxConcurrency: 2, tasksPerInvocation: 1 });
     await enqueueTasks(sys.database.db, { queue: 'healthy', payloads: [{}, {}] });
-    await eventually('the healthy pool works beside the broken one', async () => (await countTasksByState(sys.database.db, 'healthy')).done === 2);
+    await eventually(
+      'the healthy pool works beside the broken one',
+      async () => (await countTasksByState(sys.database.db, 'healthy')).done === 2,
+    );
   });
 
   it('a pool whose database Secret is missing gets Ready=False SecretNotFound and recovers when the Secret appears', async () => {
     await applyPool({
-      namespace: NS, name: 'byo-db', queue: 'byo', maxConcurrency: 2, tasksPerInvocation: 1,
+      namespace: NS,
+      name: 'byo-db',
+      queue: 'byo',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
       extraSpec: { database: { secretRef: { name: 'byo-db' } } },
     });
     const blocked = await eventually('SecretNotFound', async () => {
@@ -181,18 +227,26 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     await kubectl(['delete', 'secret', 'byo-db', '-n', NS]);
     await kubectl(['create', 'secret', 'generic', 'byo-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
     await enqueueTasks(sys.database.db, { queue: 'byo', payloads: [{}, {}] });
-    const ready = await eventually('Ready through the Secret', async () => {
-      const pool = await getPool(NS, 'byo-db');
-      return condition(pool, 'Ready')?.status === 'True' && pool?.status.tasks?.done === 2 ? pool : undefined;
-    }, 60_000);
+    const ready = await eventually(
+      'Ready through the Secret',
+      async () => {
+        const pool = await getPool(NS, 'byo-db');
+        return condition(pool, 'Ready')?.status === 'True' && pool?.status.tasks?.done === 2 ? pool : undefined;
+      },
+      60_000,
+    );
     expect(JSON.stringify(ready.status)).not.to.include('postgres:');
     expect(condition(ready, 'Ready')?.message).not.to.include(':postgres@');
   });
 
-  it("a pool deleted after its database Secret is finalized through the database it last used", async () => {
+  it('a pool deleted after its database Secret is finalized through the database it last used', async () => {
     await kubectl(['create', 'secret', 'generic', 'gone-db', '-n', NS, '--from-literal', `url=${sys.database.url}`]);
     await applyPool({
-      namespace: NS, name: 'gone', queue: 'gone', maxConcurrency: 2, tasksPerInvocation: 1,
+      namespace: NS,
+      name: 'gone',
+      queue: 'gone',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
       extraSpec: { database: { secretRef: { name: 'gone-db' } } },
     });
     await enqueueTasks(sys.database.db, { queue: 'gone', payloads: Array.from({ length: 6 }, () => ({ ms: 3_000 })) });
@@ -204,21 +258,34 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
       `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'gone' AND status IN ('created','pending','ready','running')`,
     );
     expect(live.rows[0].n).to.equal(0);
-    const tasks = await eventually('no task left leased', async () => {
-      const counts = await countTasksByState(sys.database.db, 'gone');
-      return counts.leased === 0 ? counts : undefined;
-    }, 60_000);
+    const tasks = await eventually(
+      'no task left leased',
+      async () => {
+        const counts = await countTasksByState(sys.database.db, 'gone');
+        return counts.leased === 0 ? counts : undefined;
+      },
+      60_000,
+    );
     expect(tasks.created + tasks.done + tasks.failed).to.equal(6);
   });
 
   it('Invoke throttles show as Degraded=Throttled, the same rows are invoked again, and the pool recovers', async () => {
     const fn = (throttleRate: number) => ({
-      name: 'throttled-worker', handler: E2E_WORKER, timeoutSeconds: 60,
+      name: 'throttled-worker',
+      handler: E2E_WORKER,
+      timeoutSeconds: 60,
       environment: { DATABASE_URL: sys.database.url, LTP_LOG_LEVEL: 'warn' },
       async: { startDelayMs: 200, throttleRate },
     });
     sys.lambda.register(fn(1));
-    await applyPool({ namespace: NS, name: 'throttled', queue: 'throttled', functionName: 'throttled-worker', maxConcurrency: 3, tasksPerInvocation: 1 });
+    await applyPool({
+      namespace: NS,
+      name: 'throttled',
+      queue: 'throttled',
+      functionName: 'throttled-worker',
+      maxConcurrency: 3,
+      tasksPerInvocation: 1,
+    });
     await enqueueTasks(sys.database.db, { queue: 'throttled', payloads: [{}, {}, {}] });
     const degraded = await eventually('Degraded=Throttled', async () => {
       const pool = await getPool(NS, 'throttled');
@@ -235,20 +302,31 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
 
   it('events Lambda drops are orphaned at their start deadline, their work is dispatched again, and no task runs twice', async () => {
     const fn = (dropRate: number) => ({
-      name: 'lossy-worker', handler: E2E_WORKER, timeoutSeconds: 60,
+      name: 'lossy-worker',
+      handler: E2E_WORKER,
+      timeoutSeconds: 60,
       environment: { DATABASE_URL: sys.database.url, LTP_LOG_LEVEL: 'warn' },
       async: { startDelayMs: 200, dropRate },
     });
     sys.lambda.register(fn(1));
     await applyPool({
-      namespace: NS, name: 'lossy', queue: 'lossy', functionName: 'lossy-worker', maxConcurrency: 2, tasksPerInvocation: 1,
+      namespace: NS,
+      name: 'lossy',
+      queue: 'lossy',
+      functionName: 'lossy-worker',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
       extraSpec: { startTimeoutSeconds: 10 },
     });
     await enqueueTasks(sys.database.db, { queue: 'lossy', payloads: [{}, {}] });
-    const degraded = await eventually('Degraded=InvocationsOrphaned', async () => {
-      const pool = await getPool(NS, 'lossy');
-      return condition(pool, 'Degraded')?.reason === 'InvocationsOrphaned' ? pool : undefined;
-    }, 60_000);
+    const degraded = await eventually(
+      'Degraded=InvocationsOrphaned',
+      async () => {
+        const pool = await getPool(NS, 'lossy');
+        return condition(pool, 'Degraded')?.reason === 'InvocationsOrphaned' ? pool : undefined;
+      },
+      60_000,
+    );
     expect(degraded.status.invocations?.orphaned).to.be.at.least(2);
     sys.lambda.register(fn(0));
     await eventually('the lossy tasks done', async () => (await countTasksByState(sys.database.db, 'lossy')).done === 2, 60_000);
@@ -256,7 +334,9 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
       `SELECT count(*)::int AS n FROM public.executions e JOIN ltp.tasks t ON t.id = e.task_id WHERE t.queue = 'lossy'`,
     );
     expect(runs.rows[0].n).to.equal(2);
-    const orphaned = await sys.database.db.query(`SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'lossy' AND status = 'orphaned' AND error_code = 'StartTimeout'`);
+    const orphaned = await sys.database.db.query(
+      `SELECT count(*)::int AS n FROM ltp.invocations WHERE queue = 'lossy' AND status = 'orphaned' AND error_code = 'StartTimeout'`,
+    );
     expect(orphaned.rows[0].n).to.be.at.least(2);
   });
 
@@ -269,15 +349,21 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     try {
       const loosened = await kubectl(['replace', '-f', '-'], { input: JSON.stringify(crd) });
       expect(loosened.code, loosened.stderr).to.equal(0);
-      await eventually('the loose schema to be served', async () => {
-        const created = await kubectl(['apply', '-f', '-'], {
-          input: JSON.stringify({
-            apiVersion: 'lambda.taskpool.io/v1alpha1', kind: 'LambdaTaskPool', metadata: { name: 'legacy', namespace: NS },
-            spec: { function: { name: 'e2e-worker' }, queue: 'bad queue!', maxConcurrency: 0 },
-          }),
-        });
-        return created.code === 0;
-      }, 20_000);
+      await eventually(
+        'the loose schema to be served',
+        async () => {
+          const created = await kubectl(['apply', '-f', '-'], {
+            input: JSON.stringify({
+              apiVersion: 'lambda.taskpool.io/v1alpha1',
+              kind: 'LambdaTaskPool',
+              metadata: { name: 'legacy', namespace: NS },
+              spec: { function: { name: 'e2e-worker' }, queue: 'bad queue!', maxConcurrency: 0 },
+            }),
+          });
+          return created.code === 0;
+        },
+        20_000,
+      );
     } finally {
       await installCrd(loadKubeConfig((await sharedControlPlane()).kubeconfigPath));
     }

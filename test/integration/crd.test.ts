@@ -52,7 +52,11 @@ function servedSchema(crd: unknown): unknown {
 /** JSON with object keys sorted, so two equal values print the same whatever order the server keeps. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (isObject(value)) return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+  if (isObject(value))
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`)
+      .join(',')}}`;
   return JSON.stringify(value);
 }
 
@@ -122,7 +126,9 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
   it('is Established and serves v1alpha1 with the status subresource and the short name ltp', async () => {
     const crd: unknown = JSON.parse(ok(await kubectl(['get', 'crd', CRD_NAME, '-o', 'json']), 'get crd'));
     const conditions = at(crd, 'status', 'conditions');
-    expect(Array.isArray(conditions) && conditions.some((c) => at(c, 'type') === 'Established' && at(c, 'status') === 'True')).to.equal(true);
+    expect(Array.isArray(conditions) && conditions.some((c) => at(c, 'type') === 'Established' && at(c, 'status') === 'True')).to.equal(
+      true,
+    );
     expect(at(crd, 'spec', 'names', 'shortNames')).to.deep.equal(['ltp']);
     expect(at(crd, 'spec', 'scope')).to.equal('Namespaced');
     const versions = at(crd, 'spec', 'versions');
@@ -133,7 +139,7 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
     expect(ok(await kubectl(['api-resources', '--api-group=lambda.taskpool.io', '-o', 'name']), 'api-resources').trim()).to.equal(CRD_NAME);
   });
 
-  it('the served schema is the CRD file\'s schema, defaults and CEL rules included', async () => {
+  it("the served schema is the CRD file's schema, defaults and CEL rules included", async () => {
     const served: unknown = JSON.parse(ok(await kubectl(['get', 'crd', CRD_NAME, '-o', 'json']), 'get crd'));
     const file: unknown = parse(await readFile(CRD_FILE, 'utf8'));
     expect(servedSchema(served)).to.deep.equal(servedSchema(file));
@@ -166,7 +172,11 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
   });
 
   it('the API server defaults database.secretRef.key to url', async () => {
-    const manifest = poolManifest('own-db', { function: { name: 'worker' }, queue: 'own-db', database: { secretRef: { name: 'reports-db' } } });
+    const manifest = poolManifest('own-db', {
+      function: { name: 'worker' },
+      queue: 'own-db',
+      database: { secretRef: { name: 'reports-db' } },
+    });
     ok(await kubectl(['apply', '--validate=strict', '-n', namespace, '-f', '-'], { input: manifest }), 'apply own-db');
     const pool: unknown = JSON.parse(ok(await kubectl(['get', 'ltp', 'own-db', '-n', namespace, '-o', 'json']), 'get pool'));
     expect(at(pool, 'spec', 'database')).to.deep.equal({ secretRef: { name: 'reports-db', key: 'url' } });
@@ -176,26 +186,66 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
     const valid = { function: { name: 'worker' }, queue: 'jobs' };
     const cases: Array<{ name: string; spec: unknown; field: RegExp }> = [
       { name: 'a spec without function', spec: { queue: 'jobs' }, field: /spec\.function: Required value/ },
-      { name: 'a function without name', spec: { function: { region: 'eu-west-1' }, queue: 'jobs' }, field: /spec\.function\.name: Required value/ },
+      {
+        name: 'a function without name',
+        spec: { function: { region: 'eu-west-1' }, queue: 'jobs' },
+        field: /spec\.function\.name: Required value/,
+      },
       { name: 'a spec without queue', spec: { function: { name: 'worker' } }, field: /spec\.queue: Required value/ },
-      { name: 'a hostile queue name', spec: { ...valid, queue: "q'; DROP TABLE ltp.tasks; --" }, field: /spec\.queue: Invalid value: .*should match/ },
+      {
+        name: 'a hostile queue name',
+        spec: { ...valid, queue: "q'; DROP TABLE ltp.tasks; --" },
+        field: /spec\.queue: Invalid value: .*should match/,
+      },
       { name: 'a queue of 129 characters', spec: { ...valid, queue: 'q'.repeat(129) }, field: /spec\.queue: Too long/ },
       { name: 'an empty queue', spec: { ...valid, queue: '' }, field: /spec\.queue: Invalid value/ },
-      { name: 'maxConcurrency 0', spec: { ...valid, maxConcurrency: 0 }, field: /spec\.maxConcurrency: Invalid value: 0: .*greater than or equal to 1/ },
-      { name: 'maxConcurrency 1001', spec: { ...valid, maxConcurrency: 1001 }, field: /spec\.maxConcurrency: Invalid value: 1001: .*less than or equal to 1000/ },
+      {
+        name: 'maxConcurrency 0',
+        spec: { ...valid, maxConcurrency: 0 },
+        field: /spec\.maxConcurrency: Invalid value: 0: .*greater than or equal to 1/,
+      },
+      {
+        name: 'maxConcurrency 1001',
+        spec: { ...valid, maxConcurrency: 1001 },
+        field: /spec\.maxConcurrency: Invalid value: 1001: .*less than or equal to 1000/,
+      },
       { name: 'tasksPerInvocation 0', spec: { ...valid, tasksPerInvocation: 0 }, field: /spec\.tasksPerInvocation: Invalid value: 0/ },
-      { name: 'a negative startTimeoutSeconds', spec: { ...valid, startTimeoutSeconds: -1 }, field: /spec\.startTimeoutSeconds: Invalid value: -1/ },
-      { name: 'a negative heartbeatTimeoutSeconds', spec: { ...valid, heartbeatTimeoutSeconds: -5 }, field: /spec\.heartbeatTimeoutSeconds: Invalid value: -5/ },
+      {
+        name: 'a negative startTimeoutSeconds',
+        spec: { ...valid, startTimeoutSeconds: -1 },
+        field: /spec\.startTimeoutSeconds: Invalid value: -1/,
+      },
+      {
+        name: 'a negative heartbeatTimeoutSeconds',
+        spec: { ...valid, heartbeatTimeoutSeconds: -5 },
+        field: /spec\.heartbeatTimeoutSeconds: Invalid value: -5/,
+      },
       { name: 'maxTaskAttempts 0', spec: { ...valid, maxTaskAttempts: 0 }, field: /spec\.maxTaskAttempts: Invalid value: 0/ },
-      { name: 'a function name with a space', spec: { ...valid, function: { name: 'my worker' } }, field: /spec\.function\.name: Invalid value: "my worker"/ },
-      { name: 'a function name of 65 characters', spec: { ...valid, function: { name: 'f'.repeat(65) } }, field: /spec\.function\.name: Invalid value/ },
+      {
+        name: 'a function name with a space',
+        spec: { ...valid, function: { name: 'my worker' } },
+        field: /spec\.function\.name: Invalid value: "my worker"/,
+      },
+      {
+        name: 'a function name of 65 characters',
+        spec: { ...valid, function: { name: 'f'.repeat(65) } },
+        field: /spec\.function\.name: Invalid value/,
+      },
       {
         name: 'an ARN of another service',
         spec: { ...valid, function: { name: 'arn:aws:s3:eu-west-1:123456789012:function:worker' } },
         field: /spec\.function\.name: Invalid value: "arn:aws:s3/,
       },
-      { name: 'a region that is no region', spec: { ...valid, function: { name: 'worker', region: 'Europe' } }, field: /spec\.function\.region: Invalid value: "Europe"/ },
-      { name: 'a qualifier with a slash', spec: { ...valid, function: { name: 'worker', qualifier: 'v1/live' } }, field: /spec\.function\.qualifier: Invalid value: "v1\/live"/ },
+      {
+        name: 'a region that is no region',
+        spec: { ...valid, function: { name: 'worker', region: 'Europe' } },
+        field: /spec\.function\.region: Invalid value: "Europe"/,
+      },
+      {
+        name: 'a qualifier with a slash',
+        spec: { ...valid, function: { name: 'worker', qualifier: 'v1/live' } },
+        field: /spec\.function\.qualifier: Invalid value: "v1\/live"/,
+      },
       {
         name: 'a qualifier both inside the name and in qualifier (CEL rule)',
         spec: { ...valid, function: { name: 'worker:live', qualifier: 'live' } },
@@ -206,10 +256,26 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
         spec: { ...valid, function: { name: 'arn:aws:lambda:eu-west-1:123456789012:function:worker', region: 'us-east-1' } },
         field: /spec\.function\.region: Invalid value: .*must match the region inside a full ARN/,
       },
-      { name: 'an unknown field (strict decoding)', spec: { ...valid, maxConcurency: 5 }, field: /strict decoding error: unknown field "spec\.maxConcurency"/ },
-      { name: 'database.secretRef without name', spec: { ...valid, database: { secretRef: { key: 'url' } } }, field: /spec\.database\.secretRef\.name: Required value/ },
-      { name: 'a secretRef name that is no Secret name', spec: { ...valid, database: { secretRef: { name: 'Reports_DB' } } }, field: /spec\.database\.secretRef\.name: Invalid value: "Reports_DB"/ },
-      { name: 'suspend as a string', spec: { ...valid, suspend: 'true' }, field: /spec\.suspend: Invalid value: "string": .*must be of type boolean/ },
+      {
+        name: 'an unknown field (strict decoding)',
+        spec: { ...valid, maxConcurency: 5 },
+        field: /strict decoding error: unknown field "spec\.maxConcurency"/,
+      },
+      {
+        name: 'database.secretRef without name',
+        spec: { ...valid, database: { secretRef: { key: 'url' } } },
+        field: /spec\.database\.secretRef\.name: Required value/,
+      },
+      {
+        name: 'a secretRef name that is no Secret name',
+        spec: { ...valid, database: { secretRef: { name: 'Reports_DB' } } },
+        field: /spec\.database\.secretRef\.name: Invalid value: "Reports_DB"/,
+      },
+      {
+        name: 'suspend as a string',
+        spec: { ...valid, suspend: 'true' },
+        field: /spec\.suspend: Invalid value: "string": .*must be of type boolean/,
+      },
     ];
 
     cases.forEach(({ name, spec, field }, index) => {
@@ -225,14 +291,32 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
   });
 
   it('kubectl get ltp shows NAME QUEUE MAX BACKLOG PENDING RUNNING READY AGE, and -o wide adds FUNCTION PER-INV DONE FAILED REASON SUSPENDED', async () => {
-    const manifest = poolManifest('columns', { function: { name: 'column-worker' }, queue: 'columns', maxConcurrency: 7, tasksPerInvocation: 2 });
+    const manifest = poolManifest('columns', {
+      function: { name: 'column-worker' },
+      queue: 'columns',
+      maxConcurrency: 7,
+      tasksPerInvocation: 2,
+    });
     ok(await kubectl(['apply', '-n', namespace, '-f', '-'], { input: manifest }), 'apply columns');
 
     const narrow = ok(await kubectl(['get', 'ltp', '-n', namespace]), 'get ltp');
     expect(table(narrow)[0]).to.deep.equal(['NAME', 'QUEUE', 'MAX', 'BACKLOG', 'PENDING', 'RUNNING', 'READY', 'AGE']);
     const wide = ok(await kubectl(['get', 'ltp', '-n', namespace, '-o', 'wide']), 'get ltp -o wide');
     expect(table(wide)[0]).to.deep.equal([
-      'NAME', 'QUEUE', 'MAX', 'BACKLOG', 'PENDING', 'RUNNING', 'READY', 'AGE', 'FUNCTION', 'PER-INV', 'DONE', 'FAILED', 'REASON', 'SUSPENDED',
+      'NAME',
+      'QUEUE',
+      'MAX',
+      'BACKLOG',
+      'PENDING',
+      'RUNNING',
+      'READY',
+      'AGE',
+      'FUNCTION',
+      'PER-INV',
+      'DONE',
+      'FAILED',
+      'REASON',
+      'SUSPENDED',
     ]);
     expect(cell(wide, 'columns', 'QUEUE')).to.equal('columns');
     expect(cell(wide, 'columns', 'MAX')).to.equal('7');
@@ -250,7 +334,14 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
       invocations: { created: 1, pending: 3, ready: 1, running: 5, succeeded: 20, failed: 0, orphaned: 2, terminated: 0 },
       tasks: { created: 14, leased: 10, done: 57, failed: 4 },
       conditions: [
-        { type: 'Ready', status: 'False', reason: 'QueueConflict', message: 'another pool claims the queue', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 },
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'QueueConflict',
+          message: 'another pool claims the queue',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+          observedGeneration: 1,
+        },
       ],
     };
     ok(
@@ -268,7 +359,17 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
 
     const flipped = { conditions: [{ ...status.conditions[0], status: 'True', reason: 'Reconciled', message: 'dispatching' }] };
     ok(
-      await kubectl(['patch', 'ltp', 'columns', '-n', namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: flipped })]),
+      await kubectl([
+        'patch',
+        'ltp',
+        'columns',
+        '-n',
+        namespace,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: flipped }),
+      ]),
       'patch status again',
     );
     const narrow = ok(await kubectl(['get', 'ltp', 'columns', '-n', namespace]), 'get ltp columns');
@@ -279,12 +380,25 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
   it('a status write through the main resource is ignored, and the status subresource validates too', async () => {
     const pool: unknown = JSON.parse(ok(await kubectl(['get', 'ltp', 'columns', '-n', namespace, '-o', 'json']), 'get pool'));
     const generation = at(pool, 'metadata', 'generation');
-    ok(await kubectl(['patch', 'ltp', 'columns', '-n', namespace, '--type=merge', '-p', '{"status":{"backlog":999}}']), 'patch main resource');
+    ok(
+      await kubectl(['patch', 'ltp', 'columns', '-n', namespace, '--type=merge', '-p', '{"status":{"backlog":999}}']),
+      'patch main resource',
+    );
     const after: unknown = JSON.parse(ok(await kubectl(['get', 'ltp', 'columns', '-n', namespace, '-o', 'json']), 'get pool'));
     expect(at(after, 'status', 'backlog')).to.equal(14);
     expect(at(after, 'metadata', 'generation')).to.equal(generation);
 
-    const bad = await kubectl(['patch', 'ltp', 'columns', '-n', namespace, '--subresource=status', '--type=merge', '-p', '{"status":{"backlog":-1}}']);
+    const bad = await kubectl([
+      'patch',
+      'ltp',
+      'columns',
+      '-n',
+      namespace,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"backlog":-1}}',
+    ]);
     expect(bad.code).to.not.equal(0);
     expect(bad.stderr).to.match(/status\.backlog: Invalid value: -1/);
   });

@@ -165,7 +165,12 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     // The old database drains: the stranded sweep finds nothing of this pool left live in it, and closes it.
     expect(await connectionsTo(rotDb), 'still open while draining').to.be.at.least(1);
     const sweeper = new StrandedSweeper({
-      databases: r, knownUid: () => true, isGone: async () => false, active: () => true, logger: silentLogger(), intervalMs: 60_000,
+      databases: r,
+      knownUid: () => true,
+      isGone: async () => false,
+      active: () => true,
+      logger: silentLogger(),
+      intervalMs: 60_000,
     });
     const reports = await sweeper.runOnce();
     expect(reports.find((report) => report.closed)?.terminated).to.deep.equal([]);
@@ -190,7 +195,10 @@ describe('the stranded sweep when a pool moves to another database (real kube-ap
     await kubectl(['create', 'secret', 'generic', 'moving', '-n', NS, '--from-literal', `url=${from.url}`]);
     const cp = await sharedControlPlane();
     registry = new DatabaseRegistry({
-      kube: new KubeApi(loadKubeConfig(cp.kubeconfigPath)), allowedDefaultNamespaces: [], logger: silentLogger(), onNotify: () => undefined,
+      kube: new KubeApi(loadKubeConfig(cp.kubeconfigPath)),
+      allowedDefaultNamespaces: [],
+      logger: silentLogger(),
+      onNotify: () => undefined,
     });
   });
   after(async () => {
@@ -205,7 +213,9 @@ describe('the stranded sweep when a pool moves to another database (real kube-ap
     expect((await registry.resolve(moving)).ok).to.equal(true);
     const [taskId = 0] = await enqueueTasks(from.db, { queue: 'q', payloads: [{}] });
     const [running = 0, queued = 0] = await insertInvocations(from.db, {
-      template: { ...templateFor(moving) }, count: 2, invokeAfterMs: 0,
+      template: { ...templateFor(moving) },
+      count: 2,
+      invokeAfterMs: 0,
     });
     // One invocation leased the task and is running; the other is still queued in Lambda.
     await from.db.query(`UPDATE ltp.invocations SET status = 'ready', ready_at = now(), heartbeat_at = now() WHERE id = $1`, [running]);
@@ -217,8 +227,12 @@ describe('the stranded sweep when a pool moves to another database (real kube-ap
     expect((await registry.resolve(moving)).ok).to.equal(true);
 
     const sweeper = new StrandedSweeper({
-      databases: registry, knownUid: (uid) => uid === moving.meta.uid, isGone: async () => false, active: () => true,
-      logger: silentLogger(), intervalMs: 60_000,
+      databases: registry,
+      knownUid: (uid) => uid === moving.meta.uid,
+      isGone: async () => false,
+      active: () => true,
+      logger: silentLogger(),
+      intervalMs: 60_000,
     });
     const [report] = (await sweeper.runOnce()).filter((r) => r.terminated.length > 0);
     expect(report?.terminated.map((t) => [t.reason, [...t.ids].sort()])).to.deep.equal([['PoolMoved', [running, queued].sort()]]);

@@ -69,7 +69,10 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
     await sharedControlPlane();
     for (const ns of allNamespaces) ok(await kubectl(['create', 'namespace', ns]), `create namespace ${ns}`);
     // A placeholder URL: nothing connects to it, the Deployment only references the Secret.
-    ok(await kubectl(['create', 'secret', 'generic', 'db', '-n', namespace, '--from-literal=url=postgres://USER:PASSWORD@HOST:5432/DB']), 'create secret');
+    ok(
+      await kubectl(['create', 'secret', 'generic', 'db', '-n', namespace, '--from-literal=url=postgres://USER:PASSWORD@HOST:5432/DB']),
+      'create secret',
+    );
   });
 
   after(async function () {
@@ -108,7 +111,10 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
     expect(at(binding, 'subjects')).to.deep.equal([{ kind: 'ServiceAccount', name: fullname, namespace }]);
     ok(await kubectl(['get', 'clusterrole', fullname]), 'get clusterrole');
     const leaderBinding: unknown = JSON.parse(
-      ok(await kubectl(['get', 'rolebinding', `${fullname}-leader-election`, '-n', namespace, '-o', 'json']), 'get leader-election rolebinding'),
+      ok(
+        await kubectl(['get', 'rolebinding', `${fullname}-leader-election`, '-n', namespace, '-o', 'json']),
+        'get leader-election rolebinding',
+      ),
     );
     expect(at(leaderBinding, 'roleRef')).to.deep.include({ kind: 'Role', name: `${fullname}-leader-election` });
     expect(at(leaderBinding, 'subjects')).to.deep.equal([{ kind: 'ServiceAccount', name: fullname, namespace }]);
@@ -117,7 +123,9 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
   });
 
   it('the controller pod runs as non-root with a read-only root filesystem and no capabilities', async () => {
-    const deployment: unknown = JSON.parse(ok(await kubectl(['get', 'deployment', fullname, '-n', namespace, '-o', 'json']), 'get deployment'));
+    const deployment: unknown = JSON.parse(
+      ok(await kubectl(['get', 'deployment', fullname, '-n', namespace, '-o', 'json']), 'get deployment'),
+    );
     const pod = at(deployment, 'spec', 'template', 'spec');
     expect(at(pod, 'serviceAccountName')).to.equal(fullname);
     expect(at(pod, 'securityContext', 'runAsNonRoot')).to.equal(true);
@@ -132,7 +140,9 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
   });
 
   it('the controller takes DATABASE_URL from a secretKeyRef, never from a plain value', async () => {
-    const deployment: unknown = JSON.parse(ok(await kubectl(['get', 'deployment', fullname, '-n', namespace, '-o', 'json']), 'get deployment'));
+    const deployment: unknown = JSON.parse(
+      ok(await kubectl(['get', 'deployment', fullname, '-n', namespace, '-o', 'json']), 'get deployment'),
+    );
     const env = at(deployment, 'spec', 'template', 'spec', 'containers', 0, 'env');
     expect(env).to.be.an('array');
     const entries = Array.isArray(env) ? env : [];
@@ -163,7 +173,10 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
       ['update', 'leases.coordination.k8s.io/lambda-task-pool-controller', namespace],
     ];
     for (const [verb, resource, ns, subresource] of checks) {
-      expect(await canI(serviceAccount, verb, resource, ns, subresource), `${verb} ${resource}${subresource ? '/' + subresource : ''} in ${ns}`).to.equal(true);
+      expect(
+        await canI(serviceAccount, verb, resource, ns, subresource),
+        `${verb} ${resource}${subresource ? '/' + subresource : ''} in ${ns}`,
+      ).to.equal(true);
     }
   });
 
@@ -192,7 +205,14 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
 
   it('with watchNamespaces set, the controller gets secrets and pools only in those namespaces', async () => {
     const result = await helm([
-      'install', scopedRelease, CHART, '-n', scopedNamespace, '--set', `watchNamespaces={${watched.join(',')}}`, '--wait=false',
+      'install',
+      scopedRelease,
+      CHART,
+      '-n',
+      scopedNamespace,
+      '--set',
+      `watchNamespaces={${watched.join(',')}}`,
+      '--wait=false',
     ]);
     expect(result.code, result.stderr).to.equal(0);
     releases.push({ name: scopedRelease, namespace: scopedNamespace });
@@ -207,18 +227,31 @@ describe('Helm chart lambda-task-pool (real kube-apiserver)', function () {
       expect(await canI(scopedServiceAccount, 'list', POOLS, ns), `list pools in ${ns}`).to.equal(false);
     }
     // Leader election still happens in the release namespace.
-    expect(await canI(scopedServiceAccount, 'update', 'leases.coordination.k8s.io/lambda-task-pool-controller', scopedNamespace)).to.equal(true);
+    expect(await canI(scopedServiceAccount, 'update', 'leases.coordination.k8s.io/lambda-task-pool-controller', scopedNamespace)).to.equal(
+      true,
+    );
     // No cluster-wide grant at all.
     const clusterRole = await kubectl(['get', 'clusterrole', scopedFullname, '--ignore-not-found', '-o', 'name']);
     expect(clusterRole.stdout.trim()).to.equal('');
-    const deployment: unknown = JSON.parse(ok(await kubectl(['get', 'deployment', scopedFullname, '-n', scopedNamespace, '-o', 'json']), 'get deployment'));
+    const deployment: unknown = JSON.parse(
+      ok(await kubectl(['get', 'deployment', scopedFullname, '-n', scopedNamespace, '-o', 'json']), 'get deployment'),
+    );
     const env = at(deployment, 'spec', 'template', 'spec', 'containers', 0, 'env');
     expect(Array.isArray(env) ? env : []).to.deep.include({ name: 'WATCH_NAMESPACES', value: watched.join(',') });
   });
 
   it('helm uninstall removes the release and every object it created, but keeps the CRD', async () => {
     for (const r of releases.splice(0)) ok(await helm(['uninstall', r.name, '-n', r.namespace, '--wait']), `uninstall ${r.name}`);
-    const left = await kubectl(['get', 'deployment,serviceaccount,role,rolebinding,service', '-n', namespace, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'name']);
+    const left = await kubectl([
+      'get',
+      'deployment,serviceaccount,role,rolebinding,service',
+      '-n',
+      namespace,
+      '-l',
+      `app.kubernetes.io/instance=${release}`,
+      '-o',
+      'name',
+    ]);
     expect(left.stdout.trim()).to.equal('');
     const cluster = await kubectl(['get', 'clusterrole,clusterrolebinding', '-l', `app.kubernetes.io/instance=${release}`, '-o', 'name']);
     expect(cluster.stdout.trim()).to.equal('');

@@ -182,8 +182,11 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
   });
 
   function readLogStream(body: unknown): string {
-    const stream = typeof body === 'object' && body !== null && 'context' in body ? Reflect.get(Object(body.context), 'logStreamName') : undefined;
-    expect(stream).to.be.a('string').and.match(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
+    const stream =
+      typeof body === 'object' && body !== null && 'context' in body ? Reflect.get(Object(body.context), 'logStreamName') : undefined;
+    expect(stream)
+      .to.be.a('string')
+      .and.match(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
     return String(stream);
   }
 
@@ -201,7 +204,10 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
     const name = register('not-a-handler.ts');
     const response = await invoke({ FunctionName: name });
     expect(response.FunctionError).to.equal('Unhandled');
-    expect(json(response)).to.deep.include({ errorType: 'Runtime.HandlerNotFound', errorMessage: 'not-a-handler.handler is undefined or not exported' });
+    expect(json(response)).to.deep.include({
+      errorType: 'Runtime.HandlerNotFound',
+      errorMessage: 'not-a-handler.handler is undefined or not exported',
+    });
   });
 
   it('answers DryRun 204 without running anything', async () => {
@@ -275,7 +281,9 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
       expect(error).to.be.instanceOf(TooManyRequestsException);
       expect(error).to.have.nested.property('$metadata.httpStatusCode', 429);
       expect(error).to.have.property('retryAfterSeconds', '1');
-      expect(error).to.have.property('Reason').that.is.oneOf(['ReservedFunctionConcurrentInvocationLimitExceeded', 'CallerRateLimitExceeded']);
+      expect(error)
+        .to.have.property('Reason')
+        .that.is.oneOf(['ReservedFunctionConcurrentInvocationLimitExceeded', 'CallerRateLimitExceeded']);
     }
     expect(runtime.stats(name)).to.include({ throttled: 2, accepted: 0, syncInvocations: 0 });
   });
@@ -345,7 +353,9 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
     expect(lines.filter((line) => line.phase === 'end')).to.have.length(10);
     let concurrent = 0;
     let most = 0;
-    const edges = lines.map((line) => ({ at: line.at, step: line.phase === 'start' ? 1 : -1 })).sort((a, b) => a.at - b.at || a.step - b.step);
+    const edges = lines
+      .map((line) => ({ at: line.at, step: line.phase === 'start' ? 1 : -1 }))
+      .sort((a, b) => a.at - b.at || a.step - b.step);
     for (const edge of edges) {
       concurrent += edge.step;
       most = Math.max(most, concurrent);
@@ -394,7 +404,11 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
   it('makes the same fault decisions for the same seed', async () => {
     const faults = { async: { throttleRate: 0.3, dropRate: 0.3, duplicateRate: 0.4 } };
     async function fates(seed: number): Promise<string[]> {
-      const seeded = await startLambdaRuntime({ seed, logger: silentLogger(), functions: [{ name: 'seeded', handler: fixture('noop.ts'), ...faults }] });
+      const seeded = await startLambdaRuntime({
+        seed,
+        logger: silentLogger(),
+        functions: [{ name: 'seeded', handler: fixture('noop.ts'), ...faults }],
+      });
       const client = clientFor(seeded);
       try {
         const calls: string[] = [];
@@ -438,9 +452,17 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
     });
     const client = clientFor(own);
     const out = file();
-    await Promise.all([1, 2, 3].map(() => client.send(new InvokeCommand({ FunctionName: 'busy', InvocationType: 'Event', Payload: JSON.stringify({ file: out, holdMs: 60_000 }) }))));
+    await Promise.all(
+      [1, 2, 3].map(() =>
+        client.send(
+          new InvokeCommand({ FunctionName: 'busy', InvocationType: 'Event', Payload: JSON.stringify({ file: out, holdMs: 60_000 }) }),
+        ),
+      ),
+    );
     await client.send(new InvokeCommand({ FunctionName: 'later', InvocationType: 'Event', Payload: '{}' }));
-    const inFlight = rejection(client.send(new InvokeCommand({ FunctionName: 'busy', Payload: JSON.stringify({ file: out, holdMs: 60_000 }) })));
+    const inFlight = rejection(
+      client.send(new InvokeCommand({ FunctionName: 'busy', Payload: JSON.stringify({ file: out, holdMs: 60_000 }) })),
+    );
     await waitFor('four handlers to start', () => readLines(out).length === 4);
     const pids = own.pids();
     expect(pids).to.have.length(4);
@@ -474,7 +496,11 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
       console.log('stopped');
     `;
     const started = Date.now();
-    const child = spawn(process.execPath, ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, '--input-type=module', '-e', script],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -105,7 +105,8 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     });
   }
 
-  const pass = (pool: Pool): Promise<DispatchPassResult> => runDispatchPass({ db: t.db, pool, invoker, options: PASS_OPTIONS, connectedForMs: Number.POSITIVE_INFINITY });
+  const pass = (pool: Pool): Promise<DispatchPassResult> =>
+    runDispatchPass({ db: t.db, pool, invoker, options: PASS_OPTIONS, connectedForMs: Number.POSITIVE_INFINITY });
 
   /** What the controller does: a dispatch pass every ~200 ms until no task waits and no invocation is live. */
   async function driveUntilDrained(pool: Pool, timeoutMs: number): Promise<number> {
@@ -118,7 +119,9 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
       const live = await loadLiveInvocations(t.db, pool.meta.uid);
       if (tasks.created === 0 && tasks.leased === 0 && live.length === 0) return passes;
       if (Date.now() > deadline) {
-        throw new Error(`queue ${pool.spec.queue} not drained after ${timeoutMs} ms: tasks ${JSON.stringify(tasks)}, ${live.length} live invocations`);
+        throw new Error(
+          `queue ${pool.spec.queue} not drained after ${timeoutMs} ms: tasks ${JSON.stringify(tasks)}, ${live.length} live invocations`,
+        );
       }
       await sleep(200);
     }
@@ -200,11 +203,17 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     const entries = await journal('q-bulk');
     const ok = entries.filter((e) => e.phase === 'ok');
     const okByTask = countBy(ok, (e) => e.taskId);
-    expect(ids.filter((id) => okByTask.get(id) !== 1), 'tasks without exactly one successful execution').to.deep.equal([]);
+    expect(
+      ids.filter((id) => okByTask.get(id) !== 1),
+      'tasks without exactly one successful execution',
+    ).to.deep.equal([]);
     // The task row names the invocation and the attempt that did the work.
     const okOf = new Map(ok.map((e) => [e.taskId, e]));
     expect(rows.filter((r) => okOf.get(r.id)?.invocationId !== r.invocationId || okOf.get(r.id)?.attempt !== r.attempts)).to.deep.equal([]);
-    expect(rows.filter((r) => r.attempts !== (flaky.has(r.id) ? 2 : 1)).map((r) => r.id), 'tasks with unexpected attempts').to.deep.equal([]);
+    expect(
+      rows.filter((r) => r.attempts !== (flaky.has(r.id) ? 2 : 1)).map((r) => r.id),
+      'tasks with unexpected attempts',
+    ).to.deep.equal([]);
     const threw = entries.filter((e) => e.phase === 'threw');
     expect(threw.map((e) => [e.taskId, e.attempt])).to.have.deep.members([...flaky].map((id) => [id, 1]));
 
@@ -230,7 +239,10 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     expect(leases).to.equal(rows.reduce((sum, r) => sum + r.attempts, 0));
     expect(entries.filter((e) => e.phase === 'started')).to.have.length(leases);
     expect(invs.filter((i) => i.tasksLeased > 5)).to.deep.equal([]);
-    const startedPairs = countBy(entries.filter((e) => e.phase === 'started'), (e) => e.invocationId * 1_000_000 + e.taskId);
+    const startedPairs = countBy(
+      entries.filter((e) => e.phase === 'started'),
+      (e) => e.invocationId * 1_000_000 + e.taskId,
+    );
     expect([...startedPairs.values()].filter((n) => n !== 1)).to.deep.equal([]);
     runtime.unregister('worker-bulk');
   });
@@ -241,13 +253,26 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     await enqueueTasks(t.db, { queue: 'q-late', payloads: [{}, {}, {}] });
     const before = await tasks('q-late');
     const [id = 0] = await insertInvocations(t.db, {
-      template: { pool: pool.meta, queue: 'q-late', functionName: 'worker-late', tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 30, retryInitialDelayMs: 0, retryMaxDelayMs: 0 },
+      template: {
+        pool: pool.meta,
+        queue: 'q-late',
+        functionName: 'worker-late',
+        tasksPerInvocation: 3,
+        maxTaskAttempts: 3,
+        heartbeatTimeoutSeconds: 30,
+        retryInitialDelayMs: 0,
+        retryMaxDelayMs: 0,
+      },
       count: 1,
       invokeAfterMs: 0,
     });
-    expect(await endInvocations(t.db, { ids: [id], from: ['created', 'pending'], to: 'orphaned', code: 'StartTimeout', message: 'test' })).to.deep.equal([id]);
+    expect(
+      await endInvocations(t.db, { ids: [id], from: ['created', 'pending'], to: 'orphaned', code: 'StartTimeout', message: 'test' }),
+    ).to.deep.equal([id]);
 
-    const out = await lambda.send(new InvokeCommand({ FunctionName: 'worker-late', InvocationType: 'Event', Payload: Buffer.from(workerEventPayload(id)) }));
+    const out = await lambda.send(
+      new InvokeCommand({ FunctionName: 'worker-late', InvocationType: 'Event', Payload: Buffer.from(workerEventPayload(id)) }),
+    );
     expect(out.StatusCode).to.equal(202);
     await runtime.idle(30_000);
 
@@ -261,7 +286,13 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
 
   it('a crash mid-task uses up the attempt of the task it was running; the task it never started goes back at no cost', async function () {
     this.timeout(60_000);
-    const pool = poolFor('worker-crash', { queue: 'q-crash', tasksPerInvocation: 2, maxConcurrency: 1, heartbeatTimeoutSeconds: 5, maxTaskAttempts: 2 });
+    const pool = poolFor('worker-crash', {
+      queue: 'q-crash',
+      tasksPerInvocation: 2,
+      maxConcurrency: 1,
+      heartbeatTimeoutSeconds: 5,
+      maxTaskAttempts: 2,
+    });
     register('worker-crash', { async: { crashRate: 1, crashAfterMs: 1_500, maximumRetryAttempts: 0 } });
     const [slow = 0] = await enqueueTasks(t.db, { queue: 'q-crash', payloads: [{ ms: 30_000 }], maxAttempts: 1 });
     const [last = 0] = await enqueueTasks(t.db, { queue: 'q-crash', payloads: [{}], maxAttempts: 1 });
@@ -275,7 +306,10 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     expect(event?.deliveries.map((d) => d.outcome)).to.deep.equal(['crash']);
     expect(await journal('q-crash')).to.deep.equal([{ taskId: slow, invocationId: id, attempt: 1, phase: 'started' }]);
     expect(await getInvocation(t.db, id)).to.include({ status: 'running', tasksLeased: 2 });
-    expect((await tasks('q-crash')).map((r) => [r.status, r.attempts])).to.deep.equal([['leased', 1], ['leased', 0]]);
+    expect((await tasks('q-crash')).map((r) => [r.status, r.attempts])).to.deep.equal([
+      ['leased', 1],
+      ['leased', 0],
+    ]);
 
     // The controller gives up on the silent invocation only once the heartbeat timeout has passed.
     const crashedAt = Date.now();
@@ -300,7 +334,9 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     this.timeout(60_000);
     register('worker-throttled', { async: { throttleRate: 1 } });
     const error = await rejection(
-      lambda.send(new InvokeCommand({ FunctionName: 'worker-throttled', InvocationType: 'Event', Payload: Buffer.from(workerEventPayload(1)) })),
+      lambda.send(
+        new InvokeCommand({ FunctionName: 'worker-throttled', InvocationType: 'Event', Payload: Buffer.from(workerEventPayload(1)) }),
+      ),
     );
     expect(error).to.be.instanceOf(TooManyRequestsException);
     expect(error).to.include({ name: 'TooManyRequestsException', retryAfterSeconds: '1' });
@@ -381,7 +417,16 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     register('worker-race');
     const ids = await enqueueTasks(t.db, { queue: 'q-race', payloads: Array.from({ length: 60 }, () => ({ ms: 50 })) });
     const invs = await insertInvocations(t.db, {
-      template: { pool: pool.meta, queue: 'q-race', functionName: 'worker-race', tasksPerInvocation: 3, maxTaskAttempts: 3, heartbeatTimeoutSeconds: 30, retryInitialDelayMs: 0, retryMaxDelayMs: 0 },
+      template: {
+        pool: pool.meta,
+        queue: 'q-race',
+        functionName: 'worker-race',
+        tasksPerInvocation: 3,
+        maxTaskAttempts: 3,
+        heartbeatTimeoutSeconds: 30,
+        retryInitialDelayMs: 0,
+        retryMaxDelayMs: 0,
+      },
       count: 30,
       invokeAfterMs: 0,
     });
@@ -393,7 +438,10 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     expect(rows.map((r) => [r.status, r.attempts])).to.deep.equal(ids.map(() => ['done', 1]));
     const started = (await journal('q-race')).filter((e) => e.phase === 'started');
     const startedByTask = countBy(started, (e) => e.taskId);
-    expect(ids.filter((id) => startedByTask.get(id) !== 1), 'tasks not executed exactly once').to.deep.equal([]);
+    expect(
+      ids.filter((id) => startedByTask.get(id) !== 1),
+      'tasks not executed exactly once',
+    ).to.deep.equal([]);
     const ranBy = new Map(started.map((e) => [e.taskId, e.invocationId]));
     expect(rows.filter((r) => ranBy.get(r.id) !== r.invocationId)).to.deep.equal([]);
     const after = await invocations(pool);

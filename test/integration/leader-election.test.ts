@@ -63,6 +63,9 @@ describe('leader election (real kube-apiserver)', function () {
     expect(after.spec?.holderIdentity).to.equal(standby === a ? 'replica-a' : 'replica-b');
     expect(after.spec?.leaseTransitions).to.be.at.least(1);
     await standby.stop();
-    expect(log, JSON.stringify(log)).to.deep.equal([leader === a ? 'replica-a leads' : 'replica-b leads', standby === a ? 'replica-a leads' : 'replica-b leads']);
+    expect(log, JSON.stringify(log)).to.deep.equal([
+      leader === a ? 'replica-a leads' : 'replica-b leads',
+      standby === a ? 'replica-a leads' : 'replica-b leads',
+    ]);
   });
 });

@@ -22,8 +22,16 @@ function pool(name: string, over: Partial<Pool['spec']> = {}): Pool {
     meta: { namespace: 'retention', name, uid: `uid-${name}`, generation: 1, finalizers: [] },
     status: {},
     spec: {
-      function: { name: 'worker' }, queue: name, maxConcurrency: 5, tasksPerInvocation: 1, startTimeoutSeconds: 900,
-      heartbeatTimeoutSeconds: 120, maxTaskAttempts: 3, retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 }, suspend: false, ...over,
+      function: { name: 'worker' },
+      queue: name,
+      maxConcurrency: 5,
+      tasksPerInvocation: 1,
+      startTimeoutSeconds: 900,
+      heartbeatTimeoutSeconds: 120,
+      maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 10, maxDelaySeconds: 600 },
+      suspend: false,
+      ...over,
     },
   };
 }
@@ -38,7 +46,11 @@ describe('retention (real Postgres)', function () {
     t = await freshDatabase('retention');
     const cp = await sharedControlPlane();
     registry = new DatabaseRegistry({
-      kube: new KubeApi(loadKubeConfig(cp.kubeconfigPath)), defaultUrl: t.url, allowedDefaultNamespaces: [], logger: silentLogger(), onNotify: () => undefined,
+      kube: new KubeApi(loadKubeConfig(cp.kubeconfigPath)),
+      defaultUrl: t.url,
+      allowedDefaultNamespaces: [],
+      logger: silentLogger(),
+      onNotify: () => undefined,
     });
   });
   after(async () => {
@@ -47,23 +59,37 @@ describe('retention (real Postgres)', function () {
   });
 
   /** Finished rows backdated by `ageDays`: tasks done (or failed) by invocations that succeeded. */
-  async function finished(p: Pool, count: number, ageDays: number, status: 'done' | 'failed' = 'done'): Promise<{ tasks: number[]; invocations: number[] }> {
+  async function finished(
+    p: Pool,
+    count: number,
+    ageDays: number,
+    status: 'done' | 'failed' = 'done',
+  ): Promise<{ tasks: number[]; invocations: number[] }> {
     const invocations = await insertInvocations(t.db, { template: templateFor(p), count, invokeAfterMs: 0 });
     const tasks = await enqueueTasks(t.db, { queue: p.spec.queue, payloads: Array.from({ length: count }, () => ({})) });
     await t.db.query(
       `UPDATE ltp.invocations SET status = 'ready', ready_at = now() WHERE id = ANY($1::bigint[]);
-       UPDATE ltp.invocations SET status = 'running', tasks_leased = 1, tasks_started = 1 WHERE id = ANY($1::bigint[]);`.replaceAll('$1', `'{${invocations.join(',')}}'`),
+       UPDATE ltp.invocations SET status = 'running', tasks_leased = 1, tasks_started = 1 WHERE id = ANY($1::bigint[]);`.replaceAll(
+        '$1',
+        `'{${invocations.join(',')}}'`,
+      ),
     );
     await t.db.query(
       `UPDATE ltp.tasks t SET status = 'leased', invocation_id = i.id, leased_at = now()
          FROM unnest($1::bigint[], $2::bigint[]) AS i(task, id) WHERE t.id = i.task`,
       [tasks, invocations],
     );
-    await t.db.query(`UPDATE ltp.tasks SET status = $2::ltp.task_status, finished_at = now() WHERE id = ANY($1::bigint[])`, [tasks, status]);
+    await t.db.query(`UPDATE ltp.tasks SET status = $2::ltp.task_status, finished_at = now() WHERE id = ANY($1::bigint[])`, [
+      tasks,
+      status,
+    ]);
     await t.db.query(`UPDATE ltp.invocations SET status = 'succeeded', finished_at = now() WHERE id = ANY($1::bigint[])`, [invocations]);
     // Age them: the state stays, only the time moves back.
     await t.db.query(`UPDATE ltp.tasks SET finished_at = now() - make_interval(days => $2) WHERE id = ANY($1::bigint[])`, [tasks, ageDays]);
-    await t.db.query(`UPDATE ltp.invocations SET finished_at = now() - make_interval(days => $2) WHERE id = ANY($1::bigint[])`, [invocations, ageDays]);
+    await t.db.query(`UPDATE ltp.invocations SET finished_at = now() - make_interval(days => $2) WHERE id = ANY($1::bigint[])`, [
+      invocations,
+      ageDays,
+    ]);
     return { tasks, invocations };
   }
 
@@ -90,8 +116,16 @@ describe('retention (real Postgres)', function () {
 
     const deleted: Record<string, number> = { tasks: 0, invocations: 0 };
     const sweeper = new RetentionSweeper({
-      databases: registry, defaultSeconds: 7 * DAY, intervalMs: 60_000, batch: 7, active: () => true, logger: silentLogger(),
-      pools: () => [{ uid: a.meta.uid, queue: 'ret-a' }, { uid: b.meta.uid, queue: 'ret-b', retentionSeconds: 30 * DAY }],
+      databases: registry,
+      defaultSeconds: 7 * DAY,
+      intervalMs: 60_000,
+      batch: 7,
+      active: () => true,
+      logger: silentLogger(),
+      pools: () => [
+        { uid: a.meta.uid, queue: 'ret-a' },
+        { uid: b.meta.uid, queue: 'ret-b', retentionSeconds: 30 * DAY },
+      ],
       onDeleted: (table, rows) => (deleted[table] = (deleted[table] ?? 0) + rows),
     });
     const [report] = await sweeper.runOnce();
@@ -127,9 +161,19 @@ describe('retention (real Postgres)', function () {
     // Live work of the same pool for the passes to read and plan.
     await insertInvocations(t.db, { template: templateFor(big), count: 3, invokeAfterMs: 60_000 });
     const strict = createDb(t.url, { max: 2, lockTimeoutMs: 100, applicationName: 'ltp-test-strict' });
-    const invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const invoker = createInvoker({
+      defaultRegion: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
     const sweeper = new RetentionSweeper({
-      databases: registry, defaultSeconds: 7 * DAY, intervalMs: 60_000, batch: 1_000, maxBatches: 1_000, active: () => true, logger: silentLogger(),
+      databases: registry,
+      defaultSeconds: 7 * DAY,
+      intervalMs: 60_000,
+      batch: 1_000,
+      maxBatches: 1_000,
+      active: () => true,
+      logger: silentLogger(),
       pools: () => [{ uid: big.meta.uid, queue: 'ret-big' }],
     });
     let sweeping = true;
@@ -139,7 +183,10 @@ describe('retention (real Postgres)', function () {
       while (sweeping) {
         const started = performance.now();
         const result = await runDispatchPass({
-          db: strict, pool: big, invoker, connectedForMs: Number.POSITIVE_INFINITY,
+          db: strict,
+          pool: big,
+          invoker,
+          connectedForMs: Number.POSITIVE_INFINITY,
           options: { reinvokeGraceMs: 60_000, rejectionBackoffMs: 60_000, limits: { resyncMs: 30_000, minRequeueMs: 200 } },
         });
         expect(result.dispatched).to.deep.equal([]);

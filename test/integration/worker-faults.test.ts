@@ -52,7 +52,11 @@ describe('worker under faults (real Postgres)', function () {
       const url = new URL(t.url);
       url.host = `${proxy.host}:${proxy.port}`;
       const ids = await enqueueTasks(t.db, { queue: 'q-cut', payloads: [{}, {}] });
-      const [inv = 0] = await insertInvocations(t.db, { template: template('q-cut', { tasksPerInvocation: 2, heartbeatTimeoutSeconds: 5 }), count: 1, invokeAfterMs: 0 });
+      const [inv = 0] = await insertInvocations(t.db, {
+        template: template('q-cut', { tasksPerInvocation: 2, heartbeatTimeoutSeconds: 5 }),
+        count: 1,
+        invokeAfterMs: 0,
+      });
       let cutAt = 0;
       let abortedAt = 0;
       let starts = 0;
@@ -96,12 +100,18 @@ describe('worker under faults (real Postgres)', function () {
         END IF;
         RETURN NEW;
       END $$`);
-    await t.db.query(`CREATE TRIGGER drop_first_completion BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.drop_first_completion()`);
+    await t.db.query(
+      `CREATE TRIGGER drop_first_completion BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.drop_first_completion()`,
+    );
     try {
       const [id = 0] = await enqueueTasks(t.db, { queue: 'q-complete', payloads: [{ n: 21 }] });
       const [inv = 0] = await insertInvocations(t.db, { template: template('q-complete'), count: 1, invokeAfterMs: 0 });
       let runs = 0;
-      const handler = taskWorker({ databaseUrl: t.url, logger, process: (task) => ({ doubled: (task.payload as { n: number }).n * 2, run: ++runs }) });
+      const handler = taskWorker({
+        databaseUrl: t.url,
+        logger,
+        process: (task) => ({ doubled: (task.payload as { n: number }).n * 2, run: ++runs }),
+      });
       const summary = await handler({ invocationId: String(inv) });
       expect(summary).to.include({ outcome: 'succeeded', done: 1, failed: 0, retried: 0 });
       expect(runs).to.equal(1);
@@ -116,12 +126,19 @@ describe('worker under faults (real Postgres)', function () {
 
   it('touches nothing when an event carries the invocation id of another function (forged or misrouted)', async () => {
     const [id = 0] = await enqueueTasks(t.db, { queue: 'q-forged', payloads: [{}] });
-    const [inv = 0] = await insertInvocations(t.db, { template: template('q-forged', { functionName: 'billing-worker' }), count: 1, invokeAfterMs: 0 });
+    const [inv = 0] = await insertInvocations(t.db, {
+      template: template('q-forged', { functionName: 'billing-worker' }),
+      count: 1,
+      invokeAfterMs: 0,
+    });
     let calls = 0;
     const handler = taskWorker({ databaseUrl: t.url, logger, process: () => (calls += 1) });
     process.env.AWS_LAMBDA_FUNCTION_NAME = 'thumbnail-worker';
     try {
-      const summary = await handler({ invocationId: String(inv) }, { invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:thumbnail-worker' });
+      const summary = await handler(
+        { invocationId: String(inv) },
+        { invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:thumbnail-worker' },
+      );
       expect(summary).to.include({ outcome: 'skipped', reason: 'WrongFunction', leased: 0 });
     } finally {
       delete process.env.AWS_LAMBDA_FUNCTION_NAME;
@@ -177,15 +194,22 @@ describe('worker under faults (real Postgres)', function () {
   it('makes a failed attempt due again only after the retry delay, growing with each attempt', async () => {
     const [id = 0] = await enqueueTasks(t.db, { queue: 'q-retry', payloads: [{}], maxAttempts: 5 });
     const policy = { retryInitialDelayMs: 2_000, retryMaxDelayMs: 60_000 };
-    const failing = taskWorker({ databaseUrl: t.url, logger, process: () => {
-      throw new Error('not yet');
-    } });
+    const failing = taskWorker({
+      databaseUrl: t.url,
+      logger,
+      process: () => {
+        throw new Error('not yet');
+      },
+    });
     const delays: number[] = [];
     for (let attempt = 1; attempt <= 2; attempt += 1) {
       await t.db.query(`UPDATE ltp.tasks SET run_after = now() WHERE id = $1`, [id]);
       const [inv = 0] = await insertInvocations(t.db, { template: template('q-retry', policy), count: 1, invokeAfterMs: 0 });
       expect(await failing({ invocationId: String(inv) })).to.include({ retried: 1 });
-      const row = await t.db.query<{ ms: number }>(`SELECT extract(epoch FROM run_after - now()) * 1000 AS ms FROM ltp.tasks WHERE id = $1`, [id]);
+      const row = await t.db.query<{ ms: number }>(
+        `SELECT extract(epoch FROM run_after - now()) * 1000 AS ms FROM ltp.tasks WHERE id = $1`,
+        [id],
+      );
       delays.push(Number(row.rows[0]?.ms));
     }
     // Equal jitter: attempt 1 waits 1-2 s, attempt 2 waits 2-4 s.

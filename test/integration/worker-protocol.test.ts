@@ -101,7 +101,10 @@ describe('worker protocol (real Postgres)', function () {
     const summary = await handler({ invocationId: String(inv) }, { getRemainingTimeInMillis: () => deadline - Date.now() });
     expect(summary).to.include({ outcome: 'succeeded', leased: 3, done: 1, released: 2 });
     const rest = await Promise.all(ids.slice(1).map((id) => getTask(t.db, id)));
-    expect(rest.map((r) => [r?.status, r?.attempts])).to.deep.equal([['created', 0], ['created', 0]]);
+    expect(rest.map((r) => [r?.status, r?.attempts])).to.deep.equal([
+      ['created', 0],
+      ['created', 0],
+    ]);
   });
 
   it('stops early and releases its unstarted tasks when the controller terminates the invocation', async () => {
@@ -137,7 +140,7 @@ describe('worker protocol (real Postgres)', function () {
 
   it('rejects a malformed event with a clear error and touches nothing', async () => {
     const handler = worker(() => undefined);
-    for (const event of [null, 'x', [], {}, { invocationId: 'abc' }, { invocationId: -1 }, { invocationId: "1; DROP TABLE ltp.tasks" }]) {
+    for (const event of [null, 'x', [], {}, { invocationId: 'abc' }, { invocationId: -1 }, { invocationId: '1; DROP TABLE ltp.tasks' }]) {
       let caught: unknown;
       try {
         await handler(event);

@@ -17,7 +17,15 @@ import { createLogger } from '../../src/ops/logger.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 import { E2E_WORKER, eventually } from '../support/system.ts';
 import { startLambdaRuntime, type LambdaRuntime } from './support/local.ts';
-import { checkPrerequisites, NETWORK, provision, REPO_ROOT, startNodeCluster, type NodeCluster, type Provisioned } from './support/node-cluster.ts';
+import {
+  checkPrerequisites,
+  NETWORK,
+  provision,
+  REPO_ROOT,
+  startNodeCluster,
+  type NodeCluster,
+  type Provisioned,
+} from './support/node-cluster.ts';
 import { forwardTcp, type TcpForward } from './support/tcp-forward.ts';
 
 const ARTIFACTS = process.env.LTP_NODE_ARTIFACTS ?? '/tmp/ltp-node-test';
@@ -72,21 +80,34 @@ describe('the controller image on a real node, installed with helm (kubelet + co
   const controllerPods = async (): Promise<PodView[]> =>
     (JSON.parse(await mustKubectl(['get', 'pods', '-n', RELEASE_NS, '-l', SELECTOR, '-o', 'json'])) as { items: PodView[] }).items;
   const readyPods = async () =>
-    (await controllerPods()).filter((p) => !p.metadata.deletionTimestamp && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-  const leaseHolder = async () => (await kubectl(['get', 'lease', LEASE, '-n', RELEASE_NS, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
+    (await controllerPods()).filter(
+      (p) => !p.metadata.deletionTimestamp && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
+  const leaseHolder = async () =>
+    (await kubectl(['get', 'lease', LEASE, '-n', RELEASE_NS, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
   const installArgs = (lambdaEndpoint: string, provisionedImage: string) => {
     const [repository, tag] = splitImage(provisionedImage);
     return [
-      '--namespace', RELEASE_NS,
-      '--set', 'replicaCount=2',
-      '--set', 'leaderElection.enabled=true',
-      '--set', `image.repository=${repository}`,
-      '--set', `image.tag=${tag}`,
-      '--set', 'image.pullPolicy=Never',
-      '--set', 'database.secretRef.name=ltp-db',
-      '--set', 'aws.credentialsSecret=ltp-aws',
-      '--set', `lambda.endpoint=${lambdaEndpoint}`,
-      '--set', `watchNamespaces={${POOL_NS}}`,
+      '--namespace',
+      RELEASE_NS,
+      '--set',
+      'replicaCount=2',
+      '--set',
+      'leaderElection.enabled=true',
+      '--set',
+      `image.repository=${repository}`,
+      '--set',
+      `image.tag=${tag}`,
+      '--set',
+      'image.pullPolicy=Never',
+      '--set',
+      'database.secretRef.name=ltp-db',
+      '--set',
+      'aws.credentialsSecret=ltp-aws',
+      '--set',
+      `lambda.endpoint=${lambdaEndpoint}`,
+      '--set',
+      `watchNamespaces={${POOL_NS}}`,
     ];
   };
 
@@ -113,7 +134,9 @@ describe('the controller image on a real node, installed with helm (kubelet + co
     await mkdir(ARTIFACTS, { recursive: true });
     const started = Date.now();
     provisioned = await provision(progress);
-    progress(`provisioned in ${Math.round((Date.now() - started) / 1000)} s; image ${provisioned.image.image}, ${Math.round(provisioned.image.bytes / 1024 / 1024)} MiB`);
+    progress(
+      `provisioned in ${Math.round((Date.now() - started) / 1000)} s; image ${provisioned.image.image}, ${Math.round(provisioned.image.bytes / 1024 / 1024)} MiB`,
+    );
     const clusterStarted = Date.now();
     starting = startNodeCluster({ provisioned, logDir: path.join(ARTIFACTS, 'daemons'), log: progress });
     cluster = await starting;
@@ -121,7 +144,9 @@ describe('the controller image on a real node, installed with helm (kubelet + co
     progress(`node ready in ${Math.round((Date.now() - clusterStarted) / 1000)} s`);
 
     database = await freshDatabase('node');
-    await database.db.query('CREATE TABLE public.executions (task_id bigint NOT NULL, invocation_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())');
+    await database.db.query(
+      'CREATE TABLE public.executions (task_id bigint NOT NULL, invocation_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())',
+    );
     const local = new URL(database.url);
     forward = await forwardTcp({ listenHost: NETWORK.nodeIp, targetHost: local.hostname, targetPort: Number(local.port) });
     const inCluster = new URL(database.url);
@@ -134,13 +159,15 @@ describe('the controller image on a real node, installed with helm (kubelet + co
       seed: 13,
       concurrencyLimit: 50,
       logger: createLogger({ stream: runtimeLog, level: 'info', component: 'lambda-runtime' }),
-      functions: [{
-        name: 'e2e-worker',
-        handler: E2E_WORKER,
-        timeoutSeconds: 60,
-        environment: { DATABASE_URL: database.url, LTP_LOG_LEVEL: 'warn' },
-        async: { startDelayMs: { min: 200, max: 1_000 } },
-      }],
+      functions: [
+        {
+          name: 'e2e-worker',
+          handler: E2E_WORKER,
+          timeoutSeconds: 60,
+          environment: { DATABASE_URL: database.url, LTP_LOG_LEVEL: 'warn' },
+          async: { startDelayMs: { min: 200, max: 1_000 } },
+        },
+      ],
     });
   });
 
@@ -168,15 +195,37 @@ describe('the controller image on a real node, installed with helm (kubelet + co
     await mustKubectl(['create', 'namespace', POOL_NS]);
     await mustKubectl(['create', 'secret', 'generic', 'ltp-db', '-n', RELEASE_NS, `--from-literal=url=${databaseUrlInCluster}`]);
     // The local runtime accepts any credentials; the SDK needs some.
-    await mustKubectl(['create', 'secret', 'generic', 'ltp-aws', '-n', RELEASE_NS, '--from-literal=AWS_ACCESS_KEY_ID=node-test', '--from-literal=AWS_SECRET_ACCESS_KEY=node-test']);
+    await mustKubectl([
+      'create',
+      'secret',
+      'generic',
+      'ltp-aws',
+      '-n',
+      RELEASE_NS,
+      '--from-literal=AWS_ACCESS_KEY_ID=node-test',
+      '--from-literal=AWS_SECRET_ACCESS_KEY=node-test',
+    ]);
     if (!cluster || !lambda) throw new Error('no cluster');
-    const install = await cluster.helm(['install', RELEASE, CHART, ...installArgs(lambda.endpoint, provisioned.image.image), '--wait', '--timeout', '5m']);
+    const install = await cluster.helm([
+      'install',
+      RELEASE,
+      CHART,
+      ...installArgs(lambda.endpoint, provisioned.image.image),
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
     expect(install.code, `helm install: ${install.stderr}`).to.equal(0);
 
-    const pods = await eventually('two Ready controller Pods', async () => {
-      const ready = await readyPods();
-      return ready.length === 2 ? ready : undefined;
-    }, 180_000, 1_000);
+    const pods = await eventually(
+      'two Ready controller Pods',
+      async () => {
+        const ready = await readyPods();
+        return ready.length === 2 ? ready : undefined;
+      },
+      180_000,
+      1_000,
+    );
     await record('1-installed');
     for (const pod of pods) {
       const container = pod.spec.containers[0];
@@ -205,7 +254,13 @@ describe('the controller image on a real node, installed with helm (kubelet + co
       const out = await mustKubectl(['exec', '-n', RELEASE_NS, pod.metadata.name, '--', 'node', '-e', probe]);
       const seen = JSON.parse(out.trim()) as Record<string, unknown>;
       expect(seen, pod.metadata.name).to.deep.equal({
-        uid: 65532, gid: 65532, root: 'EROFS', tmp: 'ok', db: want, token: true, service: NETWORK.kubernetesServiceIp,
+        uid: 65532,
+        gid: 65532,
+        root: 'EROFS',
+        tmp: 'ok',
+        db: want,
+        token: true,
+        service: NETWORK.kubernetesServiceIp,
       });
     }
   });
@@ -219,12 +274,19 @@ describe('the controller image on a real node, installed with helm (kubelet + co
       spec: { function: { name: 'e2e-worker' }, queue: 'node', maxConcurrency: 5, tasksPerInvocation: 2 },
     };
     await mustKubectl(['apply', '-f', '-'], JSON.stringify(pool));
-    await eventually('the pool to be Ready', async () =>
-      (await kubectl(['get', 'ltp', 'node-pool', '-n', POOL_NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).stdout === 'True', 120_000, 1_000);
+    await eventually(
+      'the pool to be Ready',
+      async () =>
+        (await kubectl(['get', 'ltp', 'node-pool', '-n', POOL_NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']))
+          .stdout === 'True',
+      120_000,
+      1_000,
+    );
     await enqueue(database, 'node', 20);
     await eventually('all 20 tasks done', async () => (await countTasksByState(database!.db, 'node')).done === 20, 180_000, 1_000);
     const executions = await database.db.query<{ n: number; distinct: number }>(
-      `SELECT count(*)::int AS n, count(DISTINCT task_id)::int AS distinct FROM public.executions`);
+      `SELECT count(*)::int AS n, count(DISTINCT task_id)::int AS distinct FROM public.executions`,
+    );
     expect(executions.rows[0]).to.deep.equal({ n: 20, distinct: 20 });
     expect(lambda.stats('e2e-worker').accepted, 'invocations the runtime accepted').to.be.at.least(10);
     const table = await mustKubectl(['get', 'ltp', '-n', POOL_NS]);
@@ -261,24 +323,49 @@ describe('the controller image on a real node, installed with helm (kubelet + co
     progress(`the Lease passed from ${leader} to ${other} in ${Date.now() - started} ms`);
     await enqueue(database, 'node', 10);
     await eventually('the 10 new tasks done', async () => (await countTasksByState(database!.db, 'node')).done === 30, 180_000, 1_000);
-    await eventually('two Ready Pods again (the Deployment replaced the deleted one)', async () => (await readyPods()).length === 2 || undefined, 180_000, 1_000);
+    await eventually(
+      'two Ready Pods again (the Deployment replaced the deleted one)',
+      async () => (await readyPods()).length === 2 || undefined,
+      180_000,
+      1_000,
+    );
     await record('3-after-leader-deleted');
   });
 
   it('helm upgrade to a changed value rolls the Pods, and the new ones carry on', async () => {
     if (!cluster || !lambda || !database) throw new Error('no system');
     const before = new Set((await controllerPods()).map((p) => p.metadata.name));
-    const upgrade = await cluster.helm(['upgrade', RELEASE, CHART, ...installArgs(lambda.endpoint, provisioned.image.image), '--set', 'logLevel=debug', '--wait', '--timeout', '5m']);
+    const upgrade = await cluster.helm([
+      'upgrade',
+      RELEASE,
+      CHART,
+      ...installArgs(lambda.endpoint, provisioned.image.image),
+      '--set',
+      'logLevel=debug',
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
     expect(upgrade.code, `helm upgrade: ${upgrade.stderr}`).to.equal(0);
-    const rolled = await eventually('two new Ready Pods and none of the old ones', async () => {
-      const pods = await controllerPods();
-      const ready = await readyPods();
-      return pods.every((p) => !before.has(p.metadata.name)) && ready.length === 2 ? ready : undefined;
-    }, 240_000, 1_000);
+    const rolled = await eventually(
+      'two new Ready Pods and none of the old ones',
+      async () => {
+        const pods = await controllerPods();
+        const ready = await readyPods();
+        return pods.every((p) => !before.has(p.metadata.name)) && ready.length === 2 ? ready : undefined;
+      },
+      240_000,
+      1_000,
+    );
     for (const pod of rolled) {
       expect(pod.spec.containers[0]?.env?.find((e) => e.name === 'LTP_LOG_LEVEL')?.value).to.equal('debug');
     }
-    await eventually('a new Pod to hold the Lease', async () => rolled.map((p) => p.metadata.name).includes(await leaseHolder()), 90_000, 500);
+    await eventually(
+      'a new Pod to hold the Lease',
+      async () => rolled.map((p) => p.metadata.name).includes(await leaseHolder()),
+      90_000,
+      500,
+    );
     await enqueue(database, 'node', 6);
     await eventually('the 6 new tasks done', async () => (await countTasksByState(database!.db, 'node')).done === 36, 180_000, 1_000);
     await record('4-upgraded');
@@ -297,7 +384,10 @@ describe('the controller image on a real node, installed with helm (kubelet + co
 });
 
 async function enqueue(database: TestDatabase, queue: string, n: number): Promise<void> {
-  await database.db.query(`INSERT INTO ltp.tasks (queue, payload) SELECT $1, jsonb_build_object('ms', 200) FROM generate_series(1, $2::int)`, [queue, n]);
+  await database.db.query(
+    `INSERT INTO ltp.tasks (queue, payload) SELECT $1, jsonb_build_object('ms', 200) FROM generate_series(1, $2::int)`,
+    [queue, n],
+  );
 }
 
 function splitImage(ref: string): [string, string] {
@@ -318,9 +408,15 @@ function parseJson(line: string): unknown {
 }
 
 function slug(title: string): string {
-  return title.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 60);
+  return title
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, 60);
 }
 
 function indent(text: string): string {
-  return text.split('\n').map((l) => `        ${l}`).join('\n');
+  return text
+    .split('\n')
+    .map((l) => `        ${l}`)
+    .join('\n');
 }

@@ -30,7 +30,7 @@ function locate(script: string, what: string): string {
   if (result.status !== 0 || !found) {
     throw new Error(
       `${what} is missing, so the worker cannot be run under AWS's runtime. Run 'bash test/env/rie/${script}' first ` +
-      `(see docs/rie.md). ${script} --check said: ${result.stderr.trim() || result.error?.message || `exit ${String(result.status)}`}`,
+        `(see docs/rie.md). ${script} --check said: ${result.stderr.trim() || result.error?.message || `exit ${String(result.status)}`}`,
     );
   }
   return found;
@@ -51,7 +51,9 @@ export function findRieTools(): RieTools {
   const builtFor = /node (\d+)\./.exec(ricBuild)?.[1];
   const major = process.versions.node.split('.')[0];
   if (builtFor && builtFor !== major) {
-    throw new Error(`aws-lambda-ric in ${ric} was built for Node ${builtFor}, but this is Node ${process.versions.node}: run 'bash test/env/rie/install-ric.sh' under this Node`);
+    throw new Error(
+      `aws-lambda-ric in ${ric} was built for Node ${builtFor}, but this is Node ${process.versions.node}: run 'bash test/env/rie/install-ric.sh' under this Node`,
+    );
   }
   return { rie, ric, ricBuild };
 }
@@ -94,7 +96,10 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
     }
     const open = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
       socket.once('error', () => resolve(false));
     });
     if (open) return;
@@ -125,9 +130,16 @@ export interface InvokeResult {
 /** One function instance: one emulator and the runtime it starts on the first invoke, warm after that. */
 export class RieFunction {
   private output = '';
-  private constructor(private readonly child: ChildProcess, readonly port: number) {
-    child.stdout?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
-    child.stderr?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
   }
 
   static async start(options: RieFunctionOptions): Promise<RieFunction> {
@@ -150,10 +162,14 @@ export class RieFunction {
     const child = spawn(
       options.tools.rie,
       [
-        '--runtime-interface-emulator-address', `127.0.0.1:${port}`,
-        '--runtime-api-address', `127.0.0.1:${runtimeApiPort}`,
+        '--runtime-interface-emulator-address',
+        `127.0.0.1:${port}`,
+        '--runtime-api-address',
+        `127.0.0.1:${runtimeApiPort}`,
         // The bootstrap command, then the handler (the emulator passes the last argument on as _HANDLER).
-        process.execPath, path.join(options.tools.ric, 'index.mjs'), options.handler,
+        process.execPath,
+        path.join(options.tools.ric, 'index.mjs'),
+        options.handler,
       ],
       // Its own process group: stopping it stops the Node runtime it started, too.
       { cwd: options.taskRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },

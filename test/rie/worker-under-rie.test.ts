@@ -166,7 +166,9 @@ describe('the worker SDK under AWS Lambda RIE and aws-lambda-ric (real Postgres)
       // and above the worker's minimum time to start a task (or the task would not have started).
       for (const r of rows.slice(0, 3)) {
         expect(r.result?.remainingMs).to.be.a('number');
-        expect(r.result?.remainingMs).to.be.above(MIN_TIME_TO_START_TASK_MS).and.at.most(LONG_TIMEOUT_S * 1000);
+        expect(r.result?.remainingMs)
+          .to.be.above(MIN_TIME_TO_START_TASK_MS)
+          .and.at.most(LONG_TIMEOUT_S * 1000);
       }
     });
 
@@ -183,7 +185,7 @@ describe('the worker SDK under AWS Lambda RIE and aws-lambda-ric (real Postgres)
       expect(await invocation(id)).to.include({ status: 'succeeded', deliveries: 2, requestId: first.requestId });
     });
 
-    it('refuses an invocation dispatched to another function (checked against the runtime\'s function name) and touches nothing', async () => {
+    it("refuses an invocation dispatched to another function (checked against the runtime's function name) and touches nothing", async () => {
       await enqueueTasks(t.db, { queue: 'rie-other', payloads: [{ n: 1 }] });
       const id = await dispatch('rie-other', { functionName: 'some-other-function' });
       const out = await fn.invoke({ invocationId: String(id) });
@@ -192,7 +194,7 @@ describe('the worker SDK under AWS Lambda RIE and aws-lambda-ric (real Postgres)
       expect((await tasks('rie-other')).map((r) => [r.status, r.attempts, r.invocationId])).to.deep.equal([['created', 0, null]]);
     });
 
-    it('answers a malformed event with the SDK\'s error, reported through the Runtime API', async () => {
+    it("answers a malformed event with the SDK's error, reported through the Runtime API", async () => {
       const out = await fn.invoke({ hello: 'world' });
       withLog(fn, () => {
         expect(out.body).to.include({ errorType: 'WorkerEventError' });
@@ -221,7 +223,9 @@ describe('the worker SDK under AWS Lambda RIE and aws-lambda-ric (real Postgres)
       expect(row.readyAt).to.be.instanceOf(Date);
       // The message quotes the time the runtime said was left: less than the 3 s timeout, more than nothing.
       const left = Number(/(\d+) ms of the function's time was left/.exec(row.errorMessage ?? '')?.[1]);
-      expect(left, row.errorMessage ?? '').to.be.above(0).and.at.most(SHORT_TIMEOUT_S * 1000);
+      expect(left, row.errorMessage ?? '')
+        .to.be.above(0)
+        .and.at.most(SHORT_TIMEOUT_S * 1000);
       expect(row.errorMessage).to.contain(`${MIN_TIME_TO_START_TASK_MS} ms`);
 
       expect((await tasks('rie-short')).map((r) => [r.status, r.attempts, r.invocationId])).to.deep.equal([

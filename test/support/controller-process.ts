@@ -34,8 +34,14 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
   const port = await freePort();
   const entry = options.compiled ? [path.join(REPO_ROOT, 'dist', 'cli.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts')];
   const args = [
-    ...entry, 'controller',
-    '--kubeconfig', options.kubeconfig, '--namespaces', options.namespaces.join(','), '--metrics-addr', `127.0.0.1:${port}`,
+    ...entry,
+    'controller',
+    '--kubeconfig',
+    options.kubeconfig,
+    '--namespaces',
+    options.namespaces.join(','),
+    '--metrics-addr',
+    `127.0.0.1:${port}`,
     ...(options.leaderElect ? ['--leader-elect', '--lease-namespace', options.leaderElect.leaseNamespace] : []),
   ];
   const child = spawn(process.execPath, args, {

@@ -24,7 +24,10 @@ export interface DeliveryView {
 
 export async function readJournal(file: string): Promise<JournalLine[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as JournalLine);
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as JournalLine);
 }
 
 /**
@@ -43,13 +46,28 @@ export function executions(lines: readonly JournalLine[], deliveries: readonly D
     const start = open.get(key(line));
     if (!start) continue;
     open.delete(key(line));
-    out.push({ task: line.task, invocation: line.invocation, attempt: line.attempt, pid: line.pid, start: start.at, end: line.at, outcome: line.outcome ?? 'unknown' });
+    out.push({
+      task: line.task,
+      invocation: line.invocation,
+      attempt: line.attempt,
+      pid: line.pid,
+      start: start.at,
+      end: line.at,
+      outcome: line.outcome ?? 'unknown',
+    });
   }
   for (const start of open.values()) {
-    const killed = deliveries.find((d) => d.pid === start.pid && (d.startedAt ?? 0) <= start.at && d.endedAt !== undefined && d.endedAt >= start.at);
+    const killed = deliveries.find(
+      (d) => d.pid === start.pid && (d.startedAt ?? 0) <= start.at && d.endedAt !== undefined && d.endedAt >= start.at,
+    );
     out.push({
-      task: start.task, invocation: start.invocation, attempt: start.attempt, pid: start.pid, start: start.at,
-      end: killed?.endedAt ?? now, outcome: killed ? 'killed' : 'unknown',
+      task: start.task,
+      invocation: start.invocation,
+      attempt: start.attempt,
+      pid: start.pid,
+      start: start.at,
+      end: killed?.endedAt ?? now,
+      outcome: killed ? 'killed' : 'unknown',
     });
   }
   return out.sort((a, b) => a.start - b.start);

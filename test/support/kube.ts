@@ -16,7 +16,10 @@ export function sharedControlPlane(): Promise<ControlPlane> {
       try {
         cp = await startControlPlane();
       } catch (error) {
-        throw new Error(`the tests need a real kube-apiserver and etcd (built from Go modules by test/env/build-binaries.sh), and they could not start: ${String(error)}`, { cause: error });
+        throw new Error(
+          `the tests need a real kube-apiserver and etcd (built from Go modules by test/env/build-binaries.sh), and they could not start: ${String(error)}`,
+          { cause: error },
+        );
       }
       registerTeardown(() => cp.stop());
       await installCrd(loadKubeConfig(cp.kubeconfigPath));

@@ -43,19 +43,23 @@ async function testLogger(): Promise<{ logger: Logger; file: string }> {
 export async function startSystem(options: SystemOptions): Promise<TestSystem> {
   const cp = await sharedControlPlane();
   const database = await freshDatabase('e2e');
-  await database.db.query('CREATE TABLE public.executions (task_id bigint NOT NULL, invocation_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())');
+  await database.db.query(
+    'CREATE TABLE public.executions (task_id bigint NOT NULL, invocation_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())',
+  );
   const { logger } = await testLogger();
   const lambda = await startLambdaRuntime({
     seed: 7,
     concurrencyLimit: 100,
     logger: logger.child({ component: 'lambda-runtime' }),
-    functions: [{
-      name: options.functionName ?? 'e2e-worker',
-      handler: E2E_WORKER,
-      timeoutSeconds: 60,
-      environment: { DATABASE_URL: database.url, LTP_LOG_LEVEL: 'warn' },
-      async: { startDelayMs: { min: 1_000, max: 3_000 }, retryDelaysMs: [1_000, 2_000], ...options.async },
-    }],
+    functions: [
+      {
+        name: options.functionName ?? 'e2e-worker',
+        handler: E2E_WORKER,
+        timeoutSeconds: 60,
+        environment: { DATABASE_URL: database.url, LTP_LOG_LEVEL: 'warn' },
+        async: { startDelayMs: { min: 1_000, max: 3_000 }, retryDelaysMs: [1_000, 2_000], ...options.async },
+      },
+    ],
   });
   for (const ns of options.namespaces) await kubectl(['create', 'namespace', ns]);
   const controllerConfig: ControllerConfig = {
@@ -152,7 +156,12 @@ export function condition(pool: PoolView | undefined, type: string) {
 }
 
 /** Polls until the check returns a value, or fails with what it saw last. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -2,7 +2,15 @@ import { expect } from 'chai';
 import { DurationError, parseDurationSeconds } from '../../src/api/duration.ts';
 
 describe('parseDurationSeconds', () => {
-  const valid: Array<[string, number]> = [['7d', 604_800], ['36h', 129_600], ['90m', 5_400], ['45s', 45], ['3600', 3_600], ['0', 0], [' 2h ', 7_200]];
+  const valid: Array<[string, number]> = [
+    ['7d', 604_800],
+    ['36h', 129_600],
+    ['90m', 5_400],
+    ['45s', 45],
+    ['3600', 3_600],
+    ['0', 0],
+    [' 2h ', 7_200],
+  ];
   for (const [text, seconds] of valid) {
     it(`reads ${JSON.stringify(text)} as ${seconds} s`, () => expect(parseDurationSeconds(text, '--retention')).to.equal(seconds));
   }

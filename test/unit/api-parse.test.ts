@@ -4,7 +4,14 @@ import type { Pool } from '../../src/api/types.ts';
 
 type Obj = Record<string, unknown>;
 
-const metadata = { namespace: 'jobs', name: 'thumbnails', uid: 'uid-1', generation: 4, resourceVersion: '77', finalizers: ['lambda.taskpool.io/finalizer'] };
+const metadata = {
+  namespace: 'jobs',
+  name: 'thumbnails',
+  uid: 'uid-1',
+  generation: 4,
+  resourceVersion: '77',
+  finalizers: ['lambda.taskpool.io/finalizer'],
+};
 
 /** A pool as the API server returns it, with only the required spec fields. */
 /** `null` leaves the spec out. */
@@ -84,7 +91,11 @@ describe('parsePool', () => {
         }),
       ),
     );
-    expect(pool.spec.function).to.deep.equal({ name: '123456789012:function:make-thumbnails', qualifier: '$LATEST', region: 'us-gov-west-1' });
+    expect(pool.spec.function).to.deep.equal({
+      name: '123456789012:function:make-thumbnails',
+      qualifier: '$LATEST',
+      region: 'us-gov-west-1',
+    });
     expect(pool.spec.database).to.deep.equal({ secretRef: { name: 'media-db', key: 'DATABASE_URL' } });
   });
 
@@ -95,8 +106,16 @@ describe('parsePool', () => {
     { name: 'reports a missing function name', input: withSpec({ function: { qualifier: 'live' } }), field: 'spec.function.name' },
     { name: 'reports an empty function name', input: withSpec({ function: { name: '' } }), field: 'spec.function.name' },
     { name: 'reports a function name that is not a string', input: withSpec({ function: { name: 42 } }), field: 'spec.function.name' },
-    { name: 'reports a function name with spaces and shell characters', input: withSpec({ function: { name: 'thumbs; rm -rf /' } }), field: 'spec.function.name' },
-    { name: 'reports a function name longer than 64 characters', input: withSpec({ function: { name: 'f'.repeat(65) } }), field: 'spec.function.name' },
+    {
+      name: 'reports a function name with spaces and shell characters',
+      input: withSpec({ function: { name: 'thumbs; rm -rf /' } }),
+      field: 'spec.function.name',
+    },
+    {
+      name: 'reports a function name longer than 64 characters',
+      input: withSpec({ function: { name: 'f'.repeat(65) } }),
+      field: 'spec.function.name',
+    },
     {
       name: 'reports an ARN whose account id is too short',
       input: withSpec({ function: { name: 'arn:aws:lambda:us-east-1:12345:function:make-thumbnails' } }),
@@ -107,10 +126,22 @@ describe('parsePool', () => {
       input: withSpec({ function: { name: 'arn:aws:sqs:us-east-1:123456789012:function:make-thumbnails' } }),
       field: 'spec.function.name',
     },
-    { name: 'reports a qualifier with a space', input: withSpec({ function: { name: 'f', qualifier: 'my alias' } }), field: 'spec.function.qualifier' },
+    {
+      name: 'reports a qualifier with a space',
+      input: withSpec({ function: { name: 'f', qualifier: 'my alias' } }),
+      field: 'spec.function.qualifier',
+    },
     { name: 'reports an empty qualifier', input: withSpec({ function: { name: 'f', qualifier: '' } }), field: 'spec.function.qualifier' },
-    { name: 'reports a region in capitals', input: withSpec({ function: { name: 'f', region: 'US-EAST-1' } }), field: 'spec.function.region' },
-    { name: 'reports a region that is not one', input: withSpec({ function: { name: 'f', region: 'moon' } }), field: 'spec.function.region' },
+    {
+      name: 'reports a region in capitals',
+      input: withSpec({ function: { name: 'f', region: 'US-EAST-1' } }),
+      field: 'spec.function.region',
+    },
+    {
+      name: 'reports a region that is not one',
+      input: withSpec({ function: { name: 'f', region: 'moon' } }),
+      field: 'spec.function.region',
+    },
     { name: 'reports a missing queue', input: withSpec({ queue: undefined }), field: 'spec.queue' },
     { name: 'reports an empty queue', input: withSpec({ queue: '' }), field: 'spec.queue' },
     { name: 'reports a queue that is not a string', input: withSpec({ queue: ['a'] }), field: 'spec.queue' },
@@ -123,25 +154,69 @@ describe('parsePool', () => {
     { name: 'reports a negative maxConcurrency', input: withSpec({ maxConcurrency: -1 }), field: 'spec.maxConcurrency' },
     { name: 'reports a fractional maxConcurrency', input: withSpec({ maxConcurrency: 2.5 }), field: 'spec.maxConcurrency' },
     { name: 'reports maxConcurrency given as a string', input: withSpec({ maxConcurrency: '10' }), field: 'spec.maxConcurrency' },
-    { name: 'reports an infinite maxConcurrency', input: withSpec({ maxConcurrency: Number.POSITIVE_INFINITY }), field: 'spec.maxConcurrency' },
+    {
+      name: 'reports an infinite maxConcurrency',
+      input: withSpec({ maxConcurrency: Number.POSITIVE_INFINITY }),
+      field: 'spec.maxConcurrency',
+    },
     { name: 'reports tasksPerInvocation above 100', input: withSpec({ tasksPerInvocation: 101 }), field: 'spec.tasksPerInvocation' },
     { name: 'reports startTimeoutSeconds below 10', input: withSpec({ startTimeoutSeconds: 9 }), field: 'spec.startTimeoutSeconds' },
-    { name: 'reports startTimeoutSeconds above six hours', input: withSpec({ startTimeoutSeconds: 21601 }), field: 'spec.startTimeoutSeconds' },
-    { name: 'reports heartbeatTimeoutSeconds below 5', input: withSpec({ heartbeatTimeoutSeconds: 4 }), field: 'spec.heartbeatTimeoutSeconds' },
-    { name: 'reports heartbeatTimeoutSeconds above an hour', input: withSpec({ heartbeatTimeoutSeconds: 3601 }), field: 'spec.heartbeatTimeoutSeconds' },
+    {
+      name: 'reports startTimeoutSeconds above six hours',
+      input: withSpec({ startTimeoutSeconds: 21601 }),
+      field: 'spec.startTimeoutSeconds',
+    },
+    {
+      name: 'reports heartbeatTimeoutSeconds below 5',
+      input: withSpec({ heartbeatTimeoutSeconds: 4 }),
+      field: 'spec.heartbeatTimeoutSeconds',
+    },
+    {
+      name: 'reports heartbeatTimeoutSeconds above an hour',
+      input: withSpec({ heartbeatTimeoutSeconds: 3601 }),
+      field: 'spec.heartbeatTimeoutSeconds',
+    },
     { name: 'reports maxTaskAttempts of zero', input: withSpec({ maxTaskAttempts: 0 }), field: 'spec.maxTaskAttempts' },
     { name: 'reports a fractional maxTaskAttempts', input: withSpec({ maxTaskAttempts: 1.5 }), field: 'spec.maxTaskAttempts' },
     { name: 'reports a retry that is not an object', input: withSpec({ retry: 10 }), field: 'spec.retry' },
-    { name: 'reports a negative initial retry delay', input: withSpec({ retry: { initialDelaySeconds: -1 } }), field: 'spec.retry.initialDelaySeconds' },
-    { name: 'reports a maximum retry delay above a day', input: withSpec({ retry: { maxDelaySeconds: 86401 } }), field: 'spec.retry.maxDelaySeconds' },
-    { name: 'reports a maximum retry delay below the initial one', input: withSpec({ retry: { initialDelaySeconds: 60, maxDelaySeconds: 30 } }), field: 'spec.retry.maxDelaySeconds' },
+    {
+      name: 'reports a negative initial retry delay',
+      input: withSpec({ retry: { initialDelaySeconds: -1 } }),
+      field: 'spec.retry.initialDelaySeconds',
+    },
+    {
+      name: 'reports a maximum retry delay above a day',
+      input: withSpec({ retry: { maxDelaySeconds: 86401 } }),
+      field: 'spec.retry.maxDelaySeconds',
+    },
+    {
+      name: 'reports a maximum retry delay below the initial one',
+      input: withSpec({ retry: { initialDelaySeconds: 60, maxDelaySeconds: 30 } }),
+      field: 'spec.retry.maxDelaySeconds',
+    },
     { name: 'reports suspend given as a string', input: withSpec({ suspend: 'true' }), field: 'spec.suspend' },
     { name: 'reports suspend given as a number', input: withSpec({ suspend: 1 }), field: 'spec.suspend' },
     { name: 'reports a database without a secretRef', input: withSpec({ database: {} }), field: 'spec.database.secretRef.name' },
-    { name: 'reports a Secret name with capitals and underscores', input: withSpec({ database: { secretRef: { name: 'Media_DB' } } }), field: 'spec.database.secretRef.name' },
-    { name: 'reports a Secret name with a path', input: withSpec({ database: { secretRef: { name: '../kube-system/admin' } } }), field: 'spec.database.secretRef.name' },
-    { name: 'reports an empty Secret name', input: withSpec({ database: { secretRef: { name: '' } } }), field: 'spec.database.secretRef.name' },
-    { name: 'reports a Secret key with a space', input: withSpec({ database: { secretRef: { name: 'media-db', key: 'database url' } } }), field: 'spec.database.secretRef.key' },
+    {
+      name: 'reports a Secret name with capitals and underscores',
+      input: withSpec({ database: { secretRef: { name: 'Media_DB' } } }),
+      field: 'spec.database.secretRef.name',
+    },
+    {
+      name: 'reports a Secret name with a path',
+      input: withSpec({ database: { secretRef: { name: '../kube-system/admin' } } }),
+      field: 'spec.database.secretRef.name',
+    },
+    {
+      name: 'reports an empty Secret name',
+      input: withSpec({ database: { secretRef: { name: '' } } }),
+      field: 'spec.database.secretRef.name',
+    },
+    {
+      name: 'reports a Secret key with a space',
+      input: withSpec({ database: { secretRef: { name: 'media-db', key: 'database url' } } }),
+      field: 'spec.database.secretRef.key',
+    },
   ];
 
   for (const c of invalid) {
@@ -157,12 +232,23 @@ describe('parsePool', () => {
 
   it('reports every problem at once, not just the first', () => {
     const problems = problemsOf(
-      parsePool(withSpec({ function: { name: 'f', region: 'nowhere' }, queue: 'has space', maxConcurrency: 0, heartbeatTimeoutSeconds: 1.5, suspend: 'no' })),
+      parsePool(
+        withSpec({
+          function: { name: 'f', region: 'nowhere' },
+          queue: 'has space',
+          maxConcurrency: 0,
+          heartbeatTimeoutSeconds: 1.5,
+          suspend: 'no',
+        }),
+      ),
     );
 
     expect(problems).to.have.length(5);
     for (const field of ['spec.function.region', 'spec.queue', 'spec.maxConcurrency', 'spec.heartbeatTimeoutSeconds', 'spec.suspend']) {
-      expect(problems.some((p) => p.includes(field)), `${field} in ${problems.join('; ')}`).to.equal(true);
+      expect(
+        problems.some((p) => p.includes(field)),
+        `${field} in ${problems.join('; ')}`,
+      ).to.equal(true);
     }
   });
 

@@ -1,31 +1,61 @@
 import { expect } from 'chai';
 import { checkPool, globMatches, OPEN_POLICY, parseTenancyPolicy, policyRestricts, TenancyPolicyError } from '../../src/api/tenancy.ts';
 
-const POLICY = parseTenancyPolicy(JSON.stringify({
-  default: { functions: [], queues: [] },
-  namespaces: {
-    'team-a': {
-      functions: ['team-a-*', 'arn:aws:lambda:eu-west-1:111111111111:function:team-a-*'],
-      queues: ['team-a/*'],
-      roleArn: 'arn:aws:iam::111111111111:role/team-a-invoker',
+const POLICY = parseTenancyPolicy(
+  JSON.stringify({
+    default: { functions: [], queues: [] },
+    namespaces: {
+      'team-a': {
+        functions: ['team-a-*', 'arn:aws:lambda:eu-west-1:111111111111:function:team-a-*'],
+        queues: ['team-a/*'],
+        roleArn: 'arn:aws:iam::111111111111:role/team-a-invoker',
+      },
+      shared: { functions: ['*'], queues: ['*'] },
     },
-    shared: { functions: ['*'], queues: ['*'] },
-  },
-}));
+  }),
+);
 
 const pool = (over: Partial<Parameters<typeof checkPool>[1]>) => ({
-  namespace: 'team-a', functionName: 'team-a-thumbs', queue: 'team-a/thumbs', usesDefaultDatabase: true, ...over,
+  namespace: 'team-a',
+  functionName: 'team-a-thumbs',
+  queue: 'team-a/thumbs',
+  usesDefaultDatabase: true,
+  ...over,
 });
 
 describe('the tenancy policy', () => {
-  const cases: Array<{ name: string; pool: Parameters<typeof checkPool>[1]; verdict: 'allowed' | 'FunctionNotAllowed' | 'QueueNotAllowed' }> = [
+  const cases: Array<{
+    name: string;
+    pool: Parameters<typeof checkPool>[1];
+    verdict: 'allowed' | 'FunctionNotAllowed' | 'QueueNotAllowed';
+  }> = [
     { name: 'allows a function and a queue that match the namespace rules', pool: pool({}), verdict: 'allowed' },
-    { name: 'allows an ARN that matches an ARN pattern', pool: pool({ functionName: 'arn:aws:lambda:eu-west-1:111111111111:function:team-a-x' }), verdict: 'allowed' },
-    { name: 'refuses another account\'s function written as an ARN, although its name matches a name pattern', pool: pool({ functionName: 'arn:aws:lambda:eu-west-1:999999999999:function:team-a-x' }), verdict: 'FunctionNotAllowed' },
+    {
+      name: 'allows an ARN that matches an ARN pattern',
+      pool: pool({ functionName: 'arn:aws:lambda:eu-west-1:111111111111:function:team-a-x' }),
+      verdict: 'allowed',
+    },
+    {
+      name: "refuses another account's function written as an ARN, although its name matches a name pattern",
+      pool: pool({ functionName: 'arn:aws:lambda:eu-west-1:999999999999:function:team-a-x' }),
+      verdict: 'FunctionNotAllowed',
+    },
     { name: 'refuses a function of another team', pool: pool({ functionName: 'team-b-thumbs' }), verdict: 'FunctionNotAllowed' },
-    { name: 'matches the qualifier with the name', pool: pool({ functionName: 'team-a-thumbs', functionQualifier: 'live' }), verdict: 'allowed' },
-    { name: 'refuses a queue outside the namespace\'s prefix on the default database', pool: pool({ queue: 'team-b/thumbs' }), verdict: 'QueueNotAllowed' },
-    { name: 'does not restrict the queues of a pool with its own database', pool: pool({ queue: 'anything', usesDefaultDatabase: false }), verdict: 'allowed' },
+    {
+      name: 'matches the qualifier with the name',
+      pool: pool({ functionName: 'team-a-thumbs', functionQualifier: 'live' }),
+      verdict: 'allowed',
+    },
+    {
+      name: "refuses a queue outside the namespace's prefix on the default database",
+      pool: pool({ queue: 'team-b/thumbs' }),
+      verdict: 'QueueNotAllowed',
+    },
+    {
+      name: 'does not restrict the queues of a pool with its own database',
+      pool: pool({ queue: 'anything', usesDefaultDatabase: false }),
+      verdict: 'allowed',
+    },
     { name: 'applies the default rules to a namespace not listed', pool: pool({ namespace: 'team-c' }), verdict: 'FunctionNotAllowed' },
     { name: 'lets an open namespace use anything', pool: pool({ namespace: 'shared', functionName: 'x', queue: 'y' }), verdict: 'allowed' },
   ];
@@ -39,7 +69,8 @@ describe('the tenancy policy', () => {
   it('names the rule and the patterns in the message', () => {
     const v = checkPool(POLICY, pool({ functionName: 'team-b-thumbs' }));
     expect(v.allowed).to.equal(false);
-    if (!v.allowed) expect(v.message).to.include('tenancy.namespaces.team-a.functions').and.include('"team-a-*"').and.include('team-b-thumbs');
+    if (!v.allowed)
+      expect(v.message).to.include('tenancy.namespaces.team-a.functions').and.include('"team-a-*"').and.include('team-b-thumbs');
     const d = checkPool(POLICY, pool({ namespace: 'team-c' }));
     if (!d.allowed) expect(d.message).to.include('tenancy.default.functions').and.include('nothing (an empty list)');
   });

@@ -38,7 +38,10 @@ describe('EventRecorder', () => {
 
   it('returns at once and sends in the background, holding events back while dispatch is busy', async () => {
     let busy = true;
-    const { sent, events } = recorder(() => 0, () => busy);
+    const { sent, events } = recorder(
+      () => 0,
+      () => busy,
+    );
     events.record(POOL, 'Warning', 'Throttled', 'slow down');
     await sleep(50);
     expect(sent).to.deep.equal([]);

@@ -14,8 +14,20 @@ function routes(): NotificationRoutes {
 }
 
 describe('NotificationRoutes', () => {
-  const cases: Array<{ name: string; database: string; channel: typeof TASKS_CHANNEL | typeof INVOCATIONS_CHANNEL; payload: string; keys: string[] }> = [
-    { name: 'wakes the pool serving a queue when a task is added to it', database: MEDIA_DB, channel: TASKS_CHANNEL, payload: 'thumbnails', keys: ['jobs/thumbnails'] },
+  const cases: Array<{
+    name: string;
+    database: string;
+    channel: typeof TASKS_CHANNEL | typeof INVOCATIONS_CHANNEL;
+    payload: string;
+    keys: string[];
+  }> = [
+    {
+      name: 'wakes the pool serving a queue when a task is added to it',
+      database: MEDIA_DB,
+      channel: TASKS_CHANNEL,
+      payload: 'thumbnails',
+      keys: ['jobs/thumbnails'],
+    },
     {
       name: 'wakes only the pool in the database the notification came from when two databases share a queue name',
       database: BILLING_DB,
@@ -24,8 +36,20 @@ describe('NotificationRoutes', () => {
       keys: ['billing/thumbnails'],
     },
     { name: 'wakes nothing for a queue no pool serves', database: MEDIA_DB, channel: TASKS_CHANNEL, payload: 'audio', keys: [] },
-    { name: 'wakes nothing for a database no pool uses', database: 'elsewhere:5432/media', channel: TASKS_CHANNEL, payload: 'thumbnails', keys: [] },
-    { name: 'wakes the pool whose uid an invocation notification names', database: MEDIA_DB, channel: INVOCATIONS_CHANNEL, payload: 'uid-transcode', keys: ['jobs/transcode'] },
+    {
+      name: 'wakes nothing for a database no pool uses',
+      database: 'elsewhere:5432/media',
+      channel: TASKS_CHANNEL,
+      payload: 'thumbnails',
+      keys: [],
+    },
+    {
+      name: 'wakes the pool whose uid an invocation notification names',
+      database: MEDIA_DB,
+      channel: INVOCATIONS_CHANNEL,
+      payload: 'uid-transcode',
+      keys: ['jobs/transcode'],
+    },
     {
       name: 'does not wake a pool by uid from a database it does not use',
       database: BILLING_DB,
@@ -40,7 +64,13 @@ describe('NotificationRoutes', () => {
       payload: 'thumbnails',
       keys: [],
     },
-    { name: 'does not take a uid on the tasks channel for a queue name', database: MEDIA_DB, channel: TASKS_CHANNEL, payload: 'uid-thumbs', keys: [] },
+    {
+      name: 'does not take a uid on the tasks channel for a queue name',
+      database: MEDIA_DB,
+      channel: TASKS_CHANNEL,
+      payload: 'uid-thumbs',
+      keys: [],
+    },
   ];
 
   for (const c of cases) {

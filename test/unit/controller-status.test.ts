@@ -21,20 +21,29 @@ const spec: PoolSpec = {
 };
 
 const noInvocations: StateCounts<InvocationState> = {
-  created: 0, pending: 0, ready: 0, running: 0, succeeded: 0, failed: 0, orphaned: 0, terminated: 0,
+  created: 0,
+  pending: 0,
+  ready: 0,
+  running: 0,
+  succeeded: 0,
+  failed: 0,
+  orphaned: 0,
+  terminated: 0,
 };
 const noTasks: StateCounts<TaskState> = { created: 0, leased: 0, done: 0, failed: 0 };
 
 /** An idle, healthy pool; `over` changes what the pass saw. */
-function facts(over: {
-  invocations?: Partial<StateCounts<InvocationState>>;
-  tasks?: Partial<StateCounts<TaskState>>;
-  trouble?: Partial<RecentTrouble>;
-  spec?: Partial<PoolSpec>;
-  now?: Date;
-  generation?: number;
-  dispatchedAt?: Date;
-} = {}): PoolFacts {
+function facts(
+  over: {
+    invocations?: Partial<StateCounts<InvocationState>>;
+    tasks?: Partial<StateCounts<TaskState>>;
+    trouble?: Partial<RecentTrouble>;
+    spec?: Partial<PoolSpec>;
+    now?: Date;
+    generation?: number;
+    dispatchedAt?: Date;
+  } = {},
+): PoolFacts {
   return {
     now: over.now ?? NOW,
     generation: over.generation ?? 3,
@@ -79,7 +88,11 @@ describe('desiredConditions', () => {
       {
         name: 'is True with Reconciled and names the queue, database and function when Lambda rejected nothing',
         facts: facts(),
-        expected: { status: 'True', reason: 'Reconciled', message: 'serving queue thumbnails from db.internal:5432/media with make-thumbnails' },
+        expected: {
+          status: 'True',
+          reason: 'Reconciled',
+          message: 'serving queue thumbnails from db.internal:5432/media with make-thumbnails',
+        },
       },
       {
         name: 'is False with FunctionNotFound after a ResourceNotFoundException',
@@ -106,15 +119,31 @@ describe('desiredConditions', () => {
 
   describe('Active', () => {
     runCases('Active', [
-      { name: 'is False with Idle when nothing waits and nothing is in flight', facts: facts(), expected: { status: 'False', reason: 'Idle' } },
+      {
+        name: 'is False with Idle when nothing waits and nothing is in flight',
+        facts: facts(),
+        expected: { status: 'False', reason: 'Idle' },
+      },
       {
         name: 'is False with Idle when only finished invocations and tasks remain',
         facts: facts({ invocations: { succeeded: 9, failed: 1, orphaned: 2, terminated: 1 }, tasks: { done: 40, failed: 2 } }),
         expected: { status: 'False', reason: 'Idle' },
       },
-      { name: 'is True while an invocation is created but not yet sent', facts: facts({ invocations: { created: 1 } }), expected: { status: 'True', reason: 'WorkInFlight' } },
-      { name: 'is True while an invocation is pending', facts: facts({ invocations: { pending: 1 } }), expected: { status: 'True', reason: 'WorkInFlight' } },
-      { name: 'is True while an invocation is starting', facts: facts({ invocations: { ready: 1 } }), expected: { status: 'True', reason: 'WorkInFlight' } },
+      {
+        name: 'is True while an invocation is created but not yet sent',
+        facts: facts({ invocations: { created: 1 } }),
+        expected: { status: 'True', reason: 'WorkInFlight' },
+      },
+      {
+        name: 'is True while an invocation is pending',
+        facts: facts({ invocations: { pending: 1 } }),
+        expected: { status: 'True', reason: 'WorkInFlight' },
+      },
+      {
+        name: 'is True while an invocation is starting',
+        facts: facts({ invocations: { ready: 1 } }),
+        expected: { status: 'True', reason: 'WorkInFlight' },
+      },
       {
         name: 'is True while an invocation runs, and says how many',
         facts: facts({ invocations: { running: 2 }, tasks: { leased: 2 } }),
@@ -161,8 +190,16 @@ describe('desiredConditions', () => {
 
   describe('Suspended', () => {
     runCases('Suspended', [
-      { name: 'is True with SuspendedBySpec when spec.suspend is true', facts: facts({ spec: { suspend: true } }), expected: { status: 'True', reason: 'SuspendedBySpec' } },
-      { name: 'is False with NotSuspended when spec.suspend is false', facts: facts(), expected: { status: 'False', reason: 'NotSuspended' } },
+      {
+        name: 'is True with SuspendedBySpec when spec.suspend is true',
+        facts: facts({ spec: { suspend: true } }),
+        expected: { status: 'True', reason: 'SuspendedBySpec' },
+      },
+      {
+        name: 'is False with NotSuspended when spec.suspend is false',
+        facts: facts(),
+        expected: { status: 'False', reason: 'NotSuspended' },
+      },
     ]);
   });
 
@@ -215,9 +252,14 @@ describe('buildStatus', () => {
 describe('blockedStatus', () => {
   const counts = { ...noInvocations, running: 2 };
   const taskCounts = { ...noTasks, created: 4 };
-  const previous: PoolStatus = buildStatus({ lastDispatchTime: EARLIER_TEXT }, facts({ invocations: { running: 2 }, tasks: { created: 4 }, generation: 3 }));
+  const previous: PoolStatus = buildStatus(
+    { lastDispatchTime: EARLIER_TEXT },
+    facts({ invocations: { running: 2 }, tasks: { created: 4 }, generation: 3 }),
+  );
 
-  const block = (over: { specVerdict?: boolean; suspend?: boolean; generation?: number; reason?: 'InvalidSpec' | 'DatabaseUnavailable' } = {}) =>
+  const block = (
+    over: { specVerdict?: boolean; suspend?: boolean; generation?: number; reason?: 'InvalidSpec' | 'DatabaseUnavailable' } = {},
+  ) =>
     blockedStatus(previous, {
       now: LATER,
       generation: over.generation ?? 4,
@@ -261,12 +303,23 @@ describe('blockedStatus', () => {
   });
 
   it('reports Suspended from the spec even while blocked', () => {
-    expect(find(block({ suspend: true }), 'Suspended')).to.deep.include({ status: 'True', reason: 'SuspendedBySpec', lastTransitionTime: '2024-05-01T12:05:00Z' });
-    expect(find(block({ suspend: false }), 'Suspended')).to.deep.include({ status: 'False', reason: 'NotSuspended', lastTransitionTime: NOW_TEXT });
+    expect(find(block({ suspend: true }), 'Suspended')).to.deep.include({
+      status: 'True',
+      reason: 'SuspendedBySpec',
+      lastTransitionTime: '2024-05-01T12:05:00Z',
+    });
+    expect(find(block({ suspend: false }), 'Suspended')).to.deep.include({
+      status: 'False',
+      reason: 'NotSuspended',
+      lastTransitionTime: NOW_TEXT,
+    });
   });
 
   it('works on a pool that never had a status', () => {
-    const status = blockedStatus({}, { now: LATER, generation: 1, reason: 'InvalidSpec', message: 'spec.queue is required', specVerdict: true, suspend: false });
+    const status = blockedStatus(
+      {},
+      { now: LATER, generation: 1, reason: 'InvalidSpec', message: 'spec.queue is required', specVerdict: true, suspend: false },
+    );
     expect(status.observedGeneration).to.equal(1);
     expect(status.conditions?.map((c) => `${c.type}=${c.status}`)).to.deep.equal(['Ready=False', 'Suspended=False']);
   });
@@ -278,7 +331,11 @@ describe('sameStatus', () => {
   const reversedKeys = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).reverse()) as T;
 
   it('treats counts listed in another key order as the same', () => {
-    const other: PoolStatus = { ...base, invocations: reversedKeys(base.invocations ?? noInvocations), tasks: reversedKeys(base.tasks ?? noTasks) };
+    const other: PoolStatus = {
+      ...base,
+      invocations: reversedKeys(base.invocations ?? noInvocations),
+      tasks: reversedKeys(base.tasks ?? noTasks),
+    };
     expect(sameStatus(base, other)).to.equal(true);
   });
 

@@ -3,7 +3,12 @@ import { classifyInvokeError } from '../../src/lambda/errors.ts';
 
 /** An error shaped like the AWS SDK v3 service exceptions thrown by LambdaClient.send(InvokeCommand). */
 function awsError(name: string, httpStatusCode: number, message = `${name}: details`, extra: Record<string, unknown> = {}): Error {
-  return Object.assign(new Error(message), { name, $metadata: { httpStatusCode }, $fault: httpStatusCode >= 500 ? 'server' : 'client', ...extra });
+  return Object.assign(new Error(message), {
+    name,
+    $metadata: { httpStatusCode },
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    ...extra,
+  });
 }
 
 /** The fields the test cares about; the rest of the failure is not compared. */
@@ -20,7 +25,10 @@ describe('classifyInvokeError', () => {
     // Throttles: back off for as long as Lambda asked.
     {
       name: 'waits the 3 seconds a TooManyRequestsException asks for',
-      error: awsError('TooManyRequestsException', 429, 'Rate Exceeded.', { retryAfterSeconds: '3', Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' }),
+      error: awsError('TooManyRequestsException', 429, 'Rate Exceeded.', {
+        retryAfterSeconds: '3',
+        Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
+      }),
       expected: { kind: 'throttled', retryAfterMs: 3_000, code: 'TooManyRequestsException' },
     },
     {
@@ -45,23 +53,83 @@ describe('classifyInvokeError', () => {
     },
 
     // Rejections: the function or the pool must change; retrying will not help.
-    { name: 'rejects on ResourceNotFoundException', error: awsError('ResourceNotFoundException', 404), expected: { kind: 'rejected', code: 'ResourceNotFoundException' } },
-    { name: 'rejects on AccessDeniedException', error: awsError('AccessDeniedException', 403), expected: { kind: 'rejected', code: 'AccessDeniedException' } },
-    { name: 'rejects on InvalidParameterValueException', error: awsError('InvalidParameterValueException', 400), expected: { kind: 'rejected', code: 'InvalidParameterValueException' } },
-    { name: 'rejects on InvalidRequestContentException', error: awsError('InvalidRequestContentException', 400), expected: { kind: 'rejected', code: 'InvalidRequestContentException' } },
-    { name: 'rejects on RequestTooLargeException', error: awsError('RequestTooLargeException', 413), expected: { kind: 'rejected', code: 'RequestTooLargeException' } },
-    { name: 'rejects on KMSAccessDeniedException', error: awsError('KMSAccessDeniedException', 502), expected: { kind: 'rejected', code: 'KMSAccessDeniedException' } },
-    { name: 'rejects on KMSDisabledException', error: awsError('KMSDisabledException', 502), expected: { kind: 'rejected', code: 'KMSDisabledException' } },
-    { name: 'rejects on KMSInvalidStateException', error: awsError('KMSInvalidStateException', 502), expected: { kind: 'rejected', code: 'KMSInvalidStateException' } },
-    { name: 'rejects on KMSNotFoundException', error: awsError('KMSNotFoundException', 502), expected: { kind: 'rejected', code: 'KMSNotFoundException' } },
-    { name: 'rejects on an unrecognized client', error: awsError('UnrecognizedClientException', 403), expected: { kind: 'rejected', code: 'UnrecognizedClientException' } },
-    { name: 'rejects on ResourceNotFoundException even without HTTP metadata', error: { name: 'ResourceNotFoundException', message: 'Function not found' }, expected: { kind: 'rejected' } },
+    {
+      name: 'rejects on ResourceNotFoundException',
+      error: awsError('ResourceNotFoundException', 404),
+      expected: { kind: 'rejected', code: 'ResourceNotFoundException' },
+    },
+    {
+      name: 'rejects on AccessDeniedException',
+      error: awsError('AccessDeniedException', 403),
+      expected: { kind: 'rejected', code: 'AccessDeniedException' },
+    },
+    {
+      name: 'rejects on InvalidParameterValueException',
+      error: awsError('InvalidParameterValueException', 400),
+      expected: { kind: 'rejected', code: 'InvalidParameterValueException' },
+    },
+    {
+      name: 'rejects on InvalidRequestContentException',
+      error: awsError('InvalidRequestContentException', 400),
+      expected: { kind: 'rejected', code: 'InvalidRequestContentException' },
+    },
+    {
+      name: 'rejects on RequestTooLargeException',
+      error: awsError('RequestTooLargeException', 413),
+      expected: { kind: 'rejected', code: 'RequestTooLargeException' },
+    },
+    {
+      name: 'rejects on KMSAccessDeniedException',
+      error: awsError('KMSAccessDeniedException', 502),
+      expected: { kind: 'rejected', code: 'KMSAccessDeniedException' },
+    },
+    {
+      name: 'rejects on KMSDisabledException',
+      error: awsError('KMSDisabledException', 502),
+      expected: { kind: 'rejected', code: 'KMSDisabledException' },
+    },
+    {
+      name: 'rejects on KMSInvalidStateException',
+      error: awsError('KMSInvalidStateException', 502),
+      expected: { kind: 'rejected', code: 'KMSInvalidStateException' },
+    },
+    {
+      name: 'rejects on KMSNotFoundException',
+      error: awsError('KMSNotFoundException', 502),
+      expected: { kind: 'rejected', code: 'KMSNotFoundException' },
+    },
+    {
+      name: 'rejects on an unrecognized client',
+      error: awsError('UnrecognizedClientException', 403),
+      expected: { kind: 'rejected', code: 'UnrecognizedClientException' },
+    },
+    {
+      name: 'rejects on ResourceNotFoundException even without HTTP metadata',
+      error: { name: 'ResourceNotFoundException', message: 'Function not found' },
+      expected: { kind: 'rejected' },
+    },
 
     // Transient: may pass later.
-    { name: 'retries a ResourceConflictException', error: awsError('ResourceConflictException', 409), expected: { kind: 'transient', code: 'ResourceConflictException' } },
-    { name: 'retries a ServiceException', error: awsError('ServiceException', 500), expected: { kind: 'transient', code: 'ServiceException' } },
-    { name: 'retries a ResourceNotReadyException', error: awsError('ResourceNotReadyException', 502), expected: { kind: 'transient', code: 'ResourceNotReadyException' } },
-    { name: 'retries an EC2ThrottledException', error: awsError('EC2ThrottledException', 502), expected: { kind: 'transient', code: 'EC2ThrottledException' } },
+    {
+      name: 'retries a ResourceConflictException',
+      error: awsError('ResourceConflictException', 409),
+      expected: { kind: 'transient', code: 'ResourceConflictException' },
+    },
+    {
+      name: 'retries a ServiceException',
+      error: awsError('ServiceException', 500),
+      expected: { kind: 'transient', code: 'ServiceException' },
+    },
+    {
+      name: 'retries a ResourceNotReadyException',
+      error: awsError('ResourceNotReadyException', 502),
+      expected: { kind: 'transient', code: 'ResourceNotReadyException' },
+    },
+    {
+      name: 'retries an EC2ThrottledException',
+      error: awsError('EC2ThrottledException', 502),
+      expected: { kind: 'transient', code: 'EC2ThrottledException' },
+    },
     {
       name: 'retries a request timeout',
       error: Object.assign(new Error('Connection timed out after 5000 ms'), { name: 'TimeoutError' }),
@@ -111,9 +179,9 @@ describe('classifyInvokeError', () => {
   });
 
   it('keeps the message, cut to 500 characters, for the condition and the row', () => {
-    expect(classifyInvokeError(awsError('ResourceNotFoundException', 404, 'Function not found: arn:aws:lambda:eu-west-1:1:function:f')).message).to.equal(
-      'Function not found: arn:aws:lambda:eu-west-1:1:function:f',
-    );
+    expect(
+      classifyInvokeError(awsError('ResourceNotFoundException', 404, 'Function not found: arn:aws:lambda:eu-west-1:1:function:f')).message,
+    ).to.equal('Function not found: arn:aws:lambda:eu-west-1:1:function:f');
     expect(classifyInvokeError('socket hang up').message).to.equal('socket hang up');
     expect(classifyInvokeError(awsError('ServiceException', 500, 'x'.repeat(2000))).message).to.have.length(500);
   });

@@ -70,7 +70,13 @@ describe('lambda runtime config', () => {
       reservedConcurrency: 3,
       environment: { STAGE: 'local', PORT: '5432', QUEUE: 'emails' },
       state: 'Active',
-      async: { ...DEFAULT_ASYNC_SETTINGS, maximumRetryAttempts: 1, retryDelaysMs: [100, 200], dropRate: 0.1, startDelayMs: { min: 10, max: 20 } },
+      async: {
+        ...DEFAULT_ASYNC_SETTINGS,
+        maximumRetryAttempts: 1,
+        retryDelaysMs: [100, 200],
+        dropRate: 0.1,
+        startDelayMs: { min: 10, max: 20 },
+      },
     });
     expect(plain?.handler).to.equal('/abs/plain.ts#handler');
     expect(plain?.timeoutSeconds).to.equal(60);
@@ -129,21 +135,86 @@ describe('lambda runtime config', () => {
     { name: 'an unknown top-level key', document: { sede: 1 }, key: 'sede', says: 'unknown key' },
     { name: 'a seed that is not an integer', document: { seed: 1.5 }, key: 'seed', says: 'integer' },
     { name: 'a function without a handler', document: { functions: { w: {} } }, key: 'functions.w.handler', says: 'is required' },
-    { name: 'a bad function name', document: { functions: { 'no spaces': { handler: 'x.ts' } } }, key: 'functions.no spaces', says: '1 to 64' },
-    { name: 'a timeout above 900 s', document: { functions: { w: { handler: 'x.ts', timeoutSeconds: 901 } } }, key: 'functions.w.timeoutSeconds', says: 'from 1 to 900' },
+    {
+      name: 'a bad function name',
+      document: { functions: { 'no spaces': { handler: 'x.ts' } } },
+      key: 'functions.no spaces',
+      says: '1 to 64',
+    },
+    {
+      name: 'a timeout above 900 s',
+      document: { functions: { w: { handler: 'x.ts', timeoutSeconds: 901 } } },
+      key: 'functions.w.timeoutSeconds',
+      says: 'from 1 to 900',
+    },
     { name: 'a timeout of 0', document: { defaults: { timeoutSeconds: 0 } }, key: 'defaults.timeoutSeconds', says: 'from 1 to 900' },
-    { name: 'a rate above 1', document: { functions: { w: { handler: 'x.ts', async: { dropRate: 1.5 } } } }, key: 'functions.w.async.dropRate', says: 'from 0 to 1' },
-    { name: 'a negative rate', document: { defaults: { async: { crashRate: -0.1 } } }, key: 'defaults.async.crashRate', says: 'from 0 to 1' },
-    { name: 'three retries', document: { defaults: { async: { maximumRetryAttempts: 3 } } }, key: 'defaults.async.maximumRetryAttempts', says: '0, 1 or 2' },
-    { name: 'one retry delay', document: { defaults: { async: { retryDelaysMs: [1] } } }, key: 'defaults.async.retryDelaysMs', says: 'two delays' },
-    { name: 'an event age of 0', document: { defaults: { async: { maximumEventAgeSeconds: 0 } } }, key: 'defaults.async.maximumEventAgeSeconds', says: 'above 0 to 21600' },
-    { name: 'an event age above 6 hours', document: { defaults: { async: { maximumEventAgeSeconds: 21_601 } } }, key: 'defaults.async.maximumEventAgeSeconds', says: 'above 0 to 21600' },
-    { name: 'a delay range upside down', document: { defaults: { async: { startDelayMs: { min: 5, max: 1 } } } }, key: 'defaults.async.startDelayMs', says: 'must not be below min' },
-    { name: 'an unknown key in a delay range', document: { defaults: { async: { crashAfterMs: { min: 1, max: 2, avg: 1 } } } }, key: 'defaults.async.crashAfterMs.avg', says: 'unknown key' },
+    {
+      name: 'a rate above 1',
+      document: { functions: { w: { handler: 'x.ts', async: { dropRate: 1.5 } } } },
+      key: 'functions.w.async.dropRate',
+      says: 'from 0 to 1',
+    },
+    {
+      name: 'a negative rate',
+      document: { defaults: { async: { crashRate: -0.1 } } },
+      key: 'defaults.async.crashRate',
+      says: 'from 0 to 1',
+    },
+    {
+      name: 'three retries',
+      document: { defaults: { async: { maximumRetryAttempts: 3 } } },
+      key: 'defaults.async.maximumRetryAttempts',
+      says: '0, 1 or 2',
+    },
+    {
+      name: 'one retry delay',
+      document: { defaults: { async: { retryDelaysMs: [1] } } },
+      key: 'defaults.async.retryDelaysMs',
+      says: 'two delays',
+    },
+    {
+      name: 'an event age of 0',
+      document: { defaults: { async: { maximumEventAgeSeconds: 0 } } },
+      key: 'defaults.async.maximumEventAgeSeconds',
+      says: 'above 0 to 21600',
+    },
+    {
+      name: 'an event age above 6 hours',
+      document: { defaults: { async: { maximumEventAgeSeconds: 21_601 } } },
+      key: 'defaults.async.maximumEventAgeSeconds',
+      says: 'above 0 to 21600',
+    },
+    {
+      name: 'a delay range upside down',
+      document: { defaults: { async: { startDelayMs: { min: 5, max: 1 } } } },
+      key: 'defaults.async.startDelayMs',
+      says: 'must not be below min',
+    },
+    {
+      name: 'an unknown key in a delay range',
+      document: { defaults: { async: { crashAfterMs: { min: 1, max: 2, avg: 1 } } } },
+      key: 'defaults.async.crashAfterMs.avg',
+      says: 'unknown key',
+    },
     { name: 'an unknown state', document: { defaults: { state: 'Inactive' } }, key: 'defaults.state', says: 'Active, Pending, Failed' },
-    { name: 'a reserved environment variable', document: { defaults: { environment: { AWS_REGION: 'x' } } }, key: 'defaults.environment.AWS_REGION', says: 'reserved' },
-    { name: 'an environment value that is a map', document: { defaults: { environment: { A: { b: 1 } } } }, key: 'defaults.environment.A', says: 'must be a string' },
-    { name: 'a handler export that is no identifier', document: { functions: { w: { handler: 'x.ts#not-valid' } } }, key: 'functions.w.handler', says: 'not a JavaScript identifier' },
+    {
+      name: 'a reserved environment variable',
+      document: { defaults: { environment: { AWS_REGION: 'x' } } },
+      key: 'defaults.environment.AWS_REGION',
+      says: 'reserved',
+    },
+    {
+      name: 'an environment value that is a map',
+      document: { defaults: { environment: { A: { b: 1 } } } },
+      key: 'defaults.environment.A',
+      says: 'must be a string',
+    },
+    {
+      name: 'a handler export that is no identifier',
+      document: { functions: { w: { handler: 'x.ts#not-valid' } } },
+      key: 'functions.w.handler',
+      says: 'not a JavaScript identifier',
+    },
     { name: 'an account id that is a number', document: { accountId: 123456789012 }, key: 'accountId', says: '12 digits' },
   ];
   for (const { name, document, key, says } of rejected) {
@@ -165,7 +236,10 @@ describe('lambda runtime config', () => {
     expect(example, 'a yaml block in the docs').to.be.a('string');
     const config = parseLambdaConfig(parseYaml(example ?? ''), '/repo');
     expect(config.functions.map((fn) => fn.name)).to.deep.equal(['worker', 'probe']);
-    expect(config.functions[0]?.environment).to.deep.equal({ DATABASE_URL: 'postgres://ltp@127.0.0.1:5432/ltp', TASKS_PER_INVOCATION: '3' });
+    expect(config.functions[0]?.environment).to.deep.equal({
+      DATABASE_URL: 'postgres://ltp@127.0.0.1:5432/ltp',
+      TASKS_PER_INVOCATION: '3',
+    });
     expect(config.functions[1]).to.include({ handler: '/repo/examples/probe.ts#handler', timeoutSeconds: 5, state: 'Pending' });
   });
 

@@ -78,7 +78,12 @@ describe('lambda runtime delivery policy', () => {
   describe('planning an accepted event', () => {
     it('delivers once, now, with the default settings', () => {
       const plan = planEvent(mulberry32(1), DEFAULT_ASYNC_SETTINGS);
-      expect(plan).to.deep.equal({ dropped: false, startDelayMs: 0, duplicateDelayMs: undefined, crashAfterMs: [undefined, undefined, undefined, undefined] });
+      expect(plan).to.deep.equal({
+        dropped: false,
+        startDelayMs: 0,
+        duplicateDelayMs: undefined,
+        crashAfterMs: [undefined, undefined, undefined, undefined],
+      });
     });
 
     it('drops every event at dropRate 1 and duplicates every event at duplicateRate 1', () => {
@@ -119,38 +124,39 @@ describe('lambda runtime delivery policy', () => {
     const retrySettings = { maximumRetryAttempts: 2 as const, retryDelaysMs: [60_000, 120_000] as [number, number] };
     const acceptedAt = 1_000_000;
     const sixHours = eventExpiresAt(acceptedAt, 21_600);
-    const cases: Array<{ name: string; input: Parameters<typeof decideAfterFailure>[0]; expected: ReturnType<typeof decideAfterFailure> }> = [
-      {
-        name: 'retries the first failure after the first delay',
-        input: { attempt: 1, settings: retrySettings, expiresAt: sixHours, now: acceptedAt + 500 },
-        expected: { kind: 'retry', attempt: 2, dueAt: acceptedAt + 500 + 60_000 },
-      },
-      {
-        name: 'retries the second failure after the second delay',
-        input: { attempt: 2, settings: retrySettings, expiresAt: sixHours, now: acceptedAt + 70_000 },
-        expected: { kind: 'retry', attempt: 3, dueAt: acceptedAt + 70_000 + 120_000 },
-      },
-      {
-        name: 'gives up after the last retry',
-        input: { attempt: 3, settings: retrySettings, expiresAt: sixHours, now: acceptedAt + 200_000 },
-        expected: { kind: 'exhausted' },
-      },
-      {
-        name: 'never retries when maximumRetryAttempts is 0',
-        input: { attempt: 1, settings: { ...retrySettings, maximumRetryAttempts: 0 }, expiresAt: sixHours, now: acceptedAt },
-        expected: { kind: 'exhausted' },
-      },
-      {
-        name: 'stops after one retry when maximumRetryAttempts is 1',
-        input: { attempt: 2, settings: { ...retrySettings, maximumRetryAttempts: 1 }, expiresAt: sixHours, now: acceptedAt },
-        expected: { kind: 'exhausted' },
-      },
-      {
-        name: 'drops the event when the retry would be due after its maximum age',
-        input: { attempt: 1, settings: retrySettings, expiresAt: eventExpiresAt(acceptedAt, 60), now: acceptedAt + 1_000 },
-        expected: { kind: 'expired' },
-      },
-    ];
+    const cases: Array<{ name: string; input: Parameters<typeof decideAfterFailure>[0]; expected: ReturnType<typeof decideAfterFailure> }> =
+      [
+        {
+          name: 'retries the first failure after the first delay',
+          input: { attempt: 1, settings: retrySettings, expiresAt: sixHours, now: acceptedAt + 500 },
+          expected: { kind: 'retry', attempt: 2, dueAt: acceptedAt + 500 + 60_000 },
+        },
+        {
+          name: 'retries the second failure after the second delay',
+          input: { attempt: 2, settings: retrySettings, expiresAt: sixHours, now: acceptedAt + 70_000 },
+          expected: { kind: 'retry', attempt: 3, dueAt: acceptedAt + 70_000 + 120_000 },
+        },
+        {
+          name: 'gives up after the last retry',
+          input: { attempt: 3, settings: retrySettings, expiresAt: sixHours, now: acceptedAt + 200_000 },
+          expected: { kind: 'exhausted' },
+        },
+        {
+          name: 'never retries when maximumRetryAttempts is 0',
+          input: { attempt: 1, settings: { ...retrySettings, maximumRetryAttempts: 0 }, expiresAt: sixHours, now: acceptedAt },
+          expected: { kind: 'exhausted' },
+        },
+        {
+          name: 'stops after one retry when maximumRetryAttempts is 1',
+          input: { attempt: 2, settings: { ...retrySettings, maximumRetryAttempts: 1 }, expiresAt: sixHours, now: acceptedAt },
+          expected: { kind: 'exhausted' },
+        },
+        {
+          name: 'drops the event when the retry would be due after its maximum age',
+          input: { attempt: 1, settings: retrySettings, expiresAt: eventExpiresAt(acceptedAt, 60), now: acceptedAt + 1_000 },
+          expected: { kind: 'expired' },
+        },
+      ];
     for (const { name, input, expected } of cases) {
       it(name, () => {
         expect(decideAfterFailure(input)).to.deep.equal(expected);

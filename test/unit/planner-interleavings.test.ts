@@ -67,10 +67,12 @@ async function race(s: Scenario, scheduler: fc.Scheduler, countEnded: 'really' |
     const row = rows[i];
     if (!r.workerActs || !row) return [];
     // The worker's compare-and-set claim (created|pending -> ready), or its finish (running -> succeeded).
-    return [step(`worker ${row.id}`, () => {
-      if (row.status === 'created' || row.status === 'pending') row.status = 'ready';
-      else if (row.status === 'running') row.status = 'succeeded';
-    })];
+    return [
+      step(`worker ${row.id}`, () => {
+        if (row.status === 'created' || row.status === 'pending') row.status = 'ready';
+        else if (row.status === 'running') row.status = 'succeeded';
+      }),
+    ];
   });
 
   const pass = (async () => {
@@ -80,7 +82,12 @@ async function race(s: Scenario, scheduler: fc.Scheduler, countEnded: 'really' |
       mode: 'active',
       backlog: s.backlog,
       invocations: snapshot.map((r): LiveInvocationView => ({
-        id: r.id, status: r.status as LiveInvocationState, createdAt: r.createdAt, invokeAfter: NOW + 60_000, heartbeatAt: r.heartbeatAt, heartbeatTimeoutMs: HB,
+        id: r.id,
+        status: r.status as LiveInvocationState,
+        createdAt: r.createdAt,
+        invokeAfter: NOW + 60_000,
+        heartbeatAt: r.heartbeatAt,
+        heartbeatTimeoutMs: HB,
       })),
       maxConcurrency: cap,
       tasksPerInvocation: s.tasksPerInvocation,
@@ -90,10 +97,14 @@ async function race(s: Scenario, scheduler: fc.Scheduler, countEnded: 'really' |
     const sweep = planPoolSweep(input);
     // Each UPDATE changes a row only from the states it names, as endInvocations does.
     const endFrom = async (ids: number[], from: InvocationState[], to: InvocationState): Promise<number[]> =>
-      step(`end ${ids.join(',')} as ${to}`, () => rows.filter((r) => ids.includes(r.id) && from.includes(r.status)).map((r) => {
-        r.status = to;
-        return r.id;
-      }));
+      step(`end ${ids.join(',')} as ${to}`, () =>
+        rows
+          .filter((r) => ids.includes(r.id) && from.includes(r.status))
+          .map((r) => {
+            r.status = to;
+            return r.id;
+          }),
+      );
     const ended = [
       ...(await endFrom(sweep.orphanUnstarted, ['created', 'pending'], 'orphaned')),
       ...(await endFrom(sweep.orphanSilent, ['ready', 'running'], 'orphaned')),

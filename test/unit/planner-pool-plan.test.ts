@@ -1,7 +1,14 @@
 import { expect } from 'chai';
 import { liveRows } from './planner-rows.ts';
 import type { LiveCounts } from '../../src/planner/dispatch.ts';
-import { DEFAULT_PLAN_LIMITS, planPool, planPoolDispatch, planPoolSweep, type PoolPlanInput, type PoolPlanLimits } from '../../src/planner/pool-plan.ts';
+import {
+  DEFAULT_PLAN_LIMITS,
+  planPool,
+  planPoolDispatch,
+  planPoolSweep,
+  type PoolPlanInput,
+  type PoolPlanLimits,
+} from '../../src/planner/pool-plan.ts';
 
 const NOW = 5_000_000;
 const START = 60_000;
@@ -51,11 +58,7 @@ describe('planPool', () => {
         input: {
           backlog: 10,
           maxConcurrency: 4,
-          invocations: [
-            row(1, 'running', { heartbeatAt: NOW - HB }),
-            row(2, 'created', { createdAt: NOW - START }),
-            row(3, 'running'),
-          ],
+          invocations: [row(1, 'running', { heartbeatAt: NOW - HB }), row(2, 'created', { createdAt: NOW - START }), row(3, 'running')],
         },
         expected: { dispatch: 3, live: live({ running: 1 }), orphanSilent: [1], orphanUnstarted: [2] },
       },
@@ -197,7 +200,9 @@ describe('planPool after a permanent Invoke rejection', () => {
     now: 1_000_000,
     mode: 'active' as const,
     backlog: 30,
-    invocations: [{ id: 1, status: 'created' as const, createdAt: 990_000, invokeAfter: 995_000, heartbeatAt: null, heartbeatTimeoutMs: 120_000 }],
+    invocations: [
+      { id: 1, status: 'created' as const, createdAt: 990_000, invokeAfter: 995_000, heartbeatAt: null, heartbeatTimeoutMs: 120_000 },
+    ],
     maxConcurrency: 10,
     tasksPerInvocation: 3,
     startTimeoutMs: 900_000,
@@ -248,11 +253,17 @@ describe('planPool for a pool that keeps wasting invocations', () => {
     expect(plan).to.include({ dispatch: 1, limitedBy: 'wasteProbe' });
   });
   it('sends no second probe while the first is still live', () => {
-    const plan = planPool(poolInput({ backlog: 9, invocations: [row(1, 'pending')], recentOutcomes: [wasted(11_000), wasted(12_000), wasted(13_000)] }), limits);
+    const plan = planPool(
+      poolInput({ backlog: 9, invocations: [row(1, 'pending')], recentOutcomes: [wasted(11_000), wasted(12_000), wasted(13_000)] }),
+      limits,
+    );
     expect(plan).to.include({ dispatch: 0, limitedBy: 'wasteProbe' });
   });
   it('dispatches as usual again once an invocation starts a task', () => {
-    const plan = planPool(poolInput({ backlog: 9, recentOutcomes: [{ ...wasted(500), tasksStarted: 1 }, wasted(1_000), wasted(2_000), wasted(3_000)] }), limits);
+    const plan = planPool(
+      poolInput({ backlog: 9, recentOutcomes: [{ ...wasted(500), tasksStarted: 1 }, wasted(1_000), wasted(2_000), wasted(3_000)] }),
+      limits,
+    );
     expect(plan.dispatch).to.equal(9);
     expect(plan.waste.wasting).to.equal(false);
   });

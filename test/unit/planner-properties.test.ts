@@ -47,17 +47,15 @@ const poolArb: fc.Arbitrary<PoolPlanInput> = fc
   })
   .map(({ rows, heartbeatTimeoutMs, ...pool }) => ({
     ...pool,
-    invocations: rows.map(
-      (r): LiveInvocationView => ({
-        id: r.id,
-        status: r.status,
-        createdAt: pool.now - r.createdAgo,
-        invokeAfter: pool.now + r.invokeAfterIn,
-        // Only a started invocation sends heartbeats.
-        heartbeatAt: (r.status === 'ready' || r.status === 'running') && r.heartbeatAgo !== null ? pool.now - r.heartbeatAgo : null,
-        heartbeatTimeoutMs,
-      }),
-    ),
+    invocations: rows.map((r): LiveInvocationView => ({
+      id: r.id,
+      status: r.status,
+      createdAt: pool.now - r.createdAgo,
+      invokeAfter: pool.now + r.invokeAfterIn,
+      // Only a started invocation sends heartbeats.
+      heartbeatAt: (r.status === 'ready' || r.status === 'running') && r.heartbeatAgo !== null ? pool.now - r.heartbeatAgo : null,
+      heartbeatTimeoutMs,
+    })),
   }));
 
 const activePoolArb = poolArb.map((p) => ({ ...p, mode: 'active' as const }));
@@ -109,17 +107,14 @@ function apply(input: PoolPlanInput, plan: PoolPlan, graceMs: number): PoolPlanI
     .filter((i) => !ended.has(i.id))
     .map((i) => (reinvoked.has(i.id) ? { ...i, invokeAfter: input.now + graceMs } : i));
   const firstId = Math.max(0, ...input.invocations.map((i) => i.id)) + 1;
-  const inserted = Array.from(
-    { length: plan.dispatch },
-    (_, k): LiveInvocationView => ({
-      id: firstId + k,
-      status: 'created',
-      createdAt: input.now,
-      invokeAfter: input.now + graceMs,
-      heartbeatAt: null,
-      heartbeatTimeoutMs: 5_000,
-    }),
-  );
+  const inserted = Array.from({ length: plan.dispatch }, (_, k): LiveInvocationView => ({
+    id: firstId + k,
+    status: 'created',
+    createdAt: input.now,
+    invokeAfter: input.now + graceMs,
+    heartbeatAt: null,
+    heartbeatTimeoutMs: 5_000,
+  }));
   return { ...input, invocations: [...kept, ...inserted] };
 }
 
@@ -284,12 +279,9 @@ describe('planner properties', () => {
       fc.assert(
         fc.property(poolArb, (input) => {
           const sweep = planSweep(input);
-          const placed = [
-            ...sweep.orphanUnstarted,
-            ...sweep.orphanSilent,
-            ...sweep.terminate,
-            ...sweep.remaining.map((i) => i.id),
-          ].sort((a, b) => a - b);
+          const placed = [...sweep.orphanUnstarted, ...sweep.orphanSilent, ...sweep.terminate, ...sweep.remaining.map((i) => i.id)].sort(
+            (a, b) => a - b,
+          );
           expect(placed).to.deep.equal(input.invocations.map((i) => i.id).sort((a, b) => a - b));
         }),
         RUNS,

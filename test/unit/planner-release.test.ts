@@ -10,7 +10,14 @@ type Lease = StrandedLease & { note: string };
 
 function lease(
   id: number,
-  over: { attempts?: number; maxAttempts?: number | null; started?: boolean; status?: InvocationState; everStarted?: boolean; finishedAt?: number | null } = {},
+  over: {
+    attempts?: number;
+    maxAttempts?: number | null;
+    started?: boolean;
+    status?: InvocationState;
+    everStarted?: boolean;
+    finishedAt?: number | null;
+  } = {},
 ): Lease {
   return {
     id,
@@ -51,7 +58,14 @@ describe('planRelease', () => {
     {
       name: 'gives back a started task with attempts left after the retry delay of its attempt',
       leases: [lease(1, { attempts: 1 }), lease(2, { attempts: 2 })],
-      expected: { toCreated: [[1, 10_000], [2, 20_000]], toFailed: [], held: [] },
+      expected: {
+        toCreated: [
+          [1, 10_000],
+          [2, 20_000],
+        ],
+        toFailed: [],
+        held: [],
+      },
     },
     {
       name: 'caps the retry delay at the maximum',
@@ -75,7 +89,10 @@ describe('planRelease', () => {
     },
     {
       name: 'holds the tasks of a terminated invocation that had started until a heartbeat timeout after it ended',
-      leases: [lease(1, { status: 'terminated', finishedAt: NOW - HB + 1 }), lease(2, { status: 'terminated', finishedAt: NOW - HB + 5, started: false })],
+      leases: [
+        lease(1, { status: 'terminated', finishedAt: NOW - HB + 1 }),
+        lease(2, { status: 'terminated', finishedAt: NOW - HB + 5, started: false }),
+      ],
       expected: { toCreated: [], toFailed: [], held: [1, 2], nextAt: NOW + 1 },
     },
     {
@@ -90,8 +107,20 @@ describe('planRelease', () => {
     },
     {
       name: 'does not hold the tasks of an orphaned, succeeded or failed invocation',
-      leases: [lease(1, { status: 'orphaned', finishedAt: NOW }), lease(2, { status: 'succeeded', finishedAt: NOW }), lease(3, { status: 'failed', finishedAt: NOW })],
-      expected: { toCreated: [[1, 10_000], [2, 10_000], [3, 10_000]], toFailed: [], held: [] },
+      leases: [
+        lease(1, { status: 'orphaned', finishedAt: NOW }),
+        lease(2, { status: 'succeeded', finishedAt: NOW }),
+        lease(3, { status: 'failed', finishedAt: NOW }),
+      ],
+      expected: {
+        toCreated: [
+          [1, 10_000],
+          [2, 10_000],
+          [3, 10_000],
+        ],
+        toFailed: [],
+        held: [],
+      },
     },
   ];
 

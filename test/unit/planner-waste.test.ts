@@ -6,7 +6,12 @@ const POLICY: WastePolicy = { threshold: 3, initialBackoffMs: 10_000, maxBackoff
 
 /** Outcomes newest first: a number is tasks started, finished `i` seconds before now. */
 function outcomes(...started: number[]): FinishedOutcome[] {
-  return started.map((n, i) => ({ finishedAt: NOW - i * 1_000, tasksStarted: n, code: n === 0 ? 'NoTimeToStart' : null, message: n === 0 ? 'no time' : null }));
+  return started.map((n, i) => ({
+    finishedAt: NOW - i * 1_000,
+    tasksStarted: n,
+    code: n === 0 ? 'NoTimeToStart' : null,
+    message: n === 0 ? 'no time' : null,
+  }));
 }
 
 interface WasteCase {
@@ -45,7 +50,9 @@ describe('wasteState', () => {
   for (const c of cases) {
     it(c.name, () => {
       const state = wasteState(c.outcomes, POLICY);
-      expect(state.wasting ? { wasting: true, streak: state.streak, backoffMs: state.backoffMs, pausedUntil: state.pausedUntil } : state).to.deep.equal(c.expected);
+      expect(
+        state.wasting ? { wasting: true, streak: state.streak, backoffMs: state.backoffMs, pausedUntil: state.pausedUntil } : state,
+      ).to.deep.equal(c.expected);
     });
   }
 

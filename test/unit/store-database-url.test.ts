@@ -5,19 +5,47 @@ const PASSWORD = 'hunter2-S3cret';
 
 describe('parseDatabaseUrl', () => {
   const valid: Array<{ name: string; url: string; display: string }> = [
-    { name: 'shows host, port and database of a postgres:// URL', url: `postgres://app:${PASSWORD}@db.internal:6432/media`, display: 'db.internal:6432/media' },
-    { name: 'accepts the postgresql:// scheme', url: `postgresql://app:${PASSWORD}@db.internal:5433/media`, display: 'db.internal:5433/media' },
-    { name: 'assumes port 5432 when the URL names none', url: `postgres://app:${PASSWORD}@db.internal/media`, display: 'db.internal:5432/media' },
+    {
+      name: 'shows host, port and database of a postgres:// URL',
+      url: `postgres://app:${PASSWORD}@db.internal:6432/media`,
+      display: 'db.internal:6432/media',
+    },
+    {
+      name: 'accepts the postgresql:// scheme',
+      url: `postgresql://app:${PASSWORD}@db.internal:5433/media`,
+      display: 'db.internal:5433/media',
+    },
+    {
+      name: 'assumes port 5432 when the URL names none',
+      url: `postgres://app:${PASSWORD}@db.internal/media`,
+      display: 'db.internal:5432/media',
+    },
     { name: 'accepts a URL without credentials', url: 'postgres://db.internal/media', display: 'db.internal:5432/media' },
-    { name: 'keeps query parameters out of the display', url: `postgres://app:${PASSWORD}@db.internal/media?sslmode=require`, display: 'db.internal:5432/media' },
-    { name: 'shows the socket directory given as a host= parameter', url: 'postgres:///media?host=/var/run/postgresql', display: '/var/run/postgresql:5432/media' },
+    {
+      name: 'keeps query parameters out of the display',
+      url: `postgres://app:${PASSWORD}@db.internal/media?sslmode=require`,
+      display: 'db.internal:5432/media',
+    },
+    {
+      name: 'shows the socket directory given as a host= parameter',
+      url: 'postgres:///media?host=/var/run/postgresql',
+      display: '/var/run/postgresql:5432/media',
+    },
     {
       name: 'shows the socket directory given as a host= parameter after credentials (as pg and libpq accept)',
       url: `postgres://app:${PASSWORD}@/media?host=/var/run/postgresql`,
       display: '/var/run/postgresql:5432/media',
     },
-    { name: 'decodes a percent-encoded database name', url: `postgres://app:${PASSWORD}@db.internal/my%20db`, display: 'db.internal:5432/my db' },
-    { name: 'ignores surrounding whitespace, as a Secret value often has', url: `  postgres://app:${PASSWORD}@db.internal/media\n`, display: 'db.internal:5432/media' },
+    {
+      name: 'decodes a percent-encoded database name',
+      url: `postgres://app:${PASSWORD}@db.internal/my%20db`,
+      display: 'db.internal:5432/my db',
+    },
+    {
+      name: 'ignores surrounding whitespace, as a Secret value often has',
+      url: `  postgres://app:${PASSWORD}@db.internal/media\n`,
+      display: 'db.internal:5432/media',
+    },
     { name: 'shows an IPv6 host', url: `postgres://app:${PASSWORD}@[::1]:5432/media`, display: '[::1]:5432/media' },
   ];
 
@@ -38,13 +66,21 @@ describe('parseDatabaseUrl', () => {
     { name: 'text that is not a URL', url: `host=db.internal password=${PASSWORD} dbname=media`, says: 'is not a URL' },
     { name: 'a URL with an invalid port', url: `postgres://app:${PASSWORD}@db.internal:99999/media`, says: 'is not a URL' },
     { name: 'a URL with spaces in the host', url: `postgres://app:${PASSWORD}@db internal/media`, says: 'is not a URL' },
-    { name: 'a MySQL URL', url: `mysql://app:${PASSWORD}@db.internal:3306/media`, says: 'has scheme "mysql": expected postgres or postgresql' },
+    {
+      name: 'a MySQL URL',
+      url: `mysql://app:${PASSWORD}@db.internal:3306/media`,
+      says: 'has scheme "mysql": expected postgres or postgresql',
+    },
     { name: 'an HTTPS URL', url: `https://app:${PASSWORD}@db.internal/media`, says: 'has scheme "https"' },
     { name: 'a URL with no host', url: `postgres:///media`, says: 'names no host' },
     { name: 'a URL with credentials but no host', url: `postgres://app:${PASSWORD}@/media`, says: 'names no host' },
     { name: 'a URL with no database', url: `postgres://app:${PASSWORD}@db.internal:5432`, says: 'names no database' },
     { name: 'a URL ending in a slash', url: `postgres://app:${PASSWORD}@db.internal:5432/`, says: 'names no database' },
-    { name: 'a URL with a malformed percent escape in the database', url: `postgres://app:${PASSWORD}@db.internal/media%ZZ`, says: 'the database URL' },
+    {
+      name: 'a URL with a malformed percent escape in the database',
+      url: `postgres://app:${PASSWORD}@db.internal/media%ZZ`,
+      says: 'the database URL',
+    },
   ];
 
   for (const c of invalid) {
@@ -63,6 +99,9 @@ describe('parseDatabaseUrl', () => {
   }
 
   it('names where the URL came from in its messages', () => {
-    expect(() => parseDatabaseUrl('', 'key "url" of Secret jobs/media-db')).to.throw(DatabaseUrlError, 'key "url" of Secret jobs/media-db is empty');
+    expect(() => parseDatabaseUrl('', 'key "url" of Secret jobs/media-db')).to.throw(
+      DatabaseUrlError,
+      'key "url" of Secret jobs/media-db is empty',
+    );
   });
 });

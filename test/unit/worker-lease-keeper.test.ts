@@ -80,10 +80,15 @@ describe('LeaseKeeper', () => {
 
   it('keeps renewing while heartbeats succeed, and counts a failed heartbeat as no renewal', async () => {
     let fail = false;
-    const { k, advance } = keeper({ timeoutMs: 10_000, marginMs: 2_000, intervalMs: 10, answer: async () => {
-      if (fail) throw new Error('connection refused');
-      return true;
-    } });
+    const { k, advance } = keeper({
+      timeoutMs: 10_000,
+      marginMs: 2_000,
+      intervalMs: 10,
+      answer: async () => {
+        if (fail) throw new Error('connection refused');
+        return true;
+      },
+    });
     advance(6_000);
     await sleep(60);
     expect(k.msUntilFence()).to.equal(8_000);

@@ -287,7 +287,8 @@ export function parseHandlerSpec(handler: string, baseDir: string = process.cwd(
   const hash = handler.lastIndexOf('#');
   const file = hash === -1 ? handler : handler.slice(0, hash);
   const exportName = hash === -1 ? 'handler' : handler.slice(hash + 1);
-  if (file.trim() === '') throw new LambdaConfigError(key, `needs a module path, as in "path/to/module.ts#handler" (got ${JSON.stringify(handler)})`);
+  if (file.trim() === '')
+    throw new LambdaConfigError(key, `needs a module path, as in "path/to/module.ts#handler" (got ${JSON.stringify(handler)})`);
   if (!EXPORT_NAME.test(exportName)) {
     throw new LambdaConfigError(key, `export name ${JSON.stringify(exportName)} is not a JavaScript identifier`);
   }
@@ -343,7 +344,10 @@ export function resolveFunctionConfig(registration: unknown, options: ResolveOpt
   if (!isRecord(registration)) throw new LambdaConfigError(prefix, `a function must be a map (got ${describe(registration)})`);
   const name = validateFunctionName(registration.name, join(prefix, 'name'));
   if (typeof registration.handler !== 'string') {
-    throw new LambdaConfigError(join(prefix, 'handler'), `is required: "path/to/module.ts#exportName" (got ${describe(registration.handler)})`);
+    throw new LambdaConfigError(
+      join(prefix, 'handler'),
+      `is required: "path/to/module.ts#exportName" (got ${describe(registration.handler)})`,
+    );
   }
   const spec = parseHandlerSpec(registration.handler, options.baseDir, join(prefix, 'handler'));
   const own = parseFunctionDefaults(registration, prefix, ['name', 'handler']);
@@ -354,7 +358,10 @@ export function resolveFunctionConfig(registration: unknown, options: ResolveOpt
 export function parseFunctionFlag(flag: string): { name: string; handler: string } {
   const equals = flag.indexOf('=');
   if (equals === -1) {
-    throw new LambdaConfigError('--function', `expected NAME=PATH[#export], as in worker=./worker.ts#handler (got ${JSON.stringify(flag)})`);
+    throw new LambdaConfigError(
+      '--function',
+      `expected NAME=PATH[#export], as in worker=./worker.ts#handler (got ${JSON.stringify(flag)})`,
+    );
   }
   const name = validateFunctionName(flag.slice(0, equals), '--function NAME');
   const handler = flag.slice(equals + 1);

@@ -67,10 +67,7 @@ export function isExpired(expiresAt: number, now: number): boolean {
   return now > expiresAt;
 }
 
-export type AfterFailure =
-  | { kind: 'retry'; attempt: number; dueAt: number }
-  | { kind: 'exhausted' }
-  | { kind: 'expired' };
+export type AfterFailure = { kind: 'retry'; attempt: number; dueAt: number } | { kind: 'exhausted' } | { kind: 'expired' };
 
 /**
  * What follows a failed (error, timeout or crash) delivery of attempt `attempt` (1-based):

@@ -54,13 +54,23 @@ async function loadHandler(modulePath: string, exportName: string): Promise<Hand
     module = await import(pathToFileURL(modulePath).href);
   } catch (error) {
     const details = describeThrown(error);
-    await send({ type: 'init-error', ...details, errorType: 'Runtime.ImportModuleError', errorMessage: `${details.errorType}: ${details.errorMessage}` });
+    await send({
+      type: 'init-error',
+      ...details,
+      errorType: 'Runtime.ImportModuleError',
+      errorMessage: `${details.errorType}: ${details.errorMessage}`,
+    });
     return undefined;
   }
   const handler = exportOf(module, exportName);
   if (!isHandler(handler)) {
     const base = path.basename(modulePath, path.extname(modulePath));
-    await send({ type: 'init-error', errorType: 'Runtime.HandlerNotFound', errorMessage: `${base}.${exportName} is undefined or not exported`, trace: [] });
+    await send({
+      type: 'init-error',
+      errorType: 'Runtime.HandlerNotFound',
+      errorMessage: `${base}.${exportName} is undefined or not exported`,
+      trace: [],
+    });
     return undefined;
   }
   return handler;

@@ -29,7 +29,9 @@ function notFound(raw: string): LambdaApiError {
 function nameAndQualifier(parts: string[], raw: string): FunctionTarget {
   const [name, qualifier, ...extra] = parts;
   if (name === undefined || !NAME.test(name) || extra.length > 0) {
-    throw invalid(`1 validation error detected: Value '${raw}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern`);
+    throw invalid(
+      `1 validation error detected: Value '${raw}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern`,
+    );
   }
   if (qualifier === undefined) return { name };
   if (!QUALIFIER.test(qualifier)) throw invalid(`Invalid qualifier '${qualifier}' in function name '${raw}'`);

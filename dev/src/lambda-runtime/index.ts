@@ -82,7 +82,11 @@ export async function startLambdaRuntime(options: RuntimeOptions = {}): Promise<
   const seed = options.seed ?? randomInt(0, 2 ** 32 - 1);
   checkOption(Number.isInteger(port) && port >= 0 && port <= 65_535, 'port', `must be an integer from 0 to 65535 (got ${port})`);
   checkOption(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32, 'seed', `must be an integer from 0 to 4294967295 (got ${seed})`);
-  checkOption(Number.isInteger(concurrencyLimit) && concurrencyLimit >= 1, 'concurrencyLimit', `must be a positive integer (got ${concurrencyLimit})`);
+  checkOption(
+    Number.isInteger(concurrencyLimit) && concurrencyLimit >= 1,
+    'concurrencyLimit',
+    `must be a positive integer (got ${concurrencyLimit})`,
+  );
   checkOption(/^\d{12}$/.test(accountId), 'accountId', `must be 12 digits (got ${accountId})`);
   checkOption(/^[a-z]{2}(-[a-z]+)+-\d$/.test(region), 'region', `must be a region name such as us-east-1 (got ${region})`);
   const logger = options.logger ?? createLogger({ component: 'lambda-runtime' });

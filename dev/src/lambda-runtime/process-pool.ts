@@ -176,7 +176,8 @@ export class ProcessPool {
   }
 
   async run(request: ExecutionRequest): Promise<ExecutionResult> {
-    if (this.stopped) return { outcome: { kind: 'crash', error: exitError(request.requestId, null, 'SIGKILL') }, coldStart: false, pid: undefined };
+    if (this.stopped)
+      return { outcome: { kind: 'crash', error: exitError(request.requestId, null, 'SIGKILL') }, coldStart: false, pid: undefined };
     let proc = this.takeIdle();
     let coldStart = false;
     if (proc === undefined) {
@@ -197,9 +198,7 @@ export class ProcessPool {
     for (const proc of all) this.discard(proc);
     this.idle = [];
     await Promise.all(
-      all.map((proc) =>
-        Promise.race([proc.exited, new Promise<void>((resolve) => setTimeout(resolve, REAP_TIMEOUT_MS).unref())]),
-      ),
+      all.map((proc) => Promise.race([proc.exited, new Promise<void>((resolve) => setTimeout(resolve, REAP_TIMEOUT_MS).unref())])),
     );
   }
 
@@ -356,7 +355,11 @@ export class ProcessPool {
       timers.push(
         setTimeout(() => {
           const seconds = (timeoutMs / 1000).toFixed(2);
-          const error = { errorType: 'Sandbox.Timedout', errorMessage: `RequestId: ${request.requestId} Error: Task timed out after ${seconds} seconds`, trace: [] };
+          const error = {
+            errorType: 'Sandbox.Timedout',
+            errorMessage: `RequestId: ${request.requestId} Error: Task timed out after ${seconds} seconds`,
+            trace: [],
+          };
           finish({ kind: 'timeout', error }, false);
         }, timeoutMs),
       );
@@ -378,4 +381,3 @@ export class ProcessPool {
     });
   }
 }
-

@@ -4,8 +4,21 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from '../../../src/ops/logger.ts';
 import { AsyncQueue, type PendingDelivery } from './async-queue.ts';
-import { type FunctionRegistration, type LambdaFunctionConfig, LambdaConfigError, parseHandlerSpec, resolveFunctionConfig } from './config.ts';
-import { decideAfterFailure, decideThrottle, DUPLICATE_CRASH_SLOT, eventExpiresAt, planEvent, THROTTLE_RETRY_AFTER_SECONDS } from './delivery-policy.ts';
+import {
+  type FunctionRegistration,
+  type LambdaFunctionConfig,
+  LambdaConfigError,
+  parseHandlerSpec,
+  resolveFunctionConfig,
+} from './config.ts';
+import {
+  decideAfterFailure,
+  decideThrottle,
+  DUPLICATE_CRASH_SLOT,
+  eventExpiresAt,
+  planEvent,
+  THROTTLE_RETRY_AFTER_SECONDS,
+} from './delivery-policy.ts';
 import { LambdaApiError, throttled } from './errors.ts';
 import { type AccountScope, functionArn, type FunctionTarget } from './function-name.ts';
 import type { ErrorDetails } from './host-protocol.ts';
@@ -98,7 +111,10 @@ function outcomeName(outcome: ExecutionOutcome): DeliveryOutcome {
 }
 
 function errorBody(error: ErrorDetails): string {
-  const body: { errorType: string; errorMessage: string; trace?: string[] } = { errorType: error.errorType, errorMessage: error.errorMessage };
+  const body: { errorType: string; errorMessage: string; trace?: string[] } = {
+    errorType: error.errorType,
+    errorMessage: error.errorMessage,
+  };
   if (error.trace.length > 0) body.trace = error.trace;
   return JSON.stringify(body);
 }
@@ -210,7 +226,10 @@ export class LambdaEngine {
       const target = resolveTarget();
       entry = this.functions.get(target.name);
       if (!entry) {
-        throw new LambdaApiError('ResourceNotFoundException', `Function not found: ${functionArn(this.scope, target.name, target.qualifier)}`);
+        throw new LambdaApiError(
+          'ResourceNotFoundException',
+          `Function not found: ${functionArn(this.scope, target.name, target.qualifier)}`,
+        );
       }
       return await this.invokeFunction(entry, target, request);
     } catch (error) {
@@ -243,7 +262,10 @@ export class LambdaEngine {
       JSON.parse(text);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new LambdaApiError('InvalidRequestContentException', `Could not parse request body into json: Could not parse payload into json: ${reason}`);
+      throw new LambdaApiError(
+        'InvalidRequestContentException',
+        `Could not parse request body into json: Could not parse payload into json: ${reason}`,
+      );
     }
     if (type === 'DryRun') {
       entry.counters.dryRuns++;
@@ -272,7 +294,11 @@ export class LambdaEngine {
     }
     entry.counters.syncInvocations++;
     const startedAt = Date.now();
-    const result = await this.execute(entry, { requestId: input.requestId, payload: input.payload, invokedFunctionArn: input.invokedFunctionArn });
+    const result = await this.execute(entry, {
+      requestId: input.requestId,
+      payload: input.payload,
+      invokedFunctionArn: input.invokedFunctionArn,
+    });
     let outcome = result.outcome;
     if (outcome.kind === 'success' && Buffer.byteLength(outcome.payload) > MAX_SYNC_PAYLOAD_BYTES) {
       const errorMessage = `Response payload size exceeded maximum allowed payload size (${MAX_SYNC_PAYLOAD_BYTES} bytes).`;
@@ -300,36 +326,66 @@ export class LambdaEngine {
     await new Promise<void>((resolve) => setTimeout(resolve, 5));
     const lines = entry.logs.forRequest(requestId).map((line) => line.line);
     const duration = (Date.now() - startedAt).toFixed(2);
-    const text = [`START RequestId: ${requestId} Version: $LATEST`, ...lines, `END RequestId: ${requestId}`, `REPORT RequestId: ${requestId}\tDuration: ${duration} ms\tMemory Size: ${entry.config.memoryMb} MB`, ''].join('\n');
+    const text = [
+      `START RequestId: ${requestId} Version: $LATEST`,
+      ...lines,
+      `END RequestId: ${requestId}`,
+      `REPORT RequestId: ${requestId}\tDuration: ${duration} ms\tMemory Size: ${entry.config.memoryMb} MB`,
+      '',
+    ].join('\n');
     const bytes = Buffer.from(text, 'utf8');
     return bytes.subarray(Math.max(0, bytes.length - 4096)).toString('base64');
   }
 
   // ---- async events -----------------------------------------------------------------------------
 
-  private accept(entry: FunctionEntry, input: { requestId: string; payload: string; payloadBytes: number; invokedFunctionArn: string }): void {
+  private accept(
+    entry: FunctionEntry,
+    input: { requestId: string; payload: string; payloadBytes: number; invokedFunctionArn: string },
+  ): void {
     const now = Date.now();
     const settings = entry.config.async;
     const plan = planEvent(entry.random, settings);
-    const record: EventRecord = { requestId: input.requestId, function: entry.config.name, payloadBytes: input.payloadBytes, acceptedAt: now, deliveries: [] };
+    const record: EventRecord = {
+      requestId: input.requestId,
+      function: entry.config.name,
+      payloadBytes: input.payloadBytes,
+      acceptedAt: now,
+      deliveries: [],
+    };
     entry.events.set(input.requestId, record);
     if (entry.events.size > EVENT_RECORDS_KEPT) {
       const oldest = entry.events.keys().next();
       if (!oldest.done) entry.events.delete(oldest.value);
     }
     entry.counters.accepted++;
-    this.options.logger.debug('lambda event accepted', { function: entry.config.name, requestId: input.requestId, bytes: input.payloadBytes });
+    this.options.logger.debug('lambda event accepted', {
+      function: entry.config.name,
+      requestId: input.requestId,
+      bytes: input.payloadBytes,
+    });
     if (plan.dropped) {
       this.drop(entry, input.requestId, 'random', now);
       return;
     }
     const expiresAt = eventExpiresAt(now, settings.maximumEventAgeSeconds);
     const firstDueAt = now + plan.startDelayMs;
-    const payload: EventPayload = { payload: input.payload, invokedFunctionArn: input.invokedFunctionArn, crashAfterMs: plan.crashAfterMs, outstanding: 0 };
+    const payload: EventPayload = {
+      payload: input.payload,
+      invokedFunctionArn: input.invokedFunctionArn,
+      crashAfterMs: plan.crashAfterMs,
+      outstanding: 0,
+    };
     entry.payloads.set(input.requestId, payload);
     this.enqueue(entry, { requestId: input.requestId, attempt: 1, duplicate: false, dueAt: firstDueAt, expiresAt });
     if (plan.duplicateDelayMs !== undefined) {
-      this.enqueue(entry, { requestId: input.requestId, attempt: 1, duplicate: true, dueAt: firstDueAt + plan.duplicateDelayMs, expiresAt });
+      this.enqueue(entry, {
+        requestId: input.requestId,
+        attempt: 1,
+        duplicate: true,
+        dueAt: firstDueAt + plan.duplicateDelayMs,
+        expiresAt,
+      });
     }
     this.pump();
   }
@@ -399,11 +455,14 @@ export class LambdaEngine {
     entry.timer = undefined;
     entry.timerAt = wake;
     if (wake === undefined) return;
-    entry.timer = setTimeout(() => {
-      entry.timer = undefined;
-      entry.timerAt = undefined;
-      this.pump();
-    }, Math.max(0, wake - now));
+    entry.timer = setTimeout(
+      () => {
+        entry.timer = undefined;
+        entry.timerAt = undefined;
+        this.pump();
+      },
+      Math.max(0, wake - now),
+    );
   }
 
   private startDelivery(entry: FunctionEntry, delivery: PendingDelivery, now: number): void {
@@ -421,7 +480,11 @@ export class LambdaEngine {
       .then((result) => this.finishDelivery(entry, delivery, deliveryRecord, result))
       .catch((error: unknown) => {
         const message = error instanceof Error ? error.message : String(error);
-        this.options.logger.error('lambda delivery bookkeeping failed', { function: entry.config.name, requestId: delivery.requestId, error: message });
+        this.options.logger.error('lambda delivery bookkeeping failed', {
+          function: entry.config.name,
+          requestId: delivery.requestId,
+          error: message,
+        });
       });
   }
 
@@ -454,7 +517,10 @@ export class LambdaEngine {
   }
 
   /** Runs one execution in a slot; every execution, sync or async, passes here. */
-  private async execute(entry: FunctionEntry, request: { requestId: string; payload: string; invokedFunctionArn: string; crashAfterMs?: number }): Promise<ExecutionResult> {
+  private async execute(
+    entry: FunctionEntry,
+    request: { requestId: string; payload: string; invokedFunctionArn: string; crashAfterMs?: number },
+  ): Promise<ExecutionResult> {
     entry.running++;
     this.running++;
     entry.maxConcurrent = Math.max(entry.maxConcurrent, entry.running);
@@ -464,8 +530,16 @@ export class LambdaEngine {
       result = await entry.pool.run(request);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.options.logger.error('lambda execution failed to run', { function: entry.config.name, requestId: request.requestId, error: message });
-      result = { outcome: { kind: 'error', error: { errorType: 'Runtime.Unknown', errorMessage: message, trace: [] } }, coldStart: false, pid: undefined };
+      this.options.logger.error('lambda execution failed to run', {
+        function: entry.config.name,
+        requestId: request.requestId,
+        error: message,
+      });
+      result = {
+        outcome: { kind: 'error', error: { errorType: 'Runtime.Unknown', errorMessage: message, trace: [] } },
+        coldStart: false,
+        pid: undefined,
+      };
     } finally {
       entry.running--;
       this.running--;
@@ -478,7 +552,13 @@ export class LambdaEngine {
 
   private onOutput(logs: LogBuffer, line: LogLine): void {
     logs.push(line);
-    this.options.logger.debug('lambda function output', { function: line.function, stream: line.stream, pid: line.pid, requestId: line.requestId, line: line.line });
+    this.options.logger.debug('lambda function output', {
+      function: line.function,
+      stream: line.stream,
+      pid: line.pid,
+      requestId: line.requestId,
+      line: line.line,
+    });
   }
 
   private entry(name: string): FunctionEntry {

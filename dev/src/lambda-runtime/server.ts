@@ -114,7 +114,8 @@ export async function startServer(engine: LambdaEngine, options: ServerOptions):
     const name = decodeName(rawName);
     const target = resolveFunctionTarget(name, qualifier, scope);
     const config = engine.config(target.name);
-    if (!config) throw new LambdaApiError('ResourceNotFoundException', `Function not found: ${functionArn(scope, target.name, target.qualifier)}`);
+    if (!config)
+      throw new LambdaApiError('ResourceNotFoundException', `Function not found: ${functionArn(scope, target.name, target.qualifier)}`);
     return config;
   }
 
@@ -144,15 +145,25 @@ export async function startServer(engine: LambdaEngine, options: ServerOptions):
     const configuration = request.method === 'GET' ? GET_CONFIGURATION_ROUTE.exec(url.pathname) : null;
     if (configuration) {
       const config = lookUp(configuration[1] ?? '', qualifier);
-      return { status: 200, headers: { 'content-type': 'application/json', 'x-amzn-requestid': requestId }, body: JSON.stringify(functionConfiguration(config, scope)) };
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json', 'x-amzn-requestid': requestId },
+        body: JSON.stringify(functionConfiguration(config, scope)),
+      };
     }
     const getFunction = request.method === 'GET' ? GET_FUNCTION_ROUTE.exec(url.pathname) : null;
     if (getFunction) {
       const config = lookUp(getFunction[1] ?? '', qualifier);
-      const body = { Configuration: functionConfiguration(config, scope), Code: { RepositoryType: 'Local', Location: parseHandlerSpec(config.handler).modulePath } };
+      const body = {
+        Configuration: functionConfiguration(config, scope),
+        Code: { RepositoryType: 'Local', Location: parseHandlerSpec(config.handler).modulePath },
+      };
       return { status: 200, headers: { 'content-type': 'application/json', 'x-amzn-requestid': requestId }, body: JSON.stringify(body) };
     }
-    throw new LambdaApiError('UnknownOperationException', `The local Lambda runtime does not implement ${request.method ?? '?'} ${url.pathname}`);
+    throw new LambdaApiError(
+      'UnknownOperationException',
+      `The local Lambda runtime does not implement ${request.method ?? '?'} ${url.pathname}`,
+    );
   }
 
   const server = http.createServer((request, response) => {
@@ -169,7 +180,13 @@ export async function startServer(engine: LambdaEngine, options: ServerOptions):
         if (response.destroyed) return;
         response.writeHead(reply.status, { ...reply.headers, 'content-length': String(Buffer.byteLength(reply.body)) });
         response.end(reply.body);
-        logger.debug('lambda api request', { requestId, method: request.method, url: request.url, status: reply.status, durationMs: Date.now() - started });
+        logger.debug('lambda api request', {
+          requestId,
+          method: request.method,
+          url: request.url,
+          status: reply.status,
+          durationMs: Date.now() - started,
+        });
       });
   });
   server.keepAliveTimeout = 30_000;

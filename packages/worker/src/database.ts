@@ -50,7 +50,9 @@ const POOL_OPTIONS = {
 export async function workerPool(source: DatabaseUrlSource | undefined): Promise<pg.Pool> {
   const from = source ?? process.env.DATABASE_URL;
   if (from === undefined || from === '') {
-    throw new WorkerConfigError('the worker has no database: set DATABASE_URL in the function environment, or pass databaseUrl to taskWorker');
+    throw new WorkerConfigError(
+      'the worker has no database: set DATABASE_URL in the function environment, or pass databaseUrl to taskWorker',
+    );
   }
   const existing = pools.get(from);
   if (existing) return existing;
@@ -67,7 +69,10 @@ export async function workerPool(source: DatabaseUrlSource | undefined): Promise
       user: decodeURIComponent(first.username),
       // Asked for every new connection: a fresh secret or IAM token each time.
       password: async () => decodeURIComponent(parse(await from(), 'the URL the databaseUrl provider returned').password),
-      ssl: first.searchParams.get('sslmode') === 'require' || first.searchParams.get('sslmode') === 'verify-full' ? { rejectUnauthorized: first.searchParams.get('sslmode') === 'verify-full' } : undefined,
+      ssl:
+        first.searchParams.get('sslmode') === 'require' || first.searchParams.get('sslmode') === 'verify-full'
+          ? { rejectUnauthorized: first.searchParams.get('sslmode') === 'verify-full' }
+          : undefined,
       ...POOL_OPTIONS,
     });
   }

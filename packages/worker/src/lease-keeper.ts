@@ -44,7 +44,10 @@ export class LeaseKeeper {
   });
 
   /** `renewedAt`: when the write that last renewed the heartbeat (the claim, usually) was sent. */
-  constructor(private readonly options: LeaseKeeperOptions, renewedAt: number) {
+  constructor(
+    private readonly options: LeaseKeeperOptions,
+    renewedAt: number,
+  ) {
     this.now = options.now ?? (() => performance.now());
     const margin = options.fenceMarginMs ?? defaultFenceMarginMs(options.heartbeatTimeoutMs);
     this.fenceAfterMs = Math.max(0, options.heartbeatTimeoutMs - margin);
@@ -87,10 +90,7 @@ export class LeaseKeeper {
   stopBeforeDeadline(remainingMs: number, stopBeforeMs: number): void {
     if (!Number.isFinite(remainingMs)) return;
     const inMs = Math.max(0, remainingMs - stopBeforeMs);
-    this.deadlineTimer = setTimeout(
-      () => this.stop('timeout', `the function has ${stopBeforeMs} ms left before its timeout`),
-      inMs,
-    );
+    this.deadlineTimer = setTimeout(() => this.stop('timeout', `the function has ${stopBeforeMs} ms left before its timeout`), inMs);
     this.deadlineTimer.unref?.();
   }
 
@@ -118,10 +118,13 @@ export class LeaseKeeper {
   private armFence(): void {
     clearTimeout(this.fenceTimer);
     if (this.closed) return;
-    this.fenceTimer = setTimeout(() => {
-      if (this.now() >= this.fenceDeadline()) this.stop('fenced', this.fenceDetail());
-      else this.armFence();
-    }, Math.max(0, this.fenceDeadline() - this.now()) + 1);
+    this.fenceTimer = setTimeout(
+      () => {
+        if (this.now() >= this.fenceDeadline()) this.stop('fenced', this.fenceDetail());
+        else this.armFence();
+      },
+      Math.max(0, this.fenceDeadline() - this.now()) + 1,
+    );
     this.fenceTimer.unref?.();
   }
 

@@ -17,10 +17,12 @@ export function jsonLogger(options: { level?: string; write?: (line: string) => 
   const wanted = (options.level ?? process.env.LTP_LOG_LEVEL ?? 'info') as Level;
   const threshold = ORDER[wanted] ?? ORDER.info;
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const log = (level: Level) => (message: string, fields: LogFields = {}) => {
-    if (ORDER[level] < threshold) return;
-    write(JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
-  };
+  const log =
+    (level: Level) =>
+    (message: string, fields: LogFields = {}) => {
+      if (ORDER[level] < threshold) return;
+      write(JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
+    };
   return { info: log('info'), warn: log('warn'), error: log('error') };
 }
 

@@ -12,8 +12,17 @@ import { parseWorkerEvent } from './event.ts';
 import { LeaseKeeper, type StopReason } from './lease-keeper.ts';
 import type { LambdaContextLike, TaskContext, TaskWorkerHandler, TaskWorkerOptions, WorkerSummary } from './types.ts';
 import {
-  claimInvocation, completeTask, dispatchedFunction, failTask, finishInvocation, heartbeat, leaseTasks, releaseUnstarted, startTask,
-  type ClaimedInvocation, type LeasedTask,
+  claimInvocation,
+  completeTask,
+  dispatchedFunction,
+  failTask,
+  finishInvocation,
+  heartbeat,
+  leaseTasks,
+  releaseUnstarted,
+  startTask,
+  type ClaimedInvocation,
+  type LeasedTask,
 } from './worker-store.ts';
 import { isRetryableWriteError } from './write-errors.ts';
 
@@ -135,7 +144,9 @@ class InvocationRun<P, R> {
     // Not even one task could start: lease nothing, and say why on the row.
     if (this.remainingTimeMs() < this.minTimeToStart) {
       const message = this.noTimeMessage();
-      await this.persist('finish', () => finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'NoTimeToStart', message }));
+      await this.persist('finish', () =>
+        finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'NoTimeToStart', message }),
+      );
       this.log.warn('invocation started no task: not enough time left', { detail: message });
       summary.outcome = 'failed';
       summary.reason = 'NoTimeToStart';
@@ -183,11 +194,13 @@ class InvocationRun<P, R> {
       const stop = this.keeper.stopped;
       const unstarted = tasks.filter((t) => !started.has(t.id)).map((t) => t.id);
       const code = stop ? STOP_CODES[stop] : outOfTime ? 'NoTimeToStart' : undefined;
-      const released = await this.persist('release', () => releaseUnstarted(this.db, {
-        invocationId: invocation.id,
-        taskIds: unstarted,
-        reason: RELEASE_REASONS[code ?? 'none'] ?? 'released unstarted',
-      }));
+      const released = await this.persist('release', () =>
+        releaseUnstarted(this.db, {
+          invocationId: invocation.id,
+          taskIds: unstarted,
+          reason: RELEASE_REASONS[code ?? 'none'] ?? 'released unstarted',
+        }),
+      );
       if (!released.ok) return this.fencedSummary();
       summary.released = released.value;
 
@@ -196,13 +209,14 @@ class InvocationRun<P, R> {
         this.log.info('invocation stopped early by the controller', counts(summary));
         return summary;
       }
-      const finish = summary.leased === 0
-        ? { outcome: 'succeeded' as const, code: 'NothingToLease', message: 'no due task was waiting when it started' }
-        : summary.started === 0 && code === 'NoTimeToStart'
-          ? { outcome: 'failed' as const, code, message: this.noTimeMessage() }
-          : code
-            ? { outcome: 'succeeded' as const, code, message: `${summary.released} tasks given back unstarted` }
-            : { outcome: 'succeeded' as const };
+      const finish =
+        summary.leased === 0
+          ? { outcome: 'succeeded' as const, code: 'NothingToLease', message: 'no due task was waiting when it started' }
+          : summary.started === 0 && code === 'NoTimeToStart'
+            ? { outcome: 'failed' as const, code, message: this.noTimeMessage() }
+            : code
+              ? { outcome: 'succeeded' as const, code, message: `${summary.released} tasks given back unstarted` }
+              : { outcome: 'succeeded' as const };
       const finished = await this.persist('finish', () => finishInvocation(this.db, { id: invocation.id, ...finish }));
       if (!finished.ok) return this.fencedSummary();
       if (finished.value) {
@@ -227,7 +241,9 @@ class InvocationRun<P, R> {
           taskIds: tasks.filter((t) => !started.has(t.id)).map((t) => t.id),
           reason: 'released: the worker failed',
         }).catch(() => 0);
-        await finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'WorkerError', message: errorText(error) }).catch(() => false);
+        await finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'WorkerError', message: errorText(error) }).catch(
+          () => false,
+        );
       }
       throw error;
     }
@@ -260,24 +276,35 @@ class InvocationRun<P, R> {
     }
     if (outcome.ok) {
       const resultJson = outcome.resultJson;
-      const done = await this.persist('complete', () => completeTask(this.db, { taskId: task.id, invocationId: invocation.id, resultJson }));
+      const done = await this.persist('complete', () =>
+        completeTask(this.db, { taskId: task.id, invocationId: invocation.id, resultJson }),
+      );
       if (!done.ok) return false;
       if (done.value) {
         summary.done += 1;
         log.info('task done', { task: task.id, attempt, durationMs: Date.now() - begun });
       } else {
-        log.warn('task finished after its lease was taken back; the result is not recorded', { task: task.id, durationMs: Date.now() - begun });
+        log.warn('task finished after its lease was taken back; the result is not recorded', {
+          task: task.id,
+          durationMs: Date.now() - begun,
+        });
       }
       return true;
     }
     const error = outcome.error;
     const retryDelayMs = backoffMs(attempt, { initialMs: invocation.retryInitialDelayMs, maxMs: invocation.retryMaxDelayMs });
-    const failed = await this.persist('fail', () => failTask(this.db, { taskId: task.id, invocationId: invocation.id, error, retryDelayMs }));
+    const failed = await this.persist('fail', () =>
+      failTask(this.db, { taskId: task.id, invocationId: invocation.id, error, retryDelayMs }),
+    );
     if (!failed.ok) return false;
     if (failed.value === 'failed') summary.failed += 1;
     if (failed.value === 'created') summary.retried += 1;
     log.warn('task attempt failed', {
-      task: task.id, attempt, next: failed.value ?? 'lease lost', ...(failed.value === 'created' ? { retryInMs: retryDelayMs } : {}), error,
+      task: task.id,
+      attempt,
+      next: failed.value ?? 'lease lost',
+      ...(failed.value === 'created' ? { retryInMs: retryDelayMs } : {}),
+      error,
     });
     return true;
   }
@@ -306,7 +333,10 @@ class InvocationRun<P, R> {
 
   private fencedSummary(): WorkerSummary {
     this.summary.outcome = 'fenced';
-    this.log.warn('invocation fenced: it lost touch with the database for close to its heartbeat timeout; its tasks go back when the controller orphans it', counts(this.summary));
+    this.log.warn(
+      'invocation fenced: it lost touch with the database for close to its heartbeat timeout; its tasks go back when the controller orphans it',
+      counts(this.summary),
+    );
     return this.summary;
   }
 }

@@ -20,7 +20,10 @@ export interface ClaimedInvocation {
 }
 
 /** The function an invocation row was dispatched to, read before claiming it; undefined when there is no row. */
-export async function dispatchedFunction(db: Queryable, id: number): Promise<{ functionName: string; functionQualifier: string | null } | undefined> {
+export async function dispatchedFunction(
+  db: Queryable,
+  id: number,
+): Promise<{ functionName: string; functionQualifier: string | null } | undefined> {
   const result = await db.query<{ functionName: string; functionQualifier: string | null }>(
     `SELECT function_name AS "functionName", function_qualifier AS "functionQualifier" FROM ltp.worker_dispatched_function($1)`,
     [id],
@@ -28,9 +31,7 @@ export async function dispatchedFunction(db: Queryable, id: number): Promise<{ f
   return result.rows[0];
 }
 
-export type ClaimResult =
-  | { claimed: true; invocation: ClaimedInvocation }
-  | { claimed: false; status: string };
+export type ClaimResult = { claimed: true; invocation: ClaimedInvocation } | { claimed: false; status: string };
 
 /**
  * The worker's first act: compare-and-set created|pending -> ready. When it changes no row the event is
@@ -67,14 +68,18 @@ export interface LeasedTask {
  * invocation is no longer ready (the controller ended it): nothing is leased.
  */
 export async function leaseTasks(db: Queryable, args: { invocationId: number }): Promise<LeasedTask[] | undefined> {
-  const result = await db.query<{ id: number | null; queue: string; payload: unknown; attempts: number; maxAttempts: number | null; createdAt: Date }>(
-    `SELECT id, queue, payload, attempts, max_attempts AS "maxAttempts", created_at AS "createdAt" FROM ltp.worker_lease($1)`,
-    [args.invocationId],
-  );
+  const result = await db.query<{
+    id: number | null;
+    queue: string;
+    payload: unknown;
+    attempts: number;
+    maxAttempts: number | null;
+    createdAt: Date;
+  }>(`SELECT id, queue, payload, attempts, max_attempts AS "maxAttempts", created_at AS "createdAt" FROM ltp.worker_lease($1)`, [
+    args.invocationId,
+  ]);
   if (result.rows.length === 0) return undefined;
-  return result.rows
-    .filter((r): r is typeof r & { id: number } => r.id !== null)
-    .sort((a, b) => a.id - b.id);
+  return result.rows.filter((r): r is typeof r & { id: number } => r.id !== null).sort((a, b) => a.id - b.id);
 }
 
 /**
@@ -83,7 +88,10 @@ export async function leaseTasks(db: Queryable, args: { invocationId: number }):
  * lease is gone or the invocation is no longer running (then the handler must not start).
  */
 export async function startTask(db: Queryable, args: { taskId: number; invocationId: number }): Promise<number | undefined> {
-  const result = await db.query<{ attempts: number | null }>(`SELECT ltp.worker_start_task($1, $2) AS attempts`, [args.taskId, args.invocationId]);
+  const result = await db.query<{ attempts: number | null }>(`SELECT ltp.worker_start_task($1, $2) AS attempts`, [
+    args.taskId,
+    args.invocationId,
+  ]);
   return result.rows[0]?.attempts ?? undefined;
 }
 
@@ -95,10 +103,11 @@ export async function heartbeat(db: Queryable, invocationId: number): Promise<bo
 
 /** Marks a task done, only while this invocation still holds its lease. */
 export async function completeTask(db: Queryable, args: { taskId: number; invocationId: number; resultJson: string }): Promise<boolean> {
-  const result = await db.query<{ done: boolean }>(
-    `SELECT ltp.worker_complete_task($1, $2, $3::jsonb) AS done`,
-    [args.taskId, args.invocationId, args.resultJson],
-  );
+  const result = await db.query<{ done: boolean }>(`SELECT ltp.worker_complete_task($1, $2, $3::jsonb) AS done`, [
+    args.taskId,
+    args.invocationId,
+    args.resultJson,
+  ]);
   return result.rows[0]?.done === true;
 }
 
@@ -110,20 +119,23 @@ export async function failTask(
   db: Queryable,
   args: { taskId: number; invocationId: number; error: string; retryDelayMs: number },
 ): Promise<'created' | 'failed' | undefined> {
-  const result = await db.query<{ status: 'created' | 'failed' | null }>(
-    `SELECT ltp.worker_fail_task($1, $2, $3, $4) AS status`,
-    [args.taskId, args.invocationId, args.error, args.retryDelayMs],
-  );
+  const result = await db.query<{ status: 'created' | 'failed' | null }>(`SELECT ltp.worker_fail_task($1, $2, $3, $4) AS status`, [
+    args.taskId,
+    args.invocationId,
+    args.error,
+    args.retryDelayMs,
+  ]);
   return result.rows[0]?.status ?? undefined;
 }
 
 /** Gives back leased tasks whose handler never started: they are due again at once and cost no attempt. */
 export async function releaseUnstarted(db: Queryable, args: { taskIds: number[]; invocationId: number; reason: string }): Promise<number> {
   if (args.taskIds.length === 0) return 0;
-  const result = await db.query<{ n: number }>(
-    `SELECT ltp.worker_release_unstarted($1, $2::bigint[], $3) AS n`,
-    [args.invocationId, args.taskIds, args.reason],
-  );
+  const result = await db.query<{ n: number }>(`SELECT ltp.worker_release_unstarted($1, $2::bigint[], $3) AS n`, [
+    args.invocationId,
+    args.taskIds,
+    args.reason,
+  ]);
   return result.rows[0]?.n ?? 0;
 }
 
@@ -135,9 +147,11 @@ export async function finishInvocation(
   db: Queryable,
   args: { id: number; outcome: 'succeeded' | 'failed'; code?: string; message?: string },
 ): Promise<boolean> {
-  const result = await db.query<{ finished: boolean }>(
-    `SELECT ltp.worker_finish($1, $2, $3, $4) AS finished`,
-    [args.id, args.outcome, args.code ?? null, args.message ?? null],
-  );
+  const result = await db.query<{ finished: boolean }>(`SELECT ltp.worker_finish($1, $2, $3, $4) AS finished`, [
+    args.id,
+    args.outcome,
+    args.code ?? null,
+    args.message ?? null,
+  ]);
   return result.rows[0]?.finished === true;
 }

@@ -1,7 +1,16 @@
 // Which failed writes are worth trying again: the database could not be reached or could not serve the
 // statement now. Judged by SQLSTATE class or socket error code, never by the message.
 
-const RETRYABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN']);
+const RETRYABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
 
 /**
  * True for connection exceptions (08), transaction rollbacks such as deadlocks and serialization failures

@@ -69,14 +69,19 @@ export async function provision(log: (line: string) => void): Promise<Provisione
 /** What the node test cannot do without, said up front rather than as a confusing failure later. */
 export function checkPrerequisites(): void {
   const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root (the kubelet, containerd, the pod network and buildah\'s chroot isolation need it)');
+  if (process.getuid?.() !== 0) missing.push("root (the kubelet, containerd, the pod network and buildah's chroot isolation need it)");
   if (process.platform !== 'linux') missing.push('Linux');
   if (!existsSync('/sys/fs/cgroup')) missing.push('a cgroup filesystem at /sys/fs/cgroup');
-  if (!existsSync('/usr/bin/apt-get') && !existsSync('/usr/bin/containerd')) missing.push('containerd (or apt-get to install it from Debian)');
+  if (!existsSync('/usr/bin/apt-get') && !existsSync('/usr/bin/containerd'))
+    missing.push('containerd (or apt-get to install it from Debian)');
   if (missing.length > 0) throw new Error(`the node test cannot run here; it needs: ${missing.join('; ')}`);
 }
 
-export async function startNodeCluster(args: { provisioned: Provisioned; logDir: string; log: (line: string) => void }): Promise<NodeCluster> {
+export async function startNodeCluster(args: {
+  provisioned: Provisioned;
+  logDir: string;
+  log: (line: string) => void;
+}): Promise<NodeCluster> {
   const { provisioned: bins, log } = args;
   const cp = (name: string) => path.join(bins.controlPlaneBin, name);
   const nb = (name: string) => path.join(bins.nodeBin, name);
@@ -101,7 +106,9 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
   const alive = () => {
     for (const { name, child } of children) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`${name} exited (code ${child.exitCode}, signal ${child.signalCode}) while the node was starting; see ${path.join(args.logDir, `${name}.log`)}`);
+        throw new Error(
+          `${name} exited (code ${child.exitCode}, signal ${child.signalCode}) while the node was starting; see ${path.join(args.logDir, `${name}.log`)}`,
+        );
       }
     }
   };
@@ -113,7 +120,8 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
   const containerdSock = path.join(containerdDir, 'containerd.sock');
   let server = '';
 
-  const kubectl = (argv: string[], options: { input?: string } = {}) => runTool(cp('kubectl'), ['--kubeconfig', kubeconfigPath, ...argv], options.input);
+  const kubectl = (argv: string[], options: { input?: string } = {}) =>
+    runTool(cp('kubectl'), ['--kubeconfig', kubeconfigPath, ...argv], options.input);
   const helm = (argv: string[]) => runTool(cp('helm'), ['--kubeconfig', kubeconfigPath, ...argv]);
   const ctr = (argv: string[]) => runTool('ctr', ['--address', containerdSock, '--namespace', 'k8s.io', ...argv]);
 
@@ -139,7 +147,8 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
         await ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]);
         await ctr(['tasks', 'delete', id]);
       }
-      for (const id of (await ctr(['containers', 'list', '--quiet'])).stdout.split('\n').filter(Boolean)) await ctr(['containers', 'delete', id]);
+      for (const id of (await ctr(['containers', 'list', '--quiet'])).stdout.split('\n').filter(Boolean))
+        await ctr(['containers', 'delete', id]);
     }
     await stopChild(byName('containerd'));
     // 3. The control plane.
@@ -157,21 +166,36 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
 
   try {
     // Host: the bridge, the cgroup root, snapshots of what the node may change.
-    await runLogged('bash', [path.join(ENV_DIR, 'host-setup.sh'), dir, String(process.pid), NETWORK.bridge, NETWORK.nodeCidr, CGROUP_ROOT], log, 'preparing the host');
+    await runLogged(
+      'bash',
+      [path.join(ENV_DIR, 'host-setup.sh'), dir, String(process.pid), NETWORK.bridge, NETWORK.nodeCidr, CGROUP_ROOT],
+      log,
+      'preparing the host',
+    );
     hostPrepared = true;
 
     // Control plane, on the node's address.
     await mkdir(certDir, { recursive: true });
     await runLogged('openssl', ['genrsa', '-out', path.join(certDir, 'sa.key'), '2048'], log, 'making the ServiceAccount signing key');
-    await runLogged('openssl', ['rsa', '-in', path.join(certDir, 'sa.key'), '-pubout', '-out', path.join(certDir, 'sa.pub')], log, 'making the ServiceAccount key');
+    await runLogged(
+      'openssl',
+      ['rsa', '-in', path.join(certDir, 'sa.key'), '-pubout', '-out', path.join(certDir, 'sa.pub')],
+      log,
+      'making the ServiceAccount key',
+    );
     await writeFile(path.join(certDir, 'tokens.csv'), `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
     const etcdPort = await freePort();
     const etcdPeerPort = await freePort();
     daemon('etcd', cp('etcd'), [
-      '--name=default', `--data-dir=${path.join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`, '--unsafe-no-fsync=true', '--log-level=warn',
+      '--name=default',
+      `--data-dir=${path.join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
     ]);
     const apiPort = await freePort();
     server = `https://${NETWORK.nodeIp}:${apiPort}`;
@@ -198,11 +222,15 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
     await writeFile(kubeconfigPath, kubeconfig({ server, caData, token }), { mode: 0o600 });
 
     daemon('kube-controller-manager', nb('kube-controller-manager'), [
-      `--kubeconfig=${kubeconfigPath}`, '--secure-port=0', '--leader-elect=false',
+      `--kubeconfig=${kubeconfigPath}`,
+      '--secure-port=0',
+      '--leader-elect=false',
       `--root-ca-file=${path.join(certDir, 'apiserver.crt')}`,
       `--service-account-private-key-file=${path.join(certDir, 'sa.key')}`,
-      `--service-cluster-ip-range=${NETWORK.serviceRange}`, `--cluster-cidr=${NETWORK.podSubnet}`,
-      '--use-service-account-credentials=false', '--v=1',
+      `--service-cluster-ip-range=${NETWORK.serviceRange}`,
+      `--cluster-cidr=${NETWORK.podSubnet}`,
+      '--use-service-account-credentials=false',
+      '--v=1',
     ]);
     daemon('kube-scheduler', nb('kube-scheduler'), [`--kubeconfig=${kubeconfigPath}`, '--secure-port=0', '--leader-elect=false', '--v=1']);
 
@@ -210,7 +238,15 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
     await mkdir(path.join(dir, 'cni', 'net.d'), { recursive: true });
     await writeFile(path.join(dir, 'cni', 'net.d', '10-ltp-node.conflist'), cniConfig(path.join(dir, 'cni', 'ipam')));
     await mkdir(containerdDir, { recursive: true });
-    await writeFile(path.join(containerdDir, 'config.toml'), containerdConfig({ dir: containerdDir, cniConfDir: path.join(dir, 'cni', 'net.d'), sandboxImage: bins.pauseImage, runc: await which('runc') }));
+    await writeFile(
+      path.join(containerdDir, 'config.toml'),
+      containerdConfig({
+        dir: containerdDir,
+        cniConfDir: path.join(dir, 'cni', 'net.d'),
+        sandboxImage: bins.pauseImage,
+        runc: await which('runc'),
+      }),
+    );
     daemon('containerd', 'containerd', ['--config', path.join(containerdDir, 'config.toml')]);
     log('waiting for containerd');
     await waitFor('containerd to answer', 60_000, alive, async () => existsSync(containerdSock) && (await ctr(['version'])).code === 0);
@@ -225,15 +261,29 @@ export async function startNodeCluster(args: { provisioned: Provisioned; logDir:
     // The node.
     const kubeletDir = path.join(dir, 'kubelet');
     await mkdir(kubeletDir, { recursive: true });
-    await writeFile(path.join(dir, 'kubelet.yaml'), kubeletConfig({
-      dir, containerdSock, port: await freePort(), healthzPort: await freePort(),
-    }));
+    await writeFile(
+      path.join(dir, 'kubelet.yaml'),
+      kubeletConfig({
+        dir,
+        containerdSock,
+        port: await freePort(),
+        healthzPort: await freePort(),
+      }),
+    );
     daemon('kubelet', nb('kubelet'), [
-      `--config=${path.join(dir, 'kubelet.yaml')}`, `--kubeconfig=${kubeconfigPath}`, `--root-dir=${kubeletDir}`,
-      `--cert-dir=${path.join(dir, 'kubelet-pki')}`, `--hostname-override=${NODE_NAME}`, `--node-ip=${NETWORK.nodeIp}`, '--v=1',
+      `--config=${path.join(dir, 'kubelet.yaml')}`,
+      `--kubeconfig=${kubeconfigPath}`,
+      `--root-dir=${kubeletDir}`,
+      `--cert-dir=${path.join(dir, 'kubelet-pki')}`,
+      `--hostname-override=${NODE_NAME}`,
+      `--node-ip=${NETWORK.nodeIp}`,
+      '--v=1',
     ]);
     const proxyHealthPort = await freePort();
-    await writeFile(path.join(dir, 'kube-proxy.yaml'), kubeProxyConfig({ kubeconfigPath, healthzPort: proxyHealthPort, metricsPort: await freePort() }));
+    await writeFile(
+      path.join(dir, 'kube-proxy.yaml'),
+      kubeProxyConfig({ kubeconfigPath, healthzPort: proxyHealthPort, metricsPort: await freePort() }),
+    );
     daemon('kube-proxy', nb('kube-proxy'), [`--config=${path.join(dir, 'kube-proxy.yaml')}`, '--v=1']);
     log('waiting for the node to be Ready');
     await waitFor(`node ${NODE_NAME} to be Ready`, 120_000, alive, async () => {
@@ -362,22 +412,31 @@ function kubeconfig(args: { server: string; caData: string; token: string }): st
 
 /** Pods get the node's bridge and two routes: the node's subnet and the Service range. No default route. */
 function cniConfig(ipamDir: string): string {
-  return JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'ltp-node',
-    plugins: [
-      {
-        type: 'bridge', bridge: NETWORK.bridge, isGateway: false, ipMasq: false, hairpinMode: true,
-        ipam: {
-          type: 'host-local', dataDir: ipamDir,
-          ranges: [[{ subnet: NETWORK.podSubnet, rangeStart: '10.244.0.10', gateway: NETWORK.nodeIp }]],
-          routes: [{ dst: NETWORK.serviceRange, gw: NETWORK.nodeIp }],
+  return JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name: 'ltp-node',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: NETWORK.bridge,
+          isGateway: false,
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            dataDir: ipamDir,
+            ranges: [[{ subnet: NETWORK.podSubnet, rangeStart: '10.244.0.10', gateway: NETWORK.nodeIp }]],
+            routes: [{ dst: NETWORK.serviceRange, gw: NETWORK.nodeIp }],
+          },
         },
-      },
-      { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'loopback' },
-    ],
-  }, null, 2);
+        { type: 'portmap', capabilities: { portMappings: true } },
+        { type: 'loopback' },
+      ],
+    },
+    null,
+    2,
+  );
 }
 
 /**
