@@ -15,21 +15,18 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
-COPY package.json package-lock.json ./
-COPY packages/worker/package.json packages/worker/
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY packages/worker packages/worker
 COPY dev/package.json dev/
 # Behind a TLS-intercepting proxy, pass its CA as a build secret (never stored in a layer):
 #   docker build --secret id=npm-ca,src=/etc/ssl/certs/ca-certificates.crt .
+# npm ci also builds the worker package (its prepare script).
 RUN --mount=type=secret,id=npm-ca \
     if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
     npm ci --workspace @lambda-task-pool/worker --include-workspace-root
-COPY tsconfig.json tsconfig.build.json ./
-COPY packages/worker/tsconfig.json packages/worker/tsconfig.esm.json packages/worker/tsconfig.cjs.json packages/worker/
-COPY packages/worker/src packages/worker/src
 COPY src ./src
 # package.json's "build" script wraps tsc in scripts/with-node24.sh; this image already has Node 24.
-RUN npm run build --workspace @lambda-task-pool/worker \
- && npx tsc -p tsconfig.build.json
+RUN npx tsc -p tsconfig.build.json
 
 # ---- deps: the production dependencies alone, installed afresh (no compiler, no dev tool) ----
 FROM ${NODE_IMAGE} AS deps
@@ -40,7 +37,7 @@ COPY packages/worker/package.json packages/worker/
 COPY dev/package.json dev/
 RUN --mount=type=secret,id=npm-ca \
     if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
-    npm ci --omit=dev --workspace @lambda-task-pool/worker --include-workspace-root \
+    npm ci --omit=dev --ignore-scripts --workspace @lambda-task-pool/worker --include-workspace-root \
  && npm cache clean --force
 
 # ---- runtime: only what the controller needs, as a non-root user ----

@@ -38,6 +38,9 @@ import {
   type RuntimeStats,
 } from './stats.ts';
 
+/** Errors that mean the function's handler could not be loaded at all. */
+const HANDLER_LOAD_ERRORS = new Set(['Runtime.ImportModuleError', 'Runtime.HandlerNotFound', 'Runtime.UserCodeSyntaxError']);
+
 export const INVOCATION_TYPES = ['RequestResponse', 'Event', 'DryRun'] as const;
 export type InvocationType = (typeof INVOCATION_TYPES)[number];
 
@@ -310,6 +313,7 @@ export class LambdaEngine {
       payload: outcome.kind === 'success' ? outcome.payload : errorBody(outcome.error),
     };
     if (outcome.kind !== 'success') completed.functionError = 'Unhandled';
+    this.warnIfHandlerBroken(entry, outcome);
     if (input.tail) completed.logResult = await this.logTail(entry, input.requestId, startedAt);
     this.options.logger.debug('lambda invocation finished', {
       function: entry.config.name,
@@ -318,6 +322,20 @@ export class LambdaEngine {
       durationMs: Date.now() - startedAt,
     });
     return completed;
+  }
+
+  /**
+   * A handler that cannot be loaded (a module that does not import, an export that is missing) fails every
+   * invocation the same way: say so where a developer looks, not only at debug level.
+   */
+  private warnIfHandlerBroken(entry: FunctionEntry, outcome: ExecutionResult['outcome']): void {
+    if (outcome.kind === 'success' || !HANDLER_LOAD_ERRORS.has(outcome.error.errorType)) return;
+    this.options.logger.warn('lambda function could not run its handler', {
+      function: entry.config.name,
+      handler: entry.config.handler,
+      errorType: outcome.error.errorType,
+      error: outcome.error.errorMessage.slice(0, 2000),
+    });
   }
 
   /** The last 4 KB of an invocation's log, base64, as X-Amz-Log-Result carries it. */
@@ -496,6 +514,7 @@ export class LambdaEngine {
     record.coldStart = result.coldStart;
     if (result.pid !== undefined) record.pid = result.pid;
     if (result.outcome.kind !== 'success') record.errorType = result.outcome.error.errorType;
+    this.warnIfHandlerBroken(entry, result.outcome);
     this.options.logger.debug('lambda delivery finished', {
       function: entry.config.name,
       requestId: delivery.requestId,
