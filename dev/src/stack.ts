@@ -126,6 +126,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         kubeconfig: kubeconfigPath,
         databaseUrl: postgres.url,
         lambdaEndpoint: lambda.endpoint,
+        stsEndpoint: lambda.endpoint,
         region: lambda.region,
         lambdaCredentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? 'local', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? 'local' },
         namespaces: [],

@@ -28,6 +28,9 @@ const REJECTED = new Set([
   'InvalidSignatureException',
   'ExpiredTokenException',
   'CredentialsProviderError',
+  // STS, assuming a namespace's role: the controller may not assume it, or the role does not exist.
+  'AccessDenied',
+  'RegionDisabledException',
 ]);
 
 /** Codes that mean "the function cannot be invoked as configured" for the Ready condition. */
@@ -38,6 +41,7 @@ export const ACCESS_DENIED_CODES = new Set([
   'InvalidSignatureException',
   'ExpiredTokenException',
   'CredentialsProviderError',
+  'AccessDenied',
 ]);
 
 interface ErrorShape {

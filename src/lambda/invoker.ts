@@ -1,10 +1,10 @@
 // Sends asynchronous invokes (InvocationType=Event) with the AWS SDK at bounded parallelism.
 // Each call carries only the invocation id; the worker reads everything else from the row.
-import http from 'node:http';
-import https from 'node:https';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { FunctionRef } from '../api/types.ts';
 import { workerEventPayload } from '@lambda-task-pool/worker/protocol';
+import { LambdaClients } from './clients.ts';
+import { Slots } from './slots.ts';
 import { classifyInvokeError, type InvokeFailure } from './errors.ts';
 
 export type InvokeResult =
@@ -17,6 +17,8 @@ export interface InvokerOptions {
   defaultRegion: string;
   /** An endpoint override, e.g. the local Lambda runtime. The SDK also reads AWS_ENDPOINT_URL_LAMBDA. */
   endpoint?: string;
+  /** STS endpoint override, for namespace roles. The SDK also reads AWS_ENDPOINT_URL_STS. */
+  stsEndpoint?: string;
   /** Invoke calls in flight at once, across every pool's batches: passes of many pools share it. */
   parallelism?: number;
   requestTimeoutMs?: number;
@@ -24,8 +26,16 @@ export interface InvokerOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
+/** Where to invoke: a function, and the IAM role to invoke it as (the namespace's), if any. */
+export interface InvokeTarget extends FunctionRef {
+  roleArn?: string;
+}
+
 export interface Invoker {
-  invokeBatch(fn: FunctionRef, ids: readonly number[]): Promise<InvokeResult[]>;
+  invokeBatch(target: InvokeTarget, ids: readonly number[]): Promise<InvokeResult[]>;
+  /** The clients the invoker uses, shared with the function-settings guard. */
+  readonly clients: LambdaClients;
+  readonly defaultRegion: string;
   close(): void;
 }
 
@@ -36,31 +46,20 @@ export function regionOf(fn: FunctionRef): string | undefined {
 
 export function createInvoker(options: InvokerOptions): Invoker {
   const parallelism = options.parallelism ?? 16;
-  const clients = new Map<string, LambdaClient>();
   const slots = new Slots(parallelism);
-  const agentOptions = { keepAlive: true, maxSockets: Math.max(parallelism, 16) };
-  const httpAgent = new http.Agent(agentOptions);
-  const httpsAgent = new https.Agent(agentOptions);
-
-  const clientFor = (region: string) => {
-    let client = clients.get(region);
-    if (!client) {
-      client = new LambdaClient({
-        region,
-        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-        ...(options.credentials ? { credentials: options.credentials } : {}),
-        // One attempt per call: retries are ours, recorded on the invocation row and paced by its class.
-        maxAttempts: 1,
-        requestHandler: { httpAgent, httpsAgent, requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000 },
-      });
-      clients.set(region, client);
-    }
-    return client;
-  };
+  const clients = new LambdaClients({
+    maxSockets: Math.max(parallelism, 16),
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.stsEndpoint ? { stsEndpoint: options.stsEndpoint } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+  });
 
   return {
+    clients,
+    defaultRegion: options.defaultRegion,
     async invokeBatch(fn, ids) {
-      const client = clientFor(regionOf(fn) ?? options.defaultRegion);
+      const client = clients.client(regionOf(fn) ?? options.defaultRegion, fn.roleArn);
       const results: InvokeResult[] = [];
       let stopWith: InvokeFailure | undefined;
       const one = async (id: number) => {
@@ -94,32 +93,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
       return results.sort((a, b) => a.id - b.id);
     },
     close() {
-      for (const client of clients.values()) client.destroy();
-      clients.clear();
-      httpAgent.destroy();
-      httpsAgent.destroy();
+      clients.close();
     },
   };
-}
-
-/** A counting semaphore: at most `size` holders at once, the rest wait in arrival order. */
-class Slots {
-  private held = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly size: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.held < this.size) {
-      this.held += 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.held -= 1;
-  }
 }

@@ -50,6 +50,8 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
       ...process.env,
       DATABASE_URL: options.databaseUrl,
       AWS_ENDPOINT_URL_LAMBDA: options.lambdaEndpoint,
+      // The local runtime answers STS AssumeRole too (namespace roles of the tenancy policy).
+      AWS_ENDPOINT_URL_STS: options.lambdaEndpoint,
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',

@@ -67,6 +67,7 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     kubeconfig: cp.kubeconfigPath,
     databaseUrl: database.url,
     lambdaEndpoint: lambda.endpoint,
+    stsEndpoint: lambda.endpoint,
     region: 'us-east-1',
     lambdaCredentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     namespaces: options.namespaces,

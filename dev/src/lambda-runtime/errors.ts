@@ -13,6 +13,9 @@ export const LAMBDA_ERROR_TYPE_NAMES = [
   'ServiceException',
   'UnsupportedMediaTypeException',
   'UnknownOperationException',
+  'AccessDeniedException',
+  'UnrecognizedClientException',
+  'ExpiredTokenException',
 ] as const;
 
 export type LambdaErrorType = (typeof LAMBDA_ERROR_TYPE_NAMES)[number];
@@ -35,6 +38,10 @@ export const LAMBDA_ERROR_TYPES: Record<LambdaErrorType, ErrorSpec> = {
   UnsupportedMediaTypeException: { status: 415, fault: 'User', messageField: 'message' },
   // Not a Lambda error class: what the runtime answers for a route it does not implement.
   UnknownOperationException: { status: 404, fault: 'User', messageField: 'message' },
+  // Authorization: a denied action, an access key the runtime never issued, a temporary key past its expiry.
+  AccessDeniedException: { status: 403, fault: 'User', messageField: 'Message' },
+  UnrecognizedClientException: { status: 403, fault: 'User', messageField: 'message' },
+  ExpiredTokenException: { status: 403, fault: 'User', messageField: 'message' },
 };
 
 /** Why an Invoke call was throttled, as AWS reports it in `Reason`. */

@@ -7,6 +7,7 @@ import { type FunctionRegistration, type LambdaFunctionConfig, LambdaConfigError
 import type { LogLine } from './log-sink.ts';
 import { DEFAULT_CONCURRENCY_LIMIT, LambdaEngine } from './runtime.ts';
 import { startServer } from './server.ts';
+import { LocalIdentity } from './identity.ts';
 import type { EventRecord, RuntimeStats } from './stats.ts';
 
 export {
@@ -27,6 +28,7 @@ export { type LambdaErrorType, THROTTLE_REASONS, type ThrottleReason } from './e
 export { resolveFunctionTarget, functionArn, type FunctionTarget } from './function-name.ts';
 export type { LambdaContext } from './function-host.ts';
 export type { LogLine } from './log-sink.ts';
+export type { AssumedRole, LocalIdentity, SignedCall } from './identity.ts';
 export type { DeliveryOutcome, DeliveryRecord, DropReason, EventRecord, RuntimeStats } from './stats.ts';
 
 export interface RuntimeOptions {
@@ -63,6 +65,11 @@ export interface LambdaRuntime {
   logs(name: string): LogLine[];
   /** Process ids of the function processes alive now. */
   pids(name?: string): number[];
+  /**
+   * Who may call what: STS AssumeRole, the key that signed each call (`signedCalls()`), actions to deny
+   * (`deny(['lambda:GetFunctionConcurrency'])`), functions a role may invoke, and the lifetime of assumed keys.
+   */
+  readonly identity: LocalIdentity;
   /** Resolves when no event is queued, waiting for a retry, or running; rejects after timeoutMs. */
   idle(timeoutMs?: number): Promise<void>;
   /** Closes the server, kills every process and clears every timer. Safe to call twice. */
@@ -93,7 +100,8 @@ export async function startLambdaRuntime(options: RuntimeOptions = {}): Promise<
 
   const engine = new LambdaEngine({ scope: { region, accountId }, seed, logger, concurrencyLimit });
   for (const fn of options.functions ?? []) engine.register(fn);
-  const server = await startServer(engine, { host, port, logger });
+  const identity = new LocalIdentity(accountId);
+  const server = await startServer(engine, { host, port, logger, identity });
   logger.info('lambda runtime started', { endpoint: server.endpoint, seed, functions: engine.names() });
 
   let stopping: Promise<void> | undefined;
@@ -102,6 +110,7 @@ export async function startLambdaRuntime(options: RuntimeOptions = {}): Promise<
     seed,
     region,
     accountId,
+    identity,
     register: (fn) => engine.register(fn),
     unregister: (name) => engine.unregister(name),
     stats: (name) => engine.stats(name),

@@ -192,6 +192,14 @@ export class LambdaEngine {
     return config;
   }
 
+  /** Changes settings that need no new process (reserved concurrency, async settings): applied from the next scheduling decision. */
+  updateSettings(input: LambdaFunctionConfig): LambdaFunctionConfig {
+    const entry = this.entry(input.name);
+    entry.config = resolveFunctionConfig(input, { keyPrefix: input.name });
+    this.pump();
+    return entry.config;
+  }
+
   /** Removes a function: its queued events are dropped (reason `deleted`) and its processes killed. */
   unregister(name: string): void {
     const entry = this.entry(name);

@@ -2,6 +2,9 @@
 //   POST /2015-03-31/functions/{FunctionName}/invocations   Invoke
 //   GET  /2015-03-31/functions/{FunctionName}               GetFunction
 //   GET  /2015-03-31/functions/{FunctionName}/configuration GetFunctionConfiguration
+//   the function-settings routes of settings-routes.ts (reserved concurrency, event invoke config)
+//   POST /  with a form body                                STS AssumeRole and GetCallerIdentity (identity.ts)
+// Every Lambda call is authorized and recorded by identity.ts (which key signed it, for which role).
 // Errors carry `x-amzn-errortype` and a JSON body, so the SDK raises its own exception classes.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -10,6 +13,8 @@ import path from 'node:path';
 import type { Logger } from '../../../src/ops/logger.ts';
 import { type LambdaFunctionConfig, parseHandlerSpec } from './config.ts';
 import { errorResponse, LambdaApiError } from './errors.ts';
+import { type LocalIdentity, StsError, stsErrorXml } from './identity.ts';
+import { handleSettings, settingsRoute } from './settings-routes.ts';
 import { type AccountScope, functionArn, resolveFunctionTarget } from './function-name.ts';
 import { type InvokeResult, type LambdaEngine, MAX_SYNC_PAYLOAD_BYTES } from './runtime.ts';
 
@@ -17,6 +22,7 @@ export interface ServerOptions {
   host: string;
   port: number;
   logger: Logger;
+  identity: LocalIdentity;
 }
 
 export interface RunningServer {
@@ -109,6 +115,9 @@ export function functionConfiguration(config: LambdaFunctionConfig, scope: Accou
 export async function startServer(engine: LambdaEngine, options: ServerOptions): Promise<RunningServer> {
   const scope = engine.scope;
   const logger = options.logger;
+  const identity = options.identity;
+  /** When an event invoke config was put, per function. */
+  const eventInvokeConfigPutAt = new Map<string, number>();
 
   function lookUp(rawName: string, qualifier: string | undefined): LambdaFunctionConfig {
     const name = decodeName(rawName);
@@ -119,12 +128,48 @@ export async function startServer(engine: LambdaEngine, options: ServerOptions):
     return config;
   }
 
+  /** Authorizes a call on a function (recording who signed it) and returns the function's config. */
+  function authorizeCall(
+    request: http.IncomingMessage,
+    action: string,
+    rawName: string,
+    qualifier: string | undefined,
+  ): LambdaFunctionConfig {
+    const name = decodeName(rawName);
+    const target = resolveFunctionTarget(name, qualifier, scope);
+    identity.authorize(header(request, 'authorization'), action, target.name, functionArn(scope, target.name, target.qualifier));
+    return lookUp(rawName, qualifier);
+  }
+
+  /** Invoke is authorized before the engine sees it; a name the engine will refuse is authorized as written. */
+  function authorizeInvoke(request: http.IncomingMessage, rawName: string, qualifier: string | undefined): void {
+    let target: { name: string; qualifier?: string } | undefined;
+    try {
+      target = resolveFunctionTarget(decodeName(rawName), qualifier, scope);
+    } catch {
+      target = undefined;
+    }
+    const arn = target ? functionArn(scope, target.name, target.qualifier) : rawName;
+    identity.authorize(header(request, 'authorization'), 'lambda:InvokeFunction', target?.name, arn);
+  }
+
+  function stsReply(request: http.IncomingMessage, body: string, requestId: string): Reply {
+    const headers = { 'content-type': 'text/xml', 'x-amzn-requestid': requestId };
+    try {
+      return { status: 200, headers, body: identity.handleSts(header(request, 'authorization'), new URLSearchParams(body), requestId) };
+    } catch (error) {
+      if (error instanceof StsError) return { status: error.status, headers, body: stsErrorXml(error, requestId) };
+      throw error;
+    }
+  }
+
   async function route(request: http.IncomingMessage, requestId: string): Promise<Reply> {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const qualifier = url.searchParams.get('Qualifier') ?? undefined;
     const invoke = INVOKE_ROUTE.exec(url.pathname);
     if (invoke && request.method === 'POST') {
       const rawName = invoke[1] ?? '';
+      authorizeInvoke(request, rawName, qualifier);
       const { body, bytes } = await readBody(request, MAX_SYNC_PAYLOAD_BYTES + 1);
       const result = await engine.invoke(
         {
@@ -140,11 +185,33 @@ export async function startServer(engine: LambdaEngine, options: ServerOptions):
       );
       return invokeReply(result);
     }
+    if (url.pathname === '/' && request.method === 'POST') {
+      const { body } = await readBody(request, 64 * 1024);
+      return stsReply(request, body.toString('utf8'), requestId);
+    }
+    const settings = settingsRoute(request.method ?? '', url.pathname);
+    if (settings) {
+      const { body } = await readBody(request, 64 * 1024);
+      const config = authorizeCall(request, settings.action, settings.rawName, qualifier);
+      const answer = handleSettings(
+        settings,
+        {
+          config,
+          arn: functionArn(scope, config.name),
+          eventInvokeConfigPutAt: eventInvokeConfigPutAt.get(config.name),
+          update: (next) => engine.updateSettings(next),
+          markEventInvokeConfigPut: (at) => eventInvokeConfigPutAt.set(config.name, at),
+        },
+        body.toString('utf8'),
+      );
+      if (answer === undefined) return { status: 204, headers: { 'x-amzn-requestid': requestId }, body: '' };
+      return { status: 200, headers: { 'content-type': 'application/json', 'x-amzn-requestid': requestId }, body: JSON.stringify(answer) };
+    }
     // Any other route: drain the body first so that the connection stays usable.
     await readBody(request, 0);
     const configuration = request.method === 'GET' ? GET_CONFIGURATION_ROUTE.exec(url.pathname) : null;
     if (configuration) {
-      const config = lookUp(configuration[1] ?? '', qualifier);
+      const config = authorizeCall(request, 'lambda:GetFunctionConfiguration', configuration[1] ?? '', qualifier);
       return {
         status: 200,
         headers: { 'content-type': 'application/json', 'x-amzn-requestid': requestId },
@@ -153,7 +220,7 @@ export async function startServer(engine: LambdaEngine, options: ServerOptions):
     }
     const getFunction = request.method === 'GET' ? GET_FUNCTION_ROUTE.exec(url.pathname) : null;
     if (getFunction) {
-      const config = lookUp(getFunction[1] ?? '', qualifier);
+      const config = authorizeCall(request, 'lambda:GetFunction', getFunction[1] ?? '', qualifier);
       const body = {
         Configuration: functionConfiguration(config, scope),
         Code: { RepositoryType: 'Local', Location: parseHandlerSpec(config.handler).modulePath },

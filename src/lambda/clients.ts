@@ -1,0 +1,104 @@
+// One LambdaClient per region and identity, sharing one set of HTTP agents. An identity is the controller's
+// own credentials (the SDK's provider chain, or static ones on the local stack) or an IAM role a namespace
+// names (namespace-roles.ts), assumed through STS. The SDK caches the role's temporary credentials and
+// assumes the role again when they are within five minutes of expiry (its identity-provider memoization).
+import http from 'node:http';
+import https from 'node:https';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+
+interface TemporaryCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+export interface LambdaClientsOptions {
+  /** An endpoint override, e.g. the local Lambda runtime. The SDK also reads AWS_ENDPOINT_URL_LAMBDA. */
+  endpoint?: string;
+  /** STS endpoint override (the local runtime answers AssumeRole too). The SDK also reads AWS_ENDPOINT_URL_STS. */
+  stsEndpoint?: string;
+  /** Static credentials (the local stack); by default the SDK's provider chain finds them. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  maxSockets: number;
+  requestTimeoutMs?: number;
+  /** The session name assumed roles are given (CloudTrail shows it). */
+  sessionName?: string;
+}
+
+export class LambdaClients {
+  private readonly clients = new Map<string, LambdaClient>();
+  private readonly sts = new Map<string, STSClient>();
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+
+  constructor(private readonly options: LambdaClientsOptions) {
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
+    this.httpAgent = new http.Agent(agentOptions);
+    this.httpsAgent = new https.Agent(agentOptions);
+  }
+
+  private requestHandler() {
+    return {
+      httpAgent: this.httpAgent,
+      httpsAgent: this.httpsAgent,
+      requestTimeout: this.options.requestTimeoutMs ?? 10_000,
+      connectionTimeout: 5_000,
+    };
+  }
+
+  /** The client for a region, as the controller itself or as `roleArn`. */
+  client(region: string, roleArn?: string): LambdaClient {
+    const key = `${region}\u0000${roleArn ?? ''}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      const credentials = roleArn ? this.assumeRole(region, roleArn) : this.options.credentials;
+      client = new LambdaClient({
+        region,
+        ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
+        ...(credentials ? { credentials } : {}),
+        // One attempt per call: retries are ours, recorded on the invocation row and paced by its class.
+        maxAttempts: 1,
+        requestHandler: this.requestHandler(),
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  private assumeRole(region: string, roleArn: string): () => Promise<TemporaryCredentials> {
+    let sts = this.sts.get(region);
+    if (!sts) {
+      sts = new STSClient({
+        region,
+        ...(this.options.stsEndpoint ? { endpoint: this.options.stsEndpoint } : {}),
+        ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+        requestHandler: this.requestHandler(),
+      });
+      this.sts.set(region, sts);
+    }
+    const client = sts;
+    const sessionName = this.options.sessionName ?? 'lambda-task-pool';
+    return async (): Promise<TemporaryCredentials> => {
+      const out = await client.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName }));
+      const c = out.Credentials;
+      if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error(`STS AssumeRole of ${roleArn} returned no credentials`);
+      return {
+        accessKeyId: c.AccessKeyId,
+        secretAccessKey: c.SecretAccessKey,
+        ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
+        ...(c.Expiration ? { expiration: c.Expiration } : {}),
+      };
+    };
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.destroy();
+    for (const client of this.sts.values()) client.destroy();
+    this.clients.clear();
+    this.sts.clear();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
