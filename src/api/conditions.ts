@@ -7,6 +7,7 @@ export const ConditionType = {
   Active: 'Active',
   Degraded: 'Degraded',
   Suspended: 'Suspended',
+  FunctionReady: 'FunctionReady',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -31,6 +32,7 @@ export const Reason = {
   // Active
   WorkInFlight: 'WorkInFlight',
   Idle: 'Idle',
+  NotDispatching: 'NotDispatching',
   // Degraded
   AsExpected: 'AsExpected',
   InvokeErrors: 'InvokeErrors',
@@ -38,9 +40,21 @@ export const Reason = {
   InvocationsOrphaned: 'InvocationsOrphaned',
   FunctionTimeoutTooShort: 'FunctionTimeoutTooShort',
   InvocationsWasted: 'InvocationsWasted',
+  FunctionNotReady: 'FunctionNotReady',
+  NotReady: 'NotReady',
   // Suspended
   SuspendedBySpec: 'SuspendedBySpec',
   NotSuspended: 'NotSuspended',
+  // FunctionReady (planner/function-readiness.ts)
+  FunctionConfigured: 'FunctionConfigured',
+  NotChecked: 'NotChecked',
+  FunctionNotActive: 'FunctionNotActive',
+  ReservedConcurrencyTooLow: 'ReservedConcurrencyTooLow',
+  EventAgeTooShort: 'EventAgeTooShort',
+  AsyncRetriesEnabled: 'AsyncRetriesEnabled',
+  InvocationsNotStarting: 'InvocationsNotStarting',
+  PermissionMissing: 'PermissionMissing',
+  AsyncConfigNotSet: 'AsyncConfigNotSet',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

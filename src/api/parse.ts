@@ -68,6 +68,9 @@ export function parsePool(obj: unknown): ParseResult {
   const region = str(fn?.region);
   if (region !== undefined && !REGION_PATTERN.test(region))
     problems.push(`spec.function.region "${region.slice(0, 40)}" is not an AWS region`);
+  const asyncConfig = str(fn?.asyncConfig);
+  if (asyncConfig !== undefined && asyncConfig !== 'Managed' && asyncConfig !== 'Unmanaged')
+    problems.push(`spec.function.asyncConfig must be Managed or Unmanaged (got "${asyncConfig.slice(0, 40)}")`);
 
   const queue = str(spec.queue);
   if (!queue) problems.push('spec.queue is required');
@@ -143,7 +146,12 @@ export function parsePool(obj: unknown): ParseResult {
       meta,
       status,
       spec: {
-        function: { name: fnName, ...(qualifier ? { qualifier } : {}), ...(region ? { region } : {}) },
+        function: {
+          name: fnName,
+          ...(qualifier ? { qualifier } : {}),
+          ...(region ? { region } : {}),
+          ...(asyncConfig === 'Managed' ? { asyncConfig: 'Managed' as const } : {}),
+        },
         queue,
         maxConcurrency,
         tasksPerInvocation,
@@ -189,12 +197,34 @@ export function parseStatus(value: unknown): PoolStatus {
   const observedGeneration = num(value.observedGeneration);
   const backlog = num(value.backlog);
   const lastDispatchTime = str(value.lastDispatchTime);
+  const wastedInvocations = num(value.wastedInvocations);
+  const lte = isObj(value.lastTaskError) ? value.lastTaskError : undefined;
+  const lastTaskError =
+    lte && num(lte.taskId) !== undefined && str(lte.message) !== undefined && str(lte.time) !== undefined
+      ? { taskId: num(lte.taskId) ?? 0, attempts: num(lte.attempts) ?? 0, message: str(lte.message) ?? '', time: str(lte.time) ?? '' }
+      : undefined;
+  const ld = isObj(value.lastDecision) ? value.lastDecision : undefined;
+  const lastDecision =
+    ld && num(ld.id) !== undefined && str(ld.time) !== undefined
+      ? {
+          time: str(ld.time) ?? '',
+          id: num(ld.id) ?? 0,
+          backlog: num(ld.backlog) ?? 0,
+          dispatched: num(ld.dispatched) ?? 0,
+          orphaned: num(ld.orphaned) ?? 0,
+          terminated: num(ld.terminated) ?? 0,
+          reason: str(ld.reason) ?? '',
+        }
+      : undefined;
   return {
     ...(observedGeneration !== undefined ? { observedGeneration } : {}),
     ...(backlog !== undefined ? { backlog } : {}),
     ...(invocations ? { invocations } : {}),
     ...(tasks ? { tasks } : {}),
     ...(lastDispatchTime ? { lastDispatchTime } : {}),
+    ...(wastedInvocations !== undefined ? { wastedInvocations } : {}),
+    ...(lastTaskError ? { lastTaskError } : {}),
+    ...(lastDecision ? { lastDecision } : {}),
     ...(Array.isArray(value.conditions) ? { conditions } : {}),
   };
 }

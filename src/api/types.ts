@@ -20,6 +20,11 @@ export interface FunctionRef {
   name: string;
   qualifier?: string;
   region?: string;
+  /**
+   * Managed: the controller sets the function's async invoke config (retries 0, event age equal to
+   * startTimeoutSeconds). Unmanaged (the default): it only reports what it finds in FunctionReady.
+   */
+  asyncConfig?: 'Managed' | 'Unmanaged';
 }
 
 export interface SecretKeyRef {
@@ -66,7 +71,24 @@ export interface PoolStatus {
   invocations?: StateCounts<InvocationState>;
   tasks?: StateCounts<TaskState>;
   lastDispatchTime?: string;
+  /** Invocations that succeeded having leased no task, among the rows retention keeps. */
+  wastedInvocations?: number;
+  /** The latest task that failed for good. */
+  lastTaskError?: { taskId: number; attempts: number; message: string; time: string };
+  /** The latest dispatch pass that changed something: what it saw, what it did and why (see `lambda-task-pool trace`). */
+  lastDecision?: DecisionSummary;
   conditions?: Condition[];
+}
+
+export interface DecisionSummary {
+  time: string;
+  /** The decision's id in ltp.decisions (the trace joins invocations on it). */
+  id: number;
+  backlog: number;
+  dispatched: number;
+  orphaned: number;
+  terminated: number;
+  reason: string;
 }
 
 export interface PoolMeta {

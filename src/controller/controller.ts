@@ -11,6 +11,7 @@ import { EventRecorder } from './events.ts';
 import { KubeApi, loadKubeConfig, type PoolInformer, type PoolObject } from './kube.ts';
 import { LeaderElector } from './leader-election.ts';
 import { PoolReconciler } from './reconciler.ts';
+import { FunctionGuard } from './function-guard.ts';
 import { NotificationRoutes } from './routes.ts';
 import { WorkQueue } from './work-queue.ts';
 import { StrandedSweeper } from './stranded-sweep.ts';
@@ -52,6 +53,10 @@ export interface ControllerConfig {
   retentionSeconds: number;
   /** How often retention runs. */
   retentionSweepMs: number;
+  /** How often each function's configuration is read again (FunctionReady). */
+  functionCheckMs: number;
+  /** STS endpoint override (the local runtime), for namespace roles. */
+  stsEndpoint?: string;
   logger: Logger;
 }
 
@@ -75,6 +80,7 @@ export const CONTROLLER_DEFAULTS = {
   tenancy: OPEN_POLICY,
   secretNamespaces: [] as string[],
   retentionSweepMs: 10 * 60_000,
+  functionCheckMs: 5 * 60_000,
 } as const;
 
 /** How long invocation state changes of one pool are folded into one pass. */
@@ -171,13 +177,26 @@ export async function startController(config: ControllerConfig): Promise<Running
   const invoker = createInvoker({
     defaultRegion: config.region,
     endpoint: config.lambdaEndpoint,
+    ...(config.stsEndpoint ? { stsEndpoint: config.stsEndpoint } : {}),
     parallelism: config.invokeParallelism,
     ...(config.lambdaCredentials ? { credentials: config.lambdaCredentials } : {}),
   });
   // Status writes and events yield to dispatch passes that are waiting for a worker.
   const dispatchBusy = () => (queue?.length ?? 0) > 0;
   const events = new EventRecorder(kube.core, kube.options, log, undefined, undefined, dispatchBusy);
+  // A changed function configuration is written into the status of every pool that invokes it.
+  const guard = new FunctionGuard(invoker, log, {
+    intervalMs: config.functionCheckMs,
+    onChange: (target) =>
+      cache.allKeys().forEach((key) => {
+        const [namespace = '', name = ''] = key.split('/');
+        const obj = cache.get(namespace, name);
+        const parsed = obj ? parsePool(obj) : undefined;
+        if (parsed?.ok && parsed.pool.spec.function.name === target.name) enqueue(key);
+      }),
+  });
   const reconciler = new PoolReconciler({
+    guard,
     kube,
     cache,
     databases,

@@ -4,7 +4,7 @@
 // same ids, at the function recorded on each row.
 import type { FunctionRef, Pool } from '../api/types.ts';
 import type { InvokeFailure } from '../lambda/errors.ts';
-import type { Invoker } from '../lambda/invoker.ts';
+import type { InvokeTarget, Invoker } from '../lambda/invoker.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
 import { invokeRetryDelayMs } from '../planner/invoke-retry.ts';
 import { planPoolDispatch, planPoolSweep, type PoolPlan, type PoolPlanInput, type PoolPlanLimits } from '../planner/pool-plan.ts';
@@ -21,6 +21,9 @@ import {
   type LiveInvocation,
 } from '../store/invocation-store.ts';
 import { loadPoolSnapshot } from '../store/pool-snapshot.ts';
+import { recordDecision } from '../store/decisions.ts';
+import { explainPass } from '../planner/explain.ts';
+import { timedOutRows } from '../planner/timed-out.ts';
 import { findStrandedLeases, releaseLeases } from '../store/task-store.ts';
 
 export interface DispatchPassOptions {
@@ -51,6 +54,8 @@ export interface DispatchPassResult {
   failedTasks: number;
   invoke: InvokeOutcomes;
   requeueAfterMs: number;
+  /** The decision this pass recorded, when it changed something (the trace). */
+  decision?: { id: number; decidedAt: Date; reason: string };
 }
 
 export function templateFor(pool: Pool): InvocationTemplate {
@@ -84,6 +89,10 @@ export async function runDispatchPass(args: {
   mode?: PoolMode;
   /** Sweep only: dispatch and re-invoke nothing (the pool may not serve its queue right now). */
   dispatchBlocked?: boolean;
+  /** The IAM role the pool's namespace invokes as (tenancy policy), if any. */
+  roleArn?: string;
+  /** The function's timeout as last read (function guard): a heartbeat lost at about this run time is a timeout. */
+  functionTimeoutSeconds?: number;
 }): Promise<DispatchPassResult> {
   const { db, pool, invoker, options } = args;
   const { spec, meta } = pool;
@@ -140,22 +149,37 @@ export async function runDispatchPass(args: {
 
     // Decide the sweep, and carry it out.
     const sweep = planPoolSweep(input);
-    const orphaned = [
+    const unstarted = await endInvocations(client, {
+      ids: sweep.orphanUnstarted,
+      from: ['created', 'pending'],
+      to: 'orphaned',
+      code: 'StartTimeout',
+      message: `did not start within ${spec.startTimeoutSeconds}s`,
+    });
+    // Silent rows that ran about as long as the function's timeout were stopped by Lambda: say so, and what to change.
+    const timedOut = timedOutRows(
+      sweep.orphanSilent.map((id) => byId.get(id)).filter((i): i is LiveInvocation => i !== undefined),
+      args.functionTimeoutSeconds,
+    );
+    const silent = [
       ...(await endInvocations(client, {
-        ids: sweep.orphanUnstarted,
-        from: ['created', 'pending'],
-        to: 'orphaned',
-        code: 'StartTimeout',
-        message: `did not start within ${spec.startTimeoutSeconds}s`,
-      })),
-      ...(await endInvocations(client, {
-        ids: sweep.orphanSilent,
+        ids: sweep.orphanSilent.filter((id) => !timedOut.ids.has(id)),
         from: ['ready', 'running'],
         to: 'orphaned',
         code: 'HeartbeatLost',
         message: `no heartbeat for ${spec.heartbeatTimeoutSeconds}s`,
       })),
+      ...(await endInvocations(client, {
+        ids: [...timedOut.ids],
+        from: ['ready', 'running'],
+        to: 'orphaned',
+        code: 'FunctionTimedOut',
+        message:
+          `stopped heartbeating after about ${timedOut.ranSeconds}s, the function's timeout (${args.functionTimeoutSeconds ?? '?'}s): Lambda stopped it. ` +
+          `Raise the function's timeout, or lower tasksPerInvocation (${spec.tasksPerInvocation}) so that the tasks fit in it`,
+      })),
     ];
+    const orphaned = [...unstarted, ...silent];
     const terminated = await endInvocations(client, {
       ids: sweep.terminate,
       from: mode === 'deleting' ? ['created', 'pending', 'ready', 'running'] : ['created', 'pending'],
@@ -175,10 +199,64 @@ export async function runDispatchPass(args: {
     // Decide the dispatch from what the database really ended: a row a worker claimed before the sweep's
     // UPDATE reached it is still live, and still counts against maxConcurrency.
     const plan = planPoolDispatch(input, sweep, new Set([...orphaned, ...terminated]), options.limits);
+    // The trace: a pass that changes anything records what it saw, what it did and why, before the rows it starts.
+    const changed =
+      plan.dispatch > 0 ||
+      orphaned.length > 0 ||
+      terminated.length > 0 ||
+      plan.reinvoke.length > 0 ||
+      released.created + released.failed > 0;
+    let decision: { id: number; decidedAt: Date; reason: string } | undefined;
+    if (changed) {
+      const reason = explainPass({
+        plan,
+        backlog,
+        backlogCapped: mode !== 'deleting' && backlog >= backlogCountLimit(spec),
+        maxConcurrency: spec.maxConcurrency,
+        tasksPerInvocation: spec.tasksPerInvocation,
+        startTimeoutSeconds: spec.startTimeoutSeconds,
+        heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+        orphanedUnstarted: unstarted.length,
+        orphanedSilent: silent.length,
+        terminated: terminated.length,
+        mode,
+        releasedTasks: released.created,
+        failedTasks: released.failed,
+      });
+      const a = plan.arithmetic;
+      const recorded = await recordDecision(client, {
+        pool: { namespace: meta.namespace, name: meta.name, uid: meta.uid },
+        inputs: {
+          backlog,
+          backlogCapped: mode !== 'deleting' && backlog >= backlogCountLimit(spec),
+          queued: a.queued,
+          ready: plan.live.ready,
+          running: plan.live.running,
+          supply: a.supply,
+          want: a.want,
+          headroom: a.headroom,
+          maxConcurrency: spec.maxConcurrency,
+          tasksPerInvocation: spec.tasksPerInvocation,
+          mode,
+        },
+        outcome: {
+          dispatched: plan.dispatch,
+          reinvoked: plan.reinvoke,
+          orphaned,
+          terminated,
+          releasedTasks: released.created,
+          failedTasks: released.failed,
+          ...(plan.limitedBy ? { limitedBy: plan.limitedBy } : {}),
+        },
+        reason,
+      });
+      decision = { ...recorded, reason };
+    }
     const dispatched = await insertInvocations(client, {
       template: templateFor(pool),
       count: plan.dispatch,
       invokeAfterMs: options.reinvokeGraceMs,
+      ...(decision ? { decisionId: decision.id } : {}),
     });
     const heldUntil = release.nextAt !== undefined ? release.nextAt - now.getTime() : Number.POSITIVE_INFINITY;
     return {
@@ -192,15 +270,17 @@ export async function runDispatchPass(args: {
       heldUntil,
       releasedTasks: released.created,
       failedTasks: released.failed,
+      ...(decision ? { decision } : {}),
     };
   });
 
   // Invoke, after the rows are committed: new rows at the spec's function, old ones where they were sent.
-  const targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }> = [];
+  const targets: Target[] = [];
+  const as = (fn: FunctionRef): InvokeTarget => (args.roleArn ? { ...fn, roleArn: args.roleArn } : fn);
   const reinvoked = acted.plan.reinvoke.map((id) => acted.byId.get(id)).filter((i): i is LiveInvocation => i !== undefined);
-  for (const row of reinvoked) targetFor(targets, row.function).ids.push(row.id);
-  for (const row of reinvoked) targetFor(targets, row.function).attempts.set(row.id, row.invokeAttempts);
-  if (acted.dispatched.length > 0) targetFor(targets, spec.function).ids.push(...acted.dispatched);
+  for (const row of reinvoked) targetFor(targets, as(row.function)).ids.push(row.id);
+  for (const row of reinvoked) targetFor(targets, as(row.function)).attempts.set(row.id, row.invokeAttempts);
+  if (acted.dispatched.length > 0) targetFor(targets, as(spec.function)).ids.push(...acted.dispatched);
   const invoke = await invokeRows({ db, invoker, targets, random });
 
   const retryAfter = invoke.deferred?.retryInMs ?? Number.POSITIVE_INFINITY;
@@ -214,8 +294,15 @@ export async function runDispatchPass(args: {
   return { ...result, invoke, requeueAfterMs };
 }
 
-function targetFor(targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }>, fn: FunctionRef) {
-  const same = (a: FunctionRef, b: FunctionRef) => a.name === b.name && a.qualifier === b.qualifier && a.region === b.region;
+interface Target {
+  fn: InvokeTarget;
+  ids: number[];
+  attempts: Map<number, number>;
+}
+
+function targetFor(targets: Target[], fn: InvokeTarget) {
+  const same = (a: InvokeTarget, b: InvokeTarget) =>
+    a.name === b.name && a.qualifier === b.qualifier && a.region === b.region && a.roleArn === b.roleArn;
   let target = targets.find((t) => same(t.fn, fn));
   if (!target) {
     target = { fn, ids: [], attempts: new Map() };
@@ -224,12 +311,7 @@ function targetFor(targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Ma
   return target;
 }
 
-async function invokeRows(args: {
-  db: Db;
-  invoker: Invoker;
-  targets: ReadonlyArray<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }>;
-  random: () => number;
-}): Promise<InvokeOutcomes> {
+async function invokeRows(args: { db: Db; invoker: Invoker; targets: readonly Target[]; random: () => number }): Promise<InvokeOutcomes> {
   const outcomes: InvokeOutcomes = { accepted: 0 };
   const accepted: Array<{ id: number; requestId?: string }> = [];
   const deferred: Array<{ id: number; delayMs: number; attempted: boolean }> = [];

@@ -3,7 +3,12 @@
 import { Reason } from '../api/conditions.ts';
 import { parsePool, type ParseResult } from '../api/parse.ts';
 import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
-import { checkPool, type TenancyPolicy } from '../api/tenancy.ts';
+import { checkPool, rulesFor, type TenancyPolicy } from '../api/tenancy.ts';
+import { functionVerdict, type StartSignals } from '../planner/function-readiness.ts';
+import type { InvokeTarget } from '../lambda/invoker.ts';
+import { startSignals } from '../store/start-signals.ts';
+import type { FunctionGuard } from './function-guard.ts';
+import { PoolAccounting, type TaskError } from './pool-accounting.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -37,6 +42,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   routes: NotificationRoutes;
   sweeper: StrandedSweeper;
+  /** What each function's configuration is (FunctionReady, memory for GB-seconds, timeout for orphan reasons). */
+  guard: FunctionGuard;
   /** Which functions and queues each namespace's pools may use. */
   policy: TenancyPolicy;
   /** Whether dispatch passes are waiting: status writes yield to them. */
@@ -56,6 +63,8 @@ const CLAIM_RECHECK_MS = 300_000;
 const STATUS_MIN_INTERVAL_MS = 1_000;
 const STATUS_FIRST_DELAY_MS = 250;
 const STATUS_YIELD_MS = 200;
+/** How long a pool's recent task duration (for the timeout advice) is trusted before it is read again. */
+const TASK_DURATION_TTL_MS = 300_000;
 
 interface PendingStatus {
   pool: Pool;
@@ -64,6 +73,8 @@ interface PendingStatus {
   pass: DispatchPassResult;
   /** The newest pass since the last write that dispatched. */
   dispatchedAt?: Date;
+  /** The newest decision recorded since the last write (a later pass that changed nothing must not hide it). */
+  decision?: { pass: DispatchPassResult; decision: NonNullable<DispatchPassResult['decision']> };
 }
 
 export class PoolReconciler {
@@ -76,8 +87,20 @@ export class PoolReconciler {
   private readonly claimed = new Map<string, { database: string; queue: string; at: number }>();
   private readonly lastStatusWrite = new Map<string, number>();
   private readonly statusQueue: WorkQueue;
+  private readonly accounting: PoolAccounting;
+  /** The recent median task duration per pool uid, and when it was read. */
+  private readonly taskDurations = new Map<string, { ms?: number; at: number }>();
+  /** The newest task error per pool uid this controller saw (status keeps it across writes). */
+  private readonly taskErrors = new Map<string, TaskError>();
 
   constructor(private readonly deps: ReconcilerDeps) {
+    this.accounting = new PoolAccounting(deps.metrics, deps.events, (row) =>
+      deps.guard.memoryOf({
+        name: row.functionName,
+        ...(row.functionQualifier ? { qualifier: row.functionQualifier } : {}),
+        ...(row.functionRegion ? { region: row.functionRegion } : {}),
+      }),
+    );
     this.statusQueue = new WorkQueue((key) => this.flushStatus(key), { workers: 4, baseBackoffMs: 1_000, maxBackoffMs: 30_000 });
   }
 
@@ -142,6 +165,8 @@ export class PoolReconciler {
           };
         }
       }
+      const target = this.invokeTarget(pool);
+      const timeout = deps.guard.cached(target)?.configuration?.timeoutSeconds;
       pass = await runDispatchPass({
         db,
         pool,
@@ -149,6 +174,8 @@ export class PoolReconciler {
         options: deps.options,
         connectedForMs: connectivity.connectedForMs(),
         dispatchBlocked: refused !== undefined,
+        ...(target.roleArn ? { roleArn: target.roleArn } : {}),
+        ...(timeout !== undefined ? { functionTimeoutSeconds: timeout } : {}),
       });
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
@@ -190,6 +217,7 @@ export class PoolReconciler {
     this.pending.set(key, {
       ...report,
       dispatchedAt: report.pass.invoke.accepted > 0 && report.pass.dispatched.length > 0 ? report.pass.now : earlier?.dispatchedAt,
+      decision: report.pass.decision ? { pass: report.pass, decision: report.pass.decision } : earlier?.decision,
     });
     // Never sooner than the interval after the last write, and never right away: a burst dispatches first.
     const last = this.lastStatusWrite.get(key) ?? 0;
@@ -206,7 +234,7 @@ export class PoolReconciler {
     // The pool may have gone meanwhile (finalized, or removed): write nothing for it.
     if (!this.written.has(report.pool.meta.uid) && !this.deps.cache.get(report.pool.meta.namespace, report.pool.meta.name)) return {};
     try {
-      await this.writeStatus(report.pool, report.db, report.display, report.pass, report.dispatchedAt);
+      await this.writeStatus(report.pool, report.db, report.display, report.pass, report.dispatchedAt, report.decision);
     } catch (error) {
       // Written again from the next pass; a failure is never silent.
       this.deps.logger.warn('status write failed', {
@@ -254,12 +282,13 @@ export class PoolReconciler {
       }
       deps.databases.forget(route.uid);
       deps.events.forget(route.uid);
+      this.forgetUid(route.uid);
       this.waitCursor.delete(route.uid);
       this.written.delete(route.uid);
       this.claimed.delete(route.uid);
     }
     deps.routes.forget(key);
-    deps.metrics.forgetPool(namespace, name);
+    await deps.metrics.forgetPool(namespace, name);
     return {};
   }
 
@@ -320,21 +349,45 @@ export class PoolReconciler {
     }
   }
 
-  private async writeStatus(pool: Pool, db: Db, display: string, pass: DispatchPassResult, dispatchedAt?: Date): Promise<PoolStatus> {
+  private async writeStatus(
+    pool: Pool,
+    db: Db,
+    display: string,
+    pass: DispatchPassResult,
+    dispatchedAt?: Date,
+    decided?: PendingStatus['decision'],
+  ): Promise<PoolStatus> {
     const { deps } = this;
     // Every read here is bounded: live rows, the pass's bounded backlog count, totals rows, a recent window.
-    const [{ counts: invocations, wasted }, tasks, trouble] = await Promise.all([
+    const [{ counts: invocations, wasted }, tasks, trouble, signals, taskError] = await Promise.all([
       poolInvocationCounts(db, pool.meta.uid),
       queueTaskCounts(db, { queue: pool.spec.queue, created: pass.backlog }),
       recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: deps.options.troubleWindowSeconds }),
+      this.startSignals(pool, db, pass),
+      this.accounting.observe(pool, db, pass.now),
     ]);
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     for (const [state, n] of Object.entries(invocations)) deps.metrics.liveInvocations.set({ ...labels, state }, n);
     deps.metrics.backlog.set(labels, tasks.created);
-    deps.metrics.wasted.set(labels, wasted);
     await this.observeTaskWaits(pool, db, pass.now);
+    if (taskError) this.taskErrors.set(pool.meta.uid, taskError);
+
+    // The function guard answers from what it last read; a stale read is redone in the background.
+    const target = this.invokeTarget(pool);
+    const managed =
+      pool.spec.function.asyncConfig === 'Managed'
+        ? { poolUid: pool.meta.uid, startTimeoutSeconds: pool.spec.startTimeoutSeconds }
+        : undefined;
+    const check = deps.guard.check(target, managed);
+    const verdict = functionVerdict({ spec: pool.spec, settings: check.settings, signals });
+    if (check.managedProblem && verdict.status !== 'False') {
+      verdict.status = 'False';
+      verdict.reason = 'AsyncConfigNotSet';
+      verdict.message = `asyncConfig is Managed, but ${check.managedProblem.action} failed: ${check.managedProblem.code}: ${check.managedProblem.message}`;
+    }
 
     const previous = this.previousStatus(pool.meta.uid, pool.status);
+    const latestError = this.taskErrors.get(pool.meta.uid);
     const status = buildStatus(previous, {
       now: pass.now,
       generation: pool.meta.generation,
@@ -345,10 +398,63 @@ export class PoolReconciler {
       trouble,
       waste: pass.plan.waste,
       troubleWindowSeconds: deps.options.troubleWindowSeconds,
+      function: verdict,
+      wasted,
+      ...(latestError ? { lastTaskError: latestError } : {}),
+      ...(decided
+        ? {
+            decision: {
+              ...decided.decision,
+              backlog: decided.pass.backlog,
+              dispatched: decided.pass.dispatched.length,
+              orphaned: decided.pass.orphaned.length,
+              terminated: decided.pass.terminated.length,
+            },
+          }
+        : {}),
       ...(dispatchedAt ? { dispatchedAt } : {}),
     });
+    this.exportConditions(pool.meta, status);
     await this.patchIfChanged(pool.meta, previous, status);
     return status;
+  }
+
+  /** Where the pool invokes: its function, as its namespace's role when the tenancy policy names one. */
+  private invokeTarget(pool: Pool): InvokeTarget {
+    const roleArn = rulesFor(this.deps.policy, pool.meta.namespace).rules.roleArn;
+    return roleArn ? { ...pool.spec.function, roleArn } : pool.spec.function;
+  }
+
+  /** The ledger's view for FunctionReady: read when invocations wait to start, or when the task duration is stale. */
+  private async startSignals(pool: Pool, db: Db, pass: DispatchPassResult): Promise<StartSignals> {
+    const cached = this.taskDurations.get(pool.meta.uid);
+    const fresh = cached !== undefined && Date.now() - cached.at < TASK_DURATION_TTL_MS;
+    if (pass.plan.live.pending === 0 && fresh) {
+      return { waiting: 0, oldestWaitMs: 0, startedSince: true, ...(cached.ms !== undefined ? { taskDurationMs: cached.ms } : {}) };
+    }
+    const signals = await startSignals(db, { poolUid: pool.meta.uid, queue: pool.spec.queue });
+    this.taskDurations.set(pool.meta.uid, {
+      at: Date.now(),
+      ...(signals.taskDurationMs !== undefined ? { ms: signals.taskDurationMs } : {}),
+    });
+    return signals;
+  }
+
+  /** Ready and FunctionReady as gauges, for alerts. */
+  private exportConditions(meta: { namespace: string; name: string }, status: PoolStatus): void {
+    const labels = { namespace: meta.namespace, pool: meta.name };
+    const of = (type: string) => status.conditions?.find((c) => c.type === type)?.status;
+    this.deps.metrics.poolReady.set(labels, of('Ready') === 'True' ? 1 : 0);
+    const fn = of('FunctionReady');
+    if (fn === 'True' || fn === 'False') this.deps.metrics.functionReady.set(labels, fn === 'True' ? 1 : 0);
+    else this.deps.metrics.functionReady.remove(labels);
+  }
+
+  private forgetUid(uid: string): void {
+    this.accounting.forget(uid);
+    this.deps.guard.forgetPool(uid);
+    this.taskDurations.delete(uid);
+    this.taskErrors.delete(uid);
   }
 
   private async observeTaskWaits(pool: Pool, db: Db, now: Date): Promise<void> {
@@ -367,6 +473,7 @@ export class PoolReconciler {
     const previous = this.previousStatus(meta.uid, parsed.ok ? parsed.pool.status : parsed.status);
     const suspend = parsed.ok ? parsed.pool.spec.suspend : false;
     const status = blockedStatus(previous, { now: new Date(), generation: meta.generation, reason, message, specVerdict, suspend });
+    this.exportConditions(meta, status);
     const changed = await this.patchIfChanged(meta, previous, status);
     if (changed) {
       this.deps.logger.warn('pool blocked', { namespace: meta.namespace, pool: meta.name, reason, message });
@@ -435,7 +542,8 @@ export class PoolReconciler {
     );
     deps.routes.forget(key);
     deps.events.forget(meta.uid);
-    deps.metrics.forgetPool(meta.namespace, meta.name);
+    this.forgetUid(meta.uid);
+    await deps.metrics.forgetPool(meta.namespace, meta.name);
     deps.databases.forget(meta.uid);
     this.waitCursor.delete(meta.uid);
     this.written.delete(meta.uid);

@@ -1,4 +1,4 @@
-// The retention sweep (per database): finished tasks and invocations older than their retention age are
+// The retention sweep (per database): finished tasks and invocations (and the decision trace) older than their retention age are
 // deleted in small batches (src/store/retention.ts). A pool may keep its queue's tasks and its own
 // invocations for longer or shorter (spec.retentionSeconds); 0 keeps them for ever. Rows of queues and
 // pools that no pool names here use the controller's default.
@@ -11,6 +11,7 @@ import {
   targetsWithExpiredRows,
   type RetentionTarget,
 } from '../store/retention.ts';
+import { deleteExpiredDecisions } from '../store/decisions.ts';
 import type { DatabaseRegistry } from './databases.ts';
 
 export interface RetentionSweepDeps {
@@ -25,13 +26,14 @@ export interface RetentionSweepDeps {
   maxBatches?: number;
   active(): boolean;
   logger: Logger;
-  onDeleted?(table: 'tasks' | 'invocations', rows: number): void;
+  onDeleted?(table: 'tasks' | 'invocations' | 'decisions', rows: number): void;
 }
 
 export interface RetentionReport {
   database: string;
   tasks: number;
   invocations: number;
+  decisions: number;
 }
 
 export class RetentionSweeper {
@@ -66,7 +68,7 @@ export class RetentionSweeper {
         const age = (key: string, own: Map<string, number>) => own.get(key) ?? this.deps.defaultSeconds;
         const taskTargets = [...queues].map((q) => ({ key: q, maxAgeSeconds: age(q, byQueue) })).filter((t) => t.maxAgeSeconds > 0);
         const poolTargets = [...pools].map((p) => ({ key: p, maxAgeSeconds: age(p, byPool) })).filter((t) => t.maxAgeSeconds > 0);
-        const report: RetentionReport = { database: database.display, tasks: 0, invocations: 0 };
+        const report: RetentionReport = { database: database.display, tasks: 0, invocations: 0, decisions: 0 };
         // Tasks first: an invocation goes only once no task points at it.
         report.tasks = await this.drain(
           await targetsWithExpiredRows(database.db, 'tasks', taskTargets),
@@ -78,7 +80,14 @@ export class RetentionSweeper {
           (t, batch) => deleteExpiredInvocations(database.db, { poolUid: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }),
           'invocations',
         );
-        if (report.tasks + report.invocations > 0) this.deps.logger.info('retention: finished rows deleted', { ...report });
+        // The decision trace is kept as long as the invocations it explains.
+        report.decisions = await this.drain(
+          poolTargets,
+          (t, batch) => deleteExpiredDecisions(database.db, { poolUid: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }),
+          'decisions',
+        );
+        if (report.tasks + report.invocations + report.decisions > 0)
+          this.deps.logger.info('retention: finished rows deleted', { ...report });
         reports.push(report);
       } catch (error) {
         this.deps.logger.warn('retention sweep failed', { database: database.display, error: describeError(error) });
@@ -90,7 +99,7 @@ export class RetentionSweeper {
   private async drain(
     targets: RetentionTarget[],
     deleteBatch: (t: RetentionTarget, batch: number) => Promise<number>,
-    table: 'tasks' | 'invocations',
+    table: 'tasks' | 'invocations' | 'decisions',
   ): Promise<number> {
     const batch = this.deps.batch ?? 1_000;
     let total = 0;

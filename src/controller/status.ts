@@ -12,6 +12,8 @@ import {
 } from '../api/types.ts';
 import { ACCESS_DENIED_CODES, FUNCTION_MISSING_CODES } from '../lambda/errors.ts';
 import type { WasteState } from '../planner/waste.ts';
+import type { FunctionVerdict } from '../planner/function-readiness.ts';
+import { plural } from '../planner/explain.ts';
 import type { RecentTrouble } from '../store/invocation-store.ts';
 
 export interface PoolFacts {
@@ -28,6 +30,13 @@ export interface PoolFacts {
   troubleWindowSeconds: number;
   /** Set when this pass dispatched invocations. */
   dispatchedAt?: Date;
+  /** The function guard's verdict (FunctionReady). */
+  function?: FunctionVerdict;
+  /** Wasted invocations among the rows retention keeps. */
+  wasted?: number;
+  lastTaskError?: { taskId: number; attempts: number; message: string; time: Date };
+  /** The decision this pass recorded, if it changed something. */
+  decision?: { id: number; decidedAt: Date; reason: string; backlog: number; dispatched: number; orphaned: number; terminated: number };
 }
 
 export function desiredConditions(facts: PoolFacts): ConditionInput[] {
@@ -56,16 +65,36 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
   }
 
   const queued = inv.created + inv.pending;
-  const inFlight = queued + inv.ready + inv.running;
-  const active: ConditionInput =
-    inFlight > 0 || tasks.created > 0
-      ? {
-          type: ConditionType.Active,
-          status: 'True',
-          reason: Reason.WorkInFlight,
-          message: `${inv.running} running, ${inv.ready} starting, ${queued} queued; ${tasks.created} tasks waiting, ${tasks.leased} leased`,
-        }
-      : { type: ConditionType.Active, status: 'False', reason: Reason.Idle, message: 'no tasks waiting and no invocation in flight' };
+  const started = inv.ready + inv.running;
+  const inFlight = queued + started;
+  const waiting = `${plural(tasks.created, 'task')} waiting, ${tasks.leased} leased`;
+  // Active says whether work is under way: not while dispatch is refused or suspended and nothing runs.
+  const halted = ready.status === 'False' ? `see Ready (${ready.reason})` : spec.suspend ? 'the pool is suspended' : undefined;
+  let active: ConditionInput;
+  if (started > 0 || (inFlight > 0 && !halted)) {
+    active = {
+      type: ConditionType.Active,
+      status: 'True',
+      reason: Reason.WorkInFlight,
+      message: `${inv.running} running, ${inv.ready} starting, ${queued} queued; ${waiting}`,
+    };
+  } else if (tasks.created > 0 && halted) {
+    active = {
+      type: ConditionType.Active,
+      status: 'False',
+      reason: Reason.NotDispatching,
+      message: `${plural(tasks.created, 'task')} waiting, but nothing is dispatched: ${halted}`,
+    };
+  } else if (tasks.created > 0 || inFlight > 0) {
+    active = {
+      type: ConditionType.Active,
+      status: 'True',
+      reason: Reason.WorkInFlight,
+      message: `${inv.running} running, ${inv.ready} starting, ${queued} queued; ${waiting}`,
+    };
+  } else {
+    active = { type: ConditionType.Active, status: 'False', reason: Reason.Idle, message: 'no tasks waiting and no invocation in flight' };
+  }
 
   let degraded: ConditionInput = {
     type: ConditionType.Degraded,
@@ -74,7 +103,10 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
     message: 'no recent invoke errors or orphans',
   };
   const waste = facts.waste;
-  if (waste?.wasting) {
+  if (ready.status === 'False') {
+    // A pool Lambda refuses to invoke is degraded for the same reason: the conditions never disagree.
+    degraded = { type: ConditionType.Degraded, status: 'True', reason: ready.reason, message: ready.message };
+  } else if (waste?.wasting) {
     const tooShort = waste.code === 'NoTimeToStart';
     degraded = {
       type: ConditionType.Degraded,
@@ -90,20 +122,35 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       type: ConditionType.Degraded,
       status: 'True',
       reason: throttled ? Reason.Throttled : Reason.InvokeErrors,
-      message: `${trouble.deferred.count} invocations wait to be invoked again after ${trouble.deferred.code}: ${trouble.deferred.message}`,
+      message: `${plural(trouble.deferred.count, 'invocation')} wait to be invoked again after ${trouble.deferred.code}: ${trouble.deferred.message}`,
     };
   } else if (trouble.orphaned > 0) {
     degraded = {
       type: ConditionType.Degraded,
       status: 'True',
       reason: Reason.InvocationsOrphaned,
-      message: `${trouble.orphaned} invocations were orphaned in the last ${Math.round(facts.troubleWindowSeconds / 60)} minutes (they never started, or stopped heartbeating)`,
+      message: `${plural(trouble.orphaned, 'invocation was', 'invocations were')} orphaned in the last ${Math.round(facts.troubleWindowSeconds / 60)} minutes (they never started, or stopped heartbeating)`,
     };
+  } else if (facts.function?.status === 'False' && facts.function.blocking) {
+    degraded = { type: ConditionType.Degraded, status: 'True', reason: Reason.FunctionNotReady, message: facts.function.message };
   }
 
   const suspended = suspendedCondition(spec.suspend);
+  const fn: ConditionInput = facts.function
+    ? {
+        type: ConditionType.FunctionReady,
+        status: facts.function.status,
+        reason: facts.function.reason as Reason,
+        message: facts.function.message,
+      }
+    : {
+        type: ConditionType.FunctionReady,
+        status: 'Unknown',
+        reason: Reason.NotChecked,
+        message: 'the function configuration was not read yet',
+      };
 
-  return [ready, active, degraded, suspended];
+  return [ready, active, degraded, suspended, fn];
 }
 
 function suspendedCondition(suspend: boolean): ConditionInput {
@@ -128,6 +175,34 @@ export function buildStatus(previous: PoolStatus, facts: PoolFacts): PoolStatus 
       : previous.lastDispatchTime
         ? { lastDispatchTime: previous.lastDispatchTime }
         : {}),
+    ...(facts.wasted !== undefined ? { wastedInvocations: facts.wasted } : {}),
+    ...(facts.lastTaskError
+      ? {
+          lastTaskError: {
+            taskId: facts.lastTaskError.taskId,
+            attempts: facts.lastTaskError.attempts,
+            message: facts.lastTaskError.message.slice(0, 1024),
+            time: isoSeconds(facts.lastTaskError.time),
+          },
+        }
+      : previous.lastTaskError
+        ? { lastTaskError: previous.lastTaskError }
+        : {}),
+    ...(facts.decision
+      ? {
+          lastDecision: {
+            time: isoSeconds(facts.decision.decidedAt),
+            id: facts.decision.id,
+            backlog: facts.decision.backlog,
+            dispatched: facts.decision.dispatched,
+            orphaned: facts.decision.orphaned,
+            terminated: facts.decision.terminated,
+            reason: facts.decision.reason.slice(0, 1024),
+          },
+        }
+      : previous.lastDecision
+        ? { lastDecision: previous.lastDecision }
+        : {}),
     conditions: mergeConditions(previous.conditions, desiredConditions(facts), { now: facts.now, generation: facts.generation }),
   };
 }
@@ -141,17 +216,34 @@ export function blockedStatus(
   previous: PoolStatus,
   args: { now: Date; generation: number; reason: Reason; message: string; specVerdict: boolean; suspend: boolean },
 ): PoolStatus {
-  // Ready and Suspended are this pass's verdict; the other conditions stay exactly as the last full pass left them.
-  const others = (previous.conditions ?? []).filter((c) => c.type !== ConditionType.Ready && c.type !== ConditionType.Suspended);
-  const [ready, suspended] = mergeConditions(
-    previous.conditions,
-    [{ type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message }, suspendedCondition(args.suspend)],
-    { now: args.now, generation: args.generation },
-  );
+  // Ready and Suspended are this pass's verdict; Active and Degraded follow from it (nothing is dispatched,
+  // and the pool is degraded for the same reason); FunctionReady stays as the last full pass left it.
+  const kept = (previous.conditions ?? []).filter((c) => c.type === ConditionType.FunctionReady);
+  const waiting = previous.tasks?.created ?? 0;
+  const running = (previous.invocations?.ready ?? 0) + (previous.invocations?.running ?? 0);
+  const desired: ConditionInput[] = [
+    { type: ConditionType.Ready, status: 'False', reason: args.reason, message: args.message },
+    running > 0
+      ? {
+          type: ConditionType.Active,
+          status: 'True',
+          reason: Reason.WorkInFlight,
+          message: `${plural(running, 'invocation')} still running (as last seen); nothing new is dispatched: see Ready (${args.reason})`,
+        }
+      : {
+          type: ConditionType.Active,
+          status: 'False',
+          reason: Reason.NotDispatching,
+          message: `${plural(waiting, 'task')} waiting (as last seen), but nothing is dispatched: see Ready (${args.reason})`,
+        },
+    { type: ConditionType.Degraded, status: 'True', reason: args.reason, message: args.message },
+    suspendedCondition(args.suspend),
+  ];
+  const merged = mergeConditions(previous.conditions, desired, { now: args.now, generation: args.generation });
   return {
     ...previous,
     ...(args.specVerdict ? { observedGeneration: args.generation } : {}),
-    conditions: [...(ready ? [ready] : []), ...others, ...(suspended ? [suspended] : [])],
+    conditions: [...merged, ...kept],
   };
 }
 
@@ -167,6 +259,9 @@ function normalize(s: PoolStatus) {
     invocations: s.invocations && INVOCATION_STATES.map((k) => s.invocations?.[k]),
     tasks: s.tasks && TASK_STATES.map((k) => s.tasks?.[k]),
     lastDispatchTime: s.lastDispatchTime,
+    wastedInvocations: s.wastedInvocations,
+    lastTaskError: s.lastTaskError,
+    lastDecision: s.lastDecision,
     conditions: [...(s.conditions ?? [])]
       .sort((x, y) => x.type.localeCompare(y.type))
       .map((c) => ({

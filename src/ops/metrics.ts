@@ -27,9 +27,46 @@ export class Metrics {
     labelNames: ['namespace', 'pool'] as const,
     registers: [this.registry],
   });
-  readonly wasted = new Gauge({
-    name: 'ltp_invocations_wasted',
-    help: 'Invocations of a pool that succeeded having leased no task (as counted in Postgres).',
+  readonly wastedTotal = new Counter({
+    name: 'ltp_invocations_wasted_total',
+    help: 'Invocations that succeeded having leased no task: work the backlog did not need.',
+    labelNames: ['namespace', 'pool'] as const,
+    registers: [this.registry],
+  });
+  readonly orphaned = new Counter({
+    name: 'ltp_invocations_orphaned_total',
+    help: 'Invocations ended as orphaned, by reason (StartTimeout: never started; HeartbeatLost; FunctionTimedOut).',
+    labelNames: ['namespace', 'pool', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly tasksFinished = new Counter({
+    name: 'ltp_tasks_finished_total',
+    help: 'Tasks of the pool queue that finished, by result (done, failed).',
+    labelNames: ['namespace', 'pool', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly invocationDuration = new Histogram({
+    name: 'ltp_invocation_duration_seconds',
+    help: 'Run time of finished invocations, from the handler start to the end (orphaned: to the last heartbeat), by outcome.',
+    labelNames: ['namespace', 'pool', 'outcome'] as const,
+    buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 900],
+    registers: [this.registry],
+  });
+  readonly gbSeconds = new Counter({
+    name: 'ltp_invocation_gb_seconds_total',
+    help: 'Estimated compute of finished invocations: run time times the function memory (GB), as Lambda bills it.',
+    labelNames: ['namespace', 'pool'] as const,
+    registers: [this.registry],
+  });
+  readonly poolReady = new Gauge({
+    name: 'ltp_pool_ready',
+    help: '1 when the pool is Ready (serving its queue), else 0.',
+    labelNames: ['namespace', 'pool'] as const,
+    registers: [this.registry],
+  });
+  readonly functionReady = new Gauge({
+    name: 'ltp_function_ready',
+    help: '1 when the pool function is configured so that the count stays exact (FunctionReady=True), 0 when not, absent when unknown.',
     labelNames: ['namespace', 'pool'] as const,
     registers: [this.registry],
   });
@@ -63,9 +100,36 @@ export class Metrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
-  forgetPool(namespace: string, pool: string): void {
-    for (const metric of [this.liveInvocations, this.backlog, this.wasted, this.taskWait]) {
-      metric.remove({ namespace, pool });
+  /** Drops every series of a pool that is gone. */
+  async forgetPool(namespace: string, pool: string): Promise<void> {
+    const labels = { namespace, pool };
+    for (const metric of [this.backlog, this.wastedTotal, this.taskWait, this.gbSeconds, this.poolReady, this.functionReady]) {
+      metric.remove(labels);
     }
+    // Metrics with a further label: remove every series of the pool.
+    for (const metric of [
+      this.liveInvocations,
+      this.orphaned,
+      this.tasksFinished,
+      this.invocationDuration,
+      this.dispatched,
+      this.invokeErrors,
+    ]) {
+      await removeMatching(metric, labels);
+    }
+  }
+}
+
+/** Removes every series of a metric whose labels include `labels` (histogram buckets share their series' labels but `le`). */
+async function removeMatching(metric: Counter<string> | Gauge<string> | Histogram<string>, labels: Record<string, string>): Promise<void> {
+  const { values } = await metric.get();
+  const seen = new Set<string>();
+  for (const value of values) {
+    const { le: _le, ...own } = value.labels as Record<string, string>;
+    if (!Object.entries(labels).every(([k, v]) => own[k] === v)) continue;
+    const key = JSON.stringify(own);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    metric.remove(own);
   }
 }

@@ -28,6 +28,8 @@ export interface LiveInvocation {
   createdAt: Date;
   invokeAfter: Date;
   heartbeatAt: Date | null;
+  /** When its handler started (claimed the row), if it has. */
+  readyAt: Date | null;
   heartbeatTimeoutSeconds: number;
   invokeAttempts: number;
   /** The function the row was dispatched to: a re-invoke goes there, whatever the spec says now. */
@@ -60,7 +62,7 @@ const REJECTED_ROW = `status = 'failed' AND ready_at IS NULL AND error_code IS N
 
 export async function insertInvocations(
   db: Queryable,
-  args: { template: InvocationTemplate; count: number; invokeAfterMs: number },
+  args: { template: InvocationTemplate; count: number; invokeAfterMs: number; decisionId?: number },
 ): Promise<number[]> {
   if (args.count <= 0) return [];
   const t = args.template;
@@ -68,9 +70,9 @@ export async function insertInvocations(
     name: 'ltp_insert_invocations',
     text: `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier, function_region,
                                   tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds,
-                                  retry_initial_delay_ms, retry_max_delay_ms, created_at, invoke_after)
+                                  retry_initial_delay_ms, retry_max_delay_ms, created_at, invoke_after, decision_id)
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, clock_timestamp(),
-            clock_timestamp() + make_interval(secs => $13::double precision / 1000)
+            clock_timestamp() + make_interval(secs => $13::double precision / 1000), $15::bigint
        FROM generate_series(1, $14)
      RETURNING id`,
     values: [
@@ -88,6 +90,7 @@ export async function insertInvocations(
       t.retryMaxDelayMs,
       args.invokeAfterMs,
       args.count,
+      args.decisionId ?? null,
     ],
   });
   return result.rows.map((r) => r.id).sort((a, b) => a - b);
@@ -95,7 +98,7 @@ export async function insertInvocations(
 
 export async function loadLiveInvocations(db: Queryable, poolUid: string): Promise<LiveInvocation[]> {
   const result = await db.query<Omit<LiveInvocation, 'function'> & { fn: string; qualifier: string | null; region: string | null }>(
-    `SELECT id, status, created_at AS "createdAt", invoke_after AS "invokeAfter", heartbeat_at AS "heartbeatAt",
+    `SELECT id, status, created_at AS "createdAt", invoke_after AS "invokeAfter", heartbeat_at AS "heartbeatAt", ready_at AS "readyAt",
             heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds", invoke_attempts AS "invokeAttempts",
             function_name AS fn, function_qualifier AS qualifier, function_region AS region
        FROM ltp.invocations

@@ -38,6 +38,7 @@ interface Raw {
     created_at: string;
     invoke_after: string;
     heartbeat_at: string | null;
+    ready_at: string | null;
     heartbeat_timeout_seconds: number;
     invoke_attempts: number;
     fn: string;
@@ -68,7 +69,7 @@ interface Raw {
 const SNAPSHOT = `
 SELECT now() AS now,
   (SELECT json_agg(l ORDER BY l.id) FROM (
-     SELECT id, status, created_at, invoke_after, heartbeat_at, heartbeat_timeout_seconds, invoke_attempts,
+     SELECT id, status, created_at, invoke_after, heartbeat_at, ready_at, heartbeat_timeout_seconds, invoke_attempts,
             function_name AS fn, function_qualifier AS qualifier, function_region AS region
        FROM ltp.invocations WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')) l) AS live,
   (SELECT count(*)::int FROM (
@@ -118,6 +119,7 @@ export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promi
       createdAt: date(l.created_at),
       invokeAfter: date(l.invoke_after),
       heartbeatAt: l.heartbeat_at === null ? null : date(l.heartbeat_at),
+      readyAt: l.ready_at === null ? null : date(l.ready_at),
       heartbeatTimeoutSeconds: l.heartbeat_timeout_seconds,
       invokeAttempts: l.invoke_attempts,
       function: { name: l.fn, ...(l.qualifier ? { qualifier: l.qualifier } : {}), ...(l.region ? { region: l.region } : {}) },

@@ -91,7 +91,11 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).to.include(`ltp_invocations_dispatched_total{namespace="${NS}",pool="bulk",result="accepted"} 100`);
     expect(metrics).to.include(`ltp_invocations{namespace="${NS}",pool="bulk",state="succeeded"} 100`);
-    expect(metrics).to.include(`ltp_invocations_wasted{namespace="${NS}",pool="bulk"} 0`);
+    // None wasted: the counter never moved (a counter appears once incremented), and the status count agrees.
+    expect(metrics).to.not.include(`ltp_invocations_wasted_total{namespace="${NS}",pool="bulk"}`);
+    expect((settled.status as { wastedInvocations?: number }).wastedInvocations).to.equal(0);
+    expect(metrics).to.include(`ltp_tasks_finished_total{namespace="${NS}",pool="bulk",result="done"} 300`);
+    expect(metrics).to.include(`ltp_invocation_duration_seconds_count{namespace="${NS}",pool="bulk",outcome="succeeded"} 100`);
     expect(metrics).to.include(`ltp_backlog_tasks{namespace="${NS}",pool="bulk"} 0`);
     expect(metrics).to.match(/ltp_task_wait_seconds_count\{namespace="[^"]+",pool="bulk"\} \d+/);
     expect(metrics).to.match(/ltp_reconcile_duration_seconds_count\{outcome="success"\} \d+/);

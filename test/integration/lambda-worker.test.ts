@@ -384,9 +384,16 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     const released = rows.filter((r) => r.status === 'created');
     expect(done.length).to.be.within(1, 2);
     expect(done.length + released.length).to.equal(5);
-    expect(released.map((r) => [r.attempts, r.lastError])).to.deep.equal(
-      released.map(() => [0, 'released unstarted: the function had too little time left to start it']),
-    );
+    // Either check may see the time run out first (a loaded machine runs the task slower): the next task does
+    // not start, or the worker stops itself just before the deadline. Both release without counting an attempt.
+    const outOfTime = [
+      'released unstarted: the function had too little time left to start it',
+      'released unstarted: the function was about to time out',
+    ];
+    for (const r of released) {
+      expect(r.attempts).to.equal(0);
+      expect(outOfTime).to.include(r.lastError);
+    }
     expect((await journal('q-timeout')).filter((e) => e.phase === 'started').map((e) => e.taskId)).to.deep.equal(done.map((r) => r.id));
     runtime.unregister('worker-timeout');
   });

@@ -150,9 +150,32 @@ describe('desiredConditions', () => {
         expected: { status: 'True', reason: 'WorkInFlight', message: '2 running, 0 starting, 0 queued; 0 tasks waiting, 2 leased' },
       },
       {
-        name: 'is True while tasks wait even with no invocation in flight (for example while suspended)',
-        facts: facts({ tasks: { created: 5 }, spec: { suspend: true } }),
+        name: 'is True while tasks wait before the first dispatch',
+        facts: facts({ tasks: { created: 5 } }),
         expected: { status: 'True', reason: 'WorkInFlight', message: '5 tasks waiting' },
+      },
+      {
+        name: 'is False with NotDispatching while tasks wait but the pool is suspended',
+        facts: facts({ tasks: { created: 5 }, spec: { suspend: true } }),
+        expected: {
+          status: 'False',
+          reason: 'NotDispatching',
+          message: '5 tasks waiting, but nothing is dispatched: the pool is suspended',
+        },
+      },
+      {
+        name: 'is False with NotDispatching while tasks wait and Lambda refuses the function (never WorkInFlight then)',
+        facts: facts({ tasks: { created: 1 }, trouble: rejection('ResourceNotFoundException') }),
+        expected: {
+          status: 'False',
+          reason: 'NotDispatching',
+          message: '1 task waiting, but nothing is dispatched: see Ready (FunctionNotFound)',
+        },
+      },
+      {
+        name: 'stays True while started invocations run, even when Lambda refuses new ones',
+        facts: facts({ tasks: { created: 3 }, invocations: { running: 2 }, trouble: rejection('AccessDeniedException') }),
+        expected: { status: 'True', reason: 'WorkInFlight', message: '2 running' },
       },
     ]);
   });
@@ -160,6 +183,34 @@ describe('desiredConditions', () => {
   describe('Degraded', () => {
     runCases('Degraded', [
       { name: 'is False with AsExpected when nothing went wrong', facts: facts(), expected: { status: 'False', reason: 'AsExpected' } },
+      {
+        name: 'is True with the Ready reason when Lambda refuses the function (the conditions agree)',
+        facts: facts({ tasks: { created: 1 }, trouble: rejection('ResourceNotFoundException') }),
+        expected: { status: 'True', reason: 'FunctionNotFound', message: 'Lambda refused to invoke make-thumbnails' },
+      },
+      {
+        name: 'is True with FunctionNotReady when the function cannot run the work (say, reserved concurrency 0)',
+        facts: {
+          ...facts(),
+          function: {
+            status: 'False',
+            reason: 'ReservedConcurrencyTooLow',
+            message: 'make-thumbnails has reserved concurrency 0',
+            blocking: true,
+          },
+        },
+        expected: { status: 'True', reason: 'FunctionNotReady', message: 'reserved concurrency 0' },
+      },
+      {
+        name: 'is False for a configuration risk that has not hurt yet (FunctionReady=False alone says it)',
+        facts: { ...facts(), function: { status: 'False', reason: 'AsyncRetriesEnabled', message: 'Lambda retries failed events' } },
+        expected: { status: 'False', reason: 'AsExpected' },
+      },
+      {
+        name: 'is False when the function guard could not check (a missing permission is not a fault of the pool)',
+        facts: { ...facts(), function: { status: 'Unknown', reason: 'PermissionMissing', message: 'could not check' } },
+        expected: { status: 'False', reason: 'AsExpected' },
+      },
       {
         name: 'is False when invocations were only wasted (succeeded without a task)',
         facts: facts({ trouble: { wasted: 12 } }),
@@ -203,8 +254,21 @@ describe('desiredConditions', () => {
     ]);
   });
 
-  it('always gives Ready, Active, Degraded and Suspended', () => {
-    expect(desiredConditions(facts()).map((c) => c.type)).to.deep.equal(['Ready', 'Active', 'Degraded', 'Suspended']);
+  it('always gives Ready, Active, Degraded, Suspended and FunctionReady', () => {
+    expect(desiredConditions(facts()).map((c) => c.type)).to.deep.equal(['Ready', 'Active', 'Degraded', 'Suspended', 'FunctionReady']);
+  });
+
+  it('gives FunctionReady the guard verdict, and Unknown NotChecked before the first read', () => {
+    expect(condition(facts(), 'FunctionReady')).to.include({ status: 'Unknown', reason: 'NotChecked' });
+    const f = {
+      ...facts(),
+      function: { status: 'True' as const, reason: 'FunctionConfigured' as const, message: 'make-thumbnails is Active' },
+    };
+    expect(condition(f, 'FunctionReady')).to.include({
+      status: 'True',
+      reason: 'FunctionConfigured',
+      message: 'make-thumbnails is Active',
+    });
   });
 });
 
@@ -245,7 +309,31 @@ describe('buildStatus', () => {
     const busy = buildStatus({}, facts({ invocations: { running: 1 } }));
     const idle = buildStatus(busy, facts({ now: LATER }));
     const times = Object.fromEntries((idle.conditions ?? []).map((c) => [c.type, c.lastTransitionTime]));
-    expect(times).to.deep.equal({ Ready: NOW_TEXT, Active: '2024-05-01T12:05:00Z', Degraded: NOW_TEXT, Suspended: NOW_TEXT });
+    expect(times).to.deep.equal({
+      Ready: NOW_TEXT,
+      Active: '2024-05-01T12:05:00Z',
+      Degraded: NOW_TEXT,
+      Suspended: NOW_TEXT,
+      FunctionReady: NOW_TEXT,
+    });
+  });
+
+  it('keeps the last task error and the last decision until newer ones come', () => {
+    const first = buildStatus(
+      {},
+      {
+        ...facts(),
+        wasted: 2,
+        lastTaskError: { taskId: 41, attempts: 3, message: 'Error: boom', time: NOW },
+        decision: { id: 7, decidedAt: NOW, reason: 'dispatched 3', backlog: 9, dispatched: 3, orphaned: 0, terminated: 0 },
+      },
+    );
+    expect(first.wastedInvocations).to.equal(2);
+    expect(first.lastTaskError).to.deep.equal({ taskId: 41, attempts: 3, message: 'Error: boom', time: NOW_TEXT });
+    expect(first.lastDecision).to.deep.include({ id: 7, time: NOW_TEXT, dispatched: 3, reason: 'dispatched 3' });
+    const later = buildStatus(first, facts({ now: LATER }));
+    expect(later.lastTaskError).to.deep.equal(first.lastTaskError);
+    expect(later.lastDecision).to.deep.equal(first.lastDecision);
   });
 });
 
@@ -288,10 +376,15 @@ describe('blockedStatus', () => {
     expect(status.lastDispatchTime).to.equal(EARLIER_TEXT);
   });
 
-  it('keeps Active and Degraded as last seen', () => {
+  it('says Active only while invocations last seen running, and Degraded for the same reason as Ready', () => {
     const status = block();
     expect(find(status, 'Active')).to.deep.include({ status: 'True', reason: 'WorkInFlight', lastTransitionTime: NOW_TEXT });
-    expect(find(status, 'Degraded')).to.deep.include({ status: 'False', reason: 'AsExpected', lastTransitionTime: NOW_TEXT });
+    expect(find(status, 'Active')?.message).to.include('nothing new is dispatched: see Ready (DatabaseUnavailable)');
+    expect(find(status, 'Degraded')).to.deep.include({
+      status: 'True',
+      reason: 'DatabaseUnavailable',
+      lastTransitionTime: '2024-05-01T12:05:00Z',
+    });
   });
 
   it('leaves observedGeneration alone when the world could not be reached', () => {
@@ -321,7 +414,12 @@ describe('blockedStatus', () => {
       { now: LATER, generation: 1, reason: 'InvalidSpec', message: 'spec.queue is required', specVerdict: true, suspend: false },
     );
     expect(status.observedGeneration).to.equal(1);
-    expect(status.conditions?.map((c) => `${c.type}=${c.status}`)).to.deep.equal(['Ready=False', 'Suspended=False']);
+    expect(status.conditions?.map((c) => `${c.type}=${c.status}`)).to.deep.equal([
+      'Ready=False',
+      'Active=False',
+      'Degraded=True',
+      'Suspended=False',
+    ]);
   });
 });
 

@@ -1,0 +1,87 @@
+// What a pool's finished rows cost and how they ended, taken once each from the finished_at feeds:
+// tasks finished by result, invocation run time and estimated GB-seconds, wasted and orphaned
+// invocations as counters, and a folded Event with the last error when tasks fail for good. A cursor
+// starts at the pool's first status write in this process, so a new leader counts from its own start.
+import type { Pool } from '../api/types.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { Db } from '../store/db.ts';
+import { invocationsFinishedSince, tasksFinishedSince, type FinishedInvocation } from '../store/finished-rows.ts';
+import type { EventRecorder } from './events.ts';
+import { FinishedCursor } from './finished-cursor.ts';
+
+const READ_LIMIT = 5_000;
+
+export interface TaskError {
+  taskId: number;
+  attempts: number;
+  message: string;
+  time: Date;
+}
+
+export class PoolAccounting {
+  private readonly cursors = new Map<string, { invocations: FinishedCursor; tasks: FinishedCursor; queue: string }>();
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly events: EventRecorder,
+    /** The memory of a function as the guard last read it, for GB-seconds; undefined when unknown. */
+    private readonly memoryMb: (row: FinishedInvocation) => number | undefined,
+  ) {}
+
+  /** Takes what finished since the last call; returns the newest task error among them, if any. */
+  async observe(pool: Pool, db: Db, now: Date): Promise<TaskError | undefined> {
+    const { uid, namespace, name } = pool.meta;
+    const cursor = this.cursors.get(uid);
+    if (!cursor || cursor.queue !== pool.spec.queue) {
+      this.cursors.set(uid, { invocations: new FinishedCursor(now), tasks: new FinishedCursor(now), queue: pool.spec.queue });
+      return undefined;
+    }
+    const labels = { namespace, pool: name };
+    const [invocationRows, taskRows] = await Promise.all([
+      invocationsFinishedSince(db, { poolUid: uid, since: cursor.invocations.readFrom(), limit: READ_LIMIT }),
+      tasksFinishedSince(db, { queue: pool.spec.queue, since: cursor.tasks.readFrom(), limit: READ_LIMIT }),
+    ]);
+    for (const row of cursor.invocations.take(invocationRows, READ_LIMIT)) {
+      if (row.readyAt) {
+        // It ran from its start to its end (or, orphaned, to its last heartbeat: Lambda stopped billing about then).
+        const end = row.status === 'orphaned' || row.status === 'terminated' ? (row.lastSeenAt ?? row.readyAt) : row.finishedAt;
+        const seconds = Math.max(0, (end.getTime() - row.readyAt.getTime()) / 1000);
+        this.metrics.invocationDuration.observe({ ...labels, outcome: row.status }, seconds);
+        const memory = this.memoryMb(row);
+        if (memory !== undefined) this.metrics.gbSeconds.inc(labels, (seconds * memory) / 1024);
+      }
+      if (row.status === 'succeeded' && row.tasksLeased === 0) this.metrics.wastedTotal.inc(labels);
+      if (row.status === 'orphaned') this.metrics.orphaned.inc({ ...labels, reason: row.errorCode ?? 'Unknown' });
+    }
+    let failed = 0;
+    let last: TaskError | undefined;
+    for (const row of cursor.tasks.take(taskRows, READ_LIMIT)) {
+      this.metrics.tasksFinished.inc({ ...labels, result: row.status });
+      if (row.status !== 'failed') continue;
+      failed += 1;
+      if (!last || row.finishedAt >= last.time) {
+        last = { taskId: row.id, attempts: row.attempts, message: row.lastError ?? '(no error recorded)', time: row.finishedAt };
+      }
+    }
+    if (last) {
+      this.events.record(
+        { namespace, name, uid },
+        'Warning',
+        'TasksFailed',
+        `${failed === 1 ? '1 task' : `${failed} tasks`} failed for good; the last, task ${last.taskId} after ${plural(last.attempts, 'attempt')}: ${last.message}`.slice(
+          0,
+          1000,
+        ),
+      );
+    }
+    return last;
+  }
+
+  forget(uid: string): void {
+    this.cursors.delete(uid);
+  }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
