@@ -2,6 +2,8 @@
 // queue on one advisory lock, and the later ones find nothing left to do.
 import { DataSource } from 'typeorm';
 import { parseDatabaseUrl } from './database-url.ts';
+import { createDb } from './db.ts';
+import { createRoles, refreshGrants, roleNames } from './roles.ts';
 import { InitialSchema1764201600000 } from './migrations/1764201600000-initial-schema.ts';
 import { FaultTolerance1764288000000 } from './migrations/1764288000000-fault-tolerance.ts';
 import { BoundedHistory1764374400000 } from './migrations/1764374400000-bounded-history.ts';
@@ -19,9 +21,18 @@ const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 
 export interface MigrationResult {
   applied: string[];
+  /** Whether the producer, worker and controller roles exist (their grants were applied again). */
+  roles: boolean;
 }
 
-export async function migrate(databaseUrl: string): Promise<MigrationResult> {
+export interface MigrateOptions {
+  /** Create the producer, worker and controller roles and grant them. */
+  createRoles?: boolean;
+  /** Their names are PREFIX_producer, PREFIX_worker and PREFIX_controller (default ltp). */
+  rolePrefix?: string;
+}
+
+export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrationResult> {
   const { url } = parseDatabaseUrl(databaseUrl);
   const dataSource = new DataSource({
     type: 'postgres',
@@ -41,12 +52,24 @@ export async function migrate(databaseUrl: string): Promise<MigrationResult> {
     try {
       await lock.query('CREATE SCHEMA IF NOT EXISTS ltp');
       const applied = await dataSource.runMigrations({ transaction: 'each' });
-      return { applied: applied.map((m) => m.name) };
+      return { applied: applied.map((m) => m.name), roles: await applyRoles(url, options) };
     } finally {
       await lock.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [MIGRATION_LOCK]);
     }
   } finally {
     await lock.release();
     await dataSource.destroy();
+  }
+}
+
+/** Creates the roles when asked; grants again to the roles that exist, so new tables are covered. */
+async function applyRoles(url: string, options: MigrateOptions): Promise<boolean> {
+  const names = roleNames(options.rolePrefix);
+  const db = createDb(url, { max: 1 });
+  try {
+    if (options.createRoles) await createRoles(db, names);
+    return await refreshGrants(db, names);
+  } finally {
+    await db.end();
   }
 }
