@@ -34,6 +34,8 @@ export interface MigrateOptions {
 
 export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrationResult> {
   const { url } = parseDatabaseUrl(databaseUrl);
+  // Up to date already: nothing to do, and no DDL a least-privilege controller role could not run.
+  if (!options.createRoles && options.rolePrefix === undefined && (await upToDate(url))) return { applied: [], roles: false };
   const dataSource = new DataSource({
     type: 'postgres',
     url,
@@ -52,7 +54,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     try {
       await lock.query('CREATE SCHEMA IF NOT EXISTS ltp');
       const applied = await dataSource.runMigrations({ transaction: 'each' });
-      return { applied: applied.map((m) => m.name), roles: await applyRoles(url, options) };
+      const grant = applied.length > 0 || options.createRoles === true || options.rolePrefix !== undefined;
+      return { applied: applied.map((m) => m.name), roles: grant ? await applyRoles(url, options) : false };
     } finally {
       await lock.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [MIGRATION_LOCK]);
     }
@@ -69,6 +72,20 @@ async function applyRoles(url: string, options: MigrateOptions): Promise<boolean
   try {
     if (options.createRoles) await createRoles(db, names);
     return await refreshGrants(db, names);
+  } finally {
+    await db.end();
+  }
+}
+
+/** Whether every migration is recorded as applied (read-only; false when the schema is not there yet). */
+async function upToDate(url: string): Promise<boolean> {
+  const db = createDb(url, { max: 1 });
+  try {
+    const result = await db.query<{ name: string }>(`SELECT name FROM ltp.migrations`);
+    const done = new Set(result.rows.map((r) => r.name));
+    return MIGRATIONS.every((m) => done.has(m.name));
+  } catch {
+    return false;
   } finally {
     await db.end();
   }

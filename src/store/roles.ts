@@ -21,7 +21,8 @@ export const DEFAULT_ROLE_PREFIX = 'ltp';
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,50}$/;
 
 export function roleNames(prefix = DEFAULT_ROLE_PREFIX): RoleNames {
-  if (!ROLE_NAME.test(prefix)) throw new Error(`role prefix "${prefix}" must be lower-case letters, digits and _ (at most 51), starting with a letter or _`);
+  if (!ROLE_NAME.test(prefix))
+    throw new Error(`role prefix "${prefix}" must be lower-case letters, digits and _ (at most 51), starting with a letter or _`);
   return { producer: `${prefix}_producer`, worker: `${prefix}_worker`, controller: `${prefix}_controller` };
 }
 

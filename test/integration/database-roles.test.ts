@@ -61,7 +61,11 @@ describe('database roles: producer, worker and controller (real Postgres, local 
       await t.db.query(`CREATE ROLE ${user} LOGIN IN ROLE ${names[kind as keyof typeof names]}`);
     }
     runtime = await startLambdaRuntime({ seed: 3, logger: silentLogger(), concurrencyLimit: 8 });
-    invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint: runtime.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    invoker = createInvoker({
+      defaultRegion: 'us-east-1',
+      endpoint: runtime.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
   });
 
   after(async () => {
@@ -97,15 +101,20 @@ describe('database roles: producer, worker and controller (real Postgres, local 
     expect(await sqlState(producer, `DELETE FROM ltp.tasks WHERE id = $1`, [ids[0]])).to.equal('42501');
     expect(await sqlState(producer, `UPDATE ltp.invocations SET status = 'orphaned'`)).to.equal('42501');
     expect(await sqlState(producer, `SELECT * FROM ltp.invocations`)).to.equal('42501');
-    expect(await sqlState(producer, `INSERT INTO ltp.queue_claims (queue, pool_namespace, pool_name, pool_uid) VALUES ('x', 'a', 'b', 'c')`)).to.equal(
-      '42501',
-    );
+    expect(
+      await sqlState(producer, `INSERT INTO ltp.queue_claims (queue, pool_namespace, pool_name, pool_uid) VALUES ('x', 'a', 'b', 'c')`),
+    ).to.equal('42501');
     expect(await sqlState(producer, `SELECT ltp.worker_claim(1, 'forged')`)).to.equal('42501');
   });
 
   it('the controller dispatches under its role and the worker SDK does the work under the worker role', async () => {
     const controller = connect(login.controller);
-    runtime.register({ name: 'roles-worker', handler: WORKER, environment: { DATABASE_URL: urlAs(login.worker) }, async: { maximumRetryAttempts: 0 } });
+    runtime.register({
+      name: 'roles-worker',
+      handler: WORKER,
+      environment: { DATABASE_URL: urlAs(login.worker) },
+      async: { maximumRetryAttempts: 0 },
+    });
     const pool: Pool = {
       meta: { namespace: 'default', name: 'roles', uid: 'uid-roles', generation: 1, finalizers: [] },
       spec: {
@@ -129,7 +138,10 @@ describe('database roles: producer, worker and controller (real Postgres, local 
       if (Date.now() > deadline) throw new Error(`tasks not done: ${JSON.stringify(await countTasksByState(controller, 'roles-q'))}`);
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
-    const logs = runtime.logs('roles-worker').map((l) => l.line).join('\n');
+    const logs = runtime
+      .logs('roles-worker')
+      .map((l) => l.line)
+      .join('\n');
     expect(logs).to.not.include('permission denied');
   });
 
@@ -144,9 +156,15 @@ describe('database roles: producer, worker and controller (real Postgres, local 
        VALUES ('default', 'other', 'uid-other', 'roles-other', 'roles-worker', 1, 3, 30, 'running', now(), now()) RETURNING id`,
     );
     const invocationId = inv.rows[0]?.id;
-    const completed = await worker.query<{ ok: boolean }>(`SELECT ltp.worker_complete_task($1, $2, '{}'::jsonb) AS ok`, [taskId, invocationId]);
+    const completed = await worker.query<{ ok: boolean }>(`SELECT ltp.worker_complete_task($1, $2, '{}'::jsonb) AS ok`, [
+      taskId,
+      invocationId,
+    ]);
     expect(completed.rows[0]?.ok, 'completing a task this invocation never leased').to.equal(false);
-    const failed = await worker.query<{ status: string | null }>(`SELECT ltp.worker_fail_task($1, $2, 'forged', 0) AS status`, [taskId, invocationId]);
+    const failed = await worker.query<{ status: string | null }>(`SELECT ltp.worker_fail_task($1, $2, 'forged', 0) AS status`, [
+      taskId,
+      invocationId,
+    ]);
     expect(failed.rows[0]?.status).to.equal(null);
     expect(await sqlState(worker, `UPDATE ltp.tasks SET status = 'done' WHERE id = $1`, [taskId])).to.equal('42501');
     expect(await sqlState(worker, `SELECT payload FROM ltp.tasks WHERE id = $1`, [taskId])).to.equal('42501');
@@ -165,6 +183,10 @@ describe('database roles: producer, worker and controller (real Postgres, local 
     expect(again).to.deep.equal({ applied: [], roles: true });
     expect(await sqlState(controller, `SELECT count(*) FROM ltp.added_later`)).to.equal(undefined);
     await t.db.query(`DROP TABLE ltp.added_later`);
+  });
+
+  it('the controller role starts on a migrated database: migrate finds it up to date and runs no DDL', async () => {
+    expect(await migrate(urlAs(login.controller))).to.deep.equal({ applied: [], roles: false });
   });
 
   it('a login role without one of the group roles reaches nothing', async () => {
