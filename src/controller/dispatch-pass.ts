@@ -56,6 +56,8 @@ export interface DispatchPassResult {
   requeueAfterMs: number;
   /** The decision this pass recorded, when it changed something (the trace). */
   decision?: { id: number; decidedAt: Date; reason: string };
+  /** When the oldest row Lambda accepted but has not started was created (FunctionReady's stall check). */
+  oldestPendingAt?: Date;
 }
 
 export function templateFor(pool: Pool): InvocationTemplate {
@@ -115,6 +117,8 @@ export async function runDispatchPass(args: {
       strandedLimit: STRANDED_BATCH,
     });
     const { now, live, backlog, rejectedAt, outcomes } = snapshot;
+    const pendingSince = live.filter((i) => i.status === 'pending').map((i) => i.createdAt.getTime());
+    const oldestPendingAt = pendingSince.length > 0 ? new Date(Math.min(...pendingSince)) : undefined;
     const dueAt = snapshot.nextDueAt;
     const byId = new Map(live.map((i) => [i.id, i]));
     const input: PoolPlanInput = {
@@ -271,6 +275,7 @@ export async function runDispatchPass(args: {
       releasedTasks: released.created,
       failedTasks: released.failed,
       ...(decision ? { decision } : {}),
+      ...(oldestPendingAt ? { oldestPendingAt } : {}),
     };
   });
 

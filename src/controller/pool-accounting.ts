@@ -18,8 +18,30 @@ export interface TaskError {
   time: Date;
 }
 
+/** What the pool's recent finished rows say, for FunctionReady: kept in memory, so no status write reads history for it. */
+export interface RecentRuns {
+  /** Median run time of the last done tasks. */
+  taskDurationMs?: number;
+  /** Median delay from invoke to start of the last started invocations. */
+  usualStartDelayMs?: number;
+  /** The latest start of an invocation this controller saw finish. */
+  lastStartAt?: Date;
+}
+
+const RECENT_TASKS = 50;
+const RECENT_STARTS = 20;
+
+interface PoolCursor {
+  invocations: FinishedCursor;
+  tasks: FinishedCursor;
+  queue: string;
+  taskDurations: number[];
+  startDelays: number[];
+  lastStartAt?: Date;
+}
+
 export class PoolAccounting {
-  private readonly cursors = new Map<string, { invocations: FinishedCursor; tasks: FinishedCursor; queue: string }>();
+  private readonly cursors = new Map<string, PoolCursor>();
 
   constructor(
     private readonly metrics: Metrics,
@@ -33,7 +55,13 @@ export class PoolAccounting {
     const { uid, namespace, name } = pool.meta;
     const cursor = this.cursors.get(uid);
     if (!cursor || cursor.queue !== pool.spec.queue) {
-      this.cursors.set(uid, { invocations: new FinishedCursor(now), tasks: new FinishedCursor(now), queue: pool.spec.queue });
+      this.cursors.set(uid, {
+        invocations: new FinishedCursor(now),
+        tasks: new FinishedCursor(now),
+        queue: pool.spec.queue,
+        taskDurations: [],
+        startDelays: [],
+      });
       return undefined;
     }
     const labels = { namespace, pool: name };
@@ -42,6 +70,8 @@ export class PoolAccounting {
       tasksFinishedSince(db, { queue: pool.spec.queue, since: cursor.tasks.readFrom(), limit: READ_LIMIT }),
     ]);
     for (const row of cursor.invocations.take(invocationRows, READ_LIMIT)) {
+      if (row.readyAt && row.invokedAt) keepLast(cursor.startDelays, row.readyAt.getTime() - row.invokedAt.getTime(), RECENT_STARTS);
+      if (row.readyAt && (!cursor.lastStartAt || row.readyAt > cursor.lastStartAt)) cursor.lastStartAt = row.readyAt;
       if (row.readyAt) {
         // It ran from its start to its end (or, orphaned, to its last heartbeat: Lambda stopped billing about then).
         const end = row.status === 'orphaned' || row.status === 'terminated' ? (row.lastSeenAt ?? row.readyAt) : row.finishedAt;
@@ -57,6 +87,7 @@ export class PoolAccounting {
     let last: TaskError | undefined;
     for (const row of cursor.tasks.take(taskRows, READ_LIMIT)) {
       this.metrics.tasksFinished.inc({ ...labels, result: row.status });
+      if (row.status === 'done' && row.tookMs !== null) keepLast(cursor.taskDurations, row.tookMs, RECENT_TASKS);
       if (row.status !== 'failed') continue;
       failed += 1;
       if (!last || row.finishedAt >= last.time) {
@@ -77,9 +108,33 @@ export class PoolAccounting {
     return last;
   }
 
+  /** The pool's recent runs as this controller saw them finish (empty until some did). */
+  recent(uid: string): RecentRuns {
+    const cursor = this.cursors.get(uid);
+    if (!cursor) return {};
+    const task = median(cursor.taskDurations);
+    const start = median(cursor.startDelays);
+    return {
+      ...(task !== undefined ? { taskDurationMs: task } : {}),
+      ...(start !== undefined ? { usualStartDelayMs: start } : {}),
+      ...(cursor.lastStartAt ? { lastStartAt: cursor.lastStartAt } : {}),
+    };
+  }
+
   forget(uid: string): void {
     this.cursors.delete(uid);
   }
+}
+
+function keepLast(values: number[], value: number, size: number): void {
+  values.push(value);
+  if (values.length > size) values.splice(0, values.length - size);
+}
+
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 function plural(n: number, word: string): string {

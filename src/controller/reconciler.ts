@@ -4,7 +4,7 @@ import { Reason } from '../api/conditions.ts';
 import { parsePool, type ParseResult } from '../api/parse.ts';
 import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
 import { checkPool, rulesFor, type TenancyPolicy } from '../api/tenancy.ts';
-import { functionVerdict, type StartSignals } from '../planner/function-readiness.ts';
+import { functionVerdict, stallFloorMs, type StartSignals } from '../planner/function-readiness.ts';
 import type { InvokeTarget } from '../lambda/invoker.ts';
 import { startSignals } from '../store/start-signals.ts';
 import type { FunctionGuard } from './function-guard.ts';
@@ -63,8 +63,6 @@ const CLAIM_RECHECK_MS = 300_000;
 const STATUS_MIN_INTERVAL_MS = 1_000;
 const STATUS_FIRST_DELAY_MS = 250;
 const STATUS_YIELD_MS = 200;
-/** How long a pool's recent task duration (for the timeout advice) is trusted before it is read again. */
-const TASK_DURATION_TTL_MS = 300_000;
 
 interface PendingStatus {
   pool: Pool;
@@ -88,8 +86,6 @@ export class PoolReconciler {
   private readonly lastStatusWrite = new Map<string, number>();
   private readonly statusQueue: WorkQueue;
   private readonly accounting: PoolAccounting;
-  /** The recent median task duration per pool uid, and when it was read. */
-  private readonly taskDurations = new Map<string, { ms?: number; at: number }>();
   /** The newest task error per pool uid this controller saw (status keeps it across writes). */
   private readonly taskErrors = new Map<string, TaskError>();
 
@@ -359,13 +355,14 @@ export class PoolReconciler {
   ): Promise<PoolStatus> {
     const { deps } = this;
     // Every read here is bounded: live rows, the pass's bounded backlog count, totals rows, a recent window.
-    const [{ counts: invocations, wasted }, tasks, trouble, signals, taskError] = await Promise.all([
+    // Three at a time, so that the status writers never hold more of the database pool than dispatch can spare.
+    const [{ counts: invocations, wasted }, tasks, trouble] = await Promise.all([
       poolInvocationCounts(db, pool.meta.uid),
       queueTaskCounts(db, { queue: pool.spec.queue, created: pass.backlog }),
       recentTrouble(db, { poolUid: pool.meta.uid, windowSeconds: deps.options.troubleWindowSeconds }),
-      this.startSignals(pool, db, pass),
-      this.accounting.observe(pool, db, pass.now),
     ]);
+    const taskError = await this.accounting.observe(pool, db, pass.now);
+    const signals = await this.startSignals(pool, db, pass);
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     for (const [state, n] of Object.entries(invocations)) deps.metrics.liveInvocations.set({ ...labels, state }, n);
     deps.metrics.backlog.set(labels, tasks.created);
@@ -425,19 +422,31 @@ export class PoolReconciler {
     return roleArn ? { ...pool.spec.function, roleArn } : pool.spec.function;
   }
 
-  /** The ledger's view for FunctionReady: read when invocations wait to start, or when the task duration is stale. */
+  /**
+   * The ledger's view for FunctionReady, from what the pass saw and the runs accounting kept in memory. Only
+   * when accepted invocations have waited past the stall floor with nothing running is the ledger read.
+   */
   private async startSignals(pool: Pool, db: Db, pass: DispatchPassResult): Promise<StartSignals> {
-    const cached = this.taskDurations.get(pool.meta.uid);
-    const fresh = cached !== undefined && Date.now() - cached.at < TASK_DURATION_TTL_MS;
-    if (pass.plan.live.pending === 0 && fresh) {
-      return { waiting: 0, oldestWaitMs: 0, startedSince: true, ...(cached.ms !== undefined ? { taskDurationMs: cached.ms } : {}) };
+    const recent = this.accounting.recent(pool.meta.uid);
+    const live = pass.plan.live;
+    const oldestWaitMs = pass.oldestPendingAt ? pass.now.getTime() - pass.oldestPendingAt.getTime() : 0;
+    const startedSince =
+      live.ready + live.running > 0 ||
+      (recent.lastStartAt !== undefined && pass.oldestPendingAt !== undefined && recent.lastStartAt > pass.oldestPendingAt);
+    if (live.pending > 0 && !startedSince && oldestWaitMs > stallFloorMs(pool.spec)) {
+      const read = await startSignals(db, { poolUid: pool.meta.uid, queue: pool.spec.queue });
+      return {
+        ...read,
+        ...(recent.taskDurationMs !== undefined && read.taskDurationMs === undefined ? { taskDurationMs: recent.taskDurationMs } : {}),
+      };
     }
-    const signals = await startSignals(db, { poolUid: pool.meta.uid, queue: pool.spec.queue });
-    this.taskDurations.set(pool.meta.uid, {
-      at: Date.now(),
-      ...(signals.taskDurationMs !== undefined ? { ms: signals.taskDurationMs } : {}),
-    });
-    return signals;
+    return {
+      waiting: live.pending,
+      oldestWaitMs,
+      startedSince: startedSince || live.pending === 0,
+      ...(recent.usualStartDelayMs !== undefined ? { usualStartDelayMs: recent.usualStartDelayMs } : {}),
+      ...(recent.taskDurationMs !== undefined ? { taskDurationMs: recent.taskDurationMs } : {}),
+    };
   }
 
   /** Ready and FunctionReady as gauges, for alerts. */
@@ -453,7 +462,6 @@ export class PoolReconciler {
   private forgetUid(uid: string): void {
     this.accounting.forget(uid);
     this.deps.guard.forgetPool(uid);
-    this.taskDurations.delete(uid);
     this.taskErrors.delete(uid);
   }
 

@@ -50,6 +50,11 @@ export interface StartSignals {
  */
 const STALL_FACTOR = 5;
 const STALL_FLOOR_MS = 60_000;
+/** How long the oldest accepted invocation may wait with none starting before the ledger is asked in detail. */
+export function stallFloorMs(spec: Pick<PoolSpec, 'startTimeoutSeconds'>): number {
+  return Math.min(STALL_FLOOR_MS, (spec.startTimeoutSeconds * 1000) / 4);
+}
+
 /** Time the worker keeps for itself around the tasks: start, claim, the final writes. */
 const WORKER_OVERHEAD_SECONDS = 5;
 

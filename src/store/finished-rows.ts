@@ -7,6 +7,8 @@ export interface FinishedInvocation {
   id: number;
   status: 'succeeded' | 'failed' | 'orphaned' | 'terminated';
   finishedAt: Date;
+  /** When Lambda accepted its invoke (null: never invoked). */
+  invokedAt: Date | null;
   /** When its handler started (null: it never ran). */
   readyAt: Date | null;
   /** The last sign of life: the heartbeat, else the start. */
@@ -24,7 +26,7 @@ export async function invocationsFinishedSince(
   args: { poolUid: string; since: Date; limit: number },
 ): Promise<FinishedInvocation[]> {
   const result = await db.query<FinishedInvocation>(
-    `SELECT id, status, finished_at AS "finishedAt", ready_at AS "readyAt", COALESCE(heartbeat_at, ready_at) AS "lastSeenAt",
+    `SELECT id, status, finished_at AS "finishedAt", invoked_at AS "invokedAt", ready_at AS "readyAt", COALESCE(heartbeat_at, ready_at) AS "lastSeenAt",
             tasks_leased AS "tasksLeased", tasks_started AS "tasksStarted", error_code AS "errorCode",
             function_name AS "functionName", function_qualifier AS "functionQualifier", function_region AS "functionRegion"
        FROM ltp.invocations
@@ -41,11 +43,14 @@ export interface FinishedTask {
   finishedAt: Date;
   attempts: number;
   lastError: string | null;
+  /** Its last attempt's run time, when it was started. */
+  tookMs: number | null;
 }
 
 export async function tasksFinishedSince(db: Queryable, args: { queue: string; since: Date; limit: number }): Promise<FinishedTask[]> {
   const result = await db.query<FinishedTask>(
-    `SELECT id, status, finished_at AS "finishedAt", attempts, left(last_error, 1000) AS "lastError"
+    `SELECT id, status, finished_at AS "finishedAt", attempts, left(last_error, 1000) AS "lastError",
+            (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "tookMs"
        FROM ltp.tasks
       WHERE queue = $1 AND status IN ('done', 'failed') AND finished_at > $2
       ORDER BY finished_at LIMIT $3`,
