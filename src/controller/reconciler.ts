@@ -377,10 +377,13 @@ export class PoolReconciler {
         : undefined;
     const check = deps.guard.check(target, managed);
     const verdict = functionVerdict({ spec: pool.spec, settings: check.settings, signals });
-    if (check.managedProblem && verdict.status !== 'False') {
+    // Managed, but the put failed: that is the cause of any async-config finding, so it leads the message.
+    const asyncFinding = verdict.reason === 'AsyncRetriesEnabled' || verdict.reason === 'EventAgeTooShort';
+    if (check.managedProblem && (verdict.status !== 'False' || asyncFinding)) {
+      const p = check.managedProblem;
+      verdict.message = `asyncConfig is Managed, but ${p.action} failed: ${p.code}: ${p.message}${verdict.status === 'False' ? `; ${verdict.message}` : ''}`;
       verdict.status = 'False';
       verdict.reason = 'AsyncConfigNotSet';
-      verdict.message = `asyncConfig is Managed, but ${check.managedProblem.action} failed: ${check.managedProblem.code}: ${check.managedProblem.message}`;
     }
 
     const previous = this.previousStatus(pool.meta.uid, pool.status);

@@ -148,6 +148,45 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
     await functionReady('guard-managed', 'FunctionConfigured');
   });
 
+  it('says the timeout is too short for tasksPerInvocation tasks of the duration the ledger shows', async () => {
+    register('guard-short', { timeoutSeconds: 4, reservedConcurrency: 5 });
+    await applyPool({
+      namespace: NS,
+      name: 'guard-short',
+      queue: 'guard-short',
+      functionName: 'guard-short',
+      maxConcurrency: 2,
+      tasksPerInvocation: 3,
+    });
+    await functionReady('guard-short', 'FunctionConfigured');
+    await enqueueTasks(sys.database.db, { queue: 'guard-short', payloads: Array.from({ length: 3 }, () => ({ ms: 1_500 })) });
+    const short = await functionReady('guard-short', 'FunctionTimeoutTooShort', 60_000);
+    expect(condition(short, 'FunctionReady')?.message)
+      .to.include('guard-short times out after 4s, but 3 tasks of about')
+      .and.include('raise its timeout to at least');
+  });
+
+  it('says when Managed cannot set the async config, with the error', async () => {
+    register('guard-unmanaged', { reservedConcurrency: 5, async: { maximumRetryAttempts: 2 } });
+    sys.lambda.identity.deny(['lambda:PutFunctionEventInvokeConfig']);
+    try {
+      await applyPool({
+        namespace: NS,
+        name: 'guard-unmanaged',
+        queue: 'guard-unmanaged',
+        functionName: 'guard-unmanaged',
+        maxConcurrency: 5,
+        extraSpec: { function: { name: 'guard-unmanaged', asyncConfig: 'Managed' } },
+      });
+      const failed = await functionReady('guard-unmanaged', 'AsyncConfigNotSet');
+      expect(condition(failed, 'FunctionReady')?.message)
+        .to.include('asyncConfig is Managed, but lambda:PutFunctionEventInvokeConfig failed: AccessDeniedException')
+        .and.include('retries failed events of guard-unmanaged 2 times');
+    } finally {
+      sys.lambda.identity.allow(['lambda:PutFunctionEventInvokeConfig']);
+    }
+  });
+
   it('says invocations Lambda accepted are not starting, instead of waiting the whole start timeout in silence', async () => {
     register('guard-stuck', { reservedConcurrency: 5, async: { maximumRetryAttempts: 0, maximumEventAgeSeconds: 3600, dropRate: 1 } });
     await applyPool({
