@@ -159,7 +159,7 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
     ok(await kubectl(['apply', '--validate=strict', '-n', namespace, '-f', '-'], { input: manifest }), 'apply minimal');
     const pool: unknown = JSON.parse(ok(await kubectl(['get', 'ltp', 'minimal', '-n', namespace, '-o', 'json']), 'get pool'));
     expect(at(pool, 'spec')).to.deep.equal({
-      function: { name: 'worker' },
+      function: { name: 'worker', asyncConfig: 'Unmanaged' },
       queue: 'minimal',
       maxConcurrency: 10,
       tasksPerInvocation: 1,
@@ -290,7 +290,7 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
     });
   });
 
-  it('kubectl get ltp shows NAME QUEUE MAX BACKLOG PENDING RUNNING READY AGE, and -o wide adds FUNCTION PER-INV DONE FAILED REASON SUSPENDED', async () => {
+  it('kubectl get ltp shows NAME QUEUE MAX BACKLOG PENDING RUNNING READY AGE, and -o wide adds FUNCTION PER-INV WASTED FUNCTION-READY DONE FAILED REASON SUSPENDED', async () => {
     const manifest = poolManifest('columns', {
       function: { name: 'column-worker' },
       queue: 'columns',
@@ -313,6 +313,8 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
       'AGE',
       'FUNCTION',
       'PER-INV',
+      'WASTED',
+      'FUNCTION-READY',
       'DONE',
       'FAILED',
       'REASON',
