@@ -1,6 +1,7 @@
 // What the strategy benchmark writes (bench/results/strategies.json) and the table it puts in
 // docs/strategies.md. Pure.
 import type { Dispatcher } from './dispatchers.ts';
+import type { PerfectScore } from './perfect.ts';
 import type { RunFigures } from './stats.ts';
 import type { Ideal, Profile } from './workload.ts';
 
@@ -24,6 +25,8 @@ export interface StrategyRun {
   rejected?: number;
 }
 
+export type ProfileReport = Profile & { ideal: Ideal; perfect: PerfectScore };
+
 export interface StrategiesReport {
   at: string;
   machine: { cpus: number; model?: string; memoryGiB: number; node: string };
@@ -32,15 +35,35 @@ export interface StrategiesReport {
   lagMs: number;
   /** Whether the dispatchers of a profile ran at the same time (each on its own queue and function). */
   concurrent: boolean;
-  profiles: Array<Profile & { ideal: Ideal }>;
+  profiles: ProfileReport[];
   runs: StrategyRun[];
   wallSeconds: number;
 }
 
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+const percent = (ratio: number) => `${ratio >= 1 ? '+' : ''}${fixed((ratio - 1) * 100, 0)}%`;
+const seconds = (ms: number) => fixed(ms / 1000, 0);
+
+/** The workload of each profile, its ideal makespan, and what a perfect dispatcher would score on it. */
+export function profilesTable(profiles: readonly ProfileReport[]): string {
+  const header = [
+    '| Profile | Tasks | Bursts | Start delay s | Task s | Ideal makespan s | Perfect dispatcher vs ideal (mean, p90) |',
+    '| --- | ---: | --- | --- | --- | ---: | ---: |',
+  ];
+  const rows = profiles.map((p) => [
+    p.label,
+    String(p.tasks),
+    `${p.burstSize} every ${seconds(p.burstEveryMs)} s`,
+    `${fixed(p.startDelayMs.min / 1000, 0)}–${fixed(p.startDelayMs.max / 1000, 0)} (mean ${fixed(p.ideal.delaySeconds, 1)})`,
+    `${fixed(p.taskMs.min / 1000, 1)}–${fixed(p.taskMs.max / 1000, 1)} (mean ${fixed(p.ideal.taskSeconds, 1)})`,
+    fixed(p.ideal.seconds, 1),
+    `${percent(p.perfect.mean)}, ${percent(p.perfect.p90)}`,
+  ]);
+  return [...header, ...rows.map((cells) => `| ${cells.join(' | ')} |`)].join('\n');
+}
 
 /** The comparison table, one row per profile and dispatcher, in Markdown. */
-export function markdownTable(report: Pick<StrategiesReport, 'profiles' | 'runs'>): string {
+export function runsTable(report: Pick<StrategiesReport, 'profiles' | 'runs'>): string {
   const header = [
     '| Profile | Dispatcher | Invocations | Wasted | Invocations per task | Peak running (cap) | Makespan s (ideal) | vs ideal | Task wait p50 / p99 s |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -58,13 +81,18 @@ export function markdownTable(report: Pick<StrategiesReport, 'profiles' | 'runs'
           fixed(f.invocationsPerTask, 2),
           `${f.peakLive} (${f.cap})`,
           `${fixed(f.makespanSeconds, 1)} (${fixed(f.idealSeconds, 1)})`,
-          `${f.makespanVsIdeal >= 1 ? '+' : ''}${fixed((f.makespanVsIdeal - 1) * 100, 0)}%`,
+          percent(f.makespanVsIdeal),
           `${fixed(f.waitP50Seconds, 1)} / ${fixed(f.waitP99Seconds, 1)}`,
         ];
       })
       .map((cells) => `| ${cells.join(' | ')} |`),
   );
   return [...header, ...rows].join('\n');
+}
+
+/** Both tables, as they go into docs/strategies.md. */
+export function markdownTables(report: Pick<StrategiesReport, 'profiles' | 'runs'>): string {
+  return `${runsTable(report)}\n\n${profilesTable(report.profiles)}`;
 }
 
 export const TABLE_START = '<!-- strategies-table:start -->';

@@ -27,7 +27,8 @@ import { startControllerProcess } from '../../test/support/controller-process.ts
 import { chartSpec, renderSvg } from './chart.ts';
 import { DISPATCHERS, isBenchDispatcher, type Dispatcher } from './dispatchers.ts';
 import { readJournal } from './journal.ts';
-import { markdownTable, replaceTable, type StrategiesReport, type StrategyRun } from './report.ts';
+import { perfectScore } from './perfect.ts';
+import { markdownTables, replaceTable, type StrategiesReport, type StrategyRun } from './report.ts';
 import { deliveries, overlapSeries, runFigures } from './stats.ts';
 import { runTickDispatcher, type TickDispatcherReport } from './tick-dispatcher.ts';
 import { burstPlan, idealMakespan, PROFILES, type Profile } from './workload.ts';
@@ -348,7 +349,7 @@ export async function runStrategies(): Promise<StrategiesReport> {
       tickMs: TICK_MS,
       lagMs: LAG_MS,
       concurrent: !SERIAL,
-      profiles: profiles.map((p) => ({ ...p, ideal: idealMakespan(p) })),
+      profiles: profiles.map((p) => ({ ...p, ideal: idealMakespan(p), perfect: perfectScore(p) })),
       runs,
       wallSeconds: Math.round((Date.now() - started) / 1000),
     };
@@ -371,7 +372,7 @@ async function main(): Promise<void> {
   const svg = path.join(REPO, 'docs', 'strategies.svg');
   await writeFile(svg, await renderSvg(chartSpec(report)));
   const doc = path.join(REPO, 'docs', 'strategies.md');
-  const table = markdownTable(report);
+  const table = markdownTables(report);
   await writeFile(doc, replaceTable(await readFile(doc, 'utf8'), table));
   console.log(table);
   console.log(`written: ${[results, svg, doc].map((f) => path.relative(process.cwd(), f)).join(', ')}`);

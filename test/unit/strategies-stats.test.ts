@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import type { JournalLine } from '../../bench/strategies/journal.ts';
-import { markdownTable, replaceTable, TABLE_END, TABLE_START } from '../../bench/strategies/report.ts';
+import { profilesTable, replaceTable, runsTable, TABLE_END, TABLE_START } from '../../bench/strategies/report.ts';
 import { deliveries, overlapSeries, peakOverlap, percentile, runFigures } from '../../bench/strategies/stats.ts';
+import { perfectScore, simulatePerfect } from '../../bench/strategies/perfect.ts';
 import { burstPlan, idealMakespan, PROFILES, type Profile } from '../../bench/strategies/workload.ts';
 
 /** A delivery of `invocation` in process `pid` from `start` to `end`, running the given tasks one after another (1 s each). */
@@ -150,8 +151,8 @@ describe('strategy benchmark: the table', () => {
     const profile = PROFILES[0] ?? expect.fail('no profile');
     const figures = runFigures({ lines: [], tasks: [{ id: 1, createdAt: 0 }], invocations: 1, cap: 10, idealSeconds: 60 });
     const run = { profile: profile.id, figures, timeline: [], crossCheck: {} as never };
-    const table = markdownTable({
-      profiles: [{ ...profile, ideal: idealMakespan(profile) }],
+    const table = runsTable({
+      profiles: [{ ...profile, ideal: idealMakespan(profile), perfect: { runs: 1, mean: 1, p50: 1, p90: 1 } }],
       runs: [
         { ...run, dispatcher: 'naive', figures: { ...figures, makespanSeconds: 90, makespanVsIdeal: 1.5, wasted: 7 } },
         { ...run, dispatcher: 'ledger', figures: { ...figures, makespanSeconds: 63, makespanVsIdeal: 1.05, wasted: 0 } },
@@ -162,9 +163,35 @@ describe('strategy benchmark: the table', () => {
     expect(table[3]).to.contain('`ledger`').and.to.contain('| +5% |');
   });
 
+  it('describes each profile with its ideal and the perfect dispatcher beside it', () => {
+    const profile = PROFILES[1] ?? expect.fail('no profile');
+    const table = profilesTable([{ ...profile, ideal: idealMakespan(profile), perfect: { runs: 1, mean: 1.08, p50: 1.07, p90: 1.15 } }]);
+    expect(table.split('\n')[2]).to.equal(
+      '| start delay 1–30 s | 300 | 50 every 15 s | 1–30 (mean 15.5) | 0.5–1.5 (mean 1.0) | 185.0 | +8%, +15% |',
+    );
+  });
+
   it('replaces only what lies between the markers, and refuses a document without them', () => {
     const doc = `intro\n${TABLE_START}\nold\n${TABLE_END}\noutro\n`;
     expect(replaceTable(doc, 'new')).to.equal(`intro\n${TABLE_START}\nnew\n${TABLE_END}\noutro\n`);
     expect(() => replaceTable('no markers', 'new')).to.throw(/no <!-- strategies-table:start -->/);
+  });
+});
+
+describe('strategy benchmark: the perfect dispatcher', () => {
+  const base: Profile = PROFILES[0] ?? expect.fail('no profile');
+
+  it('meets the ideal exactly when every delay and every task takes its mean and all tasks come at once', () => {
+    const even: Profile = { ...base, burstEveryMs: 0, startDelayMs: { min: 3_000, max: 3_000 }, taskMs: { min: 1_000, max: 1_000 } };
+    expect(simulatePerfect(even, 1)).to.equal(idealMakespan(even).seconds * 1000);
+  });
+
+  it('overshoots the ideal a little with random delays and task times: the tail of the last invocations', () => {
+    for (const profile of PROFILES) {
+      const score = perfectScore(profile, 100);
+      expect(score.mean, profile.id).to.be.greaterThan(1).and.lessThan(1.15);
+      expect(score.p90, profile.id).to.be.at.least(score.p50);
+      expect(perfectScore(profile, 100)).to.deep.equal(score);
+    }
   });
 });
