@@ -11,12 +11,11 @@ export interface StrategyRun {
   figures: RunFigures;
   /** The most invocations running at once in each second since the first task: [[second, count], ...]. */
   timeline: Array<[number, number]>;
-  /** The local runtime's own counters for the function, and the rows' own verdict, to cross-check the journal. */
+  /** The local runtime's own counters for the function (its warm-up left out), and the rows' own verdict, to cross-check the journal. */
   crossCheck: {
     lambdaAccepted: number;
     lambdaDuplicates: number;
     lambdaColdStarts: number;
-    lambdaMaxConcurrent: number;
     rowsWithoutStartedTask: number;
     rowsByStatus: Record<string, number>;
   };

@@ -224,7 +224,15 @@ async function runLane(setup: Setup, lane: Lane, t0: number): Promise<TickDispat
   return report;
 }
 
-async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | undefined): Promise<StrategyRun> {
+/** The runtime's counters of a lane's function, less what the warm-up counted. */
+type LambdaCounts = { accepted: number; duplicates: number; coldStarts: number };
+
+function lambdaCounts(setup: Setup, lane: Lane): LambdaCounts {
+  const stats = setup.stack.lambda.stats(lane.name);
+  return { accepted: stats.accepted, duplicates: stats.duplicates, coldStarts: stats.coldStarts };
+}
+
+async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | undefined, before: LambdaCounts): Promise<StrategyRun> {
   const lines = await readJournal(lane.journal);
   const tasks = (
     await lane.db.query<{ id: number; createdAt: number }>(
@@ -243,17 +251,16 @@ async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | un
   const from = Math.min(...tasks.map((t) => t.createdAt));
   const claimed = deliveries(lines).filter((d) => d.claimed);
   const to = Math.max(from, ...claimed.map((d) => d.end));
-  const lambda = setup.stack.lambda.stats(lane.name);
+  const lambda = lambdaCounts(setup, lane);
   return {
     profile: lane.profile.id,
     dispatcher: lane.dispatcher,
     figures,
     timeline: overlapSeries(claimed, { from, to, stepMs: 1_000 }),
     crossCheck: {
-      lambdaAccepted: lambda.accepted,
-      lambdaDuplicates: lambda.duplicates,
-      lambdaColdStarts: lambda.coldStarts,
-      lambdaMaxConcurrent: lambda.maxConcurrent,
+      lambdaAccepted: lambda.accepted - before.accepted,
+      lambdaDuplicates: lambda.duplicates - before.duplicates,
+      lambdaColdStarts: lambda.coldStarts - before.coldStarts,
       rowsWithoutStartedTask: rows.rows.reduce((sum, r) => sum + r.unstarted, 0),
       rowsByStatus: Object.fromEntries(rows.rows.map((r) => [r.status, r.n])),
     },
@@ -264,11 +271,12 @@ async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | un
 /** Runs lanes at the same moment (t0 shared) and returns their figures. */
 async function runGroup(setup: Setup, lanes: Lane[]): Promise<StrategyRun[]> {
   log(`running ${lanes.map((l) => l.name).join(', ')}`);
+  const before = lanes.map((lane) => lambdaCounts(setup, lane));
   const t0 = Date.now() + 500;
   const reports = await Promise.all(lanes.map((lane) => runLane(setup, lane, t0)));
   const runs: StrategyRun[] = [];
   for (const [i, lane] of lanes.entries()) {
-    const run = await collect(setup, lane, reports[i]);
+    const run = await collect(setup, lane, reports[i], before[i] ?? { accepted: 0, duplicates: 0, coldStarts: 0 });
     const f = run.figures;
     log(
       `${lane.name}: ${f.invocations} invocations, ${f.wasted} wasted, peak ${f.peakLive}/${f.cap}, makespan ${f.makespanSeconds.toFixed(1)} s ` +
