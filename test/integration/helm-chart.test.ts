@@ -739,4 +739,18 @@ describe('Helm chart lambda-task-pool: the CRD through the chart (crds.enabled, 
     while ((await liveCrd()) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     expect(await liveCrd(), 'the CRD after uninstall with crds.keep=false').to.equal(undefined);
   });
+
+  it('a CRD applied with kubectl (or by an earlier chart) is refused until helm install --take-ownership adopts it', async () => {
+    ok(await k(['apply', '--server-side', '-f', CRD_FILE]), 'kubectl apply crds/lambdataskpools.yaml');
+    await established();
+    const refused = await h(['install', release, CHART, '--wait=false']);
+    expect(refused.code, 'helm install over a CRD it does not own').to.not.equal(0);
+    expect(refused.stderr).to.contain('cannot be imported into the current release');
+    await h(['uninstall', release]); // the failed release, if helm recorded one
+    ok(await h(['install', release, CHART, '--take-ownership', '--wait=false']), 'helm install --take-ownership');
+    expect(at(await liveCrd(), 'metadata', 'annotations')).to.include({
+      'helm.sh/resource-policy': 'keep',
+      'meta.helm.sh/release-name': release,
+    });
+  });
 });
