@@ -11,7 +11,7 @@ import { kubectl, sharedControlPlane, type CommandResult } from '../support/kube
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CRD_FILE = path.join(ROOT, 'crds', 'lambdataskpools.yaml');
-const CHART_CRD_FILE = path.join(ROOT, 'charts', 'lambda-task-pool', 'crds', 'lambdataskpools.yaml');
+const CHART_CRD_FILE = path.join(ROOT, 'charts', 'lambda-task-pool', 'files', 'crds', 'lambdataskpools.yaml');
 const CRD_NAME = 'lambdataskpools.lambda.taskpool.io';
 
 interface JsonObject {

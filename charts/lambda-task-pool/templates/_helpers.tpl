@@ -104,3 +104,34 @@ ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+The Lease the replicas elect a leader on (LEASE_NAME): one per release, so two releases never share it.
+*/}}
+{{- define "lambda-task-pool.leaseName" -}}
+{{- default (include "lambda-task-pool.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+The job label the chart's ServiceMonitor and PodMonitor give the scraped series.
+*/}}
+{{- define "lambda-task-pool.metricsJob" -}}
+{{- include "lambda-task-pool.fullname" . }}
+{{- end }}
+
+{{/*
+The PromQL label matchers that select this release's series in the alert rules.
+*/}}
+{{- define "lambda-task-pool.promSelector" -}}
+{{- default (printf "job=%q" (include "lambda-task-pool.metricsJob" .)) .Values.prometheusRule.selector }}
+{{- end }}
+
+{{/*
+Relabelling shared by the ServiceMonitor and the PodMonitor: every series gets job=<full name>, whichever
+monitor scraped it, so that the alert rules select the same series either way.
+*/}}
+{{- define "lambda-task-pool.monitorRelabelings" -}}
+- action: replace
+  targetLabel: job
+  replacement: {{ include "lambda-task-pool.metricsJob" . }}
+{{- end }}
