@@ -1,0 +1,164 @@
+// Hostile input through the database: NOTIFY floods with junk on both wake-up channels, task payloads and
+// results over Lambda's 1 MB async limit, and producer INSERTs with hostile queue names or payloads. The
+// controller stays healthy and bounded (a flood of wake-ups costs far fewer passes than notifications), the
+// Invoke payload stays the invocation id alone, and the healthy pool keeps finishing its tasks exactly once.
+// See docs/security.md (DB-*).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import pg from 'pg';
+import { INVOCATIONS_CHANNEL, TASKS_CHANNEL } from '../../src/store/notifications.ts';
+import { enqueueTasks } from '../../src/store/task-store.ts';
+import { kubectl } from '../support/kube.ts';
+import { applyPool, eventually } from '../support/system.ts';
+import { deletePools, HEALTHY, HealthyProbe, NS, readyReason, securityStack, workerFunction, type SecurityStack } from './stack.ts';
+
+const PAYLOAD_WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'payload-worker.ts');
+
+/** The controller's count of reconcile passes so far, from /metrics. */
+async function reconciles(stack: SecurityStack): Promise<number> {
+  const text = await (await fetch(stack.metricsUrl)).text();
+  let total = 0;
+  for (const m of text.matchAll(/^ltp_reconcile_duration_seconds_count\{outcome="\w+"\} (\d+)$/gm)) total += Number(m[1]);
+  return total;
+}
+
+/** Sends NOTIFYs in batches of one statement each (as a hostile producer with database access could). */
+async function flood(client: pg.Client, channel: string, payloads: string[]): Promise<void> {
+  for (let i = 0; i < payloads.length; i += 500) {
+    const batch = payloads.slice(i, i + 500);
+    await client.query(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, [channel, batch]);
+  }
+}
+
+function junk(n: number, extra: string[]): string[] {
+  const shapes = [
+    (i: number) => `no-such-queue-${i}`,
+    (i: number) => `x'; DROP TABLE ltp.tasks; -- ${i}`,
+    (i: number) => `очередь-🎯-${i}`,
+    (i: number) => `${i}`.padEnd(7_999, '#'),
+    (i: number) => `\\x00\\n${i}`,
+  ];
+  return Array.from({ length: n }, (_, i) =>
+    i % 10 === 0 && extra.length > 0 ? (extra[i % extra.length] ?? '') : (shapes[i % shapes.length]?.(i) ?? ''),
+  );
+}
+
+describe('security: hostile input through the database (NOTIFY floods, oversized payloads, producer INSERTs)', function () {
+  this.timeout(180_000);
+  let stack: SecurityStack;
+  let probe: HealthyProbe;
+  let producer: pg.Client;
+
+  before(async function () {
+    this.timeout(240_000);
+    stack = await securityStack();
+    probe = new HealthyProbe(stack).start();
+    producer = new pg.Client({ connectionString: stack.database.url });
+    await producer.connect();
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await producer?.end();
+    await deletePools(NS.a, ['payloads']);
+  });
+
+  it(`[DB-01] a flood of 20,000 junk NOTIFYs on ${TASKS_CHANNEL} (unknown queues, SQL, Unicode, 8 kB payloads, the healthy queue itself): the controller stays healthy and folds them`, async () => {
+    const before = await reconciles(stack);
+    await flood(producer, TASKS_CHANNEL, junk(20_000, [HEALTHY.queue]));
+    await probe.check();
+    probe.start();
+    const passes = (await reconciles(stack)) - before;
+    // 2,000 of the notifications named the healthy queue: each costs at most one pass, and most are folded.
+    expect(passes, 'reconcile passes during the flood').to.be.below(2_000);
+  });
+
+  it(`[DB-02] a flood of 20,000 junk NOTIFYs on ${INVOCATIONS_CHANNEL} (unknown uids, junk, the healthy pool's uid): the controller stays healthy and folds them`, async () => {
+    const uid = JSON.parse((await kubectl(['get', 'ltp', HEALTHY.name, '-n', HEALTHY.namespace, '-o', 'json'])).stdout).metadata
+      .uid as string;
+    const before = await reconciles(stack);
+    await flood(producer, INVOCATIONS_CHANNEL, junk(20_000, [uid]));
+    await probe.check();
+    probe.start();
+    expect((await reconciles(stack)) - before, 'reconcile passes during the flood').to.be.below(2_000);
+  });
+
+  describe('payloads over Lambda’s 1 MB async limit', () => {
+    before(async function () {
+      this.timeout(60_000);
+      stack.lambda.register({ ...workerFunction('team-a-payload', stack.database.url), handler: PAYLOAD_WORKER });
+      await applyPool({
+        namespace: NS.a,
+        name: 'payloads',
+        functionName: 'team-a-payload',
+        queue: 'team-a/payloads',
+        maxConcurrency: 2,
+        tasksPerInvocation: 2,
+      });
+      await readyReason(NS.a, 'payloads', 'Reconciled');
+    });
+
+    it('[DB-03] a 2 MiB task payload: enqueued as is, the Invoke carries only the invocation id, and the worker gets the whole payload from Postgres', async () => {
+      const payload = { blob: 'p'.repeat(2 * 1024 * 1024) };
+      const [id] = await enqueueTasks(stack.database.db, { queue: 'team-a/payloads', payloads: [payload] });
+      const done = await eventually('the 2 MiB task done', async () => {
+        const r = await stack.database.db.query<{ status: string; result: { payloadBytes: number } | null }>(
+          `SELECT status, result FROM ltp.tasks WHERE id = $1`,
+          [id],
+        );
+        return r.rows[0]?.status === 'done' ? r.rows[0] : undefined;
+      });
+      expect(done.result?.payloadBytes).to.equal(Buffer.byteLength(JSON.stringify(payload)));
+      const events = stack.lambda.events('team-a-payload');
+      expect(events.length).to.be.greaterThan(0);
+      expect(Math.max(...events.map((e) => e.payloadBytes)), 'the largest Invoke payload, in bytes').to.be.below(64);
+    });
+
+    it('[DB-04] a 2 MiB task result: stored whole in the task row (Lambda never carries it)', async () => {
+      const [id] = await enqueueTasks(stack.database.db, { queue: 'team-a/payloads', payloads: [{ resultBytes: 2 * 1024 * 1024 }] });
+      const done = await eventually('the task with a 2 MiB result done', async () => {
+        const r = await stack.database.db.query<{ status: string; bytes: number }>(
+          `SELECT status, octet_length(result::text) AS bytes FROM ltp.tasks WHERE id = $1`,
+          [id],
+        );
+        return r.rows[0]?.status === 'done' ? r.rows[0] : undefined;
+      });
+      expect(done.bytes).to.be.above(2 * 1024 * 1024);
+    });
+  });
+
+  const hostileQueues: Array<[string, string]> = [
+    ['SQL metacharacters', "healthy'; DELETE FROM ltp.tasks; --"],
+    ['Unicode', 'очередь-🎯'],
+    ['129 characters', 'q'.repeat(129)],
+    ['an empty name', ''],
+    ['a leading slash', '/healthy'],
+  ];
+  it(`[DB-05] producer INSERTs with hostile queue names (${hostileQueues.map(([what]) => what).join(', ')}): the database refuses each, stores nothing`, async () => {
+    for (const [what, queue] of hostileQueues) {
+      const error = await producer.query(`INSERT INTO ltp.tasks (queue, payload) VALUES ($1, '{}')`, [queue]).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; constraint?: string },
+      );
+      expect(error?.code, what).to.equal('23514');
+      expect(error?.constraint, what).to.equal('tasks_queue_check');
+    }
+    const stored = await producer.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE queue = ANY($1)`, [
+      hostileQueues.map(([, q]) => q),
+    ]);
+    expect(stored.rows[0]?.n).to.equal(0);
+  });
+
+  it('[DB-06] a producer INSERT with a payload that is not JSON: the database refuses it (22P02)', async () => {
+    const error = await producer.query(`INSERT INTO ltp.tasks (queue, payload) VALUES ('healthy', $1)`, ['{"unterminated": ']).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string },
+    );
+    expect(error?.code).to.equal('22P02');
+  });
+
+  it('the healthy pool kept dispatching and finishing its tasks, each exactly once, while this group ran', async () => {
+    await probe.check();
+  });
+});
