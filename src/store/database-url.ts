@@ -36,13 +36,17 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   } catch {
     throw new DatabaseUrlError(`${source} has a malformed %-escape in its database name`);
   }
-  const socketHost = url.searchParams.get('host');
+  // node-postgres takes the last of repeated parameters.
+  const param = (name: string) => url.searchParams.getAll(name).at(-1);
+  const socketHost = param('host');
   const hostname = hostless ? '' : url.hostname;
   if (hostname === '' && !socketHost) throw new DatabaseUrlError(`${source} names no host`);
   if (database === '') throw new DatabaseUrlError(`${source} names no database: add /DATABASE after the host`);
   if (database.includes('@')) {
     throw new DatabaseUrlError(`${source} is malformed: percent-encode special characters (such as / and @) in the password`);
   }
-  const host = hostname || socketHost || '';
-  return { url: value, display: `${host}:${url.port || '5432'}/${database}` };
+  // node-postgres connects to the host= and port= parameters when they are given, whatever the authority says.
+  const host = socketHost || hostname;
+  const port = param('port') || url.port || '5432';
+  return { url: value, display: `${host}:${port}/${database}` };
 }

@@ -47,6 +47,16 @@ describe('parseDatabaseUrl', () => {
       display: 'db.internal:5432/media',
     },
     { name: 'shows an IPv6 host', url: `postgres://app:${PASSWORD}@[::1]:5432/media`, display: '[::1]:5432/media' },
+    {
+      name: 'shows the host and port of host= and port= parameters, where node-postgres really connects',
+      url: `postgres://app:${PASSWORD}@decoy.example:6543/media?host=db.internal&port=5433`,
+      display: 'db.internal:5433/media',
+    },
+    {
+      name: 'shows the last of repeated host= parameters, as node-postgres takes the last',
+      url: `postgres://app:${PASSWORD}@decoy.example/media?host=first.example&host=db.internal`,
+      display: 'db.internal:5432/media',
+    },
   ];
 
   for (const c of valid) {
