@@ -11,6 +11,20 @@ export interface DatabaseTarget {
   display: string;
 }
 
+/**
+ * Query parameters node-postgres would let override what the controller sets on every connection: its
+ * timeouts (a hostile database could then hold a reconcile for ever) and the wire format (binary results, a
+ * replication session). A URL that sets one is refused rather than silently obeyed.
+ */
+const CONTROLLED_PARAMETERS = [
+  'statement_timeout',
+  'lock_timeout',
+  'query_timeout',
+  'idle_in_transaction_session_timeout',
+  'binary',
+  'replication',
+];
+
 export function parseDatabaseUrl(raw: string | undefined, source = 'the database URL'): DatabaseTarget {
   const value = (raw ?? '').trim();
   if (value === '') throw new DatabaseUrlError(`${source} is empty: set a postgres:// URL`);
@@ -44,6 +58,10 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   if (database === '') throw new DatabaseUrlError(`${source} names no database: add /DATABASE after the host`);
   if (database.includes('@')) {
     throw new DatabaseUrlError(`${source} is malformed: percent-encode special characters (such as / and @) in the password`);
+  }
+  const controlled = CONTROLLED_PARAMETERS.filter((p) => url.searchParams.has(p));
+  if (controlled.length > 0) {
+    throw new DatabaseUrlError(`${source} sets ${controlled.join(', ')}: the controller sets these itself; remove them from the URL`);
   }
   // node-postgres connects to the host= and port= parameters when they are given, whatever the authority says.
   const host = socketHost || hostname;

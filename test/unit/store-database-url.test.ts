@@ -108,6 +108,23 @@ describe('parseDatabaseUrl', () => {
     });
   }
 
+  for (const param of [
+    'statement_timeout=0',
+    'lock_timeout=0',
+    'query_timeout=2000000000',
+    'idle_in_transaction_session_timeout=0',
+    'binary=true',
+    'replication=database',
+  ]) {
+    it(`refuses a URL that sets ${param}, which the controller sets itself`, () => {
+      const name = param.split('=')[0] ?? '';
+      expect(() => parseDatabaseUrl(`postgres://app:${PASSWORD}@db.internal/media?sslmode=require&${param}`)).to.throw(
+        DatabaseUrlError,
+        `the database URL sets ${name}: the controller sets these itself; remove them from the URL`,
+      );
+    });
+  }
+
   it('names where the URL came from in its messages', () => {
     expect(() => parseDatabaseUrl('', 'key "url" of Secret jobs/media-db')).to.throw(
       DatabaseUrlError,
