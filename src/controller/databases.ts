@@ -184,7 +184,10 @@ export class DatabaseRegistry {
       return { ok: false, reason: Reason.SecretInvalid, message: `Secret ${ns}/${ref.name} has no key "${ref.key}"` };
     }
     try {
-      return { ok: true, target: parseDatabaseUrl(secret.value, `key "${ref.key}" of Secret ${ns}/${ref.name}`) };
+      return {
+        ok: true,
+        target: parseDatabaseUrl(secret.value, `key "${ref.key}" of Secret ${ns}/${ref.name}`, { allowLocalFiles: false }),
+      };
     } catch (error) {
       if (error instanceof DatabaseUrlError) return { ok: false, reason: Reason.SecretInvalid, message: error.message };
       throw error;

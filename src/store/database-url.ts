@@ -24,8 +24,19 @@ const CONTROLLED_PARAMETERS = [
   'binary',
   'replication',
 ];
+/** Query parameters that node-postgres reads as paths of files on the controller's own filesystem. */
+const FILE_PARAMETERS = ['sslcert', 'sslkey', 'sslrootcert'];
 
-export function parseDatabaseUrl(raw: string | undefined, source = 'the database URL'): DatabaseTarget {
+export interface ParseOptions {
+  /**
+   * Whether the URL may name files of the controller's filesystem (sslcert, sslkey, sslrootcert). Yes for
+   * the operator's own default URL (a CA bundle mounted in the pod); no for a URL from a pool's Secret, whose
+   * author cannot put files there and could only probe or read the controller's.
+   */
+  allowLocalFiles?: boolean;
+}
+
+export function parseDatabaseUrl(raw: string | undefined, source = 'the database URL', options: ParseOptions = {}): DatabaseTarget {
   const value = (raw ?? '').trim();
   if (value === '') throw new DatabaseUrlError(`${source} is empty: set a postgres:// URL`);
   let url: URL;
@@ -62,6 +73,10 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   const controlled = CONTROLLED_PARAMETERS.filter((p) => url.searchParams.has(p));
   if (controlled.length > 0) {
     throw new DatabaseUrlError(`${source} sets ${controlled.join(', ')}: the controller sets these itself; remove them from the URL`);
+  }
+  const files = FILE_PARAMETERS.filter((p) => url.searchParams.has(p));
+  if (files.length > 0 && options.allowLocalFiles === false) {
+    throw new DatabaseUrlError(`${source} sets ${files.join(', ')}: a Secret may not name files of the controller's filesystem`);
   }
   // node-postgres connects to the host= and port= parameters when they are given, whatever the authority says.
   const host = socketHost || hostname;

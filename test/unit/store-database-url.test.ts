@@ -57,6 +57,11 @@ describe('parseDatabaseUrl', () => {
       url: `postgres://app:${PASSWORD}@decoy.example/media?host=first.example&host=db.internal`,
       display: 'db.internal:5432/media',
     },
+    {
+      name: 'accepts the file parameters of an operator URL (a CA bundle mounted in the pod)',
+      url: `postgres://app:${PASSWORD}@db.internal/media?sslmode=verify-full&sslrootcert=/etc/ssl/rds.pem`,
+      display: 'db.internal:5432/media',
+    },
   ];
 
   for (const c of valid) {
@@ -124,6 +129,14 @@ describe('parseDatabaseUrl', () => {
       );
     });
   }
+
+  it('refuses file parameters (sslcert, sslkey, sslrootcert) in a URL that may not name local files, such as a Secret', () => {
+    const url = `postgres://app:${PASSWORD}@db.internal/media?sslrootcert=/etc/passwd&sslkey=/proc/self/environ`;
+    expect(() => parseDatabaseUrl(url, 'key "url" of Secret jobs/db', { allowLocalFiles: false })).to.throw(
+      DatabaseUrlError,
+      `key "url" of Secret jobs/db sets sslkey, sslrootcert: a Secret may not name files of the controller's filesystem`,
+    );
+  });
 
   it('names where the URL came from in its messages', () => {
     expect(() => parseDatabaseUrl('', 'key "url" of Secret jobs/media-db')).to.throw(
