@@ -84,6 +84,12 @@ export async function runDispatchPass(args: {
   mode?: PoolMode;
   /** Sweep only: dispatch and re-invoke nothing (the pool may not serve its queue right now). */
   dispatchBlocked?: boolean;
+  /**
+   * Why the pool may not invoke a function (the tenancy policy), or undefined when it may. A row is invoked
+   * again at the function it names, and a row written into the database by someone else must not make the
+   * controller invoke what the pool's namespace may not: such a row is ended, never invoked.
+   */
+  functionRefusal?: (fn: FunctionRef) => string | undefined;
 }): Promise<DispatchPassResult> {
   const { db, pool, invoker, options } = args;
   const { spec, meta } = pool;
@@ -197,7 +203,17 @@ export async function runDispatchPass(args: {
 
   // Invoke, after the rows are committed: new rows at the spec's function, old ones where they were sent.
   const targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }> = [];
-  const reinvoked = acted.plan.reinvoke.map((id) => acted.byId.get(id)).filter((i): i is LiveInvocation => i !== undefined);
+  const due = acted.plan.reinvoke.map((id) => acted.byId.get(id)).filter((i): i is LiveInvocation => i !== undefined);
+  const refusedRows = new Map<string, number[]>();
+  const reinvoked = due.filter((row) => {
+    const refusal = args.functionRefusal?.(row.function);
+    if (refusal !== undefined) refusedRows.set(refusal, [...(refusedRows.get(refusal) ?? []), row.id]);
+    return refusal === undefined;
+  });
+  const refusedEnded: number[] = [];
+  for (const [message, ids] of refusedRows) {
+    refusedEnded.push(...(await endInvocations(db, { ids, from: ['created'], to: 'terminated', code: 'FunctionNotAllowed', message })));
+  }
   for (const row of reinvoked) targetFor(targets, row.function).ids.push(row.id);
   for (const row of reinvoked) targetFor(targets, row.function).attempts.set(row.id, row.invokeAttempts);
   if (acted.dispatched.length > 0) targetFor(targets, spec.function).ids.push(...acted.dispatched);
@@ -211,7 +227,7 @@ export async function runDispatchPass(args: {
     Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntil),
   );
   const { byId: _byId, heldUntil: _held, ...result } = acted;
-  return { ...result, invoke, requeueAfterMs };
+  return { ...result, terminated: [...result.terminated, ...refusedEnded], invoke, requeueAfterMs };
 }
 
 function targetFor(targets: Array<{ fn: FunctionRef; ids: number[]; attempts: Map<number, number> }>, fn: FunctionRef) {
