@@ -234,6 +234,7 @@ describe('security: hostile specs and names (CRD validation, then the controller
   this.timeout(180_000);
   let stack: SecurityStack;
   let probe: HealthyProbe;
+  const LONG_NAME = `long-${'n'.repeat(248)}`;
 
   before(async function () {
     this.timeout(240_000);
@@ -267,8 +268,6 @@ describe('security: hostile specs and names (CRD validation, then the controller
       expect(await invocationRowsOf(stack, NS.b, poolName(c)), 'invocation rows of the invalid pool').to.equal(0);
     });
   }
-
-  const LONG_NAME = `long-${'n'.repeat(248)}`;
 
   it('[SPEC-22] a pool named with the longest name Kubernetes allows (253 characters) dispatches, finishes its tasks, and shows in events and metrics', async () => {
     expect(LONG_NAME).to.have.length(253);

@@ -276,7 +276,6 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
       // Due for a re-invoke at once: as if the controller had crashed between the insert and the invoke.
       invokeAfterMs: -60_000,
     });
-    await stack.database.db.query(`UPDATE ltp.invocations SET created_at = now() - interval '1 minute' WHERE id = $1`, [forged]);
     await enqueueTasks(stack.database.db, { queue: HEALTHY.queue, payloads: [{}] });
     const ended = await eventually('the forged row to be ended', async () => {
       const r = await stack.database.db.query<{ status: string; error_code: string | null }>(
