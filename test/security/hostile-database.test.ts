@@ -10,8 +10,21 @@ import pg from 'pg';
 import { INVOCATIONS_CHANNEL, TASKS_CHANNEL } from '../../src/store/notifications.ts';
 import { enqueueTasks } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
-import { applyPool, eventually } from '../support/system.ts';
-import { deletePools, HEALTHY, HealthyProbe, NS, readyReason, securityStack, workerFunction, type SecurityStack } from './stack.ts';
+import { applyPool, condition, eventually, getPool } from '../support/system.ts';
+import { LIVE_ROWS_READ, loadPoolSnapshot } from '../../src/store/pool-snapshot.ts';
+import {
+  createDatabase,
+  deletePools,
+  HEALTHY,
+  HealthyProbe,
+  NS,
+  poolUid,
+  readyReason,
+  secret,
+  securityStack,
+  workerFunction,
+  type SecurityStack,
+} from './stack.ts';
 
 const PAYLOAD_WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'payload-worker.ts');
 
@@ -60,6 +73,7 @@ describe('security: hostile input through the database (NOTIFY floods, oversized
     this.timeout(60_000);
     await producer?.end();
     await deletePools(NS.a, ['payloads']);
+    await deletePools(NS.b, ['forged-rows']);
   });
 
   it(`[DB-01] a flood of 20,000 junk NOTIFYs on ${TASKS_CHANNEL} (unknown queues, SQL, Unicode, 8 kB payloads, the healthy queue itself): the controller stays healthy and folds them`, async () => {
@@ -154,6 +168,54 @@ describe('security: hostile input through the database (NOTIFY floods, oversized
       (e: unknown) => e as { code?: string },
     );
     expect(error?.code).to.equal('22P02');
+  });
+
+  it('[DB-07] a pool’s own database holding 5,000 live invocation rows written by its owner: a pass reads at most 2,000 of them, and the pool dispatches nothing more', async () => {
+    const url = await createDatabase(stack, `sec_forged_${process.pid}`);
+    await secret('forged-db', { url });
+    await applyPool({
+      namespace: NS.b,
+      name: 'forged-rows',
+      functionName: 'team-b-worker',
+      queue: 'team-b/forged-rows',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
+      extraSpec: { database: { secretRef: { name: 'forged-db' } } },
+    });
+    await readyReason(NS.b, 'forged-rows', 'Reconciled');
+    const uid = await poolUid(NS.b, 'forged-rows');
+    const own = new pg.Pool({ connectionString: url, max: 2 });
+    try {
+      await own.query(
+        `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                      max_task_attempts, heartbeat_timeout_seconds, ready_at, running_at, heartbeat_at)
+         SELECT $1, 'forged-rows', $2, 'team-b/forged-rows', 'running', 'team-b-worker', 1, 3, 3600, now(), now(), now()
+           FROM generate_series(1, 5000)`,
+        [NS.b, uid],
+      );
+      await enqueueTasks(own, { queue: 'team-b/forged-rows', payloads: [{}, {}, {}] });
+      await eventually(
+        'the status to count the 5,000 rows',
+        async () => (await getPool(NS.b, 'forged-rows'))?.status.invocations?.running === 5000,
+      );
+      const snapshot = await loadPoolSnapshot(own, {
+        poolUid: uid,
+        queue: 'team-b/forged-rows',
+        backlogLimit: 10,
+        withNextDue: false,
+        rejectionWithinMs: 60_000,
+        outcomesLimit: 0,
+        outcomesWithinSeconds: 3600,
+        strandedLimit: 10,
+      });
+      expect(snapshot.live, 'live rows a pass reads').to.have.length(LIVE_ROWS_READ);
+      await new Promise((r) => setTimeout(r, 3_000));
+      const rows = await own.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.invocations`);
+      expect(rows.rows[0]?.n, 'no invocation dispatched past the forged ones').to.equal(5000);
+      expect(condition(await getPool(NS.b, 'forged-rows'), 'Ready')?.status).to.equal('True');
+    } finally {
+      await own.end();
+    }
   });
 
   it('the healthy pool kept dispatching and finishing its tasks, each exactly once, while this group ran', async () => {

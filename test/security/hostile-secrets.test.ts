@@ -10,15 +10,19 @@ import { freePort } from '../../dev/src/ports.ts';
 import { enqueueTasks } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
 import { applyPool, condition, eventually, getPool } from '../support/system.ts';
-import { deletePools, HealthyProbe, NS, readyReason, securityStack, workerFunction, type SecurityStack } from './stack.ts';
+import {
+  createDatabase,
+  deletePools,
+  HealthyProbe,
+  NS,
+  readyReason,
+  secret,
+  securityStack,
+  workerFunction,
+  type SecurityStack,
+} from './stack.ts';
 
 const run = process.pid;
-
-async function secret(name: string, data: Record<string, string>, namespace: string = NS.b): Promise<void> {
-  const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData: data };
-  const result = await kubectl(['apply', '-f', '-'], { input: JSON.stringify(body) });
-  expect(result.code, result.stderr).to.equal(0);
-}
 
 async function secretPool(name: string, secretName: string, extra: Record<string, unknown> = {}, functionName = 'team-b-worker') {
   await applyPool({
@@ -37,18 +41,6 @@ async function visible(name: string): Promise<string> {
   const pool = await kubectl(['get', 'ltp', name, '-n', NS.b, '-o', 'json']);
   const events = await kubectl(['get', 'events', '-n', NS.b, '--field-selector', `involvedObject.name=${name}`, '-o', 'json']);
   return pool.stdout + events.stdout;
-}
-
-/** A database of the shared server, made by its superuser. */
-async function createDatabase(stack: SecurityStack, name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: stack.serverUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
-  return stack.serverUrl.replace(/\/[^/?]*(\?.*)?$/, `/${name}`);
 }
 
 describe('security: hostile database Secrets and URLs', function () {

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { expect } from 'chai';
+import pg from 'pg';
 import { startLambdaRuntime, type FunctionRegistration, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
 import { parseTenancyPolicy, type TenancyPolicy } from '../../src/api/tenancy.ts';
 import { createLogger } from '../../src/ops/logger.ts';
@@ -262,6 +263,32 @@ export class HealthyProbe {
     expect(health.status, '/healthz').to.equal(200);
     return { tasks: ids.length };
   }
+}
+
+/** A new, empty database of the shared server, made by its superuser; returns its URL. */
+export async function createDatabase(stack: SecurityStack, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: stack.serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  return stack.serverUrl.replace(/\/[^/?]*(\?.*)?$/, `/${name}`);
+}
+
+/** Creates or replaces a Secret with these string values. */
+export async function secret(name: string, data: Record<string, string>, namespace: string = NS.b): Promise<void> {
+  const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData: data };
+  const result = await kubectl(['apply', '-f', '-'], { input: JSON.stringify(body) });
+  expect(result.code, result.stderr).to.equal(0);
+}
+
+/** The pool's uid. */
+export async function poolUid(namespace: string, name: string): Promise<string> {
+  const result = await kubectl(['get', 'ltp', name, '-n', namespace, '-o', 'jsonpath={.metadata.uid}']);
+  expect(result.code, result.stderr).to.equal(0);
+  return result.stdout.trim();
 }
 
 /** The pool's invocation rows, by uid. */
