@@ -14,7 +14,7 @@ import { applyPool, condition, eventually, getPool } from '../support/system.ts'
 import { LIVE_ROWS_READ, loadPoolSnapshot } from '../../src/store/pool-snapshot.ts';
 import {
   createDatabase,
-  deletePools,
+  removePools,
   HEALTHY,
   HealthyProbe,
   NS,
@@ -72,8 +72,8 @@ describe('security: hostile input through the database (NOTIFY floods, oversized
   after(async function () {
     this.timeout(60_000);
     await producer?.end();
-    await deletePools(NS.a, ['payloads']);
-    await deletePools(NS.b, ['forged-rows']);
+    await removePools(NS.a, ['payloads']);
+    await removePools(NS.b, ['forged-rows']);
   });
 
   it(`[DB-01] a flood of 20,000 junk NOTIFYs on ${TASKS_CHANNEL} (unknown queues, SQL, Unicode, 8 kB payloads, the healthy queue itself): the controller stays healthy and folds them`, async () => {

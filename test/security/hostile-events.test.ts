@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import type { EventRecord } from '../../dev/src/lambda-runtime/index.ts';
 import { enqueueTasks } from '../../src/store/task-store.ts';
 import { applyPool, eventually } from '../support/system.ts';
-import { deletePools, HealthyProbe, NS, securityStack, type SecurityStack } from './stack.ts';
+import { removePools, HealthyProbe, NS, securityStack, type SecurityStack } from './stack.ts';
 
 const TARGET = 'sec-forge-target';
 
@@ -33,7 +33,7 @@ describe('security: forged worker events (through the Lambda API, to the real wo
   after(async function () {
     this.timeout(60_000);
     lambda?.destroy();
-    await deletePools(NS.b, ['victim']);
+    await removePools(NS.b, ['victim']);
   });
 
   /** Sends an Event invoke; returns the request id, or the error name Lambda answered with. */

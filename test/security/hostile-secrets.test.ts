@@ -12,7 +12,7 @@ import { kubectl } from '../support/kube.ts';
 import { applyPool, condition, eventually, getPool } from '../support/system.ts';
 import {
   createDatabase,
-  deletePools,
+  removePools,
   HealthyProbe,
   NS,
   readyReason,
@@ -61,7 +61,7 @@ describe('security: hostile database Secrets and URLs', function () {
     this.timeout(180_000);
     for (const socket of silent) socket.destroy();
     silentServer?.close();
-    await deletePools(NS.b, pools);
+    await removePools(NS.b, pools);
   });
 
   const use = (name: string) => {

@@ -9,7 +9,7 @@ import { loadKubeConfig } from '../../src/controller/kube.ts';
 import { enqueueTasks } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
 import { applyPool, condition, eventually, getPool } from '../support/system.ts';
-import { deletePools, HealthyProbe, invocationRowsOf, NS, readyReason, securityStack, type SecurityStack } from './stack.ts';
+import { removePools, HealthyProbe, invocationRowsOf, NS, readyReason, securityStack, type SecurityStack } from './stack.ts';
 
 const CRD = 'lambdataskpools.lambda.taskpool.io';
 
@@ -248,8 +248,8 @@ describe('security: hostile specs and names (CRD validation, then the controller
 
   after(async function () {
     this.timeout(120_000);
-    await deletePools(NS.b, [...CASES.map(poolName), 'spec-23']);
-    await deletePools(NS.healthy, [LONG_NAME]);
+    await removePools(NS.b, [...CASES.map(poolName), 'spec-23']);
+    await removePools(NS.healthy, [LONG_NAME]);
   });
 
   for (const c of CASES) {

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { enqueueTasks } from '../../src/store/task-store.ts';
 import { kubectl } from '../support/kube.ts';
 import { applyPool, eventually } from '../support/system.ts';
-import { AWS_SECRET_KEY, deletePools, NS, readyReason, securityStack, workerFunction, type SecurityStack } from './stack.ts';
+import { AWS_SECRET_KEY, removePools, NS, readyReason, securityStack, workerFunction, type SecurityStack } from './stack.ts';
 
 const run = process.pid;
 const ROLE = `ltp_sec_pw_${run}`;
@@ -79,7 +79,7 @@ describe('security: no secret anywhere visible (logs, Events, status, metrics)',
 
   after(async function () {
     this.timeout(120_000);
-    await deletePools(NS.b, ['pw-good', 'pw-wrong', 'pw-query', 'pw-invoke-fails']);
+    await removePools(NS.b, ['pw-good', 'pw-wrong', 'pw-query', 'pw-invoke-fails']);
     if (hbaFile && hbaOriginal) {
       await writeFile(hbaFile, hbaOriginal);
       await admin.query('SELECT pg_reload_conf()');

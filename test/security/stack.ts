@@ -206,6 +206,27 @@ export async function deletePools(namespace: string, names: string[]): Promise<v
 }
 
 /**
+ * Cleans up after a group: deletes its pools, and drops the finalizer of any still there after 15 s. A pool
+ * whose database cannot be reached keeps its finalizer until it can (its invocations there must be ended),
+ * which for a hostile Secret is never: removing the finalizer is what its owner would do.
+ */
+export async function removePools(namespace: string, names: string[]): Promise<void> {
+  if (names.length === 0) return;
+  await kubectl(['delete', 'ltp', ...names, '-n', namespace, '--wait=false', '--ignore-not-found']);
+  const deadline = Date.now() + 15_000;
+  let left = names;
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    const listed = await kubectl(['get', 'ltp', '-n', namespace, '-o', 'jsonpath={.items[*].metadata.name}']);
+    const present = new Set(listed.stdout.split(/\s+/).filter(Boolean));
+    left = left.filter((n) => present.has(n));
+  }
+  for (const name of left) {
+    await kubectl(['patch', 'ltp', name, '-n', namespace, '--type=merge', '-p', '{"metadata":{"finalizers":[]}}']);
+  }
+}
+
+/**
  * Watches the healthy pool through a group of hostile cases: a task is enqueued every half second while
  * the group runs; at the end every one of them must be done, each run exactly once, and the controller
  * must be alive and healthy.

@@ -16,6 +16,7 @@ import { applyPool, eventually, getPool, condition } from '../support/system.ts'
 import {
   CHART,
   deletePools,
+  removePools,
   HEALTHY,
   HealthyProbe,
   invocationRowsOf,
@@ -56,8 +57,8 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
 
   after(async function () {
     this.timeout(120_000);
-    await deletePools(NS.a, ['team-a-jobs', 'shared-owner']);
-    await deletePools(NS.b, [
+    await removePools(NS.a, ['team-a-jobs', 'shared-owner']);
+    await removePools(NS.b, [
       'team-b-jobs',
       'borrow-function',
       'borrow-arn',
@@ -66,7 +67,7 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
       'shared-second',
       'turncoat',
     ]);
-    await deletePools(NS.outsider, ['outsider']);
+    await removePools(NS.outsider, ['outsider']);
   });
 
   it('[TEN-01] helm template renders a restrictive policy into TENANCY_POLICY exactly, and its notes stop warning that nothing is restricted', async () => {
