@@ -12,6 +12,18 @@ import type { KubeApi } from './kube.ts';
 import { describeError } from '../ops/describe-error.ts';
 import { Connectivity } from './connectivity.ts';
 
+/**
+ * How long after a database is first opened passes wait for it to be connected to and migrated. After that
+ * they do not wait at all: one that does not answer, or whose owner holds the migration lock, is reported
+ * and looked at again later, and never holds a worker that other pools need.
+ */
+const PREPARE_GRACE_MS = 10_000;
+
+const delay = <T>(ms: number, value: T) =>
+  new Promise<T>((resolve) => {
+    setTimeout(() => resolve(value), ms).unref();
+  });
+
 export interface Database {
   /** An opaque key for this database (not its URL). */
   key: string;
@@ -42,6 +54,8 @@ interface Entry {
   database: Database;
   listener: NotificationListener;
   migrated: Promise<void>;
+  /** When this entry was created: passes wait for its migration only during PREPARE_GRACE_MS from then. */
+  openedAt: number;
   ready: boolean;
   /** No pool uses it any more: it closes once the sweeper has ended what pools left live in it. */
   draining: boolean;
@@ -63,7 +77,15 @@ export class DatabaseRegistry {
     if (!target.ok) return target;
     const entry = this.entryFor(target.target);
     try {
-      await entry.migrated;
+      const waitMs = Math.max(0, entry.openedAt + PREPARE_GRACE_MS - Date.now());
+      const prepared = await Promise.race([entry.migrated.then(() => true), delay(waitMs, false)]);
+      if (!prepared) {
+        return {
+          ok: false,
+          reason: Reason.DatabaseUnavailable,
+          message: `database ${target.target.display} is unavailable: connecting to it and applying its migrations has not finished (is it reachable, and is its migration lock free?); retrying`,
+        };
+      }
     } catch (error) {
       return {
         ok: false,
@@ -184,7 +206,10 @@ export class DatabaseRegistry {
       return { ok: false, reason: Reason.SecretInvalid, message: `Secret ${ns}/${ref.name} has no key "${ref.key}"` };
     }
     try {
-      return { ok: true, target: parseDatabaseUrl(secret.value, `key "${ref.key}" of Secret ${ns}/${ref.name}`) };
+      return {
+        ok: true,
+        target: parseDatabaseUrl(secret.value, `key "${ref.key}" of Secret ${ns}/${ref.name}`, { allowLocalFiles: false }),
+      };
     } catch (error) {
       if (error instanceof DatabaseUrlError) return { ok: false, reason: Reason.SecretInvalid, message: error.message };
       throw error;
@@ -230,6 +255,7 @@ export class DatabaseRegistry {
       database: { key, display: target.display, db, connectivity },
       listener,
       migrated,
+      openedAt: Date.now(),
       ready: false,
       draining: false,
     };

@@ -95,6 +95,12 @@ export async function runDispatchPass(args: {
   roleArn?: string;
   /** The function's timeout as last read (function guard): a heartbeat lost at about this run time is a timeout. */
   functionTimeoutSeconds?: number;
+  /**
+   * Why the pool may not invoke a function (the tenancy policy), or undefined when it may. A row is invoked
+   * again at the function it names, and a row written into the database by someone else must not make the
+   * controller invoke what the pool's namespace may not: such a row is ended, never invoked.
+   */
+  functionRefusal?: (fn: FunctionRef) => string | undefined;
 }): Promise<DispatchPassResult> {
   const { db, pool, invoker, options } = args;
   const { spec, meta } = pool;
@@ -282,7 +288,17 @@ export async function runDispatchPass(args: {
   // Invoke, after the rows are committed: new rows at the spec's function, old ones where they were sent.
   const targets: Target[] = [];
   const as = (fn: FunctionRef): InvokeTarget => (args.roleArn ? { ...fn, roleArn: args.roleArn } : fn);
-  const reinvoked = acted.plan.reinvoke.map((id) => acted.byId.get(id)).filter((i): i is LiveInvocation => i !== undefined);
+  const due = acted.plan.reinvoke.map((id) => acted.byId.get(id)).filter((i): i is LiveInvocation => i !== undefined);
+  const refusedRows = new Map<string, number[]>();
+  const reinvoked = due.filter((row) => {
+    const refusal = args.functionRefusal?.(row.function);
+    if (refusal !== undefined) refusedRows.set(refusal, [...(refusedRows.get(refusal) ?? []), row.id]);
+    return refusal === undefined;
+  });
+  const refusedEnded: number[] = [];
+  for (const [message, ids] of refusedRows) {
+    refusedEnded.push(...(await endInvocations(db, { ids, from: ['created'], to: 'terminated', code: 'FunctionNotAllowed', message })));
+  }
   for (const row of reinvoked) targetFor(targets, as(row.function)).ids.push(row.id);
   for (const row of reinvoked) targetFor(targets, as(row.function)).attempts.set(row.id, row.invokeAttempts);
   if (acted.dispatched.length > 0) targetFor(targets, as(spec.function)).ids.push(...acted.dispatched);
@@ -296,7 +312,7 @@ export async function runDispatchPass(args: {
     Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntil),
   );
   const { byId: _byId, heldUntil: _held, ...result } = acted;
-  return { ...result, invoke, requeueAfterMs };
+  return { ...result, terminated: [...result.terminated, ...refusedEnded], invoke, requeueAfterMs };
 }
 
 interface Target {

@@ -172,6 +172,16 @@ export class PoolReconciler {
         dispatchBlocked: refused !== undefined,
         ...(target.roleArn ? { roleArn: target.roleArn } : {}),
         ...(timeout !== undefined ? { functionTimeoutSeconds: timeout } : {}),
+        functionRefusal: (fn) => {
+          const row = checkPool(deps.policy, {
+            namespace: pool.meta.namespace,
+            functionName: fn.name,
+            functionQualifier: fn.qualifier,
+            queue: pool.spec.queue,
+            usesDefaultDatabase: false,
+          });
+          return row.allowed ? undefined : `the row names a function this pool may not invoke: ${row.message}`;
+        },
       });
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);

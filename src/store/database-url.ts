@@ -11,7 +11,32 @@ export interface DatabaseTarget {
   display: string;
 }
 
-export function parseDatabaseUrl(raw: string | undefined, source = 'the database URL'): DatabaseTarget {
+/**
+ * Query parameters node-postgres would let override what the controller sets on every connection: its
+ * timeouts (a hostile database could then hold a reconcile for ever) and the wire format (binary results, a
+ * replication session). A URL that sets one is refused rather than silently obeyed.
+ */
+const CONTROLLED_PARAMETERS = [
+  'statement_timeout',
+  'lock_timeout',
+  'query_timeout',
+  'idle_in_transaction_session_timeout',
+  'binary',
+  'replication',
+];
+/** Query parameters that node-postgres reads as paths of files on the controller's own filesystem. */
+const FILE_PARAMETERS = ['sslcert', 'sslkey', 'sslrootcert'];
+
+export interface ParseOptions {
+  /**
+   * Whether the URL may name files of the controller's filesystem (sslcert, sslkey, sslrootcert). Yes for
+   * the operator's own default URL (a CA bundle mounted in the pod); no for a URL from a pool's Secret, whose
+   * author cannot put files there and could only probe or read the controller's.
+   */
+  allowLocalFiles?: boolean;
+}
+
+export function parseDatabaseUrl(raw: string | undefined, source = 'the database URL', options: ParseOptions = {}): DatabaseTarget {
   const value = (raw ?? '').trim();
   if (value === '') throw new DatabaseUrlError(`${source} is empty: set a postgres:// URL`);
   let url: URL;
@@ -36,13 +61,25 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   } catch {
     throw new DatabaseUrlError(`${source} has a malformed %-escape in its database name`);
   }
-  const socketHost = url.searchParams.get('host');
+  // node-postgres takes the last of repeated parameters.
+  const param = (name: string) => url.searchParams.getAll(name).at(-1);
+  const socketHost = param('host');
   const hostname = hostless ? '' : url.hostname;
   if (hostname === '' && !socketHost) throw new DatabaseUrlError(`${source} names no host`);
   if (database === '') throw new DatabaseUrlError(`${source} names no database: add /DATABASE after the host`);
   if (database.includes('@')) {
     throw new DatabaseUrlError(`${source} is malformed: percent-encode special characters (such as / and @) in the password`);
   }
-  const host = hostname || socketHost || '';
-  return { url: value, display: `${host}:${url.port || '5432'}/${database}` };
+  const controlled = CONTROLLED_PARAMETERS.filter((p) => url.searchParams.has(p));
+  if (controlled.length > 0) {
+    throw new DatabaseUrlError(`${source} sets ${controlled.join(', ')}: the controller sets these itself; remove them from the URL`);
+  }
+  const files = FILE_PARAMETERS.filter((p) => url.searchParams.has(p));
+  if (files.length > 0 && options.allowLocalFiles === false) {
+    throw new DatabaseUrlError(`${source} sets ${files.join(', ')}: a Secret may not name files of the controller's filesystem`);
+  }
+  // node-postgres connects to the host= and port= parameters when they are given, whatever the authority says.
+  const host = socketHost || hostname;
+  const port = param('port') || url.port || '5432';
+  return { url: value, display: `${host}:${port}/${database}` };
 }

@@ -18,6 +18,9 @@ export const MIGRATIONS = [
   DecisionTrace1764633600000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
+/** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */
+const CONNECT_TIMEOUT_MS = 10_000;
+const LOCK_TIMEOUT = '60s';
 
 export interface MigrationResult {
   applied: string[];
@@ -43,13 +46,15 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     migrationsTableName: 'migrations',
     migrations: MIGRATIONS,
     migrationsTransactionMode: 'each',
-    extra: { max: 2, application_name: 'lambda-task-pool-migrate' },
+    connectTimeoutMS: CONNECT_TIMEOUT_MS,
+    extra: { max: 2, application_name: 'lambda-task-pool-migrate', keepAlive: true },
     logging: false,
   });
   await dataSource.initialize();
   const lock = dataSource.createQueryRunner();
   try {
     await lock.connect();
+    await lock.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
     await lock.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [MIGRATION_LOCK]);
     try {
       await lock.query('CREATE SCHEMA IF NOT EXISTS ltp');

@@ -66,12 +66,20 @@ interface Raw {
   }> | null;
 }
 
+/**
+ * The most live invocations a pass reads. A pool never has more than maxConcurrency (at most 1,000) live rows
+ * of its own making; more can only have been written into its database by someone else (say, the owner of a
+ * pool's own database), and reading them all would let that database fill the controller's memory.
+ */
+export const LIVE_ROWS_READ = 2_000;
+
 const SNAPSHOT = `
 SELECT now() AS now,
   (SELECT json_agg(l ORDER BY l.id) FROM (
      SELECT id, status, created_at, invoke_after, heartbeat_at, ready_at, heartbeat_timeout_seconds, invoke_attempts,
             function_name AS fn, function_qualifier AS qualifier, function_region AS region
-       FROM ltp.invocations WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')) l) AS live,
+       FROM ltp.invocations WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')
+      ORDER BY id LIMIT $9) l) AS live,
   (SELECT count(*)::int FROM (
      SELECT 1 FROM ltp.tasks WHERE queue = $2 AND status = 'created' AND run_after <= now() LIMIT $3) b) AS backlog,
   CASE WHEN $4::boolean THEN
@@ -106,6 +114,7 @@ export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promi
       args.outcomesLimit,
       args.outcomesWithinSeconds,
       args.strandedLimit,
+      LIVE_ROWS_READ,
     ],
   });
   const row = result.rows[0];

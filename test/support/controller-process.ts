@@ -17,6 +17,10 @@ export interface ControllerProcessOptions {
   compiled?: boolean;
   /** Called with every chunk the process writes. */
   onOutput?(chunk: string): void;
+  /** More flags after the ones above (e.g. --tenancy-policy). */
+  extraArgs?: string[];
+  /** Environment variables that replace the defaults below (e.g. AWS_SECRET_ACCESS_KEY). */
+  env?: Record<string, string>;
 }
 
 export interface ControllerProcess {
@@ -43,6 +47,7 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
     '--metrics-addr',
     `127.0.0.1:${port}`,
     ...(options.leaderElect ? ['--leader-elect', '--lease-namespace', options.leaderElect.leaseNamespace] : []),
+    ...(options.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
@@ -58,6 +63,7 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
       LTP_LOG_LEVEL: options.logLevel ?? 'info',
       ...(options.leaderElect ? { POD_NAME: options.leaderElect.identity } : {}),
       ...(process.env.LTP_CONTROLLER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.LTP_CONTROLLER_NODE_OPTIONS } : {}),
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -47,6 +47,21 @@ describe('parseDatabaseUrl', () => {
       display: 'db.internal:5432/media',
     },
     { name: 'shows an IPv6 host', url: `postgres://app:${PASSWORD}@[::1]:5432/media`, display: '[::1]:5432/media' },
+    {
+      name: 'shows the host and port of host= and port= parameters, where node-postgres really connects',
+      url: `postgres://app:${PASSWORD}@decoy.example:6543/media?host=db.internal&port=5433`,
+      display: 'db.internal:5433/media',
+    },
+    {
+      name: 'shows the last of repeated host= parameters, as node-postgres takes the last',
+      url: `postgres://app:${PASSWORD}@decoy.example/media?host=first.example&host=db.internal`,
+      display: 'db.internal:5432/media',
+    },
+    {
+      name: 'accepts the file parameters of an operator URL (a CA bundle mounted in the pod)',
+      url: `postgres://app:${PASSWORD}@db.internal/media?sslmode=verify-full&sslrootcert=/etc/ssl/rds.pem`,
+      display: 'db.internal:5432/media',
+    },
   ];
 
   for (const c of valid) {
@@ -97,6 +112,31 @@ describe('parseDatabaseUrl', () => {
       expect(message).to.not.include(PASSWORD);
     });
   }
+
+  for (const param of [
+    'statement_timeout=0',
+    'lock_timeout=0',
+    'query_timeout=2000000000',
+    'idle_in_transaction_session_timeout=0',
+    'binary=true',
+    'replication=database',
+  ]) {
+    it(`refuses a URL that sets ${param}, which the controller sets itself`, () => {
+      const name = param.split('=')[0] ?? '';
+      expect(() => parseDatabaseUrl(`postgres://app:${PASSWORD}@db.internal/media?sslmode=require&${param}`)).to.throw(
+        DatabaseUrlError,
+        `the database URL sets ${name}: the controller sets these itself; remove them from the URL`,
+      );
+    });
+  }
+
+  it('refuses file parameters (sslcert, sslkey, sslrootcert) in a URL that may not name local files, such as a Secret', () => {
+    const url = `postgres://app:${PASSWORD}@db.internal/media?sslrootcert=/etc/passwd&sslkey=/proc/self/environ`;
+    expect(() => parseDatabaseUrl(url, 'key "url" of Secret jobs/db', { allowLocalFiles: false })).to.throw(
+      DatabaseUrlError,
+      `key "url" of Secret jobs/db sets sslkey, sslrootcert: a Secret may not name files of the controller's filesystem`,
+    );
+  });
 
   it('names where the URL came from in its messages', () => {
     expect(() => parseDatabaseUrl('', 'key "url" of Secret jobs/media-db')).to.throw(
