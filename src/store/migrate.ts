@@ -6,12 +6,14 @@ import { InitialSchema1764201600000 } from './migrations/1764201600000-initial-s
 import { FaultTolerance1764288000000 } from './migrations/1764288000000-fault-tolerance.ts';
 import { BoundedHistory1764374400000 } from './migrations/1764374400000-bounded-history.ts';
 import { WorkerFunctions1764460800000 } from './migrations/1764460800000-worker-functions.ts';
+import { TaskReruns1764547200000 } from './migrations/1764547200000-task-reruns.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
   FaultTolerance1764288000000,
   BoundedHistory1764374400000,
   WorkerFunctions1764460800000,
+  TaskReruns1764547200000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 

@@ -30,7 +30,7 @@ const noInvocations: StateCounts<InvocationState> = {
   orphaned: 0,
   terminated: 0,
 };
-const noTasks: StateCounts<TaskState> = { created: 0, leased: 0, done: 0, failed: 0 };
+const noTasks: StateCounts<TaskState> = { created: 0, leased: 0, done: 0, failed: 0, cancelled: 0 };
 
 /** An idle, healthy pool; `over` changes what the pass saw. */
 function facts(

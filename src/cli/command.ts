@@ -1,0 +1,32 @@
+// What a CLI command is: one file in src/cli/commands/ whose default export is a CliCommand. The program
+// finds every file there (registry.ts), so adding a command is adding one file.
+import type { Command } from 'commander';
+
+/** The sections of `lambda-task-pool --help`, in the order they are shown. */
+export const COMMAND_GROUPS = {
+  run: 'Run:',
+  pools: 'Pools:',
+  tasks: 'Tasks:',
+  shell: 'Shell:',
+} as const;
+export type CommandGroup = keyof typeof COMMAND_GROUPS;
+
+export interface CliCommand {
+  /** The section of the top-level help the command is listed in. */
+  group: CommandGroup;
+  /**
+   * Adds the command to the program with `program.command(name)` (so it inherits the program's error and
+   * output settings), with a description, its arguments and options each with a help line, and its action.
+   */
+  register(program: Command): Command;
+}
+
+/** Types the default export of a command file. */
+export function defineCommand(command: CliCommand): CliCommand {
+  return command;
+}
+
+/** Bad input on the command line: the message says what to pass instead; the exit code is 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
