@@ -80,7 +80,10 @@ export async function poolReader(target: KubeTarget): Promise<PoolReader> {
     },
     async get(namespace, name) {
       try {
-        const body: unknown = await api.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }, options());
+        const body: unknown = await api.getNamespacedCustomObject(
+          { group: GROUP, version: VERSION, plural: PLURAL, namespace, name },
+          options(),
+        );
         return body;
       } catch (error) {
         if (error instanceof ApiException && error.code === 404) {

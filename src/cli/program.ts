@@ -12,7 +12,7 @@ export async function buildProgram(): Promise<Command> {
     .description('Run AWS Lambda workers for a PostgreSQL task backlog, exactly: the operator, and the tools to watch and repair its work.')
     .version(PRODUCT_VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for a command')
-    .showHelpAfterError(`(run ${PROGRAM_NAME} COMMAND --help for its usage)`)
+    .showHelpAfterError(`(run ${PROGRAM_NAME} --help for the commands)`)
     .showSuggestionAfterError(true)
     .configureHelp({ sortOptions: false, showGlobalOptions: false })
     .exitOverride();
@@ -27,7 +27,15 @@ ${PROGRAM_NAME} completion bash|zsh. Docs: docs/cli.md.`,
     command.register(program).helpGroup(COMMAND_GROUPS[command.group]);
   }
   program.commandsGroup(COMMAND_GROUPS.shell).helpCommand('help [command]', 'show help for a command');
+  for (const command of program.commands) pointAtHelp(command, `${PROGRAM_NAME} ${command.name()}`);
   return program;
+}
+
+/** After a usage error, say which help to read: the failing command's own. */
+function pointAtHelp(command: Command, path: string): void {
+  command.showHelpAfterError(`(run ${path} --help for its usage)`);
+  if (command.commands.length > 0) command.helpCommand('help [command]', 'show help for a command');
+  for (const child of command.commands) pointAtHelp(child, `${path} ${child.name()}`);
 }
 
 /** Runs the command line and returns the exit code (it prints its own output and errors). */

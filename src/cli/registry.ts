@@ -25,7 +25,8 @@ export async function loadCommands(): Promise<CliCommand[]> {
     files.map(async (file) => {
       const module: unknown = await import(new URL(file, COMMANDS_DIR).href);
       const command = typeof module === 'object' && module !== null && 'default' in module ? module.default : undefined;
-      if (!isCliCommand(command)) throw new Error(`src/cli/commands/${file} does not export a command (export default defineCommand({...}))`);
+      if (!isCliCommand(command))
+        throw new Error(`src/cli/commands/${file} does not export a command (export default defineCommand({...}))`);
       return { file, command };
     }),
   );

@@ -8,7 +8,8 @@ export type RetryOutcome =
   | { id: number; outcome: 'would-retry' }
   | { id: number; outcome: 'skipped'; reason: string };
 
-export type CancelOutcome = { id: number; outcome: 'cancelled' } | { id: number; outcome: 'would-cancel' } | { id: number; outcome: 'skipped'; reason: string };
+export type CancelOutcome =
+  { id: number; outcome: 'cancelled' } | { id: number; outcome: 'would-cancel' } | { id: number; outcome: 'skipped'; reason: string };
 
 const UNFINISHED: readonly TaskState[] = ['created', 'leased'];
 
@@ -27,9 +28,11 @@ export function retryOutcomes(args: {
     if (retryId !== undefined) return { id, outcome: 'retried', retryId };
     const task = byId.get(id);
     if (!task) return { id, outcome: 'skipped', reason: 'no such task' };
-    if (UNFINISHED.includes(task.status)) return { id, outcome: 'skipped', reason: `it is ${task.status}, not finished: only failed or cancelled tasks are re-run` };
+    if (UNFINISHED.includes(task.status))
+      return { id, outcome: 'skipped', reason: `it is ${task.status}, not finished: only failed or cancelled tasks are re-run` };
     if (task.status === 'done') return { id, outcome: 'skipped', reason: 'it is done: only failed or cancelled tasks are re-run' };
-    if (task.retriedBy !== null) return { id, outcome: 'skipped', reason: `already re-run as task ${task.retriedBy} (re-run that one to try again)` };
+    if (task.retriedBy !== null)
+      return { id, outcome: 'skipped', reason: `already re-run as task ${task.retriedBy} (re-run that one to try again)` };
     if (args.rerun === undefined) return { id, outcome: 'would-retry' };
     return { id, outcome: 'skipped', reason: 'it changed while being re-run: look again with lambda-task-pool tasks' };
   });

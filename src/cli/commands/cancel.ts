@@ -27,7 +27,7 @@ export default defineCommand({
       .summary('end waiting tasks, with a reason')
       .description(
         'End tasks that are still waiting (created, due or delayed) as cancelled, with a reason kept on the task; no worker will ' +
-          'lease them. Name them by ID, or take a queue\'s waiting tasks with --queue, first due first, up to --limit. A task a worker ' +
+          "lease them. Name them by ID, or take a queue's waiting tasks with --queue, first due first, up to --limit. A task a worker " +
           'leases at that moment is left to it. A cancelled task can be re-run with lambda-task-pool retry.',
       )
       .argument('[ids...]', 'the tasks to cancel', taskIds)
@@ -74,7 +74,10 @@ function print(outcomes: readonly CancelOutcome[], options: CancelOptions): void
     table(outcomes, [
       { header: 'task', value: (o) => String(o.id) },
       { header: 'outcome', value: (o) => o.outcome },
-      { header: 'detail', value: (o) => (o.outcome === 'skipped' ? o.reason : o.outcome === 'would-cancel' ? 'dry run: nothing changed' : '-') },
+      {
+        header: 'detail',
+        value: (o) => (o.outcome === 'skipped' ? o.reason : o.outcome === 'would-cancel' ? 'dry run: nothing changed' : '-'),
+      },
     ]),
   );
   const done = outcomes.filter((o) => o.outcome !== 'skipped').length;

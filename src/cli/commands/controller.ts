@@ -39,7 +39,9 @@ export default defineCommand({
       .addOption(databaseUrlOption('default database for pools without spec.database'))
       .addOption(new Option('--lambda-endpoint <url>', 'Lambda endpoint override').env('AWS_ENDPOINT_URL_LAMBDA'))
       .addOption(new Option('--region <region>', `default AWS region (default: ${HELP_DEFAULTS.region})`).env('AWS_REGION'))
-      .addOption(new Option('--namespaces <a,b>', 'watch only these namespaces (default: all)').argParser(commaList).env('WATCH_NAMESPACES'))
+      .addOption(
+        new Option('--namespaces <a,b>', 'watch only these namespaces (default: all)').argParser(commaList).env('WATCH_NAMESPACES'),
+      )
       .addOption(
         new Option('--default-db-namespaces <a,b>', 'namespaces allowed to use the default database (default: all)')
           .argParser(commaList)
@@ -54,9 +56,7 @@ export default defineCommand({
           `name of the Lease: give each release in a namespace its own (default: ${HELP_DEFAULTS.leaseName})`,
         ).env('LEASE_NAME'),
       )
-      .addOption(
-        new Option('--workers <n>', `pools reconciled at once (default: ${HELP_DEFAULTS.workers})`).argParser(positiveInt(10_000)),
-      )
+      .addOption(new Option('--workers <n>', `pools reconciled at once (default: ${HELP_DEFAULTS.workers})`).argParser(positiveInt(10_000)))
       .addOption(
         new Option(
           '--tenancy-policy <json|@file>',

@@ -4,7 +4,16 @@ import { plural } from '../../ops/plural.ts';
 import { createDb } from '../../store/db.ts';
 import { enqueueTasks } from '../../store/task-store.ts';
 import { defineCommand } from '../command.ts';
-import { databaseFrom, databaseUrlOption, jsonValue, nonNegativeInt, outputOption, positiveInt, queueName, type OutputFormat } from '../options.ts';
+import {
+  databaseFrom,
+  databaseUrlOption,
+  jsonValue,
+  nonNegativeInt,
+  outputOption,
+  positiveInt,
+  queueName,
+  type OutputFormat,
+} from '../options.ts';
 import { json } from '../output.ts';
 
 const MAX_COUNT = 1_000_000;
@@ -25,7 +34,9 @@ export default defineCommand({
     program
       .command('enqueue')
       .summary('add tasks to a queue')
-      .description('Insert tasks into a queue, in batches of 10,000, as a producer would (INSERT INTO ltp.tasks). Prints their ids with -o json.')
+      .description(
+        'Insert tasks into a queue, in batches of 10,000, as a producer would (INSERT INTO ltp.tasks). Prints their ids with -o json.',
+      )
       .requiredOption('--queue <name>', 'the queue (the pool that serves it picks them up)', queueName)
       .option('--count <n>', `how many tasks, at most ${MAX_COUNT.toLocaleString('en')}`, positiveInt(MAX_COUNT), 1)
       .option('--payload <json>', 'the payload of every task, as JSON', jsonValue, {})

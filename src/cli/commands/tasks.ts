@@ -31,7 +31,8 @@ export default defineCommand({
       .addOption(databaseUrlOption())
       .addOption(outputOption())
       .action(async (id: number | undefined, options: TasksOptions, command: Command) => {
-        if (id === undefined && options.queue === undefined) throw new UsageError('pass --queue NAME to list tasks, or a task ID to show one');
+        if (id === undefined && options.queue === undefined)
+          throw new UsageError('pass --queue NAME to list tasks, or a task ID to show one');
         await withDatabase(command, async (db) => {
           if (id !== undefined) {
             const task = await getTaskWithRerun(db, id);
