@@ -1,6 +1,7 @@
 // The pool's status, rebuilt from the world on every pass: counts from Postgres rows, conditions from
 // those counts and the recent trouble recorded on the rows. Pure: the reconciler passes the facts in.
 import { ConditionType, isoSeconds, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
+import { plural } from '../ops/plural.ts';
 import {
   INVOCATION_STATES,
   TASK_STATES,
@@ -63,7 +64,7 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
           type: ConditionType.Active,
           status: 'True',
           reason: Reason.WorkInFlight,
-          message: `${inv.running} running, ${inv.ready} starting, ${queued} queued; ${tasks.created} tasks waiting, ${tasks.leased} leased`,
+          message: `${inv.running} running, ${inv.ready} starting, ${queued} queued; ${plural(tasks.created, 'task')} waiting, ${tasks.leased} leased`,
         }
       : { type: ConditionType.Active, status: 'False', reason: Reason.Idle, message: 'no tasks waiting and no invocation in flight' };
 
@@ -81,7 +82,7 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       status: 'True',
       reason: tooShort ? Reason.FunctionTimeoutTooShort : Reason.InvocationsWasted,
       message:
-        `the last ${waste.streak} invocations of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); ` +
+        `the last ${plural(waste.streak, 'invocation')} of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); ` +
         `dispatching paused until ${isoSeconds(new Date(waste.pausedUntil))}, then one invocation at a time until one starts a task`,
     };
   } else if (trouble.deferred) {
@@ -90,14 +91,14 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       type: ConditionType.Degraded,
       status: 'True',
       reason: throttled ? Reason.Throttled : Reason.InvokeErrors,
-      message: `${trouble.deferred.count} invocations wait to be invoked again after ${trouble.deferred.code}: ${trouble.deferred.message}`,
+      message: `${plural(trouble.deferred.count, 'invocation waits', 'invocations wait')} to be invoked again after ${trouble.deferred.code}: ${trouble.deferred.message}`,
     };
   } else if (trouble.orphaned > 0) {
     degraded = {
       type: ConditionType.Degraded,
       status: 'True',
       reason: Reason.InvocationsOrphaned,
-      message: `${trouble.orphaned} invocations were orphaned in the last ${Math.round(facts.troubleWindowSeconds / 60)} minutes (they never started, or stopped heartbeating)`,
+      message: `${plural(trouble.orphaned, 'invocation was', 'invocations were')} orphaned in the last ${plural(Math.round(facts.troubleWindowSeconds / 60), 'minute')} (they never started, or stopped heartbeating)`,
     };
   }
 

@@ -215,7 +215,11 @@ class InvocationRun<P, R> {
           : summary.started === 0 && code === 'NoTimeToStart'
             ? { outcome: 'failed' as const, code, message: this.noTimeMessage() }
             : code
-              ? { outcome: 'succeeded' as const, code, message: `${summary.released} tasks given back unstarted` }
+              ? {
+                  outcome: 'succeeded' as const,
+                  code,
+                  message: `${summary.released} ${summary.released === 1 ? 'task' : 'tasks'} given back unstarted`,
+                }
               : { outcome: 'succeeded' as const };
       const finished = await this.persist('finish', () => finishInvocation(this.db, { id: invocation.id, ...finish }));
       if (!finished.ok) return this.fencedSummary();
