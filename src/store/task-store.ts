@@ -1,4 +1,4 @@
-// Tasks (DESIGN.md §6). Every transition is one conditional UPDATE, so a stale caller changes nothing.
+// Tasks (docs/architecture.md §6). Every transition is one conditional UPDATE, so a stale caller changes nothing.
 import { TASK_STATES, type InvocationState, type StateCounts, type TaskState } from '../api/types.ts';
 import type { Queryable } from './db.ts';
 

@@ -1,4 +1,4 @@
-// The worker side of the invocation protocol (DESIGN.md §4 and §6):
+// The worker side of the invocation protocol (docs/architecture.md §4 and §6):
 //   claim (created|pending -> ready) -> lease due tasks and move to running -> for each task: record its
 //   start, run the handler, record the outcome -> give back what was not started -> succeeded.
 // A delivery whose claim changes no row is a duplicate, a retry or a late arrival: it touches no task.

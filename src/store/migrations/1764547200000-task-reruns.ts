@@ -37,11 +37,12 @@ CREATE INDEX tasks_finished_by_queue ON ltp.tasks (queue, finished_at) WHERE sta
 
 ALTER TABLE ltp.queue_totals ADD COLUMN cancelled bigint NOT NULL DEFAULT 0;
 
+-- The wake-up also goes out when tasks are cancelled, so the pool's backlog and counts are written at once.
 CREATE OR REPLACE FUNCTION ltp.notify_tasks_released() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_notify('ltp_tasks', q.queue)
     FROM (SELECT DISTINCT n.queue FROM updated n JOIN previous o ON o.id = n.id
-          WHERE n.status = 'created' AND o.status <> 'created') q;
+          WHERE n.status IN ('created', 'cancelled') AND o.status <> n.status) q;
   INSERT INTO ltp.queue_totals AS t (queue, done, failed, cancelled)
     SELECT n.queue, count(*) FILTER (WHERE n.status = 'done'), count(*) FILTER (WHERE n.status = 'failed'),
            count(*) FILTER (WHERE n.status = 'cancelled')
