@@ -21,6 +21,10 @@ export interface CliCommand {
   register(program: Command): Command;
 }
 
+// A command loads heavy modules (the controller, the Kubernetes client, TypeORM) inside its action, so that
+// `--help` stays quick. Name them with a .js extension there: tsc rewrites the .ts extension of static
+// imports only, and tsx maps .js to the .ts source.
+
 /** Types the default export of a command file. */
 export function defineCommand(command: CliCommand): CliCommand {
   return command;

@@ -99,6 +99,15 @@ describe('the CLI, in its own process', function () {
     }
   });
 
+  it('exits 1 naming the database, never its password, when the database cannot be reached', async () => {
+    for (const args of [['migrate'], ['tasks', '--queue', 'q'], ['retry', '1'], ['cancel', '1', '--reason', 'x']]) {
+      const result = await runCli([...args, '--database-url', 'postgres://app:s3cret@127.0.0.1:1/tasks']);
+      expect(result.code, args.join(' ')).to.equal(1);
+      expect(result.stderr).to.include('cannot reach the database at 127.0.0.1:1/tasks');
+      expect(result.stderr + result.stdout).not.to.include('s3cret');
+    }
+  });
+
   describe('shell completion', () => {
     let dir: string;
     before(async () => {

@@ -81,8 +81,8 @@ export default defineCommand({
         const metrics = metricsAddress(options.metricsAddr);
         const databaseUrl = hasDatabase(command) ? databaseFrom(command).url : undefined;
         const [{ startController, CONTROLLER_DEFAULTS, defaultIdentity }, { createLogger }] = await Promise.all([
-          import('../../controller/controller.ts'),
-          import('../../ops/logger.ts'),
+          import('../../controller/controller.js'),
+          import('../../ops/logger.js'),
         ]);
         const logger = createLogger({ component: 'controller' });
         if (!databaseUrl) logger.warn('no default database: only pools with spec.database.secretRef can run');

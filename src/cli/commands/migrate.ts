@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { defineCommand } from '../command.ts';
 import { databaseFrom, databaseUrlOption, outputOption, type OutputFormat } from '../options.ts';
+import { unreachable } from '../database.ts';
 import { json } from '../output.ts';
 
 export default defineCommand({
@@ -18,8 +19,10 @@ export default defineCommand({
       .addOption(outputOption())
       .action(async (options: { output: OutputFormat }, command: Command) => {
         const target = databaseFrom(command);
-        const { migrate } = await import('../../store/migrate.ts');
-        const result = await migrate(target.url);
+        const { migrate } = await import('../../store/migrate.js');
+        const result = await migrate(target.url).catch((error: unknown) => {
+          throw unreachable(error, target);
+        });
         if (options.output === 'json') console.log(json({ database: target.display, applied: result.applied }));
         else console.log(result.applied.length > 0 ? `applied: ${result.applied.join(', ')}` : 'the schema is up to date');
       }),
