@@ -91,6 +91,7 @@ describe('the CLI, in its own process', function () {
       { args: ['cancel', '1'], says: "required option '--reason <text>' not specified" },
       { args: ['completion', 'fish'], says: 'Allowed choices are bash, zsh' },
       { args: ['controller', '--metrics-addr', 'nowhere'], says: '--metrics-addr must be HOST:PORT or :PORT' },
+      { args: ['controller', '--lease-name', 'Not_A_Name'], says: 'must be a DNS subdomain' },
     ];
     for (const c of cases) {
       const result = await runCli(c.args);

@@ -1,5 +1,5 @@
 // `lambda-task-pool controller`: the operator itself, in a cluster (the chart runs it) or against any kubeconfig.
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { OPEN_POLICY, parseTenancyPolicy, TenancyPolicyError, type TenancyPolicy } from '../../api/tenancy.ts';
 import { UsageError, defineCommand } from '../command.ts';
@@ -54,7 +54,9 @@ export default defineCommand({
         new Option(
           '--lease-name <name>',
           `name of the Lease: give each release in a namespace its own (default: ${HELP_DEFAULTS.leaseName})`,
-        ).env('LEASE_NAME'),
+        )
+          .argParser(leaseName)
+          .env('LEASE_NAME'),
       )
       .addOption(new Option('--workers <n>', `pools reconciled at once (default: ${HELP_DEFAULTS.workers})`).argParser(positiveInt(10_000)))
       .addOption(
@@ -129,6 +131,16 @@ function tenancyFrom(text: string | undefined): TenancyPolicy {
     if (error instanceof TenancyPolicyError) throw new UsageError(`--tenancy-policy: ${error.message}`);
     throw error;
   }
+}
+
+/** A Lease name is a DNS subdomain; empty (an unset chart value) means the default. */
+function leaseName(value: string): string | undefined {
+  const name = value.trim();
+  if (name === '') return undefined;
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
+    throw new InvalidArgumentError('must be a DNS subdomain: lower-case letters, digits, - and ., at most 253');
+  }
+  return name;
 }
 
 function metricsAddress(text: string): { host: string; port: number } {
