@@ -1,5 +1,5 @@
 // Lint: the rules that catch real bugs in this codebase (floating promises, misused promises), and the
-// layer rules that keep the architecture honest (DESIGN.md §7 and §11):
+// layer rules that keep the architecture honest (docs/architecture.md §7 and §11):
 //   - src/planner is pure: no I/O module, no database, no Kubernetes, no AWS;
 //   - the worker SDK (packages/worker) depends on pg alone: nothing from the controller or the dev tools;
 //   - the product (src) never imports the development tools (dev/).
@@ -30,7 +30,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: IO, message: 'src/planner is pure decision logic: no I/O module (DESIGN.md §7).' },
+            { group: IO, message: 'src/planner is pure decision logic: no I/O module (docs/architecture.md §7).' },
             {
               group: ['../store/*', '../controller/*', '../lambda/invoker*', '../ops/*'],
               message: 'src/planner may import only pure modules.',

@@ -9,13 +9,8 @@ import { migrate } from '../../src/store/migrate.ts';
 import { REPO_ROOT, ensureBinaries } from './binaries.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { installCrd } from './crd.ts';
-import {
-  loadLambdaConfig,
-  parseFunctionFlag,
-  startLambdaRuntime,
-  type FunctionRegistration,
-  type LambdaRuntime,
-} from './lambda-runtime/index.ts';
+import { startLambdaRuntime, type LambdaRuntime } from './lambda-runtime/index.ts';
+import { localFunctions } from './local-functions.ts';
 import { freePort } from './ports.ts';
 import { startPostgres, type PostgresEngine, type PostgresServer } from './postgres.ts';
 
@@ -26,6 +21,8 @@ export interface LocalStackOptions {
   lambdaConfigFile?: string;
   controller?: boolean;
   postgresEngine?: PostgresEngine;
+  /** Keep the Postgres data (in STATE_DIR/postgres) across restarts; by default each start begins empty. */
+  keepData?: boolean;
   logger: Logger;
   /** Overrides for the in-process controller (tests shorten its timers). */
   controllerOverrides?: Partial<Parameters<typeof startController>[0]>;
@@ -41,6 +38,11 @@ export interface LocalStack {
   postgres: PostgresServer;
   controller?: RunningController;
   env: Record<string, string>;
+  /** The functions registered in the local Lambda runtime. */
+  functionNames: string[];
+  /** Whether the Postgres data was kept from an earlier run (--keep-data), and where it lives. */
+  keptData: boolean;
+  postgresDataDir: string;
   stop(): Promise<void>;
 }
 
@@ -61,13 +63,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   try {
     const binaries = await ensureBinaries((line) => log.info('control-plane build', { line }));
     const pgDir = path.join(stateDir, 'postgres');
-    await rm(pgDir, { recursive: true, force: true });
+    const keepData = options.keepData ?? false;
+    if (!keepData) await rm(pgDir, { recursive: true, force: true });
+    // Functions are read (and their config checked) before anything starts, so a bad file fails fast.
+    const functions = await lambdaFunctions(options);
     // Both start at once; each registers its stop as soon as it runs, so a failure of one stops the other.
     const [pgStarted, cpStarted] = await Promise.allSettled([
       startPostgres({ engine: options.postgresEngine, dataDir: pgDir, database: 'ltp' }).then((pg) => {
         stops.push(async () => {
           await pg.stop();
-          await rm(pgDir, { recursive: true, force: true });
+          if (!keepData) await rm(pgDir, { recursive: true, force: true });
         });
         return pg;
       }),
@@ -80,18 +85,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (cpStarted.status === 'rejected') throw cpStarted.reason;
     const postgres = pgStarted.value;
     const controlPlane = cpStarted.value;
-    log.info('postgres started', { engine: postgres.engine, version: postgres.version, port: postgres.port });
+    log.info('postgres started', { engine: postgres.engine, version: postgres.version, port: postgres.port, dataKept: keepData });
     log.info('kube-apiserver started', { version: controlPlane.version, server: controlPlane.server });
 
     await migrate(postgres.url);
     const kc = loadKubeConfig(controlPlane.kubeconfigPath);
     await installCrd(kc);
 
-    const functions = await lambdaFunctions(options, postgres.url);
     const lambda = await startLambdaRuntime({
-      functions: functions.registrations,
-      seed: functions.seed,
-      concurrencyLimit: functions.concurrencyLimit,
+      functions: functions.functions.map((f) => ({ ...f, environment: { DATABASE_URL: postgres.url, ...f.environment } })),
+      ...(functions.seed !== undefined ? { seed: functions.seed } : {}),
+      ...(functions.concurrencyLimit !== undefined ? { concurrencyLimit: functions.concurrencyLimit } : {}),
+      ...(functions.region !== undefined ? { region: functions.region } : {}),
+      ...(functions.accountId !== undefined ? { accountId: functions.accountId } : {}),
       logger: log.child({ component: 'lambda-runtime' }),
     });
     stops.push(lambda.stop);
@@ -142,30 +148,32 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       const running = controller;
       stops.push(() => running.stop());
     }
-    return { stateDir, kubeconfigPath, envPath, databaseUrl: postgres.url, lambda, controlPlane, postgres, controller, env, stop };
+    return {
+      stateDir,
+      kubeconfigPath,
+      envPath,
+      databaseUrl: postgres.url,
+      lambda,
+      controlPlane,
+      postgres,
+      controller,
+      env,
+      functionNames: functions.functions.map((f) => f.name),
+      keptData: keepData,
+      postgresDataDir: pgDir,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
   }
 }
 
-async function lambdaFunctions(options: LocalStackOptions, databaseUrl: string) {
-  const file = options.lambdaConfigFile ?? (options.functions && options.functions.length > 0 ? undefined : DEFAULT_LAMBDA_CONFIG);
-  const config = file ? await loadLambdaConfig(file) : { functions: [] };
-  const byName = new Map<string, FunctionRegistration>(config.functions.map((f) => [f.name, f]));
-  for (const flag of options.functions ?? []) {
-    const { name, handler } = parseFunctionFlag(flag);
-    byName.set(name, { ...(byName.get(name) ?? {}), name, handler: path.resolve(handler) });
-  }
-  const registrations = [...byName.values()].map((f) => ({
-    ...f,
-    environment: { DATABASE_URL: databaseUrl, ...(f.environment ?? {}) },
-  }));
-  return {
-    registrations,
-    ...('seed' in config && config.seed !== undefined ? { seed: config.seed } : {}),
-    ...('concurrencyLimit' in config && config.concurrencyLimit !== undefined ? { concurrencyLimit: config.concurrencyLimit } : {}),
-  };
+/** The config file (examples/lambda-config.yaml when neither a file nor a --function is given) with the flags merged in. */
+function lambdaFunctions(options: LocalStackOptions) {
+  const flags = options.functions ?? [];
+  const file = options.lambdaConfigFile ?? (flags.length > 0 ? undefined : DEFAULT_LAMBDA_CONFIG);
+  return localFunctions({ file, flags, cwd: process.cwd() });
 }
 
 function shellQuote(value: string): string {

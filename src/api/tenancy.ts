@@ -1,4 +1,4 @@
-// The tenancy policy (DESIGN.md §9): per namespace, and for namespaces not listed, which Lambda functions
+// The tenancy policy (docs/architecture.md §9): per namespace, and for namespaces not listed, which Lambda functions
 // its pools may invoke and which queues they may claim in the controller's default database, and which
 // IAM role invokes them. Pure: parsed once at start (Helm values -> --tenancy-policy), then consulted.
 //

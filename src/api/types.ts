@@ -12,8 +12,10 @@ export type InvocationState = (typeof INVOCATION_STATES)[number];
 export const LIVE_INVOCATION_STATES = ['created', 'pending', 'ready', 'running'] as const;
 export type LiveInvocationState = (typeof LIVE_INVOCATION_STATES)[number];
 
-export const TASK_STATES = ['created', 'leased', 'done', 'failed'] as const;
+export const TASK_STATES = ['created', 'leased', 'done', 'failed', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
+/** Task states no row ever leaves. */
+export const FINISHED_TASK_STATES = ['done', 'failed', 'cancelled'] as const satisfies readonly TaskState[];
 
 export interface FunctionRef {
   /** A function name, a partial ARN or a full ARN. */

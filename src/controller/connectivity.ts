@@ -1,6 +1,6 @@
 // How long the controller has been able to reach a database without interruption. While the database is
 // down or frozen, no worker can write a heartbeat either, so a heartbeat missed then is not the worker's
-// fault: the planner orphans by heartbeat only after a full heartbeat timeout of connectivity (DESIGN.md
+// fault: the planner orphans by heartbeat only after a full heartbeat timeout of connectivity (docs/architecture.md
 // §4, "Fencing"). A probe runs every interval; one that fails or takes longer than the timeout counts as
 // a loss, and so does any pass that finds the database unavailable.
 

@@ -19,6 +19,7 @@ import { leaseWaitsSince, queueTaskCounts } from '../store/task-store.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
 import type { Database, DatabaseRegistry } from './databases.ts';
 import { describeError } from '../ops/describe-error.ts';
+import { plural } from '../ops/plural.ts';
 import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from './dispatch-pass.ts';
 import type { EventRecorder } from './events.ts';
 import type { KubeApi, PoolObject } from './kube.ts';
@@ -307,12 +308,12 @@ export class PoolReconciler {
     if (pass.invoke.accepted > 0) {
       deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
       // The planner counts the backlog only up to what could change its decision (maxConcurrency x tasksPerInvocation).
-      const backlog = pass.backlog >= backlogCountLimit(pool.spec) ? `at least ${pass.backlog}` : `${pass.backlog}`;
+      const backlog = `${pass.backlog >= backlogCountLimit(pool.spec) ? 'at least ' : ''}${plural(pass.backlog, 'task')}`;
       deps.events.record(
         ref,
         'Normal',
         'Dispatched',
-        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog} tasks; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`,
+        `invoked ${pass.invoke.accepted} (${pass.dispatched.length} new) for a backlog of ${backlog}; before this, ${a.queued} queued and ${pass.plan.live.ready + pass.plan.live.running} started`,
       );
     }
     if (pass.dispatched.length > 0 || pass.orphaned.length > 0 || pass.terminated.length > 0) {
@@ -335,7 +336,7 @@ export class PoolReconciler {
         ref,
         'Warning',
         'InvocationsOrphaned',
-        `${pass.orphaned.length} invocations orphaned (never started or heartbeat lost); ${pass.releasedTasks} tasks returned to the queue, ${pass.failedTasks} failed`,
+        `${plural(pass.orphaned.length, 'invocation')} orphaned (never started or heartbeat lost); ${plural(pass.releasedTasks, 'task')} returned to the queue, ${pass.failedTasks} failed`,
       );
     }
     for (const kind of ['rejected', 'deferred'] as const) {

@@ -1,6 +1,7 @@
 // The pool's status, rebuilt from the world on every pass: counts from Postgres rows, conditions from
 // those counts and the recent trouble recorded on the rows. Pure: the reconciler passes the facts in.
 import { ConditionType, isoSeconds, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
+import { plural } from '../ops/plural.ts';
 import {
   INVOCATION_STATES,
   TASK_STATES,
@@ -13,7 +14,6 @@ import {
 import { ACCESS_DENIED_CODES, FUNCTION_MISSING_CODES } from '../lambda/errors.ts';
 import type { WasteState } from '../planner/waste.ts';
 import type { FunctionVerdict } from '../planner/function-readiness.ts';
-import { plural } from '../planner/explain.ts';
 import type { RecentTrouble } from '../store/invocation-store.ts';
 
 export interface PoolFacts {
@@ -113,7 +113,7 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       status: 'True',
       reason: tooShort ? Reason.FunctionTimeoutTooShort : Reason.InvocationsWasted,
       message:
-        `the last ${waste.streak} invocations of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); ` +
+        `the last ${plural(waste.streak, 'invocation')} of ${spec.function.name} started no task (${waste.code ?? 'no code'}: ${waste.message ?? 'no message'}); ` +
         `dispatching paused until ${isoSeconds(new Date(waste.pausedUntil))}, then one invocation at a time until one starts a task`,
     };
   } else if (trouble.deferred) {
@@ -122,14 +122,14 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       type: ConditionType.Degraded,
       status: 'True',
       reason: throttled ? Reason.Throttled : Reason.InvokeErrors,
-      message: `${plural(trouble.deferred.count, 'invocation')} wait to be invoked again after ${trouble.deferred.code}: ${trouble.deferred.message}`,
+      message: `${plural(trouble.deferred.count, 'invocation waits', 'invocations wait')} to be invoked again after ${trouble.deferred.code}: ${trouble.deferred.message}`,
     };
   } else if (trouble.orphaned > 0) {
     degraded = {
       type: ConditionType.Degraded,
       status: 'True',
       reason: Reason.InvocationsOrphaned,
-      message: `${plural(trouble.orphaned, 'invocation was', 'invocations were')} orphaned in the last ${Math.round(facts.troubleWindowSeconds / 60)} minutes (they never started, or stopped heartbeating)`,
+      message: `${plural(trouble.orphaned, 'invocation was', 'invocations were')} orphaned in the last ${plural(Math.round(facts.troubleWindowSeconds / 60), 'minute')} (they never started, or stopped heartbeating)`,
     };
   } else if (facts.function?.status === 'False' && facts.function.blocking) {
     degraded = { type: ConditionType.Degraded, status: 'True', reason: Reason.FunctionNotReady, message: facts.function.message };

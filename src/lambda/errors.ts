@@ -1,5 +1,5 @@
 // A small, closed vocabulary for Invoke outcomes, classified where the call is made, by the error's
-// type name and HTTP status (never by its message). See DESIGN.md §3.
+// type name and HTTP status (never by its message). See docs/architecture.md §3.
 
 export type InvokeFailure =
   /** 429: back off (for retryAfterMs when Lambda names it), then invoke the same rows again. */

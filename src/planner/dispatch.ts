@@ -1,4 +1,4 @@
-// The dispatch arithmetic of DESIGN.md §5. Pure: no I/O, no clock.
+// The dispatch arithmetic of docs/architecture.md §5. Pure: no I/O, no clock.
 import type { LiveInvocationState } from '../api/types.ts';
 
 export type LiveCounts = Record<LiveInvocationState, number>;

@@ -1,6 +1,7 @@
 // Why a pass did what it did, in one sentence a user can read in `kubectl describe` or the trace.
 // Pure: from the plan, the pass's counts and the pool's settings.
 import type { PoolPlan } from './pool-plan.ts';
+import { plural } from '../ops/plural.ts';
 
 export interface PassFacts {
   plan: PoolPlan;
@@ -18,10 +19,6 @@ export interface PassFacts {
   mode: 'active' | 'suspended' | 'deleting';
   releasedTasks: number;
   failedTasks: number;
-}
-
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
 }
 
 const LIMITS: Record<NonNullable<PoolPlan['limitedBy']>, string> = {

@@ -1,4 +1,4 @@
-// Invocations (DESIGN.md §4): one row per asynchronous invoke, inserted before the Invoke call. Every
+// Invocations (docs/architecture.md §4): one row per asynchronous invoke, inserted before the Invoke call. Every
 // transition is one conditional UPDATE; the database trigger refuses anything the state machine forbids.
 import { INVOCATION_STATES, type FunctionRef, type InvocationState, type LiveInvocationState, type StateCounts } from '../api/types.ts';
 import type { Queryable } from './db.ts';

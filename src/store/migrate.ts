@@ -8,6 +8,7 @@ import { InitialSchema1764201600000 } from './migrations/1764201600000-initial-s
 import { FaultTolerance1764288000000 } from './migrations/1764288000000-fault-tolerance.ts';
 import { BoundedHistory1764374400000 } from './migrations/1764374400000-bounded-history.ts';
 import { WorkerFunctions1764460800000 } from './migrations/1764460800000-worker-functions.ts';
+import { TaskReruns1764547200000 } from './migrations/1764547200000-task-reruns.ts';
 import { DecisionTrace1764633600000 } from './migrations/1764633600000-decision-trace.ts';
 
 export const MIGRATIONS = [
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   FaultTolerance1764288000000,
   BoundedHistory1764374400000,
   WorkerFunctions1764460800000,
+  TaskReruns1764547200000,
   DecisionTrace1764633600000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';

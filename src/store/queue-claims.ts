@@ -1,4 +1,4 @@
-// At most one pool per database serves a queue (DESIGN.md §9). A claim is a row keyed by the queue.
+// At most one pool per database serves a queue (docs/architecture.md §9). A claim is a row keyed by the queue.
 import type { Queryable } from './db.ts';
 import type { PoolIdentity } from './invocation-store.ts';
 

@@ -20,7 +20,7 @@ export async function targetsWithExpiredRows(
   if (targets.length === 0) return [];
   const probe =
     table === 'tasks'
-      ? `EXISTS (SELECT 1 FROM ltp.tasks x WHERE x.queue = t.key AND x.status IN ('done', 'failed')
+      ? `EXISTS (SELECT 1 FROM ltp.tasks x WHERE x.queue = t.key AND x.status IN ('done', 'failed', 'cancelled')
                  AND x.finished_at < now() - make_interval(secs => t.age))`
       : `EXISTS (SELECT 1 FROM ltp.invocations x WHERE x.pool_uid = t.key AND x.finished_at IS NOT NULL
                  AND x.finished_at < now() - make_interval(secs => t.age))`;
@@ -31,12 +31,12 @@ export async function targetsWithExpiredRows(
   return result.rows.map((r) => ({ key: r.key, maxAgeSeconds: r.age }));
 }
 
-/** Deletes at most `batch` finished tasks of one queue older than the age. Returns how many. */
+/** Deletes at most `batch` finished (done, failed or cancelled) tasks of one queue older than the age. Returns how many. */
 export async function deleteExpiredTasks(db: Queryable, args: { queue: string; maxAgeSeconds: number; batch: number }): Promise<number> {
   const result = await db.query(
     `DELETE FROM ltp.tasks WHERE id IN (
        SELECT id FROM ltp.tasks
-        WHERE queue = $1 AND status IN ('done', 'failed') AND finished_at < now() - make_interval(secs => $2)
+        WHERE queue = $1 AND status IN ('done', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $2)
         ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED)`,
     [args.queue, args.maxAgeSeconds, args.batch],
   );

@@ -1,4 +1,4 @@
-// Tasks (DESIGN.md §6). Every transition is one conditional UPDATE, so a stale caller changes nothing.
+// Tasks (docs/architecture.md §6). Every transition is one conditional UPDATE, so a stale caller changes nothing.
 import { TASK_STATES, type InvocationState, type StateCounts, type TaskState } from '../api/types.ts';
 import type { Queryable } from './db.ts';
 
@@ -17,11 +17,16 @@ export interface TaskRow {
   finishedAt: Date | null;
   result: unknown;
   lastError: string | null;
+  /** The task this row re-runs (`lambda-task-pool retry`). */
+  retryOf: number | null;
+  /** Why it was cancelled, for a cancelled task. */
+  cancelReason: string | null;
 }
 
 const taskColumns = (t: string) => `${t}id, ${t}queue, ${t}payload, ${t}status, ${t}attempts, ${t}max_attempts AS "maxAttempts",
   ${t}invocation_id AS "invocationId", ${t}created_at AS "createdAt", ${t}run_after AS "runAfter", ${t}leased_at AS "leasedAt",
-  ${t}started_at AS "startedAt", ${t}finished_at AS "finishedAt", ${t}result, ${t}last_error AS "lastError"`;
+  ${t}started_at AS "startedAt", ${t}finished_at AS "finishedAt", ${t}result, ${t}last_error AS "lastError",
+  ${t}retry_of AS "retryOf", ${t}cancel_reason AS "cancelReason"`;
 
 export interface EnqueueInput {
   queue: string;
@@ -64,18 +69,24 @@ export async function nextDueAt(db: Queryable, queue: string): Promise<Date | un
 
 /**
  * The queue's tasks by state for status, without reading history: `created` is the caller's bounded count
- * of due tasks, `leased` is counted (bounded by the live leases), `done` and `failed` come from the queue's
- * totals row.
+ * of due tasks, `leased` is counted (bounded by the live leases), `done`, `failed` and `cancelled` come from
+ * the queue's totals row.
  */
 export async function queueTaskCounts(db: Queryable, args: { queue: string; created: number }): Promise<StateCounts<TaskState>> {
-  const result = await db.query<{ leased: number; done: number | null; failed: number | null }>(
+  const result = await db.query<{ leased: number; done: number | null; failed: number | null; cancelled: number | null }>(
     `SELECT (SELECT count(*)::int FROM ltp.tasks WHERE queue = $1 AND status = 'leased') AS leased,
-            t.done::float8 AS done, t.failed::float8 AS failed
+            t.done::float8 AS done, t.failed::float8 AS failed, t.cancelled::float8 AS cancelled
        FROM (SELECT 1) one LEFT JOIN ltp.queue_totals t ON t.queue = $1`,
     [args.queue],
   );
   const row = result.rows[0];
-  return { created: args.created, leased: row?.leased ?? 0, done: row?.done ?? 0, failed: row?.failed ?? 0 };
+  return {
+    created: args.created,
+    leased: row?.leased ?? 0,
+    done: row?.done ?? 0,
+    failed: row?.failed ?? 0,
+    cancelled: row?.cancelled ?? 0,
+  };
 }
 
 /** Every task of a queue counted by state, over all its rows: for inspection (tests, the CLI), never a pass. */
@@ -213,4 +224,127 @@ export async function leaseWaitsSince(
   );
   const last = result.rows[result.rows.length - 1];
   return { waitsSeconds: result.rows.map((r) => r.wait), ...(last ? { cursor: last.cursor } : {}) };
+}
+
+// ---- Inspection and repair, for the CLI (`tasks`, `retry`, `cancel`): never run by a pass. ----
+
+/** The latest tasks of a queue (newest first), of one state or of any. */
+export async function listTasks(db: Queryable, args: { queue: string; status?: TaskState; limit: number }): Promise<TaskRow[]> {
+  const result = await db.query<TaskRow>(
+    `SELECT ${taskColumns('')} FROM ltp.tasks WHERE queue = $1 AND ($2::ltp.task_status IS NULL OR status = $2::ltp.task_status)
+      ORDER BY id DESC LIMIT $3`,
+    [args.queue, args.status ?? null, args.limit],
+  );
+  return result.rows;
+}
+
+/** A task, and the task that re-runs it (if it was re-run). */
+export async function getTaskWithRerun(db: Queryable, id: number): Promise<(TaskRow & { retriedBy: number | null }) | undefined> {
+  const result = await db.query<TaskRow & { retriedBy: number | null }>(
+    `SELECT ${taskColumns('t.')}, (SELECT r.id FROM ltp.tasks r WHERE r.retry_of = t.id) AS "retriedBy" FROM ltp.tasks t WHERE t.id = $1`,
+    [id],
+  );
+  return result.rows[0];
+}
+
+/** What `retry` and `cancel` need to know about a task to say what happens to it. */
+export interface TaskStanding {
+  id: number;
+  queue: string;
+  status: TaskState;
+  /** The task that already re-runs this one. */
+  retriedBy: number | null;
+}
+
+/** The standing of the given tasks (ids that name no task are simply absent). */
+export async function taskStandings(db: Queryable, ids: readonly number[]): Promise<TaskStanding[]> {
+  if (ids.length === 0) return [];
+  const result = await db.query<TaskStanding>(
+    `SELECT t.id, t.queue, t.status, (SELECT r.id FROM ltp.tasks r WHERE r.retry_of = t.id) AS "retriedBy"
+       FROM ltp.tasks t WHERE t.id = ANY($1::bigint[]) ORDER BY t.id`,
+    [ids],
+  );
+  return result.rows;
+}
+
+/** The states a task may be re-run from. */
+export const RERUNNABLE_STATES = ['failed', 'cancelled'] as const satisfies readonly TaskState[];
+export type RerunnableState = (typeof RERUNNABLE_STATES)[number];
+
+/**
+ * Ids of the queue's tasks in `status` (failed or cancelled) that were not re-run yet, oldest finished first,
+ * at most `limit`; with `errorContains`, only those whose last error contains it (case-insensitive).
+ */
+export async function findRerunnableTasks(
+  db: Queryable,
+  args: { queue: string; status: RerunnableState; errorContains?: string; limit: number },
+): Promise<number[]> {
+  const result = await db.query<{ id: number }>(
+    `SELECT t.id FROM ltp.tasks t
+      WHERE t.queue = $1 AND t.status = $2::ltp.task_status
+        AND ($3::text IS NULL OR strpos(lower(coalesce(t.last_error, '')), lower($3)) > 0)
+        AND NOT EXISTS (SELECT 1 FROM ltp.tasks r WHERE r.retry_of = t.id)
+      ORDER BY t.finished_at, t.id LIMIT $4`,
+    [args.queue, args.status, args.errorContains ?? null, args.limit],
+  );
+  return result.rows.map((r) => r.id);
+}
+
+/**
+ * Re-runs finished tasks: for each given task that is failed or cancelled and not re-run yet, one new
+ * `created` row with its queue, payload and attempt limit, whose `retry_of` names it. The old rows do not
+ * change. The unique index on retry_of makes a concurrent second re-run of the same task insert nothing.
+ * Returns the new rows, as { id: new id, retryOf: old id }.
+ */
+export async function rerunTasks(db: Queryable, ids: readonly number[]): Promise<Array<{ id: number; retryOf: number }>> {
+  if (ids.length === 0) return [];
+  const result = await db.query<{ id: number; retryOf: number }>(
+    `INSERT INTO ltp.tasks (queue, payload, max_attempts, retry_of)
+     SELECT queue, payload, max_attempts, id FROM ltp.tasks
+      WHERE id = ANY($1::bigint[]) AND status IN ('failed', 'cancelled')
+      ORDER BY id
+     ON CONFLICT (retry_of) WHERE retry_of IS NOT NULL DO NOTHING
+     RETURNING id, retry_of AS "retryOf"`,
+    [ids],
+  );
+  return result.rows;
+}
+
+/** Ids of the queue's created tasks (due or delayed), first due first, at most `limit`. */
+export async function findCreatedTasks(db: Queryable, args: { queue: string; limit: number }): Promise<number[]> {
+  const result = await db.query<{ id: number }>(
+    `SELECT id FROM ltp.tasks WHERE queue = $1 AND status = 'created' ORDER BY run_after, id LIMIT $2`,
+    [args.queue, args.limit],
+  );
+  return result.rows.map((r) => r.id);
+}
+
+/**
+ * Cancels the given tasks that are still `created`, with a reason. A task a worker leases at the same moment
+ * is not cancelled: the UPDATE waits for the worker's row lock and then finds the row no longer created.
+ * Returns the ids it cancelled.
+ */
+export async function cancelTasks(db: Queryable, args: { ids: readonly number[]; reason: string }): Promise<number[]> {
+  if (args.ids.length === 0) return [];
+  const result = await db.query<{ id: number }>(
+    `UPDATE ltp.tasks SET status = 'cancelled', cancel_reason = $2, finished_at = now()
+      WHERE id = ANY($1::bigint[]) AND status = 'created' RETURNING id`,
+    [args.ids, args.reason],
+  );
+  return result.rows.map((r) => r.id).sort((a, b) => a - b);
+}
+
+/**
+ * Cancels up to `limit` created tasks of a queue, first due first, skipping any a worker is leasing right
+ * now (SKIP LOCKED). Returns the ids it cancelled.
+ */
+export async function cancelCreatedTasks(db: Queryable, args: { queue: string; limit: number; reason: string }): Promise<number[]> {
+  const result = await db.query<{ id: number }>(
+    `WITH picked AS (
+       SELECT id FROM ltp.tasks WHERE queue = $1 AND status = 'created' ORDER BY run_after, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+     UPDATE ltp.tasks t SET status = 'cancelled', cancel_reason = $3, finished_at = now()
+       FROM picked WHERE t.id = picked.id AND t.status = 'created' RETURNING t.id`,
+    [args.queue, args.limit, args.reason],
+  );
+  return result.rows.map((r) => r.id).sort((a, b) => a - b);
 }

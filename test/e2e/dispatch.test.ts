@@ -58,7 +58,7 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
       executions.rows.every((r) => r.n === 1),
       'every task ran once',
     ).to.equal(true);
-    expect(await countTasksByState(sys.database.db, 'bulk')).to.deep.equal({ created: 0, leased: 0, done: 300, failed: 0 });
+    expect(await countTasksByState(sys.database.db, 'bulk')).to.deep.equal({ created: 0, leased: 0, done: 300, failed: 0, cancelled: 0 });
 
     const invocations = await sys.database.db.query<{ status: string; n: number; leased: number }>(
       `SELECT status, count(*)::int AS n, sum(tasks_leased)::int AS leased FROM ltp.invocations WHERE queue = 'bulk' GROUP BY status`,

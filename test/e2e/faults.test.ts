@@ -269,7 +269,7 @@ describe('faults end to end (real kube-apiserver, Postgres and Lambda runtime)',
     expect(rows.length, `invocations in 60 s: ${rows.length}`).to.be.within(4, 9);
     expect(rows.every((r) => r.tasks_started === 0)).to.equal(true);
     expect(rows.filter((r) => r.error_code === 'NoTimeToStart').length).to.be.at.least(rows.length - 1);
-    expect(await countTasksByState(sys.database.db, 'short')).to.deep.equal({ created: 10, leased: 0, done: 0, failed: 0 });
+    expect(await countTasksByState(sys.database.db, 'short')).to.deep.equal({ created: 10, leased: 0, done: 0, failed: 0, cancelled: 0 });
     const attempts = await sys.database.db.query(`SELECT max(attempts)::int AS n FROM ltp.tasks WHERE queue = 'short'`);
     expect(attempts.rows[0].n).to.equal(0);
     await kubectl(['patch', 'ltp', 'short', '-n', NS, '--type=merge', '-p', '{"spec":{"suspend":true}}']);
@@ -348,6 +348,6 @@ describe('faults end to end (real kube-apiserver, Postgres and Lambda runtime)',
       sys.lambda.events('gone-worker').flatMap((e) => e.deliveries),
     );
     expect(runs.map((r) => r.outcome)).to.deep.equal(['aborted']);
-    expect(await countTasksByState(sys.database.db, 'gone')).to.deep.equal({ created: 2, leased: 0, done: 0, failed: 0 });
+    expect(await countTasksByState(sys.database.db, 'gone')).to.deep.equal({ created: 2, leased: 0, done: 0, failed: 0, cancelled: 0 });
   });
 });

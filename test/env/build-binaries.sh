@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane binaries (kube-apiserver, etcd, kubectl, helm) from Go modules,
-# as DESIGN.md §8 describes, and caches them outside the repository, keyed by the pinned versions.
+# as docs/architecture.md §8 describes, and caches them outside the repository, keyed by the pinned versions.
 # A second run finds them in the cache and costs well under a second.
 #
 # Prints the cache directory that holds the four binaries on its last line.

@@ -334,7 +334,7 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
       observedGeneration: 1,
       backlog: 14,
       invocations: { created: 1, pending: 3, ready: 1, running: 5, succeeded: 20, failed: 0, orphaned: 2, terminated: 0 },
-      tasks: { created: 14, leased: 10, done: 57, failed: 4 },
+      tasks: { created: 14, leased: 10, done: 57, failed: 4, cancelled: 2 },
       conditions: [
         {
           type: 'Ready',
@@ -358,6 +358,11 @@ describe('LambdaTaskPool CRD (real kube-apiserver)', function () {
     expect(cell(wide, 'columns', 'DONE')).to.equal('57');
     expect(cell(wide, 'columns', 'FAILED')).to.equal('4');
     expect(cell(wide, 'columns', 'REASON')).to.equal('QueueConflict');
+    // The schema keeps every task count, cancelled included (a field it did not list would be pruned).
+    const tasks: unknown = JSON.parse(
+      ok(await kubectl(['get', 'ltp', 'columns', '-n', namespace, '-o', 'jsonpath={.status.tasks}']), 'get status.tasks'),
+    );
+    expect(tasks).to.deep.equal(status.tasks);
 
     const flipped = { conditions: [{ ...status.conditions[0], status: 'True', reason: 'Reconciled', message: 'dispatching' }] };
     ok(

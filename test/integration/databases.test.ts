@@ -1,4 +1,4 @@
-// Which database a pool uses (DESIGN.md §9), against a real kube-apiserver for Secrets and a real Postgres.
+// Which database a pool uses (docs/architecture.md §9), against a real kube-apiserver for Secrets and a real Postgres.
 import { expect } from 'chai';
 import { DatabaseRegistry, type DatabaseResolution } from '../../src/controller/databases.ts';
 import { StrandedSweeper } from '../../src/controller/stranded-sweep.ts';

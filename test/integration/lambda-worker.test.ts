@@ -1,5 +1,5 @@
 // The worker SDK behind the local Lambda runtime, driven by the real @aws-sdk/client-lambda and the
-// controller's own dispatch pass, against a real Postgres. The faults of asynchronous Lambda (DESIGN.md §3)
+// controller's own dispatch pass, against a real Postgres. The faults of asynchronous Lambda (docs/architecture.md §3)
 // are switched on one at a time; what is asserted is the rows and the journal, never the calls made.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -363,7 +363,7 @@ describe('worker SDK behind the local Lambda runtime (real SDK, real processes, 
     expect((await invocations(pool)).map((i) => [i.id, i.status, i.errorCode, i.invokeAttempts])).to.deep.equal(
       first.dispatched.map((id) => [id, 'succeeded', null, 2]),
     );
-    expect(await countTasksByState(t.db, 'q-throttled')).to.deep.equal({ created: 0, leased: 0, done: 4, failed: 0 });
+    expect(await countTasksByState(t.db, 'q-throttled')).to.deep.equal({ created: 0, leased: 0, done: 4, failed: 0, cancelled: 0 });
     runtime.unregister('worker-throttled');
   });
 

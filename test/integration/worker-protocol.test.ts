@@ -65,7 +65,7 @@ describe('worker protocol (real Postgres)', function () {
     const [a, b] = await Promise.all([handler({ invocationId: String(inv) }), handler({ invocationId: String(inv) })]);
     expect([a.outcome, b.outcome].sort()).to.deep.equal(['skipped', 'succeeded']);
     expect(calls).to.equal(3);
-    expect(await countTasksByState(t.db, 'q-dup')).to.deep.equal({ created: 3, leased: 0, done: 3, failed: 0 });
+    expect(await countTasksByState(t.db, 'q-dup')).to.deep.equal({ created: 3, leased: 0, done: 3, failed: 0, cancelled: 0 });
     expect((await getInvocation(t.db, inv ?? 0))?.deliveries).to.equal(2);
   });
 
@@ -77,7 +77,7 @@ describe('worker protocol (real Postgres)', function () {
     const summary = await worker(() => (calls += 1))({ invocationId: String(inv) });
     expect(summary).to.include({ outcome: 'skipped', reason: 'orphaned', leased: 0 });
     expect(calls).to.equal(0);
-    expect(await countTasksByState(t.db, 'q-late')).to.deep.equal({ created: 2, leased: 0, done: 0, failed: 0 });
+    expect(await countTasksByState(t.db, 'q-late')).to.deep.equal({ created: 2, leased: 0, done: 0, failed: 0, cancelled: 0 });
     expect((await getInvocation(t.db, inv ?? 0))?.status).to.equal('orphaned');
   });
 
@@ -135,7 +135,7 @@ describe('worker protocol (real Postgres)', function () {
     await Promise.all(invs.map((id) => handler({ invocationId: String(id) })));
     expect(seen).to.have.length(50);
     expect(new Set(seen).size).to.equal(50);
-    expect(await countTasksByState(t.db, 'q-race')).to.deep.equal({ created: 0, leased: 0, done: 50, failed: 0 });
+    expect(await countTasksByState(t.db, 'q-race')).to.deep.equal({ created: 0, leased: 0, done: 50, failed: 0, cancelled: 0 });
   });
 
   it('rejects a malformed event with a clear error and touches nothing', async () => {

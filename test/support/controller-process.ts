@@ -11,7 +11,7 @@ export interface ControllerProcessOptions {
   databaseUrl: string;
   lambdaEndpoint: string;
   namespaces: string[];
-  leaderElect?: { leaseNamespace: string; identity: string };
+  leaderElect?: { leaseNamespace: string; identity: string; leaseName?: string };
   logLevel?: string;
   /** Run the compiled controller (dist/cli.js, from `npm run build`) as the image does, rather than through tsx. */
   compiled?: boolean;
@@ -47,6 +47,7 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
     '--metrics-addr',
     `127.0.0.1:${port}`,
     ...(options.leaderElect ? ['--leader-elect', '--lease-namespace', options.leaderElect.leaseNamespace] : []),
+    ...(options.leaderElect?.leaseName ? ['--lease-name', options.leaderElect.leaseName] : []),
     ...(options.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {

@@ -30,7 +30,7 @@ const noInvocations: StateCounts<InvocationState> = {
   orphaned: 0,
   terminated: 0,
 };
-const noTasks: StateCounts<TaskState> = { created: 0, leased: 0, done: 0, failed: 0 };
+const noTasks: StateCounts<TaskState> = { created: 0, leased: 0, done: 0, failed: 0, cancelled: 0 };
 
 /** An idle, healthy pool; `over` changes what the pass saw. */
 function facts(
@@ -177,6 +177,11 @@ describe('desiredConditions', () => {
         facts: facts({ tasks: { created: 3 }, invocations: { running: 2 }, trouble: rejection('AccessDeniedException') }),
         expected: { status: 'True', reason: 'WorkInFlight', message: '2 running' },
       },
+      {
+        name: 'says "1 task waiting", not "1 tasks"',
+        facts: facts({ tasks: { created: 1 } }),
+        expected: { status: 'True', reason: 'WorkInFlight', message: '1 task waiting' },
+      },
     ]);
   });
 
@@ -227,9 +232,19 @@ describe('desiredConditions', () => {
         expected: { status: 'True', reason: 'InvokeErrors', message: '2 invocations wait to be invoked again after ServiceException' },
       },
       {
+        name: 'says "1 invocation waits" for a single deferred invocation',
+        facts: facts({ trouble: deferred('ServiceException', 1) }),
+        expected: { status: 'True', reason: 'InvokeErrors', message: '1 invocation waits to be invoked again after ServiceException' },
+      },
+      {
         name: 'is True with InvocationsOrphaned when invocations were orphaned in the window',
         facts: facts({ trouble: { orphaned: 3 } }),
         expected: { status: 'True', reason: 'InvocationsOrphaned', message: '3 invocations were orphaned' },
+      },
+      {
+        name: 'says "1 invocation was orphaned" for a single orphan',
+        facts: facts({ trouble: { orphaned: 1 } }),
+        expected: { status: 'True', reason: 'InvocationsOrphaned', message: '1 invocation was orphaned in the last 10 minutes' },
       },
       {
         name: 'reports the waiting invocations rather than the orphans when both happened',

@@ -1,5 +1,5 @@
 // The event a worker receives carries one thing: the id of its invocation row. The queue, the batch
-// size and the attempts all come from that row, so a forged event cannot redirect work (DESIGN.md §9).
+// size and the attempts all come from that row, so a forged event cannot redirect work (docs/architecture.md §9).
 
 export class WorkerEventError extends Error {
   override name = 'WorkerEventError';

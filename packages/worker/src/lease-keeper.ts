@@ -1,4 +1,4 @@
-// Keeps an invocation's lease alive and fences it (DESIGN.md §4, "Fencing"). The worker renews its
+// Keeps an invocation's lease alive and fences it (docs/architecture.md §4, "Fencing"). The worker renews its
 // heartbeat every interval; every write that renews it counts too. When no renewal has succeeded for
 // close to the heartbeat timeout, the lease may pass to another invocation at any moment: the keeper
 // aborts the signal, and from then on the worker starts nothing and writes nothing.

@@ -1,4 +1,4 @@
-// The worker side of the invocation protocol (DESIGN.md §4 and §6):
+// The worker side of the invocation protocol (docs/architecture.md §4 and §6):
 //   claim (created|pending -> ready) -> lease due tasks and move to running -> for each task: record its
 //   start, run the handler, record the outcome -> give back what was not started -> succeeded.
 // A delivery whose claim changes no row is a duplicate, a retry or a late arrival: it touches no task.
@@ -215,7 +215,11 @@ class InvocationRun<P, R> {
           : summary.started === 0 && code === 'NoTimeToStart'
             ? { outcome: 'failed' as const, code, message: this.noTimeMessage() }
             : code
-              ? { outcome: 'succeeded' as const, code, message: `${summary.released} tasks given back unstarted` }
+              ? {
+                  outcome: 'succeeded' as const,
+                  code,
+                  message: `${summary.released} ${summary.released === 1 ? 'task' : 'tasks'} given back unstarted`,
+                }
               : { outcome: 'succeeded' as const };
       const finished = await this.persist('finish', () => finishInvocation(this.db, { id: invocation.id, ...finish }));
       if (!finished.ok) return this.fencedSummary();

@@ -1,4 +1,4 @@
-// The statements a worker runs (DESIGN.md §4 and §6): each calls one of the SECURITY DEFINER functions of
+// The statements a worker runs (docs/architecture.md §4 and §6): each calls one of the SECURITY DEFINER functions of
 // the schema (ltp.worker_*), which checks the invocation, and the lease for a task, before it changes
 // anything. A stale worker (a duplicate, a late arrival, an invocation the controller ended) changes
 // nothing, and a database role that may only execute these functions can do nothing else.

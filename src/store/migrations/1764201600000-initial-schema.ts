@@ -1,5 +1,5 @@
 // The public schema contract (docs/schema.md): tasks, invocations and queue claims in their own
-// Postgres schema `ltp`. The database itself enforces the lifecycles of DESIGN.md §4 and §6: enums for
+// Postgres schema `ltp`. The database itself enforces the lifecycles of docs/architecture.md §4 and §6: enums for
 // the states and a trigger that refuses any transition the state machines do not allow, so no client,
 // ours or a producer's, can move a row out of a terminal state.
 import type { MigrationInterface, QueryRunner } from 'typeorm';

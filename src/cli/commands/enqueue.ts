@@ -1,0 +1,68 @@
+// `lambda-task-pool enqueue`: inserts tasks as a producer's plain INSERT would.
+import type { Command } from 'commander';
+import { plural } from '../../ops/plural.ts';
+import { createDb } from '../../store/db.ts';
+import { enqueueTasks } from '../../store/task-store.ts';
+import { defineCommand } from '../command.ts';
+import {
+  databaseFrom,
+  databaseUrlOption,
+  jsonValue,
+  nonNegativeInt,
+  outputOption,
+  positiveInt,
+  queueName,
+  type OutputFormat,
+} from '../options.ts';
+import { json } from '../output.ts';
+
+const MAX_COUNT = 1_000_000;
+const BATCH = 10_000;
+
+interface EnqueueOptions {
+  queue: string;
+  count: number;
+  payload: unknown;
+  maxAttempts?: number;
+  delaySeconds: number;
+  output: OutputFormat;
+}
+
+export default defineCommand({
+  group: 'tasks',
+  register: (program) =>
+    program
+      .command('enqueue')
+      .summary('add tasks to a queue')
+      .description(
+        'Insert tasks into a queue, in batches of 10,000, as a producer would (INSERT INTO ltp.tasks). Prints their ids with -o json.',
+      )
+      .requiredOption('--queue <name>', 'the queue (the pool that serves it picks them up)', queueName)
+      .option('--count <n>', `how many tasks, at most ${MAX_COUNT.toLocaleString('en')}`, positiveInt(MAX_COUNT), 1)
+      .option('--payload <json>', 'the payload of every task, as JSON', jsonValue, {})
+      .option('--max-attempts <n>', "attempt limit of these tasks (default: the pool's spec.maxTaskAttempts)", positiveInt(1_000_000))
+      .option('--delay-seconds <n>', 'not due before this many seconds from now', nonNegativeInt(31_536_000), 0)
+      .addOption(databaseUrlOption())
+      .addOption(outputOption())
+      .action(async (options: EnqueueOptions, command: Command) => {
+        const db = createDb(databaseFrom(command), { max: 1, applicationName: 'lambda-task-pool-enqueue' });
+        try {
+          const ids: number[] = [];
+          while (ids.length < options.count) {
+            const batch = Math.min(BATCH, options.count - ids.length);
+            ids.push(
+              ...(await enqueueTasks(db, {
+                queue: options.queue,
+                payloads: Array.from({ length: batch }, () => options.payload),
+                maxAttempts: options.maxAttempts,
+                delayMs: options.delaySeconds * 1000,
+              })),
+            );
+          }
+          if (options.output === 'json') console.log(json({ queue: options.queue, count: ids.length, ids }));
+          else console.log(`enqueued ${plural(ids.length, 'task')} on queue ${options.queue}`);
+        } finally {
+          await db.end();
+        }
+      }),
+});

@@ -1,0 +1,104 @@
+// Options and argument parsers that several commands share, so each flag reads and fails the same way
+// everywhere. Parsers throw commander's InvalidArgumentError: commander names the flag in the message.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { QUEUE_PATTERN } from '../api/types.ts';
+import { DurationError, parseDurationSeconds } from '../api/duration.ts';
+import { DatabaseUrlError, parseDatabaseUrl, type DatabaseTarget } from '../store/database-url.ts';
+import { UsageError } from './command.ts';
+
+export const OUTPUT_FORMATS = ['table', 'json'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** `-o table|json`: every command that prints data has it. */
+export function outputOption(): Option {
+  return new Option('-o, --output <format>', 'print a table for people, or JSON for scripts').choices(OUTPUT_FORMATS).default('table');
+}
+
+/** `--database-url`, falling back to DATABASE_URL (commander reads the environment and says so in the help). */
+export function databaseUrlOption(what = 'the PostgreSQL database that holds the tasks'): Option {
+  return new Option('--database-url <url>', `${what}: postgres://USER:PASSWORD@HOST:PORT/DATABASE`).env('DATABASE_URL');
+}
+
+/** The database a command was given, or a usage error saying how to give one. Messages never show the URL. */
+export function databaseFrom(command: Command): DatabaseTarget {
+  const value: unknown = command.getOptionValue('databaseUrl');
+  const source = command.getOptionValueSource('databaseUrl') === 'env' ? 'DATABASE_URL' : '--database-url';
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new UsageError('no database: pass --database-url postgres://USER:PASSWORD@HOST:PORT/DATABASE or set DATABASE_URL');
+  }
+  try {
+    return parseDatabaseUrl(value, source);
+  } catch (error) {
+    if (error instanceof DatabaseUrlError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** Whether the command was given a database at all (the controller runs without one). */
+export function hasDatabase(command: Command): boolean {
+  const value: unknown = command.getOptionValue('databaseUrl');
+  return typeof value === 'string' && value.trim() !== '';
+}
+
+export function positiveInt(max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+      throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
+    }
+    return n;
+  };
+}
+
+export function nonNegativeInt(max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n > max) {
+      throw new InvalidArgumentError(`must be a whole number from 0 to ${max}`);
+    }
+    return n;
+  };
+}
+
+/** A task id (a positive integer): for variadic id arguments, collected into a list. */
+export function taskIds(value: string, previous: number[] = []): number[] {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError(`${JSON.stringify(value)} is not a task id (a positive whole number)`);
+  }
+  return [...previous, n];
+}
+
+export function queueName(value: string): string {
+  if (!QUEUE_PATTERN.test(value)) {
+    throw new InvalidArgumentError('a queue name is 1-128 letters, digits or . _ : / - and starts with a letter or digit');
+  }
+  return value;
+}
+
+export function jsonValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('must be JSON, e.g. \'{"image":"cat.png"}\'');
+  }
+}
+
+export function durationSeconds(flag: string): (value: string) => number {
+  return (value) => {
+    try {
+      return parseDurationSeconds(value, flag);
+    } catch (error) {
+      if (error instanceof DurationError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
+  };
+}
+
+/** A comma-separated list (empty items dropped). */
+export function commaList(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}

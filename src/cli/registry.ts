@@ -1,0 +1,36 @@
+// Finds the commands: every module in ./commands/ (TypeScript under tsx, JavaScript once compiled) whose
+// default export is a CliCommand. They register in the order of their group, then by name.
+import { readdir } from 'node:fs/promises';
+import { COMMAND_GROUPS, type CliCommand } from './command.ts';
+
+const COMMANDS_DIR = new URL('./commands/', import.meta.url);
+const MODULE = /^[a-z][a-z0-9-]*\.(ts|js)$/;
+
+function isCliCommand(value: unknown): value is CliCommand {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'register' in value &&
+    typeof value.register === 'function' &&
+    'group' in value &&
+    typeof value.group === 'string' &&
+    value.group in COMMAND_GROUPS
+  );
+}
+
+export async function loadCommands(): Promise<CliCommand[]> {
+  const files = (await readdir(COMMANDS_DIR)).filter((f) => MODULE.test(f) && !f.endsWith('.d.ts')).sort();
+  const groups = Object.keys(COMMAND_GROUPS);
+  const loaded = await Promise.all(
+    files.map(async (file) => {
+      const module: unknown = await import(new URL(file, COMMANDS_DIR).href);
+      const command = typeof module === 'object' && module !== null && 'default' in module ? module.default : undefined;
+      if (!isCliCommand(command))
+        throw new Error(`src/cli/commands/${file} does not export a command (export default defineCommand({...}))`);
+      return { file, command };
+    }),
+  );
+  return loaded
+    .sort((a, b) => groups.indexOf(a.command.group) - groups.indexOf(b.command.group) || a.file.localeCompare(b.file))
+    .map((l) => l.command);
+}

@@ -1,0 +1,189 @@
+// The CLI as a user first meets it, in its own process: help for every command, usage errors that say
+// what to do, and shell completion scripts that bash and zsh run.
+import { execFile } from 'node:child_process';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import type { Command } from 'commander';
+import { REPO_ROOT } from '../../dev/src/binaries.ts';
+import { buildProgram } from '../../src/cli/program.ts';
+import { runCli } from '../support/cli.ts';
+
+const run = promisify(execFile);
+
+function commandPaths(command: Command, path: string[] = []): string[][] {
+  return command.commands.flatMap((c) => [[...path, c.name()], ...commandPaths(c, [...path, c.name()])]);
+}
+
+describe('the CLI, in its own process', function () {
+  this.timeout(240_000);
+
+  it('prints help and exits 0 for the program and for every command, naming each flag', async () => {
+    const program = await buildProgram();
+    const paths = [[], ...commandPaths(program)];
+    expect(paths.map((p) => p.join(' '))).to.include.members(['migrate', 'enqueue', 'local up', 'status', 'tasks', 'retry', 'cancel']);
+    for (const p of paths) {
+      const result = await runCli([...p, '--help']);
+      expect(result.code, `${p.join(' ')} --help: ${result.stderr}`).to.equal(0);
+      expect(result.stdout).to.include(`Usage: lambda-task-pool${p.length > 0 ? ` ${p.join(' ')}` : ''}`);
+      const command = p.reduce<Command | undefined>((c, name) => c?.commands.find((x) => x.name() === name), program);
+      for (const option of command?.options ?? []) expect(result.stdout, `${p.join(' ')} --help`).to.include(option.long ?? option.flags);
+    }
+  });
+
+  it('prints the overview with no arguments, and the help of a command with `help COMMAND`', async () => {
+    const bare = await runCli([]);
+    expect(bare.code).to.equal(0);
+    expect(bare.stdout).to.include('Usage: lambda-task-pool').and.include('status').and.include('retry');
+    const help = await runCli(['help', 'retry']);
+    expect(help.code).to.equal(0);
+    expect(help.stdout).to.include('Usage: lambda-task-pool retry').and.include('--dry-run');
+  });
+
+  it('keeps the old flags of migrate, enqueue and controller', async () => {
+    const enqueue = await runCli(['enqueue', '--help']);
+    for (const flag of ['--queue', '--count', '--payload', '--max-attempts', '--delay-seconds', '--database-url'])
+      expect(enqueue.stdout).to.include(flag);
+    const controller = await runCli(['controller', '--help']);
+    for (const flag of [
+      '--kubeconfig',
+      '--database-url',
+      '--lambda-endpoint',
+      '--region',
+      '--namespaces',
+      '--default-db-namespaces',
+      '--metrics-addr',
+      '--leader-elect',
+      '--lease-namespace',
+      '--lease-name',
+      '--workers',
+      '--tenancy-policy',
+      '--secret-namespaces',
+      '--retention',
+    ]) {
+      expect(controller.stdout).to.include(flag);
+    }
+    expect(controller.stdout).to.include('env: LEASE_NAME');
+  });
+
+  it('prints the version, as text and as JSON', async () => {
+    const text = await runCli(['version']);
+    expect(text.stdout.trim()).to.match(/^lambda-task-pool \d+\.\d+\.\d+/);
+    const json = JSON.parse((await runCli(['version', '-o', 'json'])).stdout) as { version: string; node: string };
+    expect(json.version).to.match(/^\d+\.\d+\.\d+/);
+    expect(json.node).to.equal(process.versions.node);
+  });
+
+  it('exits 2 with a message that says what to do on bad input', async () => {
+    const cases: Array<{ args: string[]; says: string }> = [
+      { args: ['frobnicate'], says: "unknown command 'frobnicate'" },
+      { args: ['statuss'], says: 'Did you mean status?' },
+      { args: ['enqueue'], says: "required option '--queue <name>' not specified" },
+      { args: ['enqueue', '--queue', 'q', '--count', 'many'], says: 'must be a whole number' },
+      { args: ['tasks', '--queue', 'q'], says: 'no database: pass --database-url' },
+      { args: ['tasks', '--queue', 'q', '--database-url', 'mysql://x/y'], says: 'expected postgres or postgresql' },
+      { args: ['tasks'], says: 'pass --queue NAME to list tasks, or a task ID' },
+      { args: ['tasks', '--queue', 'q', '--status', 'gone'], says: 'Allowed choices are created, leased, done, failed, cancelled' },
+      { args: ['retry'], says: 'name the tasks to re-run by ID, or select them with --queue NAME' },
+      { args: ['retry', 'abc'], says: '"abc" is not a task id' },
+      { args: ['cancel', '1'], says: "required option '--reason <text>' not specified" },
+      { args: ['completion', 'fish'], says: 'Allowed choices are bash, zsh' },
+      { args: ['controller', '--metrics-addr', 'nowhere'], says: '--metrics-addr must be HOST:PORT or :PORT' },
+      { args: ['controller', '--lease-name', 'Not_A_Name'], says: 'must be a DNS subdomain' },
+    ];
+    for (const c of cases) {
+      const result = await runCli(c.args);
+      expect(result.code, `${c.args.join(' ')}: ${result.stderr}`).to.equal(2);
+      expect(result.stderr, c.args.join(' ')).to.include(c.says);
+    }
+  });
+
+  it('exits 1 naming the database, never its password, when the database cannot be reached', async () => {
+    for (const args of [['migrate'], ['tasks', '--queue', 'q'], ['retry', '1'], ['cancel', '1', '--reason', 'x']]) {
+      const result = await runCli([...args, '--database-url', 'postgres://app:s3cret@127.0.0.1:1/tasks']);
+      expect(result.code, args.join(' ')).to.equal(1);
+      expect(result.stderr).to.include('cannot reach the database at 127.0.0.1:1/tasks');
+      expect(result.stderr + result.stdout).not.to.include('s3cret');
+    }
+  });
+
+  describe('shell completion', () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), 'ltp-completion-'));
+      await run('bash', [path.join(REPO_ROOT, 'test', 'env', 'shell', 'ensure-zsh.sh')]);
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('prints a bash script that completes commands, options and their values', async () => {
+      const result = await runCli(['completion', 'bash']);
+      expect(result.code).to.equal(0);
+      const script = path.join(dir, 'ltp.bash');
+      await writeFile(script, result.stdout);
+      const probe = `
+        source ${JSON.stringify(script)}
+        t() { COMP_WORDS=("$@"); COMP_CWORD=$(( \${#COMP_WORDS[@]} - 1 )); _lambda_task_pool; echo "\${COMPREPLY[*]}"; }
+        t lambda-task-pool st
+        t lambda-task-pool tasks --status ""
+        t lambda-task-pool status -n team --o
+        t lambda-task-pool local ""
+        t lambda-task-pool completion ""
+        complete -p lambda-task-pool`;
+      const { stdout } = await run('bash', ['-c', probe]);
+      expect(stdout.split('\n')).to.deep.equal([
+        'status',
+        'created leased done failed cancelled',
+        '--output',
+        'up help',
+        'bash zsh',
+        'complete -F _lambda_task_pool lambda-task-pool',
+        '',
+      ]);
+    });
+
+    it('prints a zsh script that zsh loads and that completes commands, options and their values', async () => {
+      const result = await runCli(['completion', 'zsh']);
+      expect(result.code).to.equal(0);
+      expect(result.stdout.startsWith('#compdef lambda-task-pool\n')).to.equal(true);
+      const script = path.join(dir, '_lambda-task-pool');
+      await writeFile(script, result.stdout);
+      await run('zsh', ['-n', script]);
+      // The completion system's functions, as stubs that print what they were given.
+      const probe = `
+        compdef() { print -r -- "compdef $*"; }
+        source ${JSON.stringify(script)}
+        compadd() { print -r -- "compadd \${(j: :)@}"; }
+        _describe() { local -a items; items=("\${(@P)\${@[-1]}}"); print -r -- "\${(j:|:)\${items%%:*}}"; }
+        _files() { print -r -- "files $*"; }
+        t() { words=("$@"); CURRENT=\${#words}; _lambda_task_pool; }
+        t lambda-task-pool ""
+        t lambda-task-pool retry --status ""
+        t lambda-task-pool local up --state-dir ""
+        t lambda-task-pool cancel --dry-
+      `;
+      const { stdout } = await run('zsh', ['-f', '-c', probe]);
+      const lines = stdout.trim().split('\n');
+      expect(lines[0]).to.equal('compdef _lambda_task_pool lambda-task-pool');
+      expect(lines[1]?.split('|')).to.include.members([
+        'controller',
+        'migrate',
+        'enqueue',
+        'local',
+        'status',
+        'tasks',
+        'retry',
+        'cancel',
+        'completion',
+      ]);
+      expect(lines.slice(2)).to.deep.equal([
+        'compadd -- failed cancelled',
+        'files -/',
+        '--reason|--queue|--limit|--dry-run|--database-url|-o|--output|-h|--help',
+      ]);
+    });
+  });
+});
