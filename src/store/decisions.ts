@@ -60,10 +60,13 @@ export async function recordDecision(
   return { id: Number(row.id), decidedAt: row.decided_at };
 }
 
+/** The latest `limit` decisions of a pool since a time, oldest first. */
 export async function decisionsSince(db: Queryable, args: { poolUid: string; since: Date; limit: number }): Promise<DecisionRow[]> {
   const result = await db.query<DecisionRow & { id: string }>(
-    `SELECT id, pool_uid AS "poolUid", decided_at AS "decidedAt", inputs, outcome, reason FROM ltp.decisions
-      WHERE pool_uid = $1 AND decided_at >= $2 ORDER BY decided_at, id LIMIT $3`,
+    `SELECT * FROM (
+       SELECT id, pool_uid AS "poolUid", decided_at AS "decidedAt", inputs, outcome, reason FROM ltp.decisions
+        WHERE pool_uid = $1 AND decided_at >= $2 ORDER BY decided_at DESC, id DESC LIMIT $3) latest
+      ORDER BY "decidedAt", id`,
     [args.poolUid, args.since, args.limit],
   );
   return result.rows.map((r) => ({ ...r, id: Number(r.id) }));

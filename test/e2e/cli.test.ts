@@ -15,6 +15,15 @@ import { applyPool, condition, eventually, getPool, startSystem, type TestSystem
 const NS = `e2e-cli-${process.pid}`;
 const FAILS_ONCE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'functions', 'fails-once-worker.ts');
 
+interface TraceJson {
+  id: number;
+  decidedAt: string;
+  inputs: { backlog: number; headroom: number; want: number };
+  outcome: { dispatched: number };
+  reason: string;
+  invocations: Array<{ id: number; status: string; tasksStarted: number }>;
+}
+
 type TaskJson = Omit<TaskRow, 'createdAt' | 'runAfter' | 'leasedAt' | 'startedAt' | 'finishedAt'> & {
   createdAt: string;
   finishedAt: string | null;
@@ -177,6 +186,43 @@ describe('the CLI on the real stack', function () {
     expect(text.stdout.trim()).to.equal('no failed task of queue cli-flaky is waiting to be re-run');
   });
 
+  it('trace shows why each invocation of a pool was started, and how it ended, agreeing with the ledger', async () => {
+    const uid = (await kubectl(['get', 'ltp', 'flaky', '-n', NS, '-o', 'jsonpath={.metadata.uid}'])).stdout;
+    const entries = await cliJson<TraceJson[]>(['trace', `${NS}/flaky`, '--since', '30m'], env);
+    const started = entries.flatMap((e) => e.invocations);
+    const ledger = await sys.database.db.query<{ id: string; status: string; decision_id: string | null }>(
+      'SELECT id, status, decision_id FROM ltp.invocations WHERE pool_uid = $1 ORDER BY id',
+      [uid],
+    );
+    // Every invocation the pool started was started by a recorded decision, and the trace shows each once, as the row ended.
+    expect(ledger.rowCount).to.be.greaterThan(0);
+    expect(ledger.rows.every((r) => r.decision_id !== null)).to.equal(true);
+    expect(started.map((i) => [i.id, i.status])).to.deep.equal(ledger.rows.map((r) => [Number(r.id), r.status]));
+    for (const e of entries) {
+      expect(e.invocations.length, `decision ${e.id} lists the invocations it dispatched`).to.equal(e.outcome.dispatched);
+      expect(e.outcome.dispatched, `decision ${e.id} never dispatches past its headroom`).to.be.at.most(e.inputs.headroom);
+      expect(e.reason).to.match(/\w{5}/);
+    }
+    expect(entries.map((e) => Date.parse(e.decidedAt))).to.deep.equal(entries.map((e) => Date.parse(e.decidedAt)).sort((a, b) => a - b));
+
+    const text = await runCli(['trace', 'flaky', '-n', NS, '--since', '30m'], env);
+    expect(text.code, text.stderr).to.equal(0);
+    expect(text.stdout)
+      .to.match(/decision \d+: dispatched 1/)
+      .and.match(/^ {4}saw: backlog \d+/m)
+      .and.match(/^ {4}why: /m);
+    expect(text.stdout).to.match(/started 1 \(ids \d+\): 1 succeeded; 1 tasks? started/);
+    const latest = await cliJson<TraceJson[]>(['trace', `${NS}/flaky`, '--limit', '1'], env);
+    expect(latest.map((e) => e.id)).to.deep.equal(entries.slice(-1).map((e) => e.id));
+
+    const missing = await runCli(['trace', `${NS}/nope`], env);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.include(`no LambdaTaskPool ${NS}/nope`);
+    const bad = await runCli(['trace', 'a/b/c'], env);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('NAMESPACE/NAME');
+  });
+
   it('cancel with --dry-run changes nothing; without it, ends waiting tasks with the reason, and status counts them', async () => {
     const ids = await enqueue('cli-held', { n: 1 }, 4);
     const dry = await cliJson<CancelOutcome[]>(['cancel', '--queue', 'cli-held', '--reason', 'try', '--dry-run'], env);
@@ -246,6 +292,22 @@ describe('the CLI on the real stack', function () {
     expect(migrated.applied).to.deep.equal([]);
     expect(migrated.database).to.match(/^127\.0\.0\.1:\d+\//);
     expect(JSON.stringify(migrated)).not.to.include('postgres:');
+
+    // Least-privilege roles: printed for a DBA without touching the database, or created (roles are per server: own prefix).
+    const prefix = `cli_e2e_${process.pid}`;
+    const sql = await runCli(['migrate', '--print-roles-sql', '--role-prefix', prefix], {});
+    expect(sql.code, sql.stderr).to.equal(0);
+    expect(sql.stdout)
+      .to.include(`CREATE ROLE ${prefix}_worker NOLOGIN`)
+      .and.include(`GRANT SELECT, INSERT ON ltp.tasks TO ${prefix}_producer`);
+    const roles = async () =>
+      (
+        await sys.database.db.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1', [`${prefix}%`])
+      ).rows.map((r) => r.rolname);
+    expect(await roles(), '--print-roles-sql creates nothing').to.deep.equal([]);
+    const created = await cliJson<{ applied: string[]; roles: boolean }>(['migrate', '--create-roles', '--role-prefix', prefix], env);
+    expect(created).to.include({ roles: true });
+    expect(await roles()).to.deep.equal([`${prefix}_controller`, `${prefix}_producer`, `${prefix}_worker`]);
   });
 
   it('runs the controller with its own Lease name (--lease-name, or LEASE_NAME)', async () => {

@@ -38,6 +38,7 @@ describe('cli program', () => {
     expect(HELP_DEFAULTS.workers).to.equal(CONTROLLER_DEFAULTS.workers);
     expect(HELP_DEFAULTS.region).to.equal(CONTROLLER_DEFAULTS.region);
     expect(HELP_DEFAULTS.retention).to.equal(`${CONTROLLER_DEFAULTS.retentionSeconds / 86_400}d`);
+    expect(HELP_DEFAULTS.functionCheck).to.equal(`${CONTROLLER_DEFAULTS.functionCheckMs / 60_000}m`);
   });
 
   it('completes what the commands define: commands, options and their choices', async () => {

@@ -7,7 +7,13 @@ import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabas
 
 // The defaults shown in the help are the controller's own (CONTROLLER_DEFAULTS, checked by a unit test);
 // the controller module is loaded only when the command runs, so that `--help` stays quick.
-export const HELP_DEFAULTS = { leaseName: 'lambda-task-pool-controller', workers: 32, retention: '7d', region: 'us-east-1' } as const;
+export const HELP_DEFAULTS = {
+  leaseName: 'lambda-task-pool-controller',
+  workers: 32,
+  retention: '7d',
+  region: 'us-east-1',
+  functionCheck: '5m',
+} as const;
 
 interface ControllerOptions {
   kubeconfig?: string;
@@ -23,6 +29,8 @@ interface ControllerOptions {
   tenancyPolicy?: string;
   secretNamespaces?: string[];
   retention?: number;
+  functionCheckInterval?: number;
+  stsEndpoint?: string;
 }
 
 export default defineCommand({
@@ -78,6 +86,15 @@ export default defineCommand({
           .argParser(durationSeconds('--retention'))
           .env('RETENTION'),
       )
+      .addOption(
+        new Option(
+          '--function-check-interval <duration>',
+          `how often each function's configuration, reserved concurrency and async settings are read for the FunctionReady condition (default: ${HELP_DEFAULTS.functionCheck})`,
+        )
+          .argParser(durationSeconds('--function-check-interval'))
+          .env('FUNCTION_CHECK_INTERVAL'),
+      )
+      .addOption(new Option('--sts-endpoint <url>', 'STS endpoint override (for namespace roles)').env('AWS_ENDPOINT_URL_STS'))
       .action(async (options: ControllerOptions, command: Command) => {
         const tenancy = tenancyFrom(options.tenancyPolicy);
         const metrics = metricsAddress(options.metricsAddr);
@@ -104,6 +121,8 @@ export default defineCommand({
           identity: process.env.POD_NAME ?? defaultIdentity(),
           workers: options.workers ?? CONTROLLER_DEFAULTS.workers,
           retentionSeconds: options.retention ?? CONTROLLER_DEFAULTS.retentionSeconds,
+          functionCheckMs: functionCheckMs(options.functionCheckInterval) ?? CONTROLLER_DEFAULTS.functionCheckMs,
+          ...(options.stsEndpoint ? { stsEndpoint: options.stsEndpoint } : {}),
           tenancy,
           secretNamespaces: options.secretNamespaces ?? [],
           logger,
@@ -113,6 +132,13 @@ export default defineCommand({
         await controller.stop();
       }),
 });
+
+/** The interval in ms; at least 10 s, so that a typo cannot turn the guard into a flood of Lambda API calls. */
+function functionCheckMs(seconds: number | undefined): number | undefined {
+  if (seconds === undefined) return undefined;
+  if (seconds < 10) throw new UsageError('--function-check-interval must be at least 10s');
+  return seconds * 1000;
+}
 
 function tenancyFrom(text: string | undefined): TenancyPolicy {
   if (text === undefined || text.trim() === '') return OPEN_POLICY;
