@@ -32,10 +32,10 @@ eslint --max-warnings=0 .
 prettier --check --log-level=warn .
 echo "== type check"
 tsc -p tsconfig.json --noEmit
-echo "== unit, integration, end-to-end, AWS runtime and node tests"
+echo "== unit, integration, end-to-end, security, AWS runtime and node tests"
 set +e
 mocha --reporter test/support/summary-reporter.cjs \
-  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/rie/**/*.test.ts' 'test/node/**/*.test.ts' "$@"
+  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/security/**/*.test.ts' 'test/rie/**/*.test.ts' 'test/node/**/*.test.ts' "$@"
 status=$?
 set -e
 

@@ -62,10 +62,13 @@ describe('the CLI, in its own process', function () {
       '--tenancy-policy',
       '--secret-namespaces',
       '--retention',
+      '--function-check-interval',
+      '--sts-endpoint',
     ]) {
       expect(controller.stdout).to.include(flag);
     }
-    expect(controller.stdout).to.include('env: LEASE_NAME');
+    // Help wraps its columns to the terminal: compare with the whitespace folded.
+    expect(controller.stdout.replace(/\s+/g, ' ')).to.include('(env: LEASE_NAME)');
   });
 
   it('prints the version, as text and as JSON', async () => {
@@ -157,7 +160,7 @@ describe('the CLI, in its own process', function () {
         compdef() { print -r -- "compdef $*"; }
         source ${JSON.stringify(script)}
         compadd() { print -r -- "compadd \${(j: :)@}"; }
-        _describe() { local -a items; items=("\${(@P)\${@[-1]}}"); print -r -- "\${(j:|:)\${items%%:*}}"; }
+        _describe() { local -a described; described=("\${(@P)\${@[-1]}}"); print -r -- "\${(j:|:)\${(@)described%%:*}}"; }
         _files() { print -r -- "files $*"; }
         t() { words=("$@"); CURRENT=\${#words}; _lambda_task_pool; }
         t lambda-task-pool ""
@@ -177,6 +180,7 @@ describe('the CLI, in its own process', function () {
         'tasks',
         'retry',
         'cancel',
+        'trace',
         'completion',
       ]);
       expect(lines.slice(2)).to.deep.equal([
