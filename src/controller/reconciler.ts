@@ -22,7 +22,7 @@ import { describeError } from '../ops/describe-error.ts';
 import { plural } from '../ops/plural.ts';
 import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from './dispatch-pass.ts';
 import type { EventRecorder } from './events.ts';
-import type { KubeApi, PoolObject } from './kube.ts';
+import { apiStatus, type KubeApi, type PoolObject } from './kube.ts';
 import type { NotificationRoutes } from './routes.ts';
 import { blockedStatus, buildStatus, sameStatus } from './status.ts';
 import type { StrandedSweeper } from './stranded-sweep.ts';
@@ -107,13 +107,14 @@ export class PoolReconciler {
     if (!obj) return this.forgetGone(key, namespace, name);
     const parsed = parsePool(obj);
     if (parsed.meta.deletionTimestamp) return this.finalize(key, parsed);
-    if (!parsed.meta.finalizers.includes(FINALIZER)) {
-      await this.deps.kube.setFinalizers(namespace, name, [...parsed.meta.finalizers, FINALIZER], parsed.meta.resourceVersion);
-    }
     if (!parsed.ok) {
+      // An invalid pool dispatches nothing, so it needs no finalizer (one it had from a valid spec stays).
       const message = `invalid spec: ${parsed.problems.join('; ')}`;
       await this.block(parsed, Reason.InvalidSpec, message, true);
       return {};
+    }
+    if (!parsed.meta.finalizers.includes(FINALIZER)) {
+      await this.deps.kube.setFinalizers(namespace, name, [...parsed.meta.finalizers, FINALIZER], parsed.meta.resourceVersion);
     }
     return this.reconcilePool(key, parsed.pool);
   }
@@ -496,10 +497,26 @@ export class PoolReconciler {
     const suspend = parsed.ok ? parsed.pool.spec.suspend : false;
     const status = blockedStatus(previous, { now: new Date(), generation: meta.generation, reason, message, specVerdict, suspend });
     this.exportConditions(meta, status);
-    const changed = await this.patchIfChanged(meta, previous, status);
+    const ref = { namespace: meta.namespace, name: meta.name, uid: meta.uid };
+    let changed: boolean;
+    try {
+      changed = await this.patchIfChanged(meta, previous, status);
+    } catch (error) {
+      // A pool stored before its CRD's schema refused such a spec cannot take a status write (the API server
+      // validates the whole object): the Event still tells its owner, and the write is tried again later.
+      if (apiStatus(error) !== 422) throw error;
+      this.deps.logger.warn('pool blocked; the API server refused its status', {
+        namespace: meta.namespace,
+        pool: meta.name,
+        reason,
+        message,
+      });
+      this.deps.events.record(ref, 'Warning', reason, `${message} (status not written: the stored object fails the CRD's schema)`);
+      return;
+    }
     if (changed) {
       this.deps.logger.warn('pool blocked', { namespace: meta.namespace, pool: meta.name, reason, message });
-      this.deps.events.record({ namespace: meta.namespace, name: meta.name, uid: meta.uid }, 'Warning', reason, message);
+      this.deps.events.record(ref, 'Warning', reason, message);
     }
   }
 

@@ -731,7 +731,9 @@ describe('Helm chart lambda-task-pool: the CRD through the chart (crds.enabled, 
   });
 
   it('with crds.keep=false, helm uninstall deletes the CRD and every pool with it', async () => {
-    // The kept CRD still names the release that installed it, so the same release may take it back.
+    // The CRD kept by the last uninstall would be adopted with its keep annotation (Helm merges into what it finds
+    // and leaves annotations it does not render): delete it first, as the chart README says.
+    ok(await k(['delete', 'crd', CRD_NAME, '--wait']), 'delete the kept CRD');
     ok(await h(['install', release, CHART, '--set', 'crds.keep=false', '--wait=false']), 'helm install crds.keep=false');
     expect(at(await liveCrd(), 'metadata', 'annotations', 'helm.sh/resource-policy')).to.equal(undefined);
     ok(await h(['uninstall', release, '--wait']), 'helm uninstall');

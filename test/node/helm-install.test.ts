@@ -33,7 +33,8 @@ const RELEASE = 'ltp';
 const RELEASE_NS = 'ltp-system';
 const POOL_NS = 'ltp-work';
 const SELECTOR = `app.kubernetes.io/instance=${RELEASE}`;
-const LEASE = 'lambda-task-pool-controller';
+// The chart names the Lease after the release (LEASE_NAME), so that two releases in a namespace do not share one.
+const LEASE = `${RELEASE}-lambda-task-pool`;
 const CHART = path.join(REPO_ROOT, 'charts', 'lambda-task-pool');
 
 interface PodView {

@@ -149,7 +149,11 @@ describe('security: no secret anywhere visible (logs, Events, status, metrics)',
     // They did record the failures (so the search below looked where the secrets could have gone).
     expect(logs).to.include('password authentication failed');
     expect(logs).to.include('ResourceNotFoundException');
-    expect(events).to.include('FunctionNotFound').and.include('DatabaseUnavailable').and.include('password authentication failed');
+    expect(events)
+      .to.include('InvokeRejected')
+      .and.include('ResourceNotFoundException')
+      .and.include('DatabaseUnavailable')
+      .and.include('password authentication failed');
     expect(statuses).to.include('pw-good');
     expect(metrics).to.include(`ltp_invoke_errors_total{namespace="${NS.b}",pool="pw-invoke-fails",code="ResourceNotFoundException"}`);
     expect(logs.split('\n').length, 'controller log lines').to.be.greaterThan(100);

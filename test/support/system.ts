@@ -136,6 +136,7 @@ export async function applyPool(p: PoolManifest): Promise<void> {
 }
 
 export interface PoolView {
+  /** Absent until the controller first writes it (condition() allows for that). */
   status: {
     backlog?: number;
     invocations?: Record<string, number>;
@@ -153,7 +154,9 @@ export async function getPool(namespace: string, name: string): Promise<PoolView
 }
 
 export function condition(pool: PoolView | undefined, type: string) {
-  return pool?.status.conditions?.find((c) => c.type === type);
+  // A pool the controller has not written yet has no status at all.
+  const status = pool?.status as PoolView['status'] | undefined;
+  return status?.conditions?.find((c) => c.type === type);
 }
 
 /** Polls until the check returns a value, or fails with what it saw last. */
