@@ -16,9 +16,13 @@ export interface StrategyRun {
     lambdaAccepted: number;
     lambdaDuplicates: number;
     lambdaColdStarts: number;
+    /** The runtime's most concurrent executions of the function, warm-up (cap processes) included. */
+    lambdaMaxConcurrent: number;
     rowsWithoutStartedTask: number;
     rowsByStatus: Record<string, number>;
   };
+  /** The machine's load average (1, 5, 15 min) when the run began and ended: other work on it shows here. */
+  load: { before: number[]; after: number[] };
   /** Benchmark dispatchers only: ticks taken, and Invoke calls refused. */
   ticks?: number;
   rejected?: number;
@@ -29,6 +33,8 @@ export type ProfileReport = Profile & { ideal: Ideal; perfect: PerfectScore };
 export interface StrategiesReport {
   at: string;
   machine: { cpus: number; model?: string; memoryGiB: number; node: string };
+  /** The local runtime's account concurrency (STRATEGIES_LAMBDA_CONCURRENCY): what the machine hosts at once. */
+  lambdaConcurrencyLimit: number;
   seed: number;
   tickMs: number;
   lagMs: number;
@@ -64,7 +70,7 @@ export function profilesTable(profiles: readonly ProfileReport[]): string {
 /** The comparison table, one row per profile and dispatcher, in Markdown. */
 export function runsTable(report: Pick<StrategiesReport, 'profiles' | 'runs'>): string {
   const header = [
-    '| Profile | Dispatcher | Invocations | Wasted | Invocations per task | Peak running (cap) | Makespan s (ideal) | vs ideal | Task wait p50 / p99 s |',
+    '| Profile | Dispatcher | Invocations | Wasted | Invocations per task | Peak in flight / running (cap) | Makespan s (ideal) | vs ideal | Task wait p50 / p99 s |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   const rows = report.profiles.flatMap((profile) =>
@@ -78,7 +84,7 @@ export function runsTable(report: Pick<StrategiesReport, 'profiles' | 'runs'>): 
           String(f.invocations),
           String(f.wasted),
           fixed(f.invocationsPerTask, 2),
-          `${f.peakLive} (${f.cap})`,
+          `${f.peakInFlight} / ${f.peakLive} (${f.cap})`,
           `${fixed(f.makespanSeconds, 1)} (${fixed(f.idealSeconds, 1)})`,
           percent(f.makespanVsIdeal),
           `${fixed(f.waitP50Seconds, 1)} / ${fixed(f.waitP99Seconds, 1)}`,

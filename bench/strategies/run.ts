@@ -4,12 +4,14 @@
 //
 // Each dispatcher of a profile has its own worker function, queue and journal; the benchmark dispatchers
 // keep their rows in a database of their own, so the controller never sees them. By default the four run
-// at the same time (STRATEGIES_SERIAL=1 runs them one after another). Every figure comes from the workers'
-// own journal; the rows and the runtime's counters are kept beside them as a cross-check.
+// one after another (STRATEGIES_CONCURRENT=1 runs them at the same time: on a 2-core machine the three that
+// overshoot then start hundreds of function processes at once and starve everything else, the ledger and
+// Postgres included). Every figure comes from the workers' own journal; the rows and the runtime's counters
+// are kept beside them as a cross-check.
 //
 // Writes bench/results/strategies.json, docs/strategies.svg and the table in docs/strategies.md.
 // Knobs: STRATEGIES_SEED, STRATEGIES_TICK_MS (2000), STRATEGIES_LAG_MS (60000), STRATEGIES_PROFILES (d5,d30),
-// STRATEGIES_SERIAL.
+// STRATEGIES_CONCURRENT, STRATEGIES_LAMBDA_CONCURRENCY (60).
 import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,7 +43,13 @@ const env = (name: string, fallback: number) => Number(process.env[name] ?? fall
 const SEED = env('STRATEGIES_SEED', 11);
 const TICK_MS = env('STRATEGIES_TICK_MS', 2_000);
 const LAG_MS = env('STRATEGIES_LAG_MS', 60_000);
-const SERIAL = process.env.STRATEGIES_SERIAL === '1';
+const SERIAL = process.env.STRATEGIES_CONCURRENT !== '1';
+/**
+ * The runtime's account concurrency: what the machine can host as processes at once. Above it, events wait
+ * in the runtime's queue as throttled async events do in Lambda. It is far above the cap; the report says
+ * whether a lane ever reached it (then that lane's peak is this limit, not its own).
+ */
+const LAMBDA_CONCURRENCY = env('STRATEGIES_LAMBDA_CONCURRENCY', 60);
 const ONLY = (process.env.STRATEGIES_PROFILES ?? '').split(',').filter((p) => p !== '');
 /** Give up on one group of runs after this long. */
 const DEADLINE_MS = env('STRATEGIES_DEADLINE_MS', 20 * 60_000);
@@ -232,7 +240,15 @@ function lambdaCounts(setup: Setup, lane: Lane): LambdaCounts {
   return { accepted: stats.accepted, duplicates: stats.duplicates, coldStarts: stats.coldStarts };
 }
 
-async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | undefined, before: LambdaCounts): Promise<StrategyRun> {
+const loadAverage = () => os.loadavg().map((n) => Math.round(n * 100) / 100);
+
+async function collect(
+  setup: Setup,
+  lane: Lane,
+  tick: TickDispatcherReport | undefined,
+  before: LambdaCounts,
+  load: StrategyRun['load'],
+): Promise<StrategyRun> {
   const lines = await readJournal(lane.journal);
   const tasks = (
     await lane.db.query<{ id: number; createdAt: number }>(
@@ -246,8 +262,16 @@ async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | un
     [lane.name],
   );
   const invocations = rows.rows.reduce((sum, r) => sum + r.n, 0);
+  // Every row is finished once the lane settled; the database's clock times both ends.
+  const invocationSpans = (
+    await lane.db.query<{ start: number; end: number }>(
+      `SELECT (extract(epoch FROM created_at) * 1000)::float8 AS start, (extract(epoch FROM coalesce(finished_at, now())) * 1000)::float8 AS "end"
+         FROM ltp.invocations WHERE queue = $1`,
+      [lane.name],
+    )
+  ).rows;
   const ideal = idealMakespan(lane.profile);
-  const figures = runFigures({ lines, tasks, invocations, cap: lane.profile.cap, idealSeconds: ideal.seconds });
+  const figures = runFigures({ lines, tasks, invocations, invocationSpans, cap: lane.profile.cap, idealSeconds: ideal.seconds });
   const from = Math.min(...tasks.map((t) => t.createdAt));
   const claimed = deliveries(lines).filter((d) => d.claimed);
   const to = Math.max(from, ...claimed.map((d) => d.end));
@@ -261,9 +285,11 @@ async function collect(setup: Setup, lane: Lane, tick: TickDispatcherReport | un
       lambdaAccepted: lambda.accepted - before.accepted,
       lambdaDuplicates: lambda.duplicates - before.duplicates,
       lambdaColdStarts: lambda.coldStarts - before.coldStarts,
+      lambdaMaxConcurrent: setup.stack.lambda.stats(lane.name).maxConcurrent,
       rowsWithoutStartedTask: rows.rows.reduce((sum, r) => sum + r.unstarted, 0),
       rowsByStatus: Object.fromEntries(rows.rows.map((r) => [r.status, r.n])),
     },
+    load,
     ...(tick ? { ticks: tick.ticks.length, rejected: tick.rejected } : {}),
   };
 }
@@ -273,14 +299,17 @@ async function runGroup(setup: Setup, lanes: Lane[]): Promise<StrategyRun[]> {
   log(`running ${lanes.map((l) => l.name).join(', ')}`);
   const before = lanes.map((lane) => lambdaCounts(setup, lane));
   const t0 = Date.now() + 500;
+  const loadBefore = loadAverage();
   const reports = await Promise.all(lanes.map((lane) => runLane(setup, lane, t0)));
+  const load = { before: loadBefore, after: loadAverage() };
   const runs: StrategyRun[] = [];
   for (const [i, lane] of lanes.entries()) {
-    const run = await collect(setup, lane, reports[i], before[i] ?? { accepted: 0, duplicates: 0, coldStarts: 0 });
+    const run = await collect(setup, lane, reports[i], before[i] ?? { accepted: 0, duplicates: 0, coldStarts: 0 }, load);
     const f = run.figures;
     log(
-      `${lane.name}: ${f.invocations} invocations, ${f.wasted} wasted, peak ${f.peakLive}/${f.cap}, makespan ${f.makespanSeconds.toFixed(1)} s ` +
-        `(ideal ${f.idealSeconds.toFixed(1)}), wait p50 ${f.waitP50Seconds.toFixed(1)} s p99 ${f.waitP99Seconds.toFixed(1)} s`,
+      `${lane.name}: ${f.invocations} invocations, ${f.wasted} wasted, peak in flight ${f.peakInFlight}, running ${f.peakLive} (cap ${f.cap}), makespan ${f.makespanSeconds.toFixed(1)} s ` +
+        `(ideal ${f.idealSeconds.toFixed(1)}), wait p50 ${f.waitP50Seconds.toFixed(1)} s p99 ${f.waitP99Seconds.toFixed(1)} s, ` +
+        `load ${load.before.join('/')} -> ${load.after.join('/')}`,
     );
     runs.push(run);
   }
@@ -290,8 +319,9 @@ async function runGroup(setup: Setup, lanes: Lane[]): Promise<StrategyRun[]> {
 async function setUp(): Promise<Setup> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'ltp-strategies-'));
   const lambdaConfig = path.join(stateDir, 'lambda.yaml');
-  // The account's concurrency is far above every cap: the dispatchers alone decide how many run.
-  await writeFile(lambdaConfig, `seed: ${SEED}\nconcurrencyLimit: 1000\nfunctions: {}\n`);
+  // The account's concurrency is far above every cap: the dispatchers alone decide how many run, up to what
+  // the machine can host.
+  await writeFile(lambdaConfig, `seed: ${SEED}\nconcurrencyLimit: ${LAMBDA_CONCURRENCY}\nfunctions: {}\n`);
   log('starting Postgres, kube-apiserver and the Lambda runtime');
   const stack = await startLocalStack({ stateDir, lambdaConfigFile: lambdaConfig, logger: silentLogger(), controller: false });
   const ledgerDb = createDb(stack.databaseUrl, { max: 8, applicationName: 'ltp-strategies' });
@@ -339,11 +369,14 @@ export async function runStrategies(): Promise<StrategiesReport> {
       for (const lane of lanes) registerFunction(setup, lane);
       const ledger = lanes.find((l) => l.dispatcher === 'ledger');
       if (ledger) await applyLedgerPool(setup, ledger);
-      // One function at a time: many cold starts at once on a small machine would pass the init timeout.
-      for (const lane of lanes) await warm(setup, lane, profile.cap);
       log(`profile ${profile.label}: ideal makespan ${idealMakespan(profile).seconds.toFixed(1)} s`);
-      if (SERIAL) for (const lane of lanes) runs.push(...(await runGroup(setup, [lane])));
-      else runs.push(...(await runGroup(setup, lanes)));
+      const groups = SERIAL ? lanes.map((lane) => [lane]) : [lanes];
+      for (const group of groups) {
+        // Warmed right before its run (idle processes expire). One function at a time: many cold starts at
+        // once on a small machine would pass the init timeout.
+        for (const lane of group) await warm(setup, lane, profile.cap);
+        runs.push(...(await runGroup(setup, group)));
+      }
     }
     return {
       at: new Date().toISOString(),
@@ -353,6 +386,7 @@ export async function runStrategies(): Promise<StrategiesReport> {
         memoryGiB: Math.round(os.totalmem() / 2 ** 30),
         node: process.version,
       },
+      lambdaConcurrencyLimit: LAMBDA_CONCURRENCY,
       seed: SEED,
       tickMs: TICK_MS,
       lagMs: LAG_MS,

@@ -91,6 +91,8 @@ export interface RunFacts {
   tasks: ReadonlyArray<{ id: number; createdAt: number }>;
   /** Invocations the dispatcher started (rows inserted and invoked). */
   invocations: number;
+  /** Each invocation's life by its row: from the row's creation (before the invoke) to its finish. */
+  invocationSpans: readonly Span[];
   cap: number;
   idealSeconds: number;
 }
@@ -111,6 +113,11 @@ export interface RunFigures {
   duplicateDeliveries: number;
   /** Deliveries whose handler threw. */
   failedDeliveries: number;
+  /**
+   * The most invocations in flight at once, by their rows: created and not finished, whether still in
+   * Lambda's queue or running. This is what maxConcurrency caps (DESIGN.md §5).
+   */
+  peakInFlight: number;
   /** The most invocations running at once (deliveries that claimed their invocation), from the journal. */
   peakLive: number;
   /** The same with every delivery counted, duplicates included. */
@@ -158,6 +165,7 @@ export function runFigures(facts: RunFacts): RunFigures {
     deliveries: all.length,
     duplicateDeliveries: all.filter((d) => d.outcome === 'skipped').length,
     failedDeliveries: all.filter((d) => d.outcome === 'error').length,
+    peakInFlight: peakOverlap(facts.invocationSpans),
     peakLive: peakOverlap(claimed),
     peakDeliveries: peakOverlap(all),
     cap: facts.cap,

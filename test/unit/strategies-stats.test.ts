@@ -89,11 +89,22 @@ describe('strategy benchmark: figures from the journal', () => {
       ...delivery({ invocation: 3, pid: 13, start: 2_000, end: 3_500, tasks: [4] }),
     ];
     const tasks = [1, 2, 3, 4].map((id) => ({ id, createdAt: 0 }));
-    const figures = runFigures({ lines, tasks, invocations: 4, cap: 10, idealSeconds: 4 });
+    // The rows: each invoked some time before its delivery; invocation 4 waits in Lambda's queue the whole run.
+    const invocationSpans = [
+      { start: 0, end: 4_500 },
+      { start: 4_000, end: 5_050 },
+      { start: 500, end: 3_500 },
+      { start: 100, end: 6_000 },
+    ];
+    const figures = runFigures({ lines, tasks, invocations: 4, invocationSpans, cap: 10, idealSeconds: 4 });
 
     it('counts as wasted every invocation that started no task, the never-run one included', () => {
       expect(figures.wasted).to.equal(2);
       expect(figures.invocationsPerTask).to.equal(1);
+    });
+
+    it("counts invocations in flight from their rows, those still in Lambda's queue included", () => {
+      expect(figures.peakInFlight).to.equal(3);
     });
 
     it('counts running invocations from claimed deliveries, and duplicates apart', () => {
@@ -149,8 +160,15 @@ describe('strategy benchmark: workload', () => {
 describe('strategy benchmark: the table', () => {
   it('puts one row per profile and dispatcher, in profile order', () => {
     const profile = PROFILES[0] ?? expect.fail('no profile');
-    const figures = runFigures({ lines: [], tasks: [{ id: 1, createdAt: 0 }], invocations: 1, cap: 10, idealSeconds: 60 });
-    const run = { profile: profile.id, figures, timeline: [], crossCheck: {} as never };
+    const figures = runFigures({
+      lines: [],
+      tasks: [{ id: 1, createdAt: 0 }],
+      invocations: 1,
+      invocationSpans: [],
+      cap: 10,
+      idealSeconds: 60,
+    });
+    const run = { profile: profile.id, figures, timeline: [], crossCheck: {} as never, load: { before: [], after: [] } };
     const table = runsTable({
       profiles: [{ ...profile, ideal: idealMakespan(profile), perfect: { runs: 1, mean: 1, p50: 1, p90: 1 } }],
       runs: [
@@ -159,7 +177,7 @@ describe('strategy benchmark: the table', () => {
       ],
     }).split('\n');
     expect(table).to.have.length(4);
-    expect(table[2]).to.match(/^\| start delay 1–5 s \| `naive` \| 1 \| 7 \| 1\.00 \| 0 \(10\) \| 90\.0 \(60\.0\) \| \+50% \|/);
+    expect(table[2]).to.match(/^\| start delay 1–5 s \| `naive` \| 1 \| 7 \| 1\.00 \| 0 \/ 0 \(10\) \| 90\.0 \(60\.0\) \| \+50% \|/);
     expect(table[3]).to.contain('`ledger`').and.to.contain('| +5% |');
   });
 
