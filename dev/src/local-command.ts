@@ -1,18 +1,13 @@
 // `lambda-task-pool local up`: the whole system on this machine, in the foreground, until Ctrl-C. The CLI
 // (src/cli/commands/local.ts) parses the flags and loads this module from the development tools.
 import path from 'node:path';
+import type { LocalUpOptions } from '../../src/cli/commands/local.ts';
 import { createLogger } from '../../src/ops/logger.ts';
+import { untilSignal } from '../../src/ops/signals.ts';
 import { startLocalStack, type LocalStack } from './stack.ts';
 
-/** The flags of `local up`, as the CLI parsed them. */
-export interface LocalUpOptions {
-  stateDir: string;
-  function: string[];
-  lambdaConfig?: string;
-  controller: boolean;
-  postgresEngine?: 'auto' | 'debian' | 'embedded';
-  keepData?: boolean;
-}
+/** The flags of `local up`, as the CLI parsed them (the CLI defines them). */
+export type { LocalUpOptions };
 
 export async function runLocalUp(options: LocalUpOptions): Promise<void> {
   const logger = createLogger();
@@ -66,16 +61,4 @@ export function readyMessage(
     'Press Ctrl-C to stop everything.',
   ];
   return lines.join('\n');
-}
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(signal);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
 }

@@ -2,6 +2,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { OPEN_POLICY, parseTenancyPolicy, TenancyPolicyError, type TenancyPolicy } from '../../api/tenancy.ts';
+import { untilSignal } from '../../ops/signals.ts';
 import { UsageError, defineCommand } from '../command.ts';
 import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabase, positiveInt } from '../options.ts';
 
@@ -176,16 +177,4 @@ function metricsAddress(text: string): { host: string; port: number } {
     throw new UsageError(`--metrics-addr must be HOST:PORT or :PORT (got ${JSON.stringify(text)})`);
   }
   return { host: host || '0.0.0.0', port };
-}
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(signal);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
 }
