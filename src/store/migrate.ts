@@ -10,6 +10,7 @@ import { BoundedHistory1764374400000 } from './migrations/1764374400000-bounded-
 import { WorkerFunctions1764460800000 } from './migrations/1764460800000-worker-functions.ts';
 import { TaskReruns1764547200000 } from './migrations/1764547200000-task-reruns.ts';
 import { DecisionTrace1764633600000 } from './migrations/1764633600000-decision-trace.ts';
+import { RecentTroubleIndexes1764720000000 } from './migrations/1764720000000-recent-trouble-indexes.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
@@ -18,6 +19,7 @@ export const MIGRATIONS = [
   WorkerFunctions1764460800000,
   TaskReruns1764547200000,
   DecisionTrace1764633600000,
+  RecentTroubleIndexes1764720000000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */
