@@ -11,6 +11,7 @@ import { EventRecorder } from './events.ts';
 import { KubeApi, loadKubeConfig, type PoolInformer, type PoolObject } from './kube.ts';
 import { LeaderElector } from './leader-election.ts';
 import { PoolReconciler } from './reconciler.ts';
+import { PassBatcher } from './pass-batcher.ts';
 import { FunctionGuard } from './function-guard.ts';
 import { NotificationRoutes } from './routes.ts';
 import { WorkQueue } from './work-queue.ts';
@@ -65,9 +66,9 @@ export const CONTROLLER_DEFAULTS = {
   metricsHost: '0.0.0.0',
   metricsPort: 8080,
   leaseName: 'lambda-task-pool-controller',
-  // Passes of many pools at once: a pass holds a database connection only while it plans, then waits for
-  // its invokes, which all pools share through invokeParallelism.
-  workers: 32,
+  // Passes of many pools at once. The database halves of the passes that are ready together run as one
+  // transaction per database (PASS_BATCH pools at most), and the invokes of all pools share invokeParallelism.
+  workers: 256,
   invokeParallelism: 32,
   // Every pass is driven by what changed (notifications, watch events) or by its own next deadline; this
   // is only the longest an idle pool goes unlooked-at.
@@ -82,6 +83,9 @@ export const CONTROLLER_DEFAULTS = {
   retentionSweepMs: 10 * 60_000,
   functionCheckMs: 5 * 60_000,
 } as const;
+
+/** The most pools whose database work one transaction does (pass-batcher.ts). */
+const PASS_BATCH = 256;
 
 /** How long invocation state changes of one pool are folded into one pass. */
 const INVOCATION_FOLD_MS = 100;
@@ -195,12 +199,19 @@ export async function startController(config: ControllerConfig): Promise<Running
         if (parsed?.ok && parsed.pool.spec.function.name === target.name) enqueue(key);
       }),
   });
+  const passOptions = {
+    reinvokeGraceMs: config.reinvokeGraceMs,
+    rejectionBackoffMs: config.rejectionBackoffMs,
+    limits: { ...DEFAULT_PLAN_LIMITS, resyncMs: config.resyncMs },
+  };
+  const passes = new PassBatcher({ invoker, options: passOptions, maxBatch: PASS_BATCH });
   const reconciler = new PoolReconciler({
     guard,
     kube,
     cache,
     databases,
     invoker,
+    passes,
     events,
     metrics,
     logger: log,
@@ -209,9 +220,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     dispatchBusy,
     policy: config.tenancy,
     options: {
-      reinvokeGraceMs: config.reinvokeGraceMs,
-      rejectionBackoffMs: config.rejectionBackoffMs,
-      limits: { ...DEFAULT_PLAN_LIMITS, resyncMs: config.resyncMs },
+      ...passOptions,
       blockedRetryMs: config.blockedRetryMs,
       troubleWindowSeconds: 600,
     },

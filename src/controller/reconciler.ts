@@ -21,6 +21,7 @@ import type { Database, DatabaseRegistry } from './databases.ts';
 import { describeError } from '../ops/describe-error.ts';
 import { plural } from '../ops/plural.ts';
 import { runDispatchPass, type DispatchPassOptions, type DispatchPassResult } from './dispatch-pass.ts';
+import type { PassBatcher } from './pass-batcher.ts';
 import type { EventRecorder } from './events.ts';
 import { apiStatus, type KubeApi, type PoolObject } from './kube.ts';
 import type { NotificationRoutes } from './routes.ts';
@@ -38,6 +39,8 @@ export interface ReconcilerDeps {
   cache: PoolCache;
   databases: DatabaseRegistry;
   invoker: Invoker;
+  /** Runs the passes of many pools of one database together. */
+  passes: PassBatcher;
   events: EventRecorder;
   metrics: Metrics;
   logger: Logger;
@@ -64,6 +67,8 @@ const CLAIM_RECHECK_MS = 300_000;
 const STATUS_MIN_INTERVAL_MS = 1_000;
 const STATUS_FIRST_DELAY_MS = 250;
 const STATUS_YIELD_MS = 200;
+/** When another session holds the pool's lock this moment (a replica's pass, the stranded sweep), look again this soon. */
+const BUSY_RETRY_MS = 250;
 
 interface PendingStatus {
   pool: Pool;
@@ -165,11 +170,8 @@ export class PoolReconciler {
       }
       const target = this.invokeTarget(pool);
       const timeout = deps.guard.cached(target)?.configuration?.timeoutSeconds;
-      pass = await runDispatchPass({
-        db,
+      const ran = await deps.passes.run(resolved.database, {
         pool,
-        invoker: deps.invoker,
-        options: deps.options,
         connectedForMs: connectivity.connectedForMs(),
         dispatchBlocked: refused !== undefined,
         ...(target.roleArn ? { roleArn: target.roleArn } : {}),
@@ -185,6 +187,8 @@ export class PoolReconciler {
           return row.allowed ? undefined : `the row names a function this pool may not invoke: ${row.message}`;
         },
       });
+      if (ran === 'busy') return { requeueAfterMs: BUSY_RETRY_MS };
+      pass = ran;
     } catch (error) {
       const unavailable = isDatabaseUnavailable(error);
       if (unavailable) connectivity.lost(error);

@@ -57,6 +57,23 @@ export async function advisoryXactLock(client: DbClient, key: string): Promise<v
   await client.query({ name: 'ltp_advisory_xact_lock', text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', values: [key] });
 }
 
+/**
+ * Takes each key's transaction-level advisory lock that is free right now, without waiting; says which it
+ * got, in the order of `keys`. A batch never waits on a lock another session holds, so it cannot deadlock.
+ */
+export async function tryAdvisoryXactLocks(client: DbClient, keys: readonly string[]): Promise<boolean[]> {
+  if (keys.length === 0) return [];
+  const result = await client.query<{ n: number; got: boolean }>({
+    name: 'ltp_try_advisory_xact_locks',
+    text: `SELECT u.n::int AS n, pg_try_advisory_xact_lock(hashtextextended(u.k, 0)) AS got
+             FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n)`,
+    values: [keys],
+  });
+  const got = keys.map(() => false);
+  for (const row of result.rows) got[row.n - 1] = row.got;
+  return got;
+}
+
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);
 
 /**

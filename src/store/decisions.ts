@@ -39,25 +39,52 @@ export interface DecisionRow {
 /** Ids kept per list in a decision's outcome; a pass that ends more says how many it left out. */
 const IDS_KEPT = 1_000;
 
-export async function recordDecision(
-  db: Queryable,
-  args: { pool: { namespace: string; name: string; uid: string }; inputs: DecisionInputs; outcome: DecisionOutcome; reason: string },
-): Promise<{ id: number; decidedAt: Date }> {
-  const outcome = {
-    ...args.outcome,
-    reinvoked: args.outcome.reinvoked.slice(0, IDS_KEPT),
-    orphaned: args.outcome.orphaned.slice(0, IDS_KEPT),
-    terminated: args.outcome.terminated.slice(0, IDS_KEPT),
-  };
-  const result = await db.query<{ id: string; decided_at: Date }>({
-    name: 'ltp_record_decision',
-    text: `INSERT INTO ltp.decisions (pool_uid, pool_namespace, pool_name, inputs, outcome, reason)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, decided_at`,
-    values: [args.pool.uid, args.pool.namespace, args.pool.name, JSON.stringify(args.inputs), JSON.stringify(outcome), args.reason],
+export interface DecisionRecord {
+  pool: { namespace: string; name: string; uid: string };
+  inputs: DecisionInputs;
+  outcome: DecisionOutcome;
+  reason: string;
+}
+
+export async function recordDecision(db: Queryable, args: DecisionRecord): Promise<{ id: number; decidedAt: Date }> {
+  const [recorded] = await recordDecisions(db, [args]);
+  if (!recorded) throw new Error('recording a decision returned no row');
+  return recorded;
+}
+
+/** Records the decisions of many passes (one per pool) in one statement; returns their ids in the order given. */
+export async function recordDecisions(db: Queryable, records: readonly DecisionRecord[]): Promise<Array<{ id: number; decidedAt: Date }>> {
+  if (records.length === 0) return [];
+  const outcome = (o: DecisionOutcome) => ({
+    ...o,
+    reinvoked: o.reinvoked.slice(0, IDS_KEPT),
+    orphaned: o.orphaned.slice(0, IDS_KEPT),
+    terminated: o.terminated.slice(0, IDS_KEPT),
   });
-  const row = result.rows[0];
-  if (!row) throw new Error('recording a decision returned no row');
-  return { id: Number(row.id), decidedAt: row.decided_at };
+  const result = await db.query<{ id: number; pool_uid: string; decided_at: Date }>({
+    name: 'ltp_record_decisions',
+    text: `INSERT INTO ltp.decisions (pool_uid, pool_namespace, pool_name, inputs, outcome, reason)
+           SELECT uid, namespace, name, inputs, outcome, reason
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[])
+                  WITH ORDINALITY AS d(uid, namespace, name, inputs, outcome, reason, n)
+            ORDER BY n
+           RETURNING id, pool_uid, decided_at`,
+    values: [
+      records.map((r) => r.pool.uid),
+      records.map((r) => r.pool.namespace),
+      records.map((r) => r.pool.name),
+      records.map((r) => JSON.stringify(r.inputs)),
+      records.map((r) => JSON.stringify(outcome(r.outcome))),
+      records.map((r) => r.reason),
+    ],
+  });
+  const byPool = new Map(result.rows.map((row) => [row.pool_uid, { id: Number(row.id), decidedAt: row.decided_at }]));
+  if (byPool.size !== records.length) throw new Error(`recording ${records.length} decisions (one per pool) returned ${byPool.size}`);
+  return records.map((r) => {
+    const recorded = byPool.get(r.pool.uid);
+    if (!recorded) throw new Error(`recording the decision of pool ${r.pool.uid} returned no row`);
+    return recorded;
+  });
 }
 
 /** The latest `limit` decisions of a pool since a time, oldest first. */

@@ -64,36 +64,64 @@ export async function insertInvocations(
   db: Queryable,
   args: { template: InvocationTemplate; count: number; invokeAfterMs: number; decisionId?: number },
 ): Promise<number[]> {
-  if (args.count <= 0) return [];
-  const t = args.template;
-  const result = await db.query<{ id: number }>({
-    name: 'ltp_insert_invocations',
+  const [ids] = await insertInvocationBatches(db, {
+    invokeAfterMs: args.invokeAfterMs,
+    batches: [{ template: args.template, count: args.count, ...(args.decisionId !== undefined ? { decisionId: args.decisionId } : {}) }],
+  });
+  return ids ?? [];
+}
+
+/**
+ * New `created` rows for many pools (one batch per pool, each pool at most once) in one statement; returns
+ * each batch's ids, in order. Every row may be invoked from `invokeAfterMs` on; before that, only the pass that inserted it does.
+ */
+export async function insertInvocationBatches(
+  db: Queryable,
+  args: {
+    invokeAfterMs: number;
+    batches: ReadonlyArray<{ template: InvocationTemplate; count: number; decisionId?: number }>;
+  },
+): Promise<number[][]> {
+  const batches = args.batches;
+  const ids = batches.map((): number[] => []);
+  if (batches.every((b) => b.count <= 0)) return ids;
+  const byPool = new Map(batches.map((b, i) => [b.template.pool.uid, ids[i]]));
+  if (byPool.size !== batches.length) throw new Error('insertInvocationBatches takes one batch per pool');
+  const column = <T>(f: (t: InvocationTemplate, b: (typeof batches)[number]) => T) => batches.map((b) => f(b.template, b));
+  const result = await db.query<{ id: number; pool_uid: string }>({
+    name: 'ltp_insert_invocation_batches',
     text: `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, function_qualifier, function_region,
                                   tasks_per_invocation, max_task_attempts, heartbeat_timeout_seconds,
                                   retry_initial_delay_ms, retry_max_delay_ms, created_at, invoke_after, decision_id)
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, clock_timestamp(),
-            clock_timestamp() + make_interval(secs => $13::double precision / 1000), $15::bigint
-       FROM generate_series(1, $14)
-     RETURNING id`,
+     SELECT p.namespace, p.name, p.uid, p.queue, p.fn, p.qualifier, p.region, p.tasks_per_invocation, p.max_task_attempts,
+            p.heartbeat_timeout_seconds, p.retry_initial_delay_ms, p.retry_max_delay_ms, clock_timestamp(),
+            clock_timestamp() + make_interval(secs => $14::double precision / 1000), p.decision_id
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[],
+                   $10::int[], $11::int[], $12::int[], $13::bigint[], $15::int[])
+            AS p(namespace, name, uid, queue, fn, qualifier, region, tasks_per_invocation, max_task_attempts,
+                 heartbeat_timeout_seconds, retry_initial_delay_ms, retry_max_delay_ms, decision_id, count),
+            generate_series(1, p.count)
+     RETURNING id, pool_uid`,
     values: [
-      t.pool.namespace,
-      t.pool.name,
-      t.pool.uid,
-      t.queue,
-      t.functionName,
-      t.functionQualifier ?? null,
-      t.functionRegion ?? null,
-      t.tasksPerInvocation,
-      t.maxTaskAttempts,
-      t.heartbeatTimeoutSeconds,
-      t.retryInitialDelayMs,
-      t.retryMaxDelayMs,
+      column((t) => t.pool.namespace),
+      column((t) => t.pool.name),
+      column((t) => t.pool.uid),
+      column((t) => t.queue),
+      column((t) => t.functionName),
+      column((t) => t.functionQualifier ?? null),
+      column((t) => t.functionRegion ?? null),
+      column((t) => t.tasksPerInvocation),
+      column((t) => t.maxTaskAttempts),
+      column((t) => t.heartbeatTimeoutSeconds),
+      column((t) => t.retryInitialDelayMs),
+      column((t) => t.retryMaxDelayMs),
+      column((_, b) => b.decisionId ?? null),
       args.invokeAfterMs,
-      args.count,
-      args.decisionId ?? null,
+      column((_, b) => Math.max(0, b.count)),
     ],
   });
-  return result.rows.map((r) => r.id).sort((a, b) => a - b);
+  for (const row of result.rows) byPool.get(row.pool_uid)?.push(row.id);
+  return ids.map((list) => list.sort((x, y) => x - y));
 }
 
 export async function loadLiveInvocations(db: Queryable, poolUid: string): Promise<LiveInvocation[]> {

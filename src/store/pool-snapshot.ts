@@ -1,7 +1,8 @@
-// Everything a dispatch pass reads about one pool, in one round trip: the database clock, its live
-// invocations, the due backlog (bounded), when the next delayed task is due, the latest Invoke rejection,
-// the latest invocations a worker finished, and the tasks still leased by its ended invocations. Every
-// part is bounded by live rows, a limit or a recent window, through the indexes of the migrations.
+// Everything a dispatch pass reads about a pool, in one round trip for a whole batch of pools: the database
+// clock, each pool's live invocations, the due backlog (bounded), when the next delayed task is due, the
+// latest Invoke rejection, the latest invocations a worker finished, and the tasks still leased by its ended
+// invocations. Every part is bounded by live rows, a limit or a recent window, through the indexes of the
+// migrations.
 import type { InvocationState, LiveInvocationState } from '../api/types.ts';
 import type { Queryable } from './db.ts';
 import type { LiveInvocation, WorkerOutcomeRow } from './invocation-store.ts';
@@ -17,20 +18,30 @@ export interface PoolSnapshot {
   stranded: StrandedLeaseRow[];
 }
 
-export interface SnapshotArgs {
+/** What a snapshot reads of one pool. */
+export interface PoolSnapshotArgs {
   poolUid: string;
   queue: string;
   /** Count the due backlog no further than this. */
   backlogLimit: number;
   /** Whether to look for the next delayed task (only an active pool wakes for one). */
   withNextDue: boolean;
-  rejectionWithinMs: number;
+  /** How many of the latest finished invocations to read (0: none). */
   outcomesLimit: number;
+}
+
+/** Windows and limits every pool of one snapshot shares. */
+export interface SnapshotWindows {
+  rejectionWithinMs: number;
   outcomesWithinSeconds: number;
   strandedLimit: number;
 }
 
+export type SnapshotArgs = PoolSnapshotArgs & SnapshotWindows;
+
 interface Raw {
+  /** The pool's place in the arguments, from 1. */
+  n: number;
   now: Date;
   live: Array<{
     id: number;
@@ -73,52 +84,78 @@ interface Raw {
  */
 export const LIVE_ROWS_READ = 2_000;
 
-const SNAPSHOT = `
-SELECT now() AS now,
+// One row per pool of the batch, in one round trip: the pools come in as parallel arrays, and every part is
+// a subquery correlated to its pool, so each is the same bounded index read as for a pool alone.
+const SNAPSHOTS = `
+SELECT p.n::int AS n, now() AS now,
   (SELECT json_agg(l ORDER BY l.id) FROM (
      SELECT id, status, created_at, invoke_after, heartbeat_at, ready_at, heartbeat_timeout_seconds, invoke_attempts,
             function_name AS fn, function_qualifier AS qualifier, function_region AS region
-       FROM ltp.invocations WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')
+       FROM ltp.invocations WHERE pool_uid = p.uid AND status IN ('created', 'pending', 'ready', 'running')
       ORDER BY id LIMIT $9) l) AS live,
   (SELECT count(*)::int FROM (
-     SELECT 1 FROM ltp.tasks WHERE queue = $2 AND status = 'created' AND run_after <= now() LIMIT $3) b) AS backlog,
-  CASE WHEN $4::boolean THEN
-    (SELECT min(run_after) FROM ltp.tasks WHERE queue = $2 AND status = 'created' AND run_after > now()) END AS next_due,
+     SELECT 1 FROM ltp.tasks WHERE queue = p.queue AND status = 'created' AND run_after <= now() LIMIT p.backlog_limit) b) AS backlog,
+  CASE WHEN p.with_next_due THEN
+    (SELECT min(run_after) FROM ltp.tasks WHERE queue = p.queue AND status = 'created' AND run_after > now()) END AS next_due,
   (SELECT max(finished_at) FROM ltp.invocations
-    WHERE pool_uid = $1 AND finished_at > now() - make_interval(secs => $5::double precision / 1000)
+    WHERE pool_uid = p.uid AND finished_at > now() - make_interval(secs => $6::double precision / 1000)
       AND status = 'failed' AND ready_at IS NULL AND error_code IS NOT NULL) AS rejected_at,
   (SELECT json_agg(o) FROM (
      SELECT finished_at, tasks_started, error_code AS code, error_message AS message FROM ltp.invocations
-      WHERE pool_uid = $1 AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL
+      WHERE pool_uid = p.uid AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL
         AND finished_at > now() - make_interval(secs => $7)
-      ORDER BY finished_at DESC LIMIT $6) o) AS outcomes,
+      ORDER BY finished_at DESC LIMIT p.outcomes_limit) o) AS outcomes,
   (SELECT json_agg(s ORDER BY s.id) FROM (
      SELECT t.id, t.invocation_id, t.attempts, t.max_attempts, (t.started_at IS NOT NULL AND t.started_at >= t.leased_at) AS started,
             t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
             i.max_task_attempts, i.retry_initial_delay_ms, i.retry_max_delay_ms
        FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
-      WHERE t.status = 'leased' AND i.pool_uid = $1 AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
-      ORDER BY t.id LIMIT $8) s) AS stranded`;
+      WHERE t.status = 'leased' AND i.pool_uid = p.uid AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+      ORDER BY t.id LIMIT $8) s) AS stranded
+FROM unnest($1::text[], $2::text[], $3::int[], $4::boolean[], $5::int[])
+     WITH ORDINALITY AS p(uid, queue, backlog_limit, with_next_due, outcomes_limit, n)`;
 
 export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promise<PoolSnapshot> {
+  const [snapshot] = await loadPoolSnapshots(db, [args], args);
+  if (!snapshot) throw new Error('the database returned no snapshot');
+  return snapshot;
+}
+
+/** The snapshots of many pools in one round trip, in the order of `pools`. */
+export async function loadPoolSnapshots(
+  db: Queryable,
+  pools: readonly PoolSnapshotArgs[],
+  windows: SnapshotWindows,
+): Promise<PoolSnapshot[]> {
+  if (pools.length === 0) return [];
   // A named (prepared) statement: Postgres plans it once per connection, not on every pass.
   const result = await db.query<Raw>({
-    name: 'ltp_pool_snapshot',
-    text: SNAPSHOT,
+    name: 'ltp_pool_snapshots',
+    text: SNAPSHOTS,
     values: [
-      args.poolUid,
-      args.queue,
-      args.backlogLimit,
-      args.withNextDue,
-      args.rejectionWithinMs,
-      args.outcomesLimit,
-      args.outcomesWithinSeconds,
-      args.strandedLimit,
+      pools.map((p) => p.poolUid),
+      pools.map((p) => p.queue),
+      pools.map((p) => p.backlogLimit),
+      pools.map((p) => p.withNextDue),
+      pools.map((p) => p.outcomesLimit),
+      windows.rejectionWithinMs,
+      windows.outcomesWithinSeconds,
+      windows.strandedLimit,
       LIVE_ROWS_READ,
     ],
   });
-  const row = result.rows[0];
-  if (!row) throw new Error('the database returned no snapshot');
+  const snapshots = new Array<PoolSnapshot | undefined>(pools.length).fill(undefined);
+  for (const row of result.rows) {
+    const pool = pools[row.n - 1];
+    if (pool) snapshots[row.n - 1] = toSnapshot(row, pool.poolUid);
+  }
+  return snapshots.map((snapshot, i) => {
+    if (!snapshot) throw new Error(`the database returned no snapshot for pool ${pools[i]?.poolUid ?? i}`);
+    return snapshot;
+  });
+}
+
+function toSnapshot(row: Raw, poolUid: string): PoolSnapshot {
   const date = (text: string) => new Date(text);
   return {
     now: row.now,
@@ -148,7 +185,7 @@ export async function loadPoolSnapshot(db: Queryable, args: SnapshotArgs): Promi
       attempts: s.attempts,
       maxAttempts: s.max_attempts,
       started: s.started,
-      poolUid: args.poolUid,
+      poolUid,
       queue: s.queue,
       invocation: {
         status: s.status,

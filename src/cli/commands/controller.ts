@@ -10,7 +10,7 @@ import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabas
 // the controller module is loaded only when the command runs, so that `--help` stays quick.
 export const HELP_DEFAULTS = {
   leaseName: 'lambda-task-pool-controller',
-  workers: 32,
+  workers: 256,
   retention: '7d',
   region: 'us-east-1',
   functionCheck: '5m',

@@ -1,0 +1,322 @@
+// The database half of dispatch passes, for one pool or for a batch of pools of one database, in one
+// transaction: lock each pool, gather (one round trip for the whole batch), decide and carry out each
+// pool's sweep, decide each dispatch from what the database really ended, record the decisions and insert
+// the new rows (one statement each for the whole batch), commit. Invoking comes only after the commit
+// (pass-invoke.ts): a crash in between leaves `created` rows that a later pass invokes again, with the same ids.
+import type { Pool } from '../api/types.ts';
+import { backlogCountLimit } from '../planner/dispatch.ts';
+import { explainPass } from '../planner/explain.ts';
+import { planPoolDispatch, planPoolSweep, type PoolPlan, type PoolPlanInput, type PoolPlanLimits } from '../planner/pool-plan.ts';
+import { planRelease } from '../planner/release.ts';
+import type { PoolMode } from '../planner/sweep.ts';
+import { timedOutRows } from '../planner/timed-out.ts';
+import { advisoryXactLock, tryAdvisoryXactLocks, withTransaction, type Db, type DbClient } from '../store/db.ts';
+import { recordDecisions, type DecisionRecord } from '../store/decisions.ts';
+import { endInvocations, insertInvocationBatches, type InvocationTemplate, type LiveInvocation } from '../store/invocation-store.ts';
+import { loadPoolSnapshots, type PoolSnapshot, type PoolSnapshotArgs } from '../store/pool-snapshot.ts';
+import { findStrandedLeases, releaseLeases } from '../store/task-store.ts';
+
+export interface DispatchPassOptions {
+  /** A created row not invoked within this long (the controller died first) is invoked again. */
+  reinvokeGraceMs: number;
+  /** After a permanent Invoke rejection, dispatching pauses this long (or until the spec changes). */
+  rejectionBackoffMs: number;
+  limits: PoolPlanLimits;
+  /** Randomness for jitter; injected by tests. */
+  random?: () => number;
+}
+
+/** What one pool's pass needs besides the database. */
+export interface PoolPassInput {
+  pool: Pool;
+  /** How long this controller has reached the database without interruption (Connectivity). */
+  connectedForMs: number;
+  mode?: PoolMode;
+  /** Sweep only: dispatch and re-invoke nothing (the pool may not serve its queue right now). */
+  dispatchBlocked?: boolean;
+  /** The function's timeout as last read (function guard): a heartbeat lost at about this run time is a timeout. */
+  functionTimeoutSeconds?: number;
+}
+
+/** What a pass did in the database, before it invokes. */
+export interface ActedPass {
+  now: Date;
+  plan: PoolPlan;
+  backlog: number;
+  /** The new rows, to invoke. */
+  dispatched: number[];
+  orphaned: number[];
+  terminated: number[];
+  releasedTasks: number;
+  failedTasks: number;
+  /** The live rows the pass read, by id (re-invokes go where the row says). */
+  byId: Map<number, LiveInvocation>;
+  /** How long until tasks held back from release should be looked at again. */
+  heldUntilMs: number;
+  /** The decision this pass recorded, when it changed something (the trace). */
+  decision?: { id: number; decidedAt: Date; reason: string };
+  /** When the oldest row Lambda accepted but has not started was created (FunctionReady's stall check). */
+  oldestPendingAt?: Date;
+}
+
+/**
+ * How a pass takes its pool's lock: `wait` for it (a pass of its own), or `skip` a pool whose lock another
+ * session holds right now (a batch, which must not wait on one pool, nor deadlock on lock order). A skipped
+ * pool's result is `busy`: another controller, or the stranded sweep, is acting on it this moment.
+ */
+export type LockMode = 'wait' | 'skip';
+
+/** The recent finished invocations the waste rule reads: a handful, within the last hour. */
+const WASTE_LOOKBACK = { limit: 20, withinSeconds: 3600 };
+/** Stranded leases a pass gives back at most; the rest go in the next pass (it looks again at once). */
+const STRANDED_BATCH = 1_000;
+
+export const poolLockKey = (uid: string) => `lambda-task-pool:pool:${uid}`;
+
+export function templateFor(pool: Pool): InvocationTemplate {
+  const { spec, meta } = pool;
+  return {
+    pool: { namespace: meta.namespace, name: meta.name, uid: meta.uid },
+    queue: spec.queue,
+    functionName: spec.function.name,
+    functionQualifier: spec.function.qualifier,
+    functionRegion: spec.function.region,
+    tasksPerInvocation: spec.tasksPerInvocation,
+    maxTaskAttempts: spec.maxTaskAttempts,
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+    retryInitialDelayMs: spec.retry.initialDelaySeconds * 1000,
+    retryMaxDelayMs: spec.retry.maxDelaySeconds * 1000,
+  };
+}
+
+const modeOf = (input: PoolPassInput): PoolMode => input.mode ?? (input.pool.spec.suspend ? 'suspended' : 'active');
+
+/** The database half of the passes of `inputs` (each pool at most once), in one transaction. */
+export async function actOnPools(
+  db: Db,
+  inputs: readonly PoolPassInput[],
+  options: DispatchPassOptions,
+  lock: LockMode,
+): Promise<Array<ActedPass | 'busy'>> {
+  if (inputs.length === 0) return [];
+  return withTransaction(db, async (client) => {
+    const keys = inputs.map((i) => poolLockKey(i.pool.meta.uid));
+    let locked: boolean[];
+    if (lock === 'wait') {
+      for (const key of [...keys].sort()) await advisoryXactLock(client, key);
+      locked = keys.map(() => true);
+    } else {
+      locked = await tryAdvisoryXactLocks(client, keys);
+    }
+    const held = inputs.filter((_, i) => locked[i]);
+    // Gather, in one round trip for every pool. The backlog is counted in every mode (status shows it) and
+    // used for dispatch only when active.
+    const snapshots = await loadPoolSnapshots(client, held.map(snapshotArgs), {
+      rejectionWithinMs: options.rejectionBackoffMs,
+      outcomesWithinSeconds: WASTE_LOOKBACK.withinSeconds,
+      strandedLimit: STRANDED_BATCH,
+    });
+    const swept: Swept[] = [];
+    for (const [k, input] of held.entries()) {
+      const snapshot = snapshots[k];
+      if (!snapshot) throw new Error(`no snapshot for pool ${input.pool.meta.uid}`);
+      swept.push(await sweepAndPlan(client, input, snapshot, options));
+    }
+    // The trace: every pass that changes anything records what it saw, what it did and why, before the rows it starts.
+    const changed = swept.filter((s) => s.record !== undefined);
+    const recorded = await recordDecisions(
+      client,
+      changed.map((s) => s.record).filter((r) => r !== undefined),
+    );
+    changed.forEach((s, k) => {
+      const r = recorded[k];
+      if (r && s.record) s.acted.decision = { ...r, reason: s.record.reason };
+    });
+    const inserted = await insertInvocationBatches(client, {
+      invokeAfterMs: options.reinvokeGraceMs,
+      batches: swept.map((s) => ({
+        template: templateFor(s.pool),
+        count: s.acted.plan.dispatch,
+        ...(s.acted.decision ? { decisionId: s.acted.decision.id } : {}),
+      })),
+    });
+    swept.forEach((s, k) => (s.acted.dispatched = inserted[k] ?? []));
+    let next = 0;
+    return locked.map((got) => (got ? (swept[next++]?.acted ?? 'busy') : 'busy'));
+  });
+}
+
+function snapshotArgs(input: PoolPassInput): PoolSnapshotArgs {
+  const mode = modeOf(input);
+  const { spec, meta } = input.pool;
+  return {
+    poolUid: meta.uid,
+    queue: spec.queue,
+    backlogLimit: mode === 'deleting' ? 0 : backlogCountLimit(spec),
+    withNextDue: mode === 'active',
+    outcomesLimit: mode === 'active' ? WASTE_LOOKBACK.limit : 0,
+  };
+}
+
+interface Swept {
+  pool: Pool;
+  acted: ActedPass;
+  /** The decision to record, when the pass changed something. */
+  record?: DecisionRecord;
+}
+
+/** One pool: decide the sweep and carry it out, release what its ended rows leased, then decide the dispatch. */
+async function sweepAndPlan(client: DbClient, input: PoolPassInput, snapshot: PoolSnapshot, options: DispatchPassOptions): Promise<Swept> {
+  const { pool } = input;
+  const { spec, meta } = pool;
+  const mode = modeOf(input);
+  const random = options.random ?? Math.random;
+  const { now, live, backlog, rejectedAt, outcomes } = snapshot;
+  const pendingSince = live.filter((i) => i.status === 'pending').map((i) => i.createdAt.getTime());
+  const oldestPendingAt = pendingSince.length > 0 ? new Date(Math.min(...pendingSince)) : undefined;
+  const byId = new Map(live.map((i) => [i.id, i]));
+  const planInput: PoolPlanInput = {
+    now: now.getTime(),
+    mode,
+    backlog,
+    invocations: live.map((i) => ({
+      id: i.id,
+      status: i.status,
+      createdAt: i.createdAt.getTime(),
+      invokeAfter: i.invokeAfter.getTime(),
+      heartbeatAt: i.heartbeatAt?.getTime() ?? null,
+      heartbeatTimeoutMs: i.heartbeatTimeoutSeconds * 1000,
+    })),
+    maxConcurrency: spec.maxConcurrency,
+    tasksPerInvocation: spec.tasksPerInvocation,
+    startTimeoutMs: spec.startTimeoutSeconds * 1000,
+    connectedForMs: input.connectedForMs,
+    ...(input.dispatchBlocked
+      ? { blockedUntil: now.getTime() + options.limits.resyncMs, blockedBy: 'conflict' as const }
+      : rejectedAt
+        ? { blockedUntil: rejectedAt.getTime() + options.rejectionBackoffMs, blockedBy: 'rejection' as const }
+        : {}),
+    recentOutcomes: outcomes.map((o) => ({
+      finishedAt: o.finishedAt.getTime(),
+      tasksStarted: o.tasksStarted,
+      code: o.code,
+      message: o.message,
+    })),
+    ...(snapshot.nextDueAt ? { nextDueAt: snapshot.nextDueAt.getTime() } : {}),
+  };
+
+  // Decide the sweep, and carry it out.
+  const sweep = planPoolSweep(planInput);
+  const unstarted = await endInvocations(client, {
+    ids: sweep.orphanUnstarted,
+    from: ['created', 'pending'],
+    to: 'orphaned',
+    code: 'StartTimeout',
+    message: `did not start within ${spec.startTimeoutSeconds}s`,
+  });
+  // Silent rows that ran about as long as the function's timeout were stopped by Lambda: say so, and what to change.
+  const timedOut = timedOutRows(
+    sweep.orphanSilent.map((id) => byId.get(id)).filter((i): i is LiveInvocation => i !== undefined),
+    input.functionTimeoutSeconds,
+  );
+  const silent = [
+    ...(await endInvocations(client, {
+      ids: sweep.orphanSilent.filter((id) => !timedOut.ids.has(id)),
+      from: ['ready', 'running'],
+      to: 'orphaned',
+      code: 'HeartbeatLost',
+      message: `no heartbeat for ${spec.heartbeatTimeoutSeconds}s`,
+    })),
+    ...(await endInvocations(client, {
+      ids: [...timedOut.ids],
+      from: ['ready', 'running'],
+      to: 'orphaned',
+      code: 'FunctionTimedOut',
+      message:
+        `stopped heartbeating after about ${timedOut.ranSeconds}s, the function's timeout (${input.functionTimeoutSeconds ?? '?'}s): Lambda stopped it. ` +
+        `Raise the function's timeout, or lower tasksPerInvocation (${spec.tasksPerInvocation}) so that the tasks fit in it`,
+    })),
+  ];
+  const orphaned = [...unstarted, ...silent];
+  const terminated = await endInvocations(client, {
+    ids: sweep.terminate,
+    from: mode === 'deleting' ? ['created', 'pending', 'ready', 'running'] : ['created', 'pending'],
+    to: 'terminated',
+    code: mode === 'deleting' ? 'PoolDeleted' : mode === 'suspended' ? 'PoolSuspended' : 'ScaledDown',
+    message: mode === 'deleting' ? 'the pool was deleted' : mode === 'suspended' ? 'the pool was suspended' : 'maxConcurrency was lowered',
+  });
+  // Tasks still leased by ended invocations: those the snapshot saw, or, when this pass ended some, all of them now.
+  const stranded =
+    orphaned.length + terminated.length > 0
+      ? await findStrandedLeases(client, { poolUid: meta.uid, limit: STRANDED_BATCH })
+      : snapshot.stranded;
+  const release = planRelease(stranded, { now: now.getTime(), random });
+  const released = await releaseLeases(client, { ...release, reason: 'released: its invocation ended before finishing it' });
+
+  // Decide the dispatch from what the database really ended: a row a worker claimed before the sweep's
+  // UPDATE reached it is still live, and still counts against maxConcurrency.
+  const plan = planPoolDispatch(planInput, sweep, new Set([...orphaned, ...terminated]), options.limits);
+  const acted: ActedPass = {
+    now,
+    plan,
+    backlog,
+    dispatched: [],
+    orphaned,
+    terminated,
+    releasedTasks: released.created,
+    failedTasks: released.failed,
+    byId,
+    heldUntilMs: release.nextAt !== undefined ? release.nextAt - now.getTime() : Number.POSITIVE_INFINITY,
+    ...(oldestPendingAt ? { oldestPendingAt } : {}),
+  };
+  const changed =
+    plan.dispatch > 0 || orphaned.length > 0 || terminated.length > 0 || plan.reinvoke.length > 0 || released.created + released.failed > 0;
+  if (!changed) return { pool, acted };
+  const backlogCapped = mode !== 'deleting' && backlog >= backlogCountLimit(spec);
+  const reason = explainPass({
+    plan,
+    backlog,
+    backlogCapped,
+    maxConcurrency: spec.maxConcurrency,
+    tasksPerInvocation: spec.tasksPerInvocation,
+    startTimeoutSeconds: spec.startTimeoutSeconds,
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+    orphanedUnstarted: unstarted.length,
+    orphanedSilent: silent.length,
+    terminated: terminated.length,
+    mode,
+    releasedTasks: released.created,
+    failedTasks: released.failed,
+  });
+  const a = plan.arithmetic;
+  return {
+    pool,
+    acted,
+    record: {
+      pool: { namespace: meta.namespace, name: meta.name, uid: meta.uid },
+      inputs: {
+        backlog,
+        backlogCapped,
+        queued: a.queued,
+        ready: plan.live.ready,
+        running: plan.live.running,
+        supply: a.supply,
+        want: a.want,
+        headroom: a.headroom,
+        maxConcurrency: spec.maxConcurrency,
+        tasksPerInvocation: spec.tasksPerInvocation,
+        mode,
+      },
+      outcome: {
+        dispatched: plan.dispatch,
+        reinvoked: plan.reinvoke,
+        orphaned,
+        terminated,
+        releasedTasks: released.created,
+        failedTasks: released.failed,
+        ...(plan.limitedBy ? { limitedBy: plan.limitedBy } : {}),
+      },
+      reason,
+    },
+  };
+}

@@ -1,0 +1,92 @@
+// Dispatch passes of many pools share their database work: the database halves of the passes that are
+// ready at the same moment run as one transaction per database (one lock statement, one snapshot, one
+// decisions insert, one invocations insert for the whole batch), and the rows Lambda accepted are marked in
+// one statement for many passes. Each pass then invokes its own rows through the invoker's shared slots.
+// A thousand pools woken at once cost a handful of transactions, not a thousand.
+import { isDatabaseUnavailable } from '../store/db.ts';
+import { markInvoked } from '../store/invocation-store.ts';
+import type { Invoker } from '../lambda/invoker.ts';
+import { Coalescer, type Settled } from './coalescer.ts';
+import type { Database } from './databases.ts';
+import { completePass, type DispatchPassResult, type PassInvokeInput } from './dispatch-pass.ts';
+import { actOnPools, type ActedPass, type DispatchPassOptions, type PoolPassInput } from './pass-act.ts';
+
+type Accepted = ReadonlyArray<{ id: number; requestId?: string }>;
+
+export interface PassBatcherOptions {
+  invoker: Invoker;
+  options: DispatchPassOptions;
+  /** The most pools in one transaction. */
+  maxBatch: number;
+}
+
+export class PassBatcher {
+  private readonly acts = new WeakMap<Database, Coalescer<PoolPassInput, ActedPass | 'busy'>>();
+  private readonly marks = new WeakMap<Database, Coalescer<Accepted, void>>();
+
+  constructor(private readonly deps: PassBatcherOptions) {}
+
+  /**
+   * One pool's pass, its database half batched with the passes of other pools of the same database.
+   * `busy`: another session (a replica, the stranded sweep) holds the pool's lock this moment; try again soon.
+   */
+  async run(database: Database, input: PoolPassInput & PassInvokeInput): Promise<DispatchPassResult | 'busy'> {
+    const acted = await this.actsFor(database).submit(input);
+    if (acted === 'busy') return 'busy';
+    return completePass({
+      ...input,
+      db: database.db,
+      invoker: this.deps.invoker,
+      options: this.deps.options,
+      acted,
+      markInvoked: (rows) => (rows.length === 0 ? Promise.resolve() : this.marksFor(database).submit(rows)),
+    });
+  }
+
+  private actsFor(database: Database): Coalescer<PoolPassInput, ActedPass | 'busy'> {
+    let coalescer = this.acts.get(database);
+    if (!coalescer) {
+      coalescer = new Coalescer((inputs) => this.act(database, inputs), { maxBatch: this.deps.maxBatch });
+      this.acts.set(database, coalescer);
+    }
+    return coalescer;
+  }
+
+  /**
+   * The batch in one transaction. If it fails for a reason other than the database being unreachable, each
+   * pool is tried again alone, so that one pool's bad rows fail that pool's pass and no other.
+   */
+  private async act(database: Database, inputs: PoolPassInput[]): Promise<Array<Settled<ActedPass | 'busy'>>> {
+    try {
+      const acted = await actOnPools(database.db, inputs, this.deps.options, 'skip');
+      return acted.map((value) => ({ ok: true, value }));
+    } catch (error) {
+      if (inputs.length === 1 || isDatabaseUnavailable(error)) throw error;
+      const settled: Array<Settled<ActedPass | 'busy'>> = [];
+      for (const input of inputs) {
+        try {
+          const [value] = await actOnPools(database.db, [input], this.deps.options, 'skip');
+          settled.push(value ? { ok: true, value } : { ok: false, error: new Error('the pass returned nothing') });
+        } catch (alone) {
+          settled.push({ ok: false, error: alone });
+        }
+      }
+      return settled;
+    }
+  }
+
+  private marksFor(database: Database): Coalescer<Accepted, void> {
+    let coalescer = this.marks.get(database);
+    if (!coalescer) {
+      coalescer = new Coalescer(
+        async (batches) => {
+          await markInvoked(database.db, batches.flat());
+          return batches.map(() => ({ ok: true, value: undefined }));
+        },
+        { maxBatch: 1_000 },
+      );
+      this.marks.set(database, coalescer);
+    }
+    return coalescer;
+  }
+}

@@ -1,0 +1,160 @@
+// Dispatch passes of many pools share their database work (pass-batcher.ts): the passes ready together run
+// as one transaction. Against a real Postgres and the local Lambda runtime through the real AWS SDK; what is
+// asserted is the rows each pool ends up with.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import pg from 'pg';
+import type { Pool, PoolSpec } from '../../src/api/types.ts';
+import { Connectivity } from '../../src/controller/connectivity.ts';
+import type { Database } from '../../src/controller/databases.ts';
+import type { DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
+import { poolLockKey, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
+import { PassBatcher } from '../../src/controller/pass-batcher.ts';
+import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
+import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const NOOP = `${path.resolve(here, '../fixtures/functions/noop.ts')}#handler`;
+const OPTIONS: DispatchPassOptions = {
+  reinvokeGraceMs: 60_000,
+  rejectionBackoffMs: 30_000,
+  limits: { resyncMs: 30_000, minRequeueMs: 200 },
+};
+
+function poolFor(name: string, spec: Partial<PoolSpec> = {}): Pool {
+  return {
+    meta: { namespace: 'batch', name, uid: `uid-${name}`, generation: 1, finalizers: [] },
+    spec: {
+      // The function accepts every invoke and runs none (reserved concurrency 0): the rows stay pending.
+      function: { name: 'parked' },
+      queue: `q-${name}`,
+      maxConcurrency: 5,
+      tasksPerInvocation: 2,
+      startTimeoutSeconds: 3600,
+      heartbeatTimeoutSeconds: 60,
+      maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 0, maxDelaySeconds: 0 },
+      suspend: false,
+      ...spec,
+    },
+    status: {},
+  };
+}
+
+describe('dispatch passes of many pools batched into one transaction (real Postgres, local Lambda runtime)', function () {
+  this.timeout(60_000);
+  let t: TestDatabase;
+  let runtime: LambdaRuntime;
+  let invoker: Invoker;
+  let database: Database;
+
+  before(async () => {
+    t = await freshDatabase('batch');
+    runtime = await startLambdaRuntime({ logger: silentLogger(), functions: [{ name: 'parked', handler: NOOP, reservedConcurrency: 0 }] });
+    invoker = createInvoker({
+      defaultRegion: 'us-east-1',
+      endpoint: runtime.endpoint,
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    database = {
+      key: 'db-batch',
+      display: 'batch',
+      db: t.db,
+      connectivity: new Connectivity({ probe: () => t.db.query('SELECT 1') }),
+    };
+  });
+
+  after(async () => {
+    invoker?.close();
+    await runtime?.stop();
+    await t?.close();
+  });
+
+  const enqueue = (queue: string, count: number) =>
+    t.db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [queue, count]);
+
+  const rowsOf = async (uid: string) =>
+    (
+      await t.db.query<{ status: string; decision_id: number | null; decided_at: Date | null; decision_pool: string | null }>(
+        `SELECT i.status, i.decision_id, d.decided_at, d.pool_uid AS decision_pool
+           FROM ltp.invocations i LEFT JOIN ltp.decisions d ON d.id = i.decision_id WHERE i.pool_uid = $1 ORDER BY i.id`,
+        [uid],
+      )
+    ).rows;
+
+  it('gives each pool of a batch exactly its own arithmetic, in one transaction, and invokes every row', async () => {
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    // Backlogs 0..19 at 2 tasks per invocation, at most 5 at once: ceil(backlog / 2), capped at 5.
+    const pools = Array.from({ length: 20 }, (_, i) => poolFor(`p${i}`));
+    for (const [i, pool] of pools.entries()) if (i > 0) await enqueue(pool.spec.queue, i);
+    const results = await Promise.all(pools.map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })));
+    const decidedAt = new Set<number>();
+    for (const [i, pool] of pools.entries()) {
+      const want = Math.min(5, Math.ceil(i / 2));
+      const rows = await rowsOf(pool.meta.uid);
+      expect(rows, `rows of pool ${i} (backlog ${i})`).to.have.length(want);
+      expect(
+        rows.map((r) => r.status),
+        `pool ${i}: every row accepted by Lambda`,
+      ).to.deep.equal(rows.map(() => 'pending'));
+      expect(
+        rows.map((r) => r.decision_pool),
+        `pool ${i}: its rows carry its own decision`,
+      ).to.deep.equal(rows.map(() => pool.meta.uid));
+      const result = results[i] as DispatchPassResult;
+      expect(result.dispatched, `pool ${i}: the pass reports the rows it inserted`).to.have.length(want);
+      expect(result.invoke.accepted).to.equal(want);
+      for (const r of rows) if (r.decided_at) decidedAt.add(r.decided_at.getTime());
+    }
+    // Decisions take the transaction's clock: every pool that dispatched shares one.
+    expect([...decidedAt], 'the decision times of the batch').to.have.length(1);
+  });
+
+  it('leaves a pool whose lock another session holds to that session (busy) and dispatches the rest of its batch', async () => {
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const held = poolFor('held');
+    const free = poolFor('free');
+    await enqueue(held.spec.queue, 4);
+    await enqueue(free.spec.queue, 4);
+    const other = new pg.Client({ connectionString: t.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [poolLockKey(held.meta.uid)]);
+      const [a, b] = await Promise.all([
+        batcher.run(database, { pool: held, connectedForMs: Number.POSITIVE_INFINITY }),
+        batcher.run(database, { pool: free, connectedForMs: Number.POSITIVE_INFINITY }),
+      ]);
+      expect(a).to.equal('busy');
+      expect(await rowsOf(held.meta.uid), 'no row for the pool another session holds').to.have.length(0);
+      expect((b as DispatchPassResult).dispatched).to.have.length(2);
+      await other.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+    const again = await batcher.run(database, { pool: held, connectedForMs: Number.POSITIVE_INFINITY });
+    expect((again as DispatchPassResult).dispatched, 'dispatched once its lock is free').to.have.length(2);
+  });
+
+  it('fails only the pool whose pass fails; the other pools of its batch dispatch', async () => {
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    // A row the database refuses (heartbeat timeout 0 breaks a CHECK): parsing never lets such a spec through,
+    // so it stands in here for any pool whose rows make its own statements fail.
+    const broken = poolFor('broken', { heartbeatTimeoutSeconds: 0 });
+    const fine = Array.from({ length: 3 }, (_, i) => poolFor(`fine${i}`));
+    for (const pool of [broken, ...fine]) await enqueue(pool.spec.queue, 2);
+    const settled = await Promise.allSettled(
+      [broken, ...fine].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
+    );
+    expect(settled[0]?.status).to.equal('rejected');
+    expect(String((settled[0] as PromiseRejectedResult).reason)).to.match(/heartbeat_timeout_seconds/);
+    expect(await rowsOf(broken.meta.uid)).to.have.length(0);
+    for (const [i, pool] of fine.entries()) {
+      expect(settled[i + 1]?.status, `pool fine${i}`).to.equal('fulfilled');
+      expect(await rowsOf(pool.meta.uid), `rows of fine${i}`).to.have.length(1);
+    }
+  });
+});

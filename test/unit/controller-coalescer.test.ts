@@ -1,0 +1,112 @@
+import { expect } from 'chai';
+import { Coalescer, type Settled } from '../../src/controller/coalescer.ts';
+
+/** Lets every settled promise run its continuations. */
+const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A batch runner the test releases by hand, recording each batch it was given. */
+class ManualRunner {
+  readonly batches: number[][] = [];
+  private releases: Array<(settled: Array<Settled<string>>) => void> = [];
+  private failures: Array<(error: unknown) => void> = [];
+
+  readonly run = (items: number[]): Promise<Array<Settled<string>>> => {
+    this.batches.push(items);
+    return new Promise((resolve, reject) => {
+      this.releases.push(resolve);
+      this.failures.push(reject);
+    });
+  };
+
+  /** Settles the oldest running batch: every item ok, as `v<item>`, except those named. */
+  release(failing: readonly number[] = []): void {
+    const items = this.batches[this.batches.length - this.releases.length] ?? [];
+    this.failures.shift();
+    this.releases.shift()?.(
+      items.map((item) => (failing.includes(item) ? { ok: false, error: new Error(`item ${item}`) } : { ok: true, value: `v${item}` })),
+    );
+  }
+
+  fail(error: Error): void {
+    this.releases.shift();
+    this.failures.shift()?.(error);
+  }
+}
+
+describe('coalescer (group commit)', () => {
+  it('runs the items handed in within one turn of the event loop as one batch', async () => {
+    const runner = new ManualRunner();
+    const coalescer = new Coalescer(runner.run, { maxBatch: 100 });
+    const results = [1, 2, 3].map((i) => coalescer.submit(i));
+    await flush();
+    expect(runner.batches).to.deep.equal([[1, 2, 3]]);
+    runner.release();
+    expect(await Promise.all(results)).to.deep.equal(['v1', 'v2', 'v3']);
+  });
+
+  it('gathers the items that arrive while a batch runs into the next batch', async () => {
+    const runner = new ManualRunner();
+    const coalescer = new Coalescer(runner.run, { maxBatch: 100 });
+    const first = coalescer.submit(1);
+    await flush();
+    const later = [2, 3, 4].map((i) => coalescer.submit(i));
+    await flush();
+    expect(runner.batches, 'nothing starts while a batch runs').to.deep.equal([[1]]);
+    runner.release();
+    await flush();
+    expect(runner.batches).to.deep.equal([[1], [2, 3, 4]]);
+    runner.release();
+    expect([await first, ...(await Promise.all(later))]).to.deep.equal(['v1', 'v2', 'v3', 'v4']);
+  });
+
+  it('splits what waits into batches of at most maxBatch', async () => {
+    const runner = new ManualRunner();
+    const coalescer = new Coalescer(runner.run, { maxBatch: 2 });
+    const results = [1, 2, 3, 4, 5].map((i) => coalescer.submit(i));
+    for (let i = 0; i < 3; i += 1) {
+      await flush();
+      runner.release();
+    }
+    expect(await Promise.all(results)).to.have.length(5);
+    expect(runner.batches).to.deep.equal([[1, 2], [3, 4], [5]]);
+  });
+
+  it('fails only the items the batch says failed', async () => {
+    const runner = new ManualRunner();
+    const coalescer = new Coalescer(runner.run, { maxBatch: 10 });
+    const results = [1, 2, 3].map((i) => coalescer.submit(i).then(String, (e: Error) => `failed: ${e.message}`));
+    await flush();
+    runner.release([2]);
+    expect(await Promise.all(results)).to.deep.equal(['v1', 'failed: item 2', 'v3']);
+  });
+
+  it('fails every item of a batch that throws, and goes on with the next batch', async () => {
+    const runner = new ManualRunner();
+    const coalescer = new Coalescer(runner.run, { maxBatch: 10 });
+    const doomed = [1, 2].map((i) => coalescer.submit(i).then(String, (e: Error) => `failed: ${e.message}`));
+    await flush();
+    const next = coalescer.submit(3);
+    runner.fail(new Error('connection lost'));
+    expect(await Promise.all(doomed)).to.deep.equal(['failed: connection lost', 'failed: connection lost']);
+    await flush();
+    runner.release();
+    expect(await next).to.equal('v3');
+    expect(runner.batches).to.deep.equal([[1, 2], [3]]);
+  });
+
+  it('starts a new batch at once when the next item comes after it fell idle', async () => {
+    const runner = new ManualRunner();
+    const coalescer = new Coalescer(runner.run, { maxBatch: 10 });
+    const first = coalescer.submit(1);
+    await flush();
+    runner.release();
+    expect(await first).to.equal('v1');
+    await flush();
+    expect(coalescer.pending).to.equal(0);
+    const second = coalescer.submit(2);
+    await flush();
+    runner.release();
+    expect(await second).to.equal('v2');
+    expect(runner.batches).to.deep.equal([[1], [2]]);
+  });
+});
