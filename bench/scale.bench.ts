@@ -28,6 +28,7 @@ import { createDb, type Db } from '../src/store/db.ts';
 import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/store/invocation-store.ts';
 import { queueTaskCounts } from '../src/store/task-store.ts';
 import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
+import { imageRuntimeEnv } from './scale/image-env.ts';
 import { cpuShare, rssMb } from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -175,7 +176,7 @@ async function readyCount(stack: LocalStack, namespace: string): Promise<number>
 }
 
 async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<ControllerProcess> {
-  // The compiled controller, as the image runs it (npm run build first).
+  // The compiled controller, as the image runs it: dist/cli.js, with the image's Node options.
   return startControllerProcess(
     {
       kubeconfig: stack.kubeconfigPath,
@@ -184,6 +185,7 @@ async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<C
       namespaces,
       logLevel: 'warn',
       compiled: true,
+      env: await imageRuntimeEnv(),
     },
     120_000,
   );

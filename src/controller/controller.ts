@@ -84,6 +84,9 @@ export const CONTROLLER_DEFAULTS = {
   functionCheckMs: 5 * 60_000,
 } as const;
 
+/** How long a stopping controller goes on writing status, and then sending Events, before it lets go. */
+const STOP_FLUSH_MS = 3_000;
+
 /** The most pools whose database work one transaction does (pass-batcher.ts). */
 const PASS_BATCH = 256;
 
@@ -185,8 +188,8 @@ export async function startController(config: ControllerConfig): Promise<Running
     parallelism: config.invokeParallelism,
     ...(config.lambdaCredentials ? { credentials: config.lambdaCredentials } : {}),
   });
-  // Status writes and events yield to dispatch passes that are waiting for a worker.
-  const dispatchBusy = () => (queue?.length ?? 0) > 0;
+  // Status writes and events yield to dispatch: to passes waiting for a worker and to invokes under way.
+  const dispatchBusy = () => (queue?.length ?? 0) > 0 || invoker.inFlight() > 0;
   const events = new EventRecorder(kube.core, kube.options, log, undefined, undefined, dispatchBusy);
   // A changed function configuration is written into the status of every pool that invokes it.
   const guard = new FunctionGuard(invoker, log, {
@@ -247,6 +250,7 @@ export async function startController(config: ControllerConfig): Promise<Running
 
   for (const informer of informers) {
     const onChange = (obj: PoolObject) => {
+      if (obj.metadata?.uid) reconciler.observed(obj.metadata.uid, obj.status);
       const key = keyOf(obj);
       const signature = signatureOf(obj);
       if (signatures.get(key) === signature) return;
@@ -364,8 +368,8 @@ export async function startController(config: ControllerConfig): Promise<Running
       await retention.stop();
       queue?.stop();
       await queue?.idle();
-      await reconciler.close();
-      await events.flush();
+      await reconciler.close(STOP_FLUSH_MS);
+      await events.flush(STOP_FLUSH_MS);
       await elector?.stop();
       await Promise.all(informers.map((i) => i.stop()));
       await databases.closeAll();

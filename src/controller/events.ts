@@ -85,9 +85,19 @@ export class EventRecorder {
     });
   }
 
-  /** Resolves once every event recorded so far has been sent (or has failed). */
-  async flush(): Promise<void> {
-    while (this.sending > 0 || this.outbox.length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  /**
+   * Resolves once every event recorded so far has been sent (or has failed), or, given a timeout, once it has
+   * passed: the events still waiting then are dropped and counted (a stopping controller must hand its Lease
+   * over promptly, and Events are best effort).
+   */
+  async flush(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const deadline = this.now() + timeoutMs;
+    while ((this.sending > 0 || this.outbox.length > 0) && this.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (this.outbox.length > 0) {
+      this.logger.warn('events not sent before stopping', { dropped: this.outbox.length });
+      this.dropped += this.outbox.length;
+      this.outbox.length = 0;
+    }
   }
 
   private enqueue(send: () => Promise<void>): void {

@@ -1,7 +1,7 @@
 // Level-based reconcile of one LambdaTaskPool key: re-read the world, converge, write status once.
 // Safe to run twice; it never branches on what kind of watch event brought the key here.
 import { Reason } from '../api/conditions.ts';
-import { parsePool, type ParseResult } from '../api/parse.ts';
+import { parsePool, parseStatus, type ParseResult } from '../api/parse.ts';
 import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
 import { checkPool, rulesFor, type TenancyPolicy } from '../api/tenancy.ts';
 import { functionVerdict, stallFloorMs, type StartSignals } from '../planner/function-readiness.ts';
@@ -67,6 +67,8 @@ const CLAIM_RECHECK_MS = 300_000;
 const STATUS_MIN_INTERVAL_MS = 1_000;
 const STATUS_FIRST_DELAY_MS = 250;
 const STATUS_YIELD_MS = 200;
+/** A status write yields to dispatch for at most this long after it was asked for, so a busy controller still writes status. */
+const STATUS_MAX_YIELD_MS = 5_000;
 /** When another session holds the pool's lock this moment (a replica's pass, the stranded sweep), look again this soon. */
 const BUSY_RETRY_MS = 250;
 
@@ -79,6 +81,8 @@ interface PendingStatus {
   dispatchedAt?: Date;
   /** The newest decision recorded since the last write (a later pass that changed nothing must not hide it). */
   decision?: { pass: DispatchPassResult; decision: NonNullable<DispatchPassResult['decision']> };
+  /** When the oldest pass not yet written asked for its status (ms). */
+  since: number;
 }
 
 export class PoolReconciler {
@@ -212,7 +216,7 @@ export class PoolReconciler {
     this.requestStatus(key, { pool, db, display, pass });
     // A Degraded condition reads a recent window of rows: look again while it lasts, so that it clears.
     const degraded =
-      this.written.get(pool.meta.uid)?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True') ||
+      this.previousStatus(pool.meta.uid, pool.status).conditions?.some((c) => c.type === 'Degraded' && c.status === 'True') ||
       pass.plan.waste.wasting ||
       pass.orphaned.length > 0 ||
       pass.invoke.deferred !== undefined;
@@ -224,10 +228,11 @@ export class PoolReconciler {
    * queue: a burst of passes (a thousand pools woken at once) dispatches first and writes status after,
    * once per pool, from the newest pass.
    */
-  private requestStatus(key: string, report: PendingStatus): void {
+  private requestStatus(key: string, report: Omit<PendingStatus, 'since'>): void {
     const earlier = this.pending.get(key);
     this.pending.set(key, {
       ...report,
+      since: earlier?.since ?? Date.now(),
       dispatchedAt: report.pass.invoke.accepted > 0 && report.pass.dispatched.length > 0 ? report.pass.now : earlier?.dispatchedAt,
       decision: report.pass.decision ? { pass: report.pass, decision: report.pass.decision } : earlier?.decision,
     });
@@ -239,8 +244,9 @@ export class PoolReconciler {
   private async flushStatus(key: string): Promise<ProcessResult> {
     const report = this.pending.get(key);
     if (!report) return {};
-    // Dispatch comes first: while passes wait, status waits too (a burst of a thousand pools invokes first).
-    if (this.deps.dispatchBusy?.()) return { requeueAfterMs: STATUS_YIELD_MS };
+    // Dispatch comes first: while passes wait or invokes are under way, status waits too (a burst of a
+    // thousand pools invokes first), though never longer than STATUS_MAX_YIELD_MS.
+    if (this.deps.dispatchBusy?.() && Date.now() - report.since < STATUS_MAX_YIELD_MS) return { requeueAfterMs: STATUS_YIELD_MS };
     this.pending.delete(key);
     this.lastStatusWrite.set(key, Date.now());
     // The pool may have gone meanwhile (finalized, or removed): write nothing for it.
@@ -260,9 +266,17 @@ export class PoolReconciler {
     return {};
   }
 
-  /** Stops the status queue after it has written what is pending. */
-  async close(): Promise<void> {
-    await this.statusQueue.idle();
+  /**
+   * Stops the status queue after it has written what is due, for at most `timeoutMs`: the next leader
+   * rebuilds every status from the world anyway, and a stopping controller must hand its Lease over promptly.
+   */
+  async close(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    await Promise.race([
+      this.statusQueue.idle(),
+      new Promise((resolve) => {
+        if (Number.isFinite(timeoutMs)) setTimeout(resolve, timeoutMs).unref();
+      }),
+    ]);
     this.statusQueue.stop();
   }
 
@@ -526,6 +540,15 @@ export class PoolReconciler {
 
   private previousStatus(uid: string, fromCache: PoolStatus): PoolStatus {
     return this.written.get(uid) ?? fromCache;
+  }
+
+  /**
+   * The informer now holds this status of the pool: once it shows what this controller last wrote, the
+   * cache is the previous status again, and the copy kept here is dropped (one status per pool, not two).
+   */
+  observed(uid: string, status: unknown): void {
+    const written = this.written.get(uid);
+    if (written && sameStatus(written, parseStatus(status))) this.written.delete(uid);
   }
 
   private async patchIfChanged(

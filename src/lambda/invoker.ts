@@ -33,6 +33,8 @@ export interface InvokeTarget extends FunctionRef {
 
 export interface Invoker {
   invokeBatch(target: InvokeTarget, ids: readonly number[]): Promise<InvokeResult[]>;
+  /** Invoke calls in flight or waiting for a slot. */
+  inFlight(): number;
   /** The clients the invoker uses, shared with the function-settings guard. */
   readonly clients: LambdaClients;
   readonly defaultRegion: string;
@@ -58,6 +60,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
   return {
     clients,
     defaultRegion: options.defaultRegion,
+    inFlight: () => slots.busy,
     async invokeBatch(fn, ids) {
       const client = clients.client(regionOf(fn) ?? options.defaultRegion, fn.roleArn);
       const results: InvokeResult[] = [];

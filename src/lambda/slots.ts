@@ -15,6 +15,11 @@ export class Slots {
     await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
+  /** Holders and waiters: calls in flight or about to be. */
+  get busy(): number {
+    return this.held + this.waiting.length;
+  }
+
   release(): void {
     const next = this.waiting.shift();
     if (next) next();

@@ -49,4 +49,15 @@ describe('EventRecorder', () => {
     await sleep(300);
     expect(sent.map((e) => e.reason)).to.deep.equal(['Throttled']);
   });
+
+  it('gives up on the events still waiting once a flush with a timeout has waited that long', async () => {
+    const { sent, events } = recorder(Date.now, () => true);
+    events.record(POOL, 'Warning', 'Throttled', 'slow down');
+    const started = Date.now();
+    await events.flush(100);
+    expect(Date.now() - started, 'the flush returned after its timeout').to.be.within(90, 1_000);
+    expect(sent, 'nothing was sent while dispatch was busy').to.deep.equal([]);
+    await events.flush();
+    expect(sent, 'the dropped event is gone for good').to.deep.equal([]);
+  });
 });
