@@ -42,6 +42,8 @@ const HISTORY_TASKS = env('SCALE_HISTORY_TASKS', 10_000_000);
 const HISTORY_INVOCATIONS = env('SCALE_HISTORY_INVOCATIONS', 3_000_000);
 const IDLE_SAMPLE_MS = env('SCALE_IDLE_SAMPLE_MS', 30_000);
 const DEEP_BACKLOG = 1_000;
+/** Invokes before a rate is measured, for the raw client and for the controller alike. */
+const WARM_UP_INVOKES = 200;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => {
@@ -218,7 +220,7 @@ async function rawAcceptRate(stack: LocalStack): Promise<number> {
         }),
       );
     };
-    await send(200);
+    await send(WARM_UP_INVOKES);
     const started = performance.now();
     await send(2_000);
     return 2_000 / ((performance.now() - started) / 1000);
@@ -422,7 +424,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const ns = `scale-tp-${r}`;
       const controller = await controllerFor(stack, [ns]);
       try {
-        await createPools(stack, ns, 101, (i) =>
+        await createPools(stack, ns, 102, (i) =>
           i === 0
             ? {
                 function: { name: 'scale-noop' },
@@ -431,15 +433,32 @@ export async function run(): Promise<Record<string, unknown>> {
                 tasksPerInvocation: 1,
                 startTimeoutSeconds: 21_600,
               }
-            : {
-                function: { name: 'scale-noop' },
-                queue: `tp${r}-many-${i}`,
-                maxConcurrency: 10,
-                tasksPerInvocation: 1,
-                startTimeoutSeconds: 21_600,
-              },
+            : i === 101
+              ? {
+                  function: { name: 'scale-noop' },
+                  queue: `tp${r}-warm`,
+                  maxConcurrency: WARM_UP_INVOKES,
+                  tasksPerInvocation: 1,
+                  startTimeoutSeconds: 21_600,
+                }
+              : {
+                  function: { name: 'scale-noop' },
+                  queue: `tp${r}-many-${i}`,
+                  maxConcurrency: 10,
+                  tasksPerInvocation: 1,
+                  startTimeoutSeconds: 21_600,
+                },
         );
-        await waitFor('throughput pools Ready', async () => (await readyCount(stack, ns)) === 101, 300_000, 500);
+        await waitFor('throughput pools Ready', async () => (await readyCount(stack, ns)) === 102, 300_000, 500);
+        // The controller gets the warm-up the raw client gets (WARM_UP_INVOKES calls first), through a pool of its own.
+        const warmSince = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
+        await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-warm`, WARM_UP_INVOKES]);
+        await waitFor(
+          'the warm-up invokes accepted',
+          async () => (await accepted(db, `tp${r}-warm`, warmSince)).n >= WARM_UP_INVOKES,
+          300_000,
+          20,
+        );
         let since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
         await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-deep`, DEEP_BACKLOG]);
         const deep = await waitFor(

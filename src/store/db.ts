@@ -37,10 +37,14 @@ export function createDb(target: DatabaseTarget | string, options: PoolOptions =
   return pool;
 }
 
-export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in a transaction. `begin` may add SET LOCAL statements to the BEGIN, sent in the same round trip
+ * (see PASS_BEGIN).
+ */
+export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const client = await db.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

@@ -25,15 +25,16 @@ export async function invocationsFinishedSince(
   db: Queryable,
   args: { poolUid: string; since: Date; limit: number },
 ): Promise<FinishedInvocation[]> {
-  const result = await db.query<FinishedInvocation>(
-    `SELECT id, status, finished_at AS "finishedAt", invoked_at AS "invokedAt", ready_at AS "readyAt", COALESCE(heartbeat_at, ready_at) AS "lastSeenAt",
+  const result = await db.query<FinishedInvocation>({
+    name: 'ltp_invocations_finished_since',
+    text: `SELECT id, status, finished_at AS "finishedAt", invoked_at AS "invokedAt", ready_at AS "readyAt", COALESCE(heartbeat_at, ready_at) AS "lastSeenAt",
             tasks_leased AS "tasksLeased", tasks_started AS "tasksStarted", error_code AS "errorCode",
             function_name AS "functionName", function_qualifier AS "functionQualifier", function_region AS "functionRegion"
        FROM ltp.invocations
       WHERE pool_uid = $1 AND finished_at IS NOT NULL AND finished_at > $2
       ORDER BY finished_at LIMIT $3`,
-    [args.poolUid, args.since, args.limit],
-  );
+    values: [args.poolUid, args.since, args.limit],
+  });
   return result.rows.map((r) => ({ ...r, id: Number(r.id) }));
 }
 
@@ -48,13 +49,14 @@ export interface FinishedTask {
 }
 
 export async function tasksFinishedSince(db: Queryable, args: { queue: string; since: Date; limit: number }): Promise<FinishedTask[]> {
-  const result = await db.query<FinishedTask>(
-    `SELECT id, status, finished_at AS "finishedAt", attempts, left(last_error, 1000) AS "lastError",
+  const result = await db.query<FinishedTask>({
+    name: 'ltp_tasks_finished_since',
+    text: `SELECT id, status, finished_at AS "finishedAt", attempts, left(last_error, 1000) AS "lastError",
             (extract(epoch FROM finished_at - started_at) * 1000)::float8 AS "tookMs"
        FROM ltp.tasks
       WHERE queue = $1 AND status IN ('done', 'failed') AND finished_at > $2
       ORDER BY finished_at LIMIT $3`,
-    [args.queue, args.since, args.limit],
-  );
+    values: [args.queue, args.since, args.limit],
+  });
   return result.rows.map((r) => ({ ...r, id: Number(r.id) }));
 }

@@ -245,16 +245,18 @@ export async function poolInvocationCounts(
   db: Queryable,
   poolUid: string,
 ): Promise<{ counts: StateCounts<InvocationState>; wasted: number }> {
-  const result = await db.query<{ status: InvocationState; n: number }>(
-    `SELECT status::text AS status, count(*)::int AS n FROM ltp.invocations
+  // Named (prepared), as every read a status write makes: planned once per connection, not on every write.
+  const result = await db.query<{ status: InvocationState; n: number }>({
+    name: 'ltp_pool_invocation_counts',
+    text: `SELECT status::text AS status, count(*)::int AS n FROM ltp.invocations
       WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running') GROUP BY status
      UNION ALL
      SELECT s.status, s.n::int FROM ltp.pool_totals t,
             LATERAL (VALUES ('succeeded', t.succeeded), ('failed', t.failed), ('orphaned', t.orphaned),
                             ('terminated', t.terminated), ('wasted', t.wasted)) AS s(status, n)
       WHERE t.pool_uid = $1`,
-    [poolUid],
-  );
+    values: [poolUid],
+  });
   const counts = Object.fromEntries(INVOCATION_STATES.map((s) => [s, 0])) as StateCounts<InvocationState>;
   let wasted = 0;
   for (const row of result.rows) {
@@ -310,8 +312,9 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
     def_code: string | null;
     def_message: string | null;
     def_count: number;
-  }>(
-    `SELECT
+  }>({
+    name: 'ltp_recent_trouble',
+    text: `SELECT
        (SELECT count(*)::int FROM ltp.invocations
          WHERE pool_uid = $1 AND status = 'orphaned' AND finished_at > now() - make_interval(secs => $2)) AS orphaned,
        (SELECT count(*)::int FROM ltp.invocations
@@ -329,8 +332,8 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
        SELECT error_code, error_message FROM ltp.invocations
         WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL
         ORDER BY updated_at DESC LIMIT 1) d ON true`,
-    [args.poolUid, args.windowSeconds],
-  );
+    values: [args.poolUid, args.windowSeconds],
+  });
   const row = result.rows[0];
   if (!row) return { orphaned: 0, wasted: 0 };
   return {

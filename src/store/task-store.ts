@@ -73,12 +73,13 @@ export async function nextDueAt(db: Queryable, queue: string): Promise<Date | un
  * the queue's totals row.
  */
 export async function queueTaskCounts(db: Queryable, args: { queue: string; created: number }): Promise<StateCounts<TaskState>> {
-  const result = await db.query<{ leased: number; done: number | null; failed: number | null; cancelled: number | null }>(
-    `SELECT (SELECT count(*)::int FROM ltp.tasks WHERE queue = $1 AND status = 'leased') AS leased,
+  const result = await db.query<{ leased: number; done: number | null; failed: number | null; cancelled: number | null }>({
+    name: 'ltp_queue_task_counts',
+    text: `SELECT (SELECT count(*)::int FROM ltp.tasks WHERE queue = $1 AND status = 'leased') AS leased,
             t.done::float8 AS done, t.failed::float8 AS failed, t.cancelled::float8 AS cancelled
        FROM (SELECT 1) one LEFT JOIN ltp.queue_totals t ON t.queue = $1`,
-    [args.queue],
-  );
+    values: [args.queue],
+  });
   const row = result.rows[0];
   return {
     created: args.created,
@@ -217,11 +218,12 @@ export async function leaseWaitsSince(
   db: Queryable,
   args: { queue: string; since: string; limit: number },
 ): Promise<{ waitsSeconds: number[]; cursor?: string }> {
-  const result = await db.query<{ wait: number; cursor: string }>(
-    `SELECT extract(epoch FROM leased_at - created_at)::float8 AS wait, leased_at::text AS cursor FROM ltp.tasks
+  const result = await db.query<{ wait: number; cursor: string }>({
+    name: 'ltp_lease_waits_since',
+    text: `SELECT extract(epoch FROM leased_at - created_at)::float8 AS wait, leased_at::text AS cursor FROM ltp.tasks
       WHERE queue = $1 AND leased_at > $2::timestamptz ORDER BY leased_at LIMIT $3`,
-    [args.queue, args.since, args.limit],
-  );
+    values: [args.queue, args.since, args.limit],
+  });
   const last = result.rows[result.rows.length - 1];
   return { waitsSeconds: result.rows.map((r) => r.wait), ...(last ? { cursor: last.cursor } : {}) };
 }
