@@ -28,7 +28,7 @@ import { createDb, type Db } from '../src/store/db.ts';
 import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/store/invocation-store.ts';
 import { queueTaskCounts } from '../src/store/task-store.ts';
 import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
-import { imageRuntimeEnv } from './scale/image-env.ts';
+import { imageRuntime } from './scale/image-env.ts';
 import { cpuShare, rssMb } from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -178,7 +178,8 @@ async function readyCount(stack: LocalStack, namespace: string): Promise<number>
 }
 
 async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<ControllerProcess> {
-  // The compiled controller, as the image runs it: dist/cli.js, with the image's Node options.
+  // The compiled controller, as the image runs it: dist/cli.js, with the image's Node flags and options.
+  const image = await imageRuntime();
   return startControllerProcess(
     {
       kubeconfig: stack.kubeconfigPath,
@@ -187,7 +188,8 @@ async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<C
       namespaces,
       logLevel: 'warn',
       compiled: true,
-      env: await imageRuntimeEnv(),
+      nodeArgs: image.nodeArgs,
+      env: image.env,
     },
     120_000,
   );

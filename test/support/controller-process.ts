@@ -15,6 +15,8 @@ export interface ControllerProcessOptions {
   logLevel?: string;
   /** Run the compiled controller (dist/cli.js, from `npm run build`) as the image does, rather than through tsx. */
   compiled?: boolean;
+  /** Node's own flags before the script (the image's ENTRYPOINT has some). */
+  nodeArgs?: string[];
   /** Called with every chunk the process writes. */
   onOutput?(chunk: string): void;
   /** More flags after the ones above (e.g. --tenancy-policy). */
@@ -36,7 +38,8 @@ export interface ControllerProcess {
 
 export async function startControllerProcess(options: ControllerProcessOptions, readyTimeoutMs = 60_000): Promise<ControllerProcess> {
   const port = await freePort();
-  const entry = options.compiled ? [path.join(REPO_ROOT, 'dist', 'cli.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts')];
+  const script = options.compiled ? [path.join(REPO_ROOT, 'dist', 'cli.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts')];
+  const entry = [...(options.nodeArgs ?? []), ...script];
   const args = [
     ...entry,
     'controller',
