@@ -22,14 +22,17 @@ export async function imageRuntime(): Promise<ImageRuntime> {
   const parsed: unknown = entrypoint ? JSON.parse(entrypoint) : undefined;
   const argv = Array.isArray(parsed) ? parsed.filter((a): a is string => typeof a === 'string') : [];
   if (argv[0] !== 'node' || argv.length !== (Array.isArray(parsed) ? parsed.length : -1)) {
-    throw new Error('the Dockerfile\'s ENTRYPOINT is not ["node", ...flags, script]: the benchmark cannot run the controller as the image does');
+    throw new Error(
+      'the Dockerfile\'s ENTRYPOINT is not ["node", ...flags, script]: the benchmark cannot run the controller as the image does',
+    );
   }
   const nodeArgs = argv.slice(1).filter((a) => a.startsWith('--'));
   const env: Record<string, string> = {};
   for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
     const match = new RegExp(`\\b${name}=("([^"]*)"|(\\S+))`).exec(runtime);
     const value = match?.[2] ?? match?.[3];
-    if (value === undefined) throw new Error(`the Dockerfile's runtime stage sets no ${name}: the benchmark cannot run the controller as the image does`);
+    if (value === undefined)
+      throw new Error(`the Dockerfile's runtime stage sets no ${name}: the benchmark cannot run the controller as the image does`);
     env[name] = value;
   }
   return { nodeArgs, env };
