@@ -8,6 +8,9 @@ import type { RequestOptions } from './kube.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
+/** The longest an event waits for dispatch to be idle before it is sent anyway. */
+const MAX_YIELD_MS = 5_000;
+
 export interface PoolRef {
   namespace: string;
   name: string;
@@ -27,7 +30,7 @@ export class EventRecorder {
     private readonly yieldTo: () => boolean = () => false,
   ) {}
 
-  private readonly outbox: Array<() => Promise<void>> = [];
+  private readonly outbox: Array<{ send: () => Promise<void>; at: number }> = [];
   private sending = 0;
   private dropped = 0;
   private retry: NodeJS.Timeout | undefined;
@@ -107,12 +110,15 @@ export class EventRecorder {
       if (this.dropped === 1 || this.dropped % 100 === 0)
         this.logger.warn('events dropped: the API server is falling behind', { dropped: this.dropped });
     }
-    this.outbox.push(send);
+    this.outbox.push({ send, at: this.now() });
     this.pump();
   }
 
   private pump(): void {
-    if (this.outbox.length > 0 && this.sending === 0 && this.yieldTo()) {
+    // Events wait while dispatch is busy, though never longer than MAX_YIELD_MS: a controller that is always
+    // busy still reports.
+    const oldest = this.outbox[0];
+    if (oldest && this.sending === 0 && this.yieldTo() && this.now() - oldest.at < MAX_YIELD_MS) {
       if (!this.retry) {
         this.retry = setTimeout(() => {
           this.retry = undefined;
@@ -123,7 +129,7 @@ export class EventRecorder {
       return;
     }
     while (this.sending < this.maxInFlight && this.outbox.length > 0) {
-      const send = this.outbox.shift();
+      const send = this.outbox.shift()?.send;
       if (!send) return;
       this.sending += 1;
       void send().finally(() => {

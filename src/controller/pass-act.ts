@@ -144,15 +144,16 @@ export async function actOnPools(
         const r = recorded[k];
         if (r && s.record) s.acted.decision = { ...r, reason: s.record.reason };
       });
+      const dispatching = swept.filter((s) => s.acted.plan.dispatch > 0);
       const inserted = await insertInvocationBatches(client, {
         invokeAfterMs: options.reinvokeGraceMs,
-        batches: swept.map((s) => ({
+        batches: dispatching.map((s) => ({
           template: templateFor(s.pool),
           count: s.acted.plan.dispatch,
           ...(s.acted.decision ? { decisionId: s.acted.decision.id } : {}),
         })),
       });
-      swept.forEach((s, k) => (s.acted.dispatched = inserted[k] ?? []));
+      dispatching.forEach((s, k) => (s.acted.dispatched = inserted[k] ?? []));
       let next = 0;
       return locked.map((got) => (got ? (swept[next++]?.acted ?? 'busy') : 'busy'));
     },

@@ -60,4 +60,18 @@ describe('EventRecorder', () => {
     await events.flush();
     expect(sent, 'the dropped event is gone for good').to.deep.equal([]);
   });
+
+  it('sends an event held back by a dispatch that stays busy once it has waited 5 s', async () => {
+    let clock = 0;
+    const { sent, events } = recorder(
+      () => clock,
+      () => true,
+    );
+    events.record(POOL, 'Warning', 'Throttled', 'slow down');
+    await sleep(300);
+    expect(sent, 'held back while dispatch is busy').to.deep.equal([]);
+    clock = 5_001;
+    await sleep(300);
+    expect(sent.map((e) => e.reason)).to.deep.equal(['Throttled']);
+  });
 });
