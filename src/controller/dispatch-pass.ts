@@ -4,7 +4,6 @@
 // finalizer and the tests run it, waits for its pool's lock.
 import type { FunctionRef } from '../api/types.ts';
 import type { Invoker } from '../lambda/invoker.ts';
-import type { PoolPlan } from '../planner/pool-plan.ts';
 import type { Db } from '../store/db.ts';
 import { markInvoked as markInvokedNow } from '../store/invocation-store.ts';
 import { actOnPools, type ActedPass, type DispatchPassOptions, type PoolPassInput } from './pass-act.ts';
@@ -13,21 +12,11 @@ import { invokeActed, type InvokeOutcomes, type MarkInvoked } from './pass-invok
 export { templateFor, type DispatchPassOptions } from './pass-act.ts';
 export type { InvokeOutcomes } from './pass-invoke.ts';
 
-export interface DispatchPassResult {
-  plan: PoolPlan;
-  now: Date;
-  backlog: number;
-  dispatched: number[];
-  orphaned: number[];
-  terminated: number[];
-  releasedTasks: number;
-  failedTasks: number;
+/** What the pass did in the database (`terminated` includes the re-invokes it ended as not allowed) and what Lambda answered. */
+export interface DispatchPassResult extends Omit<ActedPass, 'byId' | 'heldUntilMs'> {
   invoke: InvokeOutcomes;
+  /** When to look at the pool again. */
   requeueAfterMs: number;
-  /** The decision this pass recorded, when it changed something (the trace). */
-  decision?: { id: number; decidedAt: Date; reason: string };
-  /** When the oldest row Lambda accepted but has not started was created (FunctionReady's stall check). */
-  oldestPendingAt?: Date;
 }
 
 /** What a pass invokes as, and what it may invoke. */
@@ -69,18 +58,6 @@ export async function completePass(
     options.limits.minRequeueMs,
     Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntilMs),
   );
-  return {
-    plan: acted.plan,
-    now: acted.now,
-    backlog: acted.backlog,
-    dispatched: acted.dispatched,
-    orphaned: acted.orphaned,
-    terminated: [...acted.terminated, ...refusedEnded],
-    releasedTasks: acted.releasedTasks,
-    failedTasks: acted.failedTasks,
-    invoke,
-    requeueAfterMs,
-    ...(acted.decision ? { decision: acted.decision } : {}),
-    ...(acted.oldestPendingAt ? { oldestPendingAt: acted.oldestPendingAt } : {}),
-  };
+  const { byId: _byId, heldUntilMs: _held, ...done } = acted;
+  return { ...done, terminated: [...acted.terminated, ...refusedEnded], invoke, requeueAfterMs };
 }
