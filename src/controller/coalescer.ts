@@ -1,6 +1,8 @@
 // Group commit: callers hand in items one at a time, and the items that arrive while a batch is running go
 // together in the next one. The first item waits only for the current turn of the event loop, so that
-// callers woken together (a thousand pools by one notification burst) start as one batch.
+// callers woken together (a thousand pools by one notification burst) start as one batch. A batch that
+// stalls (one of its items waits on a lock, say) holds up only its own items: once it has run for `stallMs`,
+// the items waiting behind it start a batch of their own, up to `maxConcurrent` batches at once.
 
 /** One item's outcome within a batch. */
 export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
@@ -8,8 +10,16 @@ export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
 export interface CoalescerOptions {
   /** The most items in one batch. */
   maxBatch: number;
+  /** After a batch has run this long, waiting items need not wait for it (default: never). */
+  stallMs?: number;
+  /** The most batches running at once (default 1). */
+  maxConcurrent?: number;
   /** Schedules the start of a batch; defaults to setImmediate. */
   defer?: (start: () => void) => void;
+  /** Schedules the stall check; defaults to setTimeout. */
+  schedule?: (check: () => void, ms: number) => void;
+  /** A monotonic clock in ms; defaults to performance.now. */
+  now?: () => number;
 }
 
 interface Waiting<I, O> {
@@ -20,8 +30,14 @@ interface Waiting<I, O> {
 
 export class Coalescer<I, O> {
   private readonly waiting: Array<Waiting<I, O>> = [];
-  private busy = false;
+  /** Runners: loops that take batches while items wait. */
+  private runners = 0;
+  /** Batches running now, each with when it started. */
+  private readonly running = new Set<{ startedAt: number }>();
+  private starting = false;
   private readonly defer: (start: () => void) => void;
+  private readonly schedule: (check: () => void, ms: number) => void;
+  private readonly now: () => number;
 
   /** `run` settles each item of a batch, in order; if it throws, every item of the batch fails with that error. */
   constructor(
@@ -29,15 +45,19 @@ export class Coalescer<I, O> {
     private readonly options: CoalescerOptions,
   ) {
     this.defer = options.defer ?? ((start) => setImmediate(start));
+    this.schedule =
+      options.schedule ??
+      ((check, ms) => {
+        setTimeout(check, ms).unref();
+      });
+    this.now = options.now ?? (() => performance.now());
   }
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      if (this.waiting.length === 1 && !this.busy) {
-        this.busy = true;
-        this.defer(() => void this.next());
-      }
+      if (this.runners === 0) this.startRunner();
+      else this.checkStalled();
     });
   }
 
@@ -46,13 +66,35 @@ export class Coalescer<I, O> {
     return this.waiting.length;
   }
 
-  private async next(): Promise<void> {
+  private startRunner(): void {
+    if (this.starting) return;
+    this.starting = true;
+    this.runners += 1;
+    this.defer(() => {
+      this.starting = false;
+      void this.loop();
+    });
+  }
+
+  /** Items wait behind batches that have all run longer than stallMs: start another runner for them. */
+  private checkStalled(): void {
+    const { stallMs } = this.options;
+    if (stallMs === undefined || this.waiting.length === 0 || this.starting) return;
+    if (this.runners >= (this.options.maxConcurrent ?? 1) || this.runners > this.running.size) return;
+    const youngest = Math.max(...[...this.running].map((b) => b.startedAt));
+    if (this.now() - youngest >= stallMs) this.startRunner();
+  }
+
+  private async loop(): Promise<void> {
     for (;;) {
       const batch = this.waiting.splice(0, Math.max(1, this.options.maxBatch));
       if (batch.length === 0) {
-        this.busy = false;
+        this.runners -= 1;
         return;
       }
+      const running = { startedAt: this.now() };
+      this.running.add(running);
+      if (this.options.stallMs !== undefined) this.schedule(() => this.checkStalled(), this.options.stallMs);
       try {
         const settled = await this.run(batch.map((w) => w.item));
         batch.forEach((w, i) => {
@@ -63,6 +105,8 @@ export class Coalescer<I, O> {
         });
       } catch (error) {
         for (const w of batch) w.reject(error);
+      } finally {
+        this.running.delete(running);
       }
     }
   }

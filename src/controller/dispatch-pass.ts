@@ -52,11 +52,15 @@ export async function completePass(
     random: options.random ?? Math.random,
   });
   const retryAfter = invoke.deferred?.retryInMs ?? Number.POSITIVE_INFINITY;
+  // Rows Lambda just accepted wake no one (the schema's wake-ups skip created -> pending): look again at
+  // their start deadline, where a row that never started is orphaned.
+  const startDeadline =
+    acted.dispatched.length > 0 && invoke.accepted > 0 ? args.pool.spec.startTimeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
   // Tasks released by this pass's sweep were not in its backlog count: look again at once.
   const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
   const requeueAfterMs = Math.max(
     options.limits.minRequeueMs,
-    Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntilMs),
+    Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntilMs, startDeadline),
   );
   const { byId: _byId, heldUntilMs: _held, ...done } = acted;
   return { ...done, terminated: [...acted.terminated, ...refusedEnded], invoke, requeueAfterMs };

@@ -13,6 +13,13 @@ import { actOnPools, type ActedPass, type DispatchPassOptions, type PoolPassInpu
 
 type Accepted = ReadonlyArray<{ id: number; requestId?: string }>;
 
+/**
+ * A batch normally takes a few to tens of ms. One that waits on a row or a lock (a worker's transaction, a
+ * DBA's) must not hold up every other pool of its database: after this long, the passes waiting behind it run
+ * in a batch of their own, up to four at once.
+ */
+const STALLS = { stallMs: 250, maxConcurrent: 4 };
+
 export interface PassBatcherOptions {
   invoker: Invoker;
   options: DispatchPassOptions;
@@ -46,7 +53,7 @@ export class PassBatcher {
   private actsFor(database: Database): Coalescer<PoolPassInput, ActedPass | 'busy'> {
     let coalescer = this.acts.get(database);
     if (!coalescer) {
-      coalescer = new Coalescer((inputs) => this.act(database, inputs), { maxBatch: this.deps.maxBatch });
+      coalescer = new Coalescer((inputs) => this.act(database, inputs), { maxBatch: this.deps.maxBatch, ...STALLS });
       this.acts.set(database, coalescer);
     }
     return coalescer;
@@ -83,7 +90,7 @@ export class PassBatcher {
           await markInvoked(database.db, batches.flat());
           return batches.map(() => ({ ok: true, value: undefined }));
         },
-        { maxBatch: 1_000 },
+        { maxBatch: 1_000, ...STALLS },
       );
       this.marks.set(database, coalescer);
     }

@@ -9,7 +9,8 @@ import type { Pool, PoolSpec } from '../../src/api/types.ts';
 import { Connectivity } from '../../src/controller/connectivity.ts';
 import type { Database } from '../../src/controller/databases.ts';
 import type { DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
-import { poolLockKey, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
+import { poolLockKey, templateFor, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
+import { insertInvocations } from '../../src/store/invocation-store.ts';
 import { PassBatcher } from '../../src/controller/pass-batcher.ts';
 import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
 import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
@@ -18,6 +19,7 @@ import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const NOOP = `${path.resolve(here, '../fixtures/functions/noop.ts')}#handler`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const OPTIONS: DispatchPassOptions = {
   reinvokeGraceMs: 60_000,
   rejectionBackoffMs: 30_000,
@@ -155,6 +157,33 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     for (const [i, pool] of fine.entries()) {
       expect(settled[i + 1]?.status, `pool fine${i}`).to.equal('fulfilled');
       expect(await rowsOf(pool.meta.uid), `rows of fine${i}`).to.have.length(1);
+    }
+  });
+
+  it('lets no pass stuck on a row lock hold up the other pools of its database', async () => {
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const stuck = poolFor('stuck');
+    const other = poolFor('other');
+    await enqueue(other.spec.queue, 2);
+    // A row of `stuck` past its start deadline, which its pass will orphan, locked by another session.
+    const [row] = await insertInvocations(t.db, { template: templateFor(stuck), count: 1, invokeAfterMs: 0 });
+    await t.db.query(`UPDATE ltp.invocations SET status = 'pending', created_at = now() - interval '2 hours' WHERE id = $1`, [row]);
+    const locker = new pg.Client({ connectionString: t.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT id FROM ltp.invocations WHERE id = $1 FOR UPDATE', [row]);
+      const stuckPass = batcher.run(database, { pool: stuck, connectedForMs: Number.POSITIVE_INFINITY });
+      await sleep(100);
+      const started = Date.now();
+      const otherPass = (await batcher.run(database, { pool: other, connectedForMs: Number.POSITIVE_INFINITY })) as DispatchPassResult;
+      expect(Date.now() - started, 'the other pool waited for less than a second').to.be.below(1_000);
+      expect(otherPass.dispatched).to.have.length(1);
+      await locker.query('COMMIT');
+      const unstuck = (await stuckPass) as DispatchPassResult;
+      expect(unstuck.orphaned, 'the stuck pass went on once the lock was free').to.deep.equal([row]);
+    } finally {
+      await locker.end();
     }
   });
 });

@@ -313,15 +313,27 @@ describe('the controller image on a real node, installed with helm (kubelet + co
     }
   });
 
-  it('deleting the leader Pod hands the Lease to the other Pod, which carries on dispatching', async () => {
+  it('deleting the leader Pod hands the Lease to another Pod, which carries on dispatching', async () => {
     if (!database) throw new Error('no database');
     const leader = await leaseHolder();
     const other = (await readyPods()).map((p) => p.metadata.name).find((n) => n !== leader);
     expect(other, 'a standby Pod').to.be.a('string');
     await mustKubectl(['delete', 'pod', leader, '-n', RELEASE_NS, '--wait=false']);
     const started = Date.now();
-    await eventually(`the Lease to pass from ${leader} to ${other}`, async () => (await leaseHolder()) === other, 90_000, 500);
-    progress(`the Lease passed from ${leader} to ${other} in ${Date.now() - started} ms`);
+    // The standby usually takes it, but the Pod the Deployment starts in the deleted one's place may be first
+    // to find the Lease free: either is a correct hand-over.
+    const next = await eventually(
+      `the Lease to pass from ${leader} to another Pod`,
+      async () => {
+        const holder = await leaseHolder();
+        return holder !== '' && holder !== leader ? holder : undefined;
+      },
+      90_000,
+      500,
+    );
+    progress(
+      `the Lease passed from ${leader} to ${next}${next === other ? ' (the standby)' : ' (the replacement Pod)'} in ${Date.now() - started} ms`,
+    );
     await enqueue(database, 'node', 10);
     await eventually('the 10 new tasks done', async () => (await countTasksByState(database!.db, 'node')).done === 30, 180_000, 1_000);
     await eventually(

@@ -109,4 +109,37 @@ describe('coalescer (group commit)', () => {
     expect(await second).to.equal('v2');
     expect(runner.batches).to.deep.equal([[1], [2]]);
   });
+
+  it('lets the items behind a batch that stalls start a batch of their own, up to maxConcurrent', async () => {
+    const runner = new ManualRunner();
+    let clock = 0;
+    const checks: Array<() => void> = [];
+    const coalescer = new Coalescer(runner.run, {
+      maxBatch: 10,
+      stallMs: 100,
+      maxConcurrent: 2,
+      now: () => clock,
+      schedule: (check) => checks.push(check),
+    });
+    const stuck = coalescer.submit(1);
+    await flush();
+    const behind = [2, 3].map((i) => coalescer.submit(i));
+    await flush();
+    expect(runner.batches, 'a batch running for less than stallMs holds the others back').to.deep.equal([[1]]);
+    clock = 150;
+    checks.forEach((check) => check());
+    await flush();
+    expect(runner.batches, 'once it stalls, the waiting items go on their own').to.deep.equal([[1], [2, 3]]);
+    const more = coalescer.submit(4);
+    clock = 300;
+    checks.forEach((check) => check());
+    await flush();
+    expect(runner.batches, 'no third batch while two run: maxConcurrent').to.deep.equal([[1], [2, 3]]);
+    runner.release(); // settles [1]
+    await flush();
+    expect(runner.batches.at(-1), 'the freed runner takes what waits').to.deep.equal([4]);
+    runner.release();
+    runner.release();
+    expect([await stuck, ...(await Promise.all(behind)), await more]).to.deep.equal(['v1', 'v2', 'v3', 'v4']);
+  });
 });

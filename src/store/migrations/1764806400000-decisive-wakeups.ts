@@ -1,8 +1,8 @@
-// A pool is woken by a change of its invocations only when the change can change a dispatch decision: a
-// row starts running (it no longer supplies the backlog) or ends (its place under maxConcurrency frees up).
-// created -> pending (Lambda accepted the invoke) and -> ready (a worker claimed the row) change neither
-// the queued-plus-ready supply nor the live count, so they no longer cost every pool a pass: at a thousand
-// pools that was two passes per invocation for nothing. The totals kept by the same trigger are unchanged.
+// The rows Lambda accepted (created -> pending, the controller's own markInvoked) no longer wake their pool:
+// the controller knows it just invoked them, and the pass that did so looks again at their start deadline
+// itself. At a thousand pools that wake-up cost every pool a second pass after each dispatch, for nothing.
+// Every other change of state still wakes the pool (a worker's claim, its start, its end); the totals kept
+// by the same trigger are unchanged.
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 const UP = `
@@ -10,7 +10,7 @@ CREATE OR REPLACE FUNCTION ltp.notify_invocations_changed() RETURNS trigger LANG
 BEGIN
   PERFORM pg_notify('ltp_invocations', p.pool_uid)
     FROM (SELECT DISTINCT n.pool_uid FROM updated n JOIN previous o ON o.id = n.id
-          WHERE n.status <> o.status AND n.status NOT IN ('pending', 'ready')) p;
+          WHERE n.status <> o.status AND n.status <> 'pending') p;
   INSERT INTO ltp.pool_totals AS t (pool_uid, succeeded, failed, orphaned, terminated, wasted)
     SELECT n.pool_uid,
            count(*) FILTER (WHERE n.status = 'succeeded'), count(*) FILTER (WHERE n.status = 'failed'),
