@@ -25,8 +25,10 @@ RUN --mount=type=secret,id=npm-ca \
     if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
     npm ci --workspace @lambda-task-pool/worker --include-workspace-root
 COPY src ./src
-# package.json's "build" script wraps tsc in scripts/with-node24.sh; this image already has Node 24.
-RUN npx tsc -p tsconfig.build.json
+COPY scripts/build-controller.mjs scripts/
+# package.json's "build" script, without scripts/with-node24.sh (this image already has Node 24): tsc checks the
+# types, esbuild bundles the controller into dist/ (scripts/build-controller.mjs says why).
+RUN npx tsc -p tsconfig.build.json --noEmit && node scripts/build-controller.mjs
 
 # ---- deps: the production dependencies alone, installed afresh (no compiler, no dev tool) ----
 FROM ${NODE_IMAGE} AS deps
@@ -47,6 +49,9 @@ FROM ${NODE_IMAGE} AS runtime
 # generation that grows by 20% over what survives a collection rather than V8's default, which on a large
 # machine lets garbage reach three times the live heap before the first full collection (1,000 pools: 161 MB
 # resident, was 180 to 246 MB; the controller's CPU in a 1,000-pool burst stayed within run-to-run noise).
+# dist/ is an esbuild bundle, which saves about 20 MB resident over tsc's one file per module.
+# --optimize-for-size was measured and left out: about 12 MB less resident at 1,000 pools, but 15 to 20%
+# fewer invokes per second from one pool.
 # Source maps are off:
 # --enable-source-maps loads every module's map at start (about 19 MB of heap); add it to NODE_OPTIONS when a
 # stack trace should point into the TypeScript sources.

@@ -44,6 +44,8 @@ const IDLE_SAMPLE_MS = env('SCALE_IDLE_SAMPLE_MS', 30_000);
 const DEEP_BACKLOG = 1_000;
 /** Invokes before a rate is measured, for the raw client and for the controller alike. */
 const WARM_UP_INVOKES = 200;
+/** Invokes the raw client's rate is measured over. */
+const RAW_INVOKES = 2_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => {
@@ -226,7 +228,26 @@ async function accepted(db: Db, queuePrefix: string, mark: Mark): Promise<{ n: n
   return { n: r.rows[0]?.n ?? 0, seconds: r.rows[0]?.seconds ?? Number.NaN };
 }
 
-async function rawAcceptRate(stack: LocalStack): Promise<number> {
+/**
+ * The local runtime's raw accept rate: RAW_INVOKES asynchronous invokes straight through the AWS SDK, 32 in
+ * flight (the controller's default invoke parallelism), after the same warm-up the controller gets. The
+ * baseline is a client in a process of its own (bench/scale/raw-client.ts), as the controller is; the rate
+ * a client inside the benchmark's own process gets (where the runtime runs, no process boundary between
+ * them) is reported beside it.
+ */
+async function rawAcceptRates(stack: LocalStack): Promise<{ ownProcess: number; inProcess: number }> {
+  const { stdout } = await execFileAsync('bash', [
+    path.join(here, '..', 'scripts', 'with-node24.sh'),
+    'tsx',
+    path.join(here, 'scale', 'raw-client.ts'),
+    stack.lambda.endpoint,
+    'scale-noop',
+    String(WARM_UP_INVOKES),
+    String(RAW_INVOKES),
+    '32',
+  ]);
+  const ownProcess = (JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { perSecond?: number }).perSecond;
+  if (typeof ownProcess !== 'number' || !(ownProcess > 0)) throw new Error(`scale benchmark: the raw client printed no rate: ${stdout}`);
   const client = new LambdaClient({
     endpoint: stack.lambda.endpoint,
     region: 'us-east-1',
@@ -245,8 +266,8 @@ async function rawAcceptRate(stack: LocalStack): Promise<number> {
     };
     await send(WARM_UP_INVOKES);
     const started = performance.now();
-    await send(2_000);
-    return 2_000 / ((performance.now() - started) / 1000);
+    await send(RAW_INVOKES);
+    return { ownProcess, inProcess: RAW_INVOKES / ((performance.now() - started) / 1000) };
   } finally {
     client.destroy();
   }
@@ -275,9 +296,8 @@ async function warmWorkers(stack: LocalStack, count: number): Promise<void> {
 export async function run(): Promise<Record<string, unknown>> {
   await execFileAsync('bash', [
     path.join(here, '..', 'scripts', 'with-node24.sh'),
-    'tsc',
-    '-p',
-    path.join(here, '..', 'tsconfig.build.json'),
+    'node',
+    path.join(here, '..', 'scripts', 'build-controller.mjs'),
   ]);
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'ltp-scale-'));
   const lambdaConfig = path.join(stateDir, 'lambda.yaml');
@@ -449,7 +469,8 @@ export async function run(): Promise<Record<string, unknown>> {
     // Throughput: scale-noop accepts but never runs (reserved concurrency 0), so the controller alone is measured.
     const throughput: Array<Record<string, number>> = [];
     for (let r = 1; r <= RUNS; r += 1) {
-      const raw = await rawAcceptRate(stack);
+      const rawRates = await rawAcceptRates(stack);
+      const raw = rawRates.ownProcess;
       const ns = `scale-tp-${r}`;
       const controller = await controllerFor(stack, [ns]);
       try {
@@ -512,6 +533,7 @@ export async function run(): Promise<Record<string, unknown>> {
         );
         throughput.push({
           rawAcceptPerSecond: raw,
+          rawInProcessPerSecond: rawRates.inProcess,
           deepPerSecond: deep.n / deep.seconds,
           manyPerSecond: many.n / many.seconds,
           deepShare: deep.n / deep.seconds / raw,
@@ -525,6 +547,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const tpMed = (key: string) => round(median(throughput.map((x) => x[key] ?? Number.NaN)));
     result.throughput = {
       rawAcceptPerSecond: tpMed('rawAcceptPerSecond'),
+      rawInProcessPerSecond: tpMed('rawInProcessPerSecond'),
       deepPerSecond: tpMed('deepPerSecond'),
       manyPerSecond: tpMed('manyPerSecond'),
       deepShare: tpMed('deepShare'),

@@ -3,7 +3,7 @@
 // inspect and repair pools and tasks. The commands are the files of src/cli/commands/.
 import { runCli } from './cli/program.ts';
 
-runCli(process.argv.slice(2)).then(
+runCli(process.argv.slice(2), new URL('./cli/commands/', import.meta.url)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`lambda-task-pool: ${error instanceof Error ? error.message : String(error)}\n`);

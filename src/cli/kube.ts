@@ -22,7 +22,7 @@ export interface PoolReader {
 const DEADLINE_MS = 15_000;
 
 export async function poolReader(target: KubeTarget): Promise<PoolReader> {
-  const { ApiException, CustomObjectsApi, KubeConfig, Observable } = await import('@kubernetes/client-node');
+  const { ApiException, CustomObjectsApi, KubeConfig, Observable } = await import('./kube-client.js');
   const kc = new KubeConfig();
   try {
     if (target.kubeconfig) kc.loadFromFile(target.kubeconfig);

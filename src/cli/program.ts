@@ -7,7 +7,8 @@ import { PRODUCT_VERSION } from './version.ts';
 
 export const PROGRAM_NAME = 'lambda-task-pool';
 
-export async function buildProgram(): Promise<Command> {
+/** `commandsDir`: the folder of the command modules (by default ./commands/ next to the registry). */
+export async function buildProgram(commandsDir?: URL): Promise<Command> {
   const program = new Command(PROGRAM_NAME)
     .description('Run AWS Lambda workers for a PostgreSQL task backlog, exactly: the operator, and the tools to watch and repair its work.')
     .version(PRODUCT_VERSION, '-V, --version', 'print the version')
@@ -23,7 +24,7 @@ Commands that read the database take --database-url or DATABASE_URL; commands th
 kubeconfig kubectl would (--kubeconfig, KUBECONFIG, ~/.kube/config, or in-cluster). Shell completion:
 ${PROGRAM_NAME} completion bash|zsh. Docs: docs/cli.md.`,
   );
-  for (const command of await loadCommands()) {
+  for (const command of await loadCommands(commandsDir)) {
     command.register(program).helpGroup(COMMAND_GROUPS[command.group]);
   }
   program.commandsGroup(COMMAND_GROUPS.shell).helpCommand('help [command]', 'show help for a command');
@@ -39,8 +40,8 @@ function pointAtHelp(command: Command, path: string): void {
 }
 
 /** Runs the command line and returns the exit code (it prints its own output and errors). */
-export async function runCli(argv: readonly string[]): Promise<number> {
-  const program = await buildProgram();
+export async function runCli(argv: readonly string[], commandsDir?: URL): Promise<number> {
+  const program = await buildProgram(commandsDir);
   if (argv.length === 0) {
     process.stdout.write(program.helpInformation());
     return 0;

@@ -1,5 +1,7 @@
 // Finds the commands: every module in ./commands/ (TypeScript under tsx, JavaScript once compiled) whose
-// default export is a CliCommand. They register in the order of their group, then by name.
+// default export is a CliCommand. They register in the order of their group, then by name. The entry point
+// (src/cli.ts) names the folder from where it lies itself: in the bundle (scripts/build-controller.mjs) this
+// module's code may sit in a shared chunk elsewhere in dist/.
 import { readdir } from 'node:fs/promises';
 import { COMMAND_GROUPS, type CliCommand } from './command.ts';
 
@@ -18,12 +20,12 @@ function isCliCommand(value: unknown): value is CliCommand {
   );
 }
 
-export async function loadCommands(): Promise<CliCommand[]> {
-  const files = (await readdir(COMMANDS_DIR)).filter((f) => MODULE.test(f) && !f.endsWith('.d.ts')).sort();
+export async function loadCommands(commandsDir: URL = COMMANDS_DIR): Promise<CliCommand[]> {
+  const files = (await readdir(commandsDir)).filter((f) => MODULE.test(f) && !f.endsWith('.d.ts')).sort();
   const groups = Object.keys(COMMAND_GROUPS);
   const loaded = await Promise.all(
     files.map(async (file) => {
-      const module: unknown = await import(new URL(file, COMMANDS_DIR).href);
+      const module: unknown = await import(new URL(file, commandsDir).href);
       const command = typeof module === 'object' && module !== null && 'default' in module ? module.default : undefined;
       if (!isCliCommand(command))
         throw new Error(`src/cli/commands/${file} does not export a command (export default defineCommand({...}))`);
