@@ -82,11 +82,34 @@ async function passAndStatusMs(db: Db, pool: Pool, invoker: ReturnType<typeof cr
   return performance.now() - started;
 }
 
-async function passTimes(db: Db, pool: Pool, invoker: ReturnType<typeof createInvoker>, samples = 300): Promise<number> {
+/**
+ * Shared buffers the database's sessions touched so far (hits and reads). Sessions report these counters when
+ * idle, at most once a second and at the latest 10 s later (PGSTAT_IDLE_INTERVAL), so the count waits 11 s.
+ */
+async function buffersTouched(db: Db): Promise<number> {
+  await sleep(11_000);
+  const r = await db.query<{ n: string }>(
+    `SELECT (blks_hit + blks_read)::text AS n FROM pg_stat_database WHERE datname = current_database()`,
+  );
+  return Number(r.rows[0]?.n ?? Number.NaN);
+}
+
+/**
+ * The median time of a pass with its status reads, and the shared buffers one pass touches: milliseconds
+ * move with whatever else the machine does, while a pass that read history would show it in buffers.
+ */
+async function passTimes(
+  db: Db,
+  pool: Pool,
+  invoker: ReturnType<typeof createInvoker>,
+  samples = 300,
+): Promise<{ ms: number; buffersPerPass: number }> {
   for (let i = 0; i < 30; i += 1) await passAndStatusMs(db, pool, invoker); // warm up
+  const before = await buffersTouched(db);
   const times: number[] = [];
   for (let i = 0; i < samples; i += 1) times.push(await passAndStatusMs(db, pool, invoker));
-  return median(times);
+  const after = await buffersTouched(db);
+  return { ms: median(times), buffersPerPass: (after - before) / samples };
 }
 
 function historyPool(): Pool {
@@ -362,13 +385,16 @@ export async function run(): Promise<Record<string, unknown>> {
       count: 10,
       invokeAfterMs: 3_600_000,
     });
-    const emptyMs = await passTimes(db, pool, invoker);
+    const empty = await passTimes(db, pool, invoker);
     const seedSeconds = await seedHistory(db, stack.databaseUrl, HISTORY_TASKS, HISTORY_INVOCATIONS);
-    const historyMs = await passTimes(db, pool, invoker);
+    const history = await passTimes(db, pool, invoker);
     result.passTime = {
-      emptyMs: round(emptyMs),
-      withHistoryMs: round(historyMs),
-      ratio: round(historyMs / emptyMs),
+      emptyMs: round(empty.ms),
+      withHistoryMs: round(history.ms),
+      ratio: round(history.ms / empty.ms),
+      emptyBuffersPerPass: round(empty.buffersPerPass, 1),
+      withHistoryBuffersPerPass: round(history.buffersPerPass, 1),
+      buffersRatio: round(history.buffersPerPass / empty.buffersPerPass),
       seedSeconds: round(seedSeconds, 0),
     };
     process.stderr.write(`scale: pass time ${JSON.stringify(result.passTime)}\n`);
