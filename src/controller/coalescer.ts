@@ -85,6 +85,22 @@ export class Coalescer<I, O> {
     if (this.now() - youngest >= stallMs) this.startRunner();
   }
 
+  /**
+   * Looks for stalled batches once `running` has run for stallMs. A timer may fire a little before the clock
+   * says stallMs have passed (Node's timers count from the event loop's cached time, which lags when the
+   * batch starts late in a turn): then it looks again when the rest is due, rather than never.
+   */
+  private scheduleStallCheck(running: { startedAt: number }, inMs: number | undefined): void {
+    const { stallMs } = this.options;
+    if (stallMs === undefined || inMs === undefined) return;
+    this.schedule(() => {
+      if (!this.running.has(running)) return;
+      const left = stallMs - (this.now() - running.startedAt);
+      if (left > 0) this.scheduleStallCheck(running, Math.ceil(left));
+      else this.checkStalled();
+    }, inMs);
+  }
+
   private async loop(): Promise<void> {
     for (;;) {
       const batch = this.waiting.splice(0, Math.max(1, this.options.maxBatch));
@@ -94,7 +110,7 @@ export class Coalescer<I, O> {
       }
       const running = { startedAt: this.now() };
       this.running.add(running);
-      if (this.options.stallMs !== undefined) this.schedule(() => this.checkStalled(), this.options.stallMs);
+      this.scheduleStallCheck(running, this.options.stallMs);
       try {
         const settled = await this.run(batch.map((w) => w.item));
         batch.forEach((w, i) => {

@@ -142,4 +142,36 @@ describe('coalescer (group commit)', () => {
     runner.release();
     expect([await stuck, ...(await Promise.all(behind)), await more]).to.deep.equal(['v1', 'v2', 'v3', 'v4']);
   });
+
+  it('looks again when the stall timer fires before the clock says the batch has stalled', async () => {
+    const runner = new ManualRunner();
+    let clock = 0;
+    const checks: Array<{ check: () => void; ms: number }> = [];
+    const coalescer = new Coalescer(runner.run, {
+      maxBatch: 10,
+      stallMs: 100,
+      maxConcurrent: 2,
+      now: () => clock,
+      schedule: (check, ms) => checks.push({ check, ms }),
+    });
+    const stuck = coalescer.submit(1);
+    await flush();
+    const behind = coalescer.submit(2);
+    await flush();
+    clock = 99.4; // the timer for 100 ms fires early, as Node's can
+    checks.shift()?.check();
+    await flush();
+    expect(runner.batches, 'not stalled yet').to.deep.equal([[1]]);
+    expect(
+      checks.map((c) => c.ms),
+      'a check for the rest of stallMs',
+    ).to.deep.equal([1]);
+    clock = 100.4;
+    checks.shift()?.check();
+    await flush();
+    expect(runner.batches, 'the item behind the stalled batch goes on its own').to.deep.equal([[1], [2]]);
+    runner.release();
+    runner.release();
+    expect([await stuck, await behind]).to.deep.equal(['v1', 'v2']);
+  });
 });
