@@ -33,6 +33,10 @@ export class LeaderElector {
   private stopped = false;
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The acquire-or-renew request in flight, if any: stop waits for it. */
+  private inFlight: Promise<unknown> | undefined;
+  /** The request in flight when stop() came took or renewed the lease. */
+  private acquiredSinceStop = false;
   private readonly now: () => Date;
 
   constructor(private readonly options: LeaderElectionOptions) {
@@ -51,8 +55,12 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    if (!this.leading) return;
+    // A request in flight may take or renew the lease after this: wait for it, so that what it did is
+    // released below and it does not make a stopped elector lead again.
+    await this.inFlight?.catch(() => undefined);
+    const wasLeading = this.leading;
     this.leading = false;
+    if (!wasLeading && !this.acquiredSinceStop) return;
     try {
       const lease = await this.read();
       if (lease?.spec?.holderIdentity === this.options.identity) {
@@ -71,7 +79,15 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
-      const acquired = await this.tryAcquireOrRenew();
+      const attempt = this.tryAcquireOrRenew();
+      this.inFlight = attempt;
+      const acquired = await attempt;
+      this.inFlight = undefined;
+      if (this.stopped) {
+        // stop() came while the request was in flight: it releases what the request took.
+        this.acquiredSinceStop = acquired;
+        return;
+      }
       if (acquired) {
         this.lastRenew = Date.now();
         if (!this.leading) {
