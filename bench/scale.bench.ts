@@ -1,12 +1,13 @@
 // Scale (issue 8), on the real local stack with the controller as its own process, and with history in
 // place: millions of finished tasks and invocations seeded before the runs.
 //
-//   - pass time (a dispatch pass plus the reads of a status write) with that history vs an empty database;
+//   - pass time (a dispatch pass plus the reads of a status write) with that history vs an empty database,
+//     their passes alternating;
 //   - N pools applied -> all Ready=True; controller RSS; controller CPU with N idle pools;
 //   - one task into each of N queues at once -> every invocation accepted (Invoke answered 202);
 //   - the same at 10x pools (Ready, RSS, idle CPU);
-//   - dispatch throughput of one pool with a deep backlog and of 100 pools at once, against the local
-//     runtime's raw accept rate measured in the same run;
+//   - dispatch throughput of one pool with a deep backlog and of 100 pools at once, each against the local
+//     runtime's raw accept rate measured right before it;
 //   - wasted invocations.
 // Every figure is the median of SCALE_RUNS runs (default 3). Sizes come from the environment, so a quick
 // try is `SCALE_POOLS=100 SCALE_HISTORY_TASKS=100000 npm run bench scale`.
@@ -14,7 +15,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -25,11 +27,12 @@ import { createInvoker } from '../src/lambda/invoker.ts';
 import { startLocalStack, type LocalStack } from '../dev/src/stack.ts';
 import { silentLogger } from '../src/ops/logger.ts';
 import { createDb, type Db } from '../src/store/db.ts';
+import { migrate } from '../src/store/migrate.ts';
 import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/store/invocation-store.ts';
 import { queueTaskCounts } from '../src/store/task-store.ts';
 import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
 import { imageRuntime } from './scale/image-env.ts';
-import { cpuShare, rssMb } from './scale/process-stats.ts';
+import { cpuSeconds, cpuShare, machineBusySeconds, rssMb } from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -41,11 +44,13 @@ const RUNS = env('SCALE_RUNS', 3);
 const HISTORY_TASKS = env('SCALE_HISTORY_TASKS', 10_000_000);
 const HISTORY_INVOCATIONS = env('SCALE_HISTORY_INVOCATIONS', 3_000_000);
 const IDLE_SAMPLE_MS = env('SCALE_IDLE_SAMPLE_MS', 30_000);
+/** Invokes in each throughput measurement: the deep pool's backlog, the 100 pools' tasks, the raw client's calls. */
 const DEEP_BACKLOG = 1_000;
+const MANY_POOLS = 100;
+/** Raw client and controller measurements, each right after the other, in each throughput run. */
+const THROUGHPUT_PAIRS = env('SCALE_THROUGHPUT_PAIRS', 5);
 /** Invokes before a rate is measured, for the raw client and for the controller alike. */
 const WARM_UP_INVOKES = 200;
-/** Invokes the raw client's rate is measured over. */
-const RAW_INVOKES = 2_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => {
@@ -83,33 +88,80 @@ async function passAndStatusMs(db: Db, pool: Pool, invoker: ReturnType<typeof cr
 }
 
 /**
- * Shared buffers the database's sessions touched so far (hits and reads). Sessions report these counters when
- * idle, at most once a second and at the latest 10 s later (PGSTAT_IDLE_INTERVAL), so the count waits 11 s.
+ * Shared buffers each database's sessions touched so far (hits and reads). Sessions report these counters
+ * when idle, at most once a second and at the latest 10 s later (PGSTAT_IDLE_INTERVAL), so the count waits 11 s.
  */
-async function buffersTouched(db: Db): Promise<number> {
+async function buffersTouched(db: Db, databases: string[]): Promise<number[]> {
   await sleep(11_000);
-  const r = await db.query<{ n: string }>(
-    `SELECT (blks_hit + blks_read)::text AS n FROM pg_stat_database WHERE datname = current_database()`,
+  const r = await db.query<{ datname: string; n: string }>(
+    `SELECT datname, (blks_hit + blks_read)::text AS n FROM pg_stat_database WHERE datname = ANY($1::text[])`,
+    [databases],
   );
-  return Number(r.rows[0]?.n ?? Number.NaN);
+  return databases.map((name) => Number(r.rows.find((row) => row.datname === name)?.n ?? Number.NaN));
+}
+
+interface PassSide {
+  db: Db;
+  database: string;
 }
 
 /**
- * The median time of a pass with its status reads, and the shared buffers one pass touches: milliseconds
- * move with whatever else the machine does, while a pass that read history would show it in buffers.
+ * Pass time on two databases at once, the empty one and the one with history: their passes alternate, so
+ * both see the same machine, and each round's ratio is of two medians taken over the same seconds. Also the
+ * shared buffers one pass touches on each, which the machine's noise does not move at all: a pass that read
+ * history would show it there first.
  */
 async function passTimes(
-  db: Db,
+  empty: PassSide,
+  history: PassSide,
   pool: Pool,
   invoker: ReturnType<typeof createInvoker>,
   samples = 300,
-): Promise<{ ms: number; buffersPerPass: number }> {
-  for (let i = 0; i < 30; i += 1) await passAndStatusMs(db, pool, invoker); // warm up
-  const before = await buffersTouched(db);
-  const times: number[] = [];
-  for (let i = 0; i < samples; i += 1) times.push(await passAndStatusMs(db, pool, invoker));
-  const after = await buffersTouched(db);
-  return { ms: median(times), buffersPerPass: (after - before) / samples };
+): Promise<{ emptyMs: number; historyMs: number; emptyBuffersPerPass: number; historyBuffersPerPass: number }> {
+  for (let i = 0; i < 30; i += 1) {
+    await passAndStatusMs(empty.db, pool, invoker); // warm up
+    await passAndStatusMs(history.db, pool, invoker);
+  }
+  const databases = [empty.database, history.database];
+  const before = await buffersTouched(empty.db, databases);
+  const emptyTimes: number[] = [];
+  const historyTimes: number[] = [];
+  for (let i = 0; i < samples; i += 1) {
+    // Which goes first alternates too, so neither always follows the other's cache misses.
+    if (i % 2 === 0) {
+      emptyTimes.push(await passAndStatusMs(empty.db, pool, invoker));
+      historyTimes.push(await passAndStatusMs(history.db, pool, invoker));
+    } else {
+      historyTimes.push(await passAndStatusMs(history.db, pool, invoker));
+      emptyTimes.push(await passAndStatusMs(empty.db, pool, invoker));
+    }
+  }
+  const after = await buffersTouched(empty.db, databases);
+  return {
+    emptyMs: median(emptyTimes),
+    historyMs: median(historyTimes),
+    emptyBuffersPerPass: ((after[0] ?? 0) - (before[0] ?? 0)) / samples,
+    historyBuffersPerPass: ((after[1] ?? 0) - (before[1] ?? 0)) / samples,
+  };
+}
+
+/** The history pool's live work, the same in both databases: a backlog and queued invocations. */
+async function seedLiveWork(db: Db): Promise<void> {
+  await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'history' FROM generate_series(1, 50)`);
+  await insertInvocations(db, {
+    template: {
+      pool: { namespace: 'scale-history', name: 'history', uid: 'history-uid' },
+      queue: 'history',
+      functionName: 'scale-noop',
+      tasksPerInvocation: 3,
+      maxTaskAttempts: 3,
+      heartbeatTimeoutSeconds: 3600,
+      retryInitialDelayMs: 10_000,
+      retryMaxDelayMs: 600_000,
+    },
+    count: 10,
+    invokeAfterMs: 3_600_000,
+  });
 }
 
 function historyPool(): Pool {
@@ -222,8 +274,14 @@ async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<C
       namespaces,
       logLevel: 'warn',
       compiled: true,
-      nodeArgs: image.nodeArgs,
-      env: image.env,
+      // SCALE_CPU_PROF_DIR: write a V8 CPU profile of each controller process there (open it in Chrome's DevTools).
+      nodeArgs: process.env.SCALE_CPU_PROF_DIR
+        ? [...image.nodeArgs, '--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_CPU_PROF_DIR}`]
+        : process.env.SCALE_NODE_ARGS !== undefined
+          ? process.env.SCALE_NODE_ARGS.split(' ').filter(Boolean)
+          : image.nodeArgs,
+      // SCALE_NODE_OPTIONS: run the controller with other V8 options than the image's, to weigh them.
+      env: process.env.SCALE_NODE_OPTIONS === undefined ? image.env : { ...image.env, NODE_OPTIONS: process.env.SCALE_NODE_OPTIONS },
     },
     120_000,
   );
@@ -261,48 +319,46 @@ async function accepted(db: Db, queuePrefix: string, mark: Mark): Promise<{ n: n
 }
 
 /**
- * The local runtime's raw accept rate: RAW_INVOKES asynchronous invokes straight through the AWS SDK, 32 in
- * flight (the controller's default invoke parallelism), after the same warm-up the controller gets. The
- * baseline is a client in a process of its own (bench/scale/raw-client.ts), as the controller is; the rate
- * a client inside the benchmark's own process gets (where the runtime runs, no process boundary between
- * them) is reported beside it.
+ * The local runtime's raw accept rate: asynchronous invokes straight through the AWS SDK, 32 in flight (the
+ * controller's invoke parallelism), from a bare client in a process of its own, as the controller is
+ * (bench/scale/raw-client.ts). It stays up, so the raw rate is measured right before each measurement of
+ * the controller's, with the same warm client: the two then see the same machine.
  */
-async function rawAcceptRates(stack: LocalStack): Promise<{ ownProcess: number; inProcess: number }> {
-  const { stdout } = await execFileAsync('bash', [
-    path.join(here, '..', 'scripts', 'with-node24.sh'),
-    'tsx',
-    path.join(here, 'scale', 'raw-client.ts'),
-    stack.lambda.endpoint,
-    'scale-noop',
-    String(WARM_UP_INVOKES),
-    String(RAW_INVOKES),
-    '32',
-  ]);
-  const ownProcess = (JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { perSecond?: number }).perSecond;
-  if (typeof ownProcess !== 'number' || !(ownProcess > 0)) throw new Error(`scale benchmark: the raw client printed no rate: ${stdout}`);
-  const client = new LambdaClient({
-    endpoint: stack.lambda.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    maxAttempts: 1,
-  });
-  try {
-    const send = async (count: number) => {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 32 }, async () => {
-          while (next++ < count)
-            await client.send(new InvokeCommand({ FunctionName: 'scale-noop', InvocationType: 'Event', Payload: '{}' }));
-        }),
-      );
-    };
-    await send(WARM_UP_INVOKES);
-    const started = performance.now();
-    await send(RAW_INVOKES);
-    return { ownProcess, inProcess: RAW_INVOKES / ((performance.now() - started) / 1000) };
-  } finally {
-    client.destroy();
-  }
+interface RawClient {
+  /** Sends `count` invokes; resolves to their rate per second and the client's CPU per invoke. */
+  rate(count: number): Promise<{ perSecond: number; cpuMsPerInvoke: number }>;
+  close(): Promise<void>;
+}
+
+function startRawClient(stack: LocalStack): RawClient {
+  const child = spawn(
+    'bash',
+    [
+      path.join(here, '..', 'scripts', 'with-node24.sh'),
+      'tsx',
+      path.join(here, 'scale', 'raw-client.ts'),
+      stack.lambda.endpoint,
+      'scale-noop',
+      '32',
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    async rate(count) {
+      child.stdin.write(`${count}\n`);
+      const line = await lines.next();
+      const out = line.done ? {} : (JSON.parse(line.value) as { perSecond?: number; cpuMsPerInvoke?: number });
+      if (typeof out.perSecond !== 'number' || !(out.perSecond > 0) || typeof out.cpuMsPerInvoke !== 'number')
+        throw new Error(`scale benchmark: the raw client printed no rate (${JSON.stringify(line.value)})`);
+      return { perSecond: out.perSecond, cpuMsPerInvoke: out.cpuMsPerInvoke };
+    },
+    async close() {
+      child.stdin.end();
+      await exited;
+    },
+  };
 }
 
 /** Starts `count` warm worker processes, so that cold starts do not compete with what is measured. */
@@ -367,36 +423,41 @@ export async function run(): Promise<Record<string, unknown>> {
     historyInvocations: HISTORY_INVOCATIONS,
   };
   try {
-    // Pass time, empty database vs history in place. The pool has live work to plan: queued invocations
-    // (scale-noop runs nothing: reserved concurrency 0) and a backlog.
+    // Pass time, empty database vs history in place. The history goes into the stack's database, where the
+    // pools of every later step live; a second database of the same server, migrated the same way, stays
+    // empty. The pool has live work to plan in both: queued invocations (scale-noop runs nothing: reserved
+    // concurrency 0) and a backlog.
     const pool = historyPool();
-    await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'history' FROM generate_series(1, 50)`);
-    await insertInvocations(db, {
-      template: {
-        pool: { namespace: 'scale-history', name: 'history', uid: 'history-uid' },
-        queue: 'history',
-        functionName: 'scale-noop',
-        tasksPerInvocation: 3,
-        maxTaskAttempts: 3,
-        heartbeatTimeoutSeconds: 3600,
-        retryInitialDelayMs: 10_000,
-        retryMaxDelayMs: 600_000,
-      },
-      count: 10,
-      invokeAfterMs: 3_600_000,
-    });
-    const empty = await passTimes(db, pool, invoker);
-    const seedSeconds = await seedHistory(db, stack.databaseUrl, HISTORY_TASKS, HISTORY_INVOCATIONS);
-    const history = await passTimes(db, pool, invoker);
-    result.passTime = {
-      emptyMs: round(empty.ms),
-      withHistoryMs: round(history.ms),
-      ratio: round(history.ms / empty.ms),
-      emptyBuffersPerPass: round(empty.buffersPerPass, 1),
-      withHistoryBuffersPerPass: round(history.buffersPerPass, 1),
-      buffersRatio: round(history.buffersPerPass / empty.buffersPerPass),
-      seedSeconds: round(seedSeconds, 0),
-    };
+    const emptyUrl = new URL(stack.databaseUrl);
+    const historyDatabase = emptyUrl.pathname.slice(1);
+    emptyUrl.pathname = '/ltp_scale_empty';
+    await db.query('CREATE DATABASE ltp_scale_empty');
+    await migrate(emptyUrl.toString());
+    const emptyDb = createDb(emptyUrl.toString(), { max: 4, applicationName: 'ltp-bench' });
+    try {
+      await seedLiveWork(db);
+      await seedLiveWork(emptyDb);
+      const seedSeconds = await seedHistory(db, stack.databaseUrl, HISTORY_TASKS, HISTORY_INVOCATIONS);
+      const rounds: Array<Record<string, number>> = [];
+      for (let r = 1; r <= RUNS; r += 1) {
+        const t = await passTimes({ db: emptyDb, database: 'ltp_scale_empty' }, { db, database: historyDatabase }, pool, invoker);
+        rounds.push({ ...t, ratio: t.historyMs / t.emptyMs, buffersRatio: t.historyBuffersPerPass / t.emptyBuffersPerPass });
+        process.stderr.write(`scale: pass time round ${r} ${JSON.stringify(rounds.at(-1))}\n`);
+      }
+      const roundMed = (key: string, digits = 2) => round(median(rounds.map((x) => x[key] ?? Number.NaN)), digits);
+      result.passTime = {
+        emptyMs: roundMed('emptyMs'),
+        withHistoryMs: roundMed('historyMs'),
+        ratio: roundMed('ratio'),
+        emptyBuffersPerPass: roundMed('emptyBuffersPerPass', 1),
+        withHistoryBuffersPerPass: roundMed('historyBuffersPerPass', 1),
+        buffersRatio: roundMed('buffersRatio'),
+        seedSeconds: round(seedSeconds, 0),
+        rounds,
+      };
+    } finally {
+      await emptyDb.end();
+    }
     process.stderr.write(`scale: pass time ${JSON.stringify(result.passTime)}\n`);
 
     const runs: Array<Record<string, number>> = [];
@@ -501,92 +562,136 @@ export async function run(): Promise<Record<string, unknown>> {
       runs: big,
     };
 
-    // Throughput: scale-noop accepts but never runs (reserved concurrency 0), so the controller alone is measured.
+    // Throughput: scale-noop accepts but never runs (reserved concurrency 0), so the controller alone is
+    // measured. Each measurement of the controller (1,000 invokes, by a deep pool or by 100 pools) comes right
+    // after a measurement of the raw client (1,000 invokes too), and its share is taken against that one: the
+    // rates of this machine drift by a third within minutes, a pair taken a second apart does not. A pool
+    // whose invocations never end dispatches only once, so each pair has pools of its own.
     const throughput: Array<Record<string, number>> = [];
-    for (let r = 1; r <= RUNS; r += 1) {
-      const rawRates = await rawAcceptRates(stack);
-      const raw = rawRates.ownProcess;
-      const ns = `scale-tp-${r}`;
-      const controller = await controllerFor(stack, [ns]);
-      try {
-        await createPools(stack, ns, 102, (i) =>
-          i === 0
-            ? {
-                function: { name: 'scale-noop' },
-                queue: `tp${r}-deep`,
-                maxConcurrency: DEEP_BACKLOG,
-                tasksPerInvocation: 1,
-                startTimeoutSeconds: 21_600,
-              }
-            : i === 101
-              ? {
-                  function: { name: 'scale-noop' },
-                  queue: `tp${r}-warm`,
-                  maxConcurrency: WARM_UP_INVOKES,
-                  tasksPerInvocation: 1,
-                  startTimeoutSeconds: 21_600,
-                }
-              : {
-                  function: { name: 'scale-noop' },
-                  queue: `tp${r}-many-${i}`,
-                  maxConcurrency: 10,
-                  tasksPerInvocation: 1,
-                  startTimeoutSeconds: 21_600,
-                },
-        );
-        await waitFor('throughput pools Ready', async () => (await readyCount(stack, ns)) === 102, 300_000, 500);
-        // The controller gets the warm-up the raw client gets (WARM_UP_INVOKES calls first), through a pool of its own.
-        const warmMark = await markNow(db);
-        await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-warm`, WARM_UP_INVOKES]);
-        await waitFor(
-          'the warm-up invokes accepted',
-          async () => (await accepted(db, `tp${r}-warm`, warmMark)).n >= WARM_UP_INVOKES,
-          300_000,
-          20,
-        );
-        let mark = await markNow(db);
-        await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-deep`, DEEP_BACKLOG]);
-        const deep = await waitFor(
-          'the deep backlog accepted',
-          async () => {
-            const a = await accepted(db, `tp${r}-deep`, mark);
-            return a.n >= DEEP_BACKLOG ? a : undefined;
-          },
-          300_000,
-          20,
-        );
-        mark = await markNow(db);
-        await db.query(`INSERT INTO ltp.tasks (queue) SELECT 'tp' || $1 || '-many-' || (1 + g % 100) FROM generate_series(0, 999) g`, [r]);
-        const many = await waitFor(
-          '100 pools accepted',
-          async () => {
-            const a = await accepted(db, `tp${r}-many-`, mark);
-            return a.n >= 1_000 ? a : undefined;
-          },
-          300_000,
-          20,
-        );
-        throughput.push({
-          rawAcceptPerSecond: raw,
-          rawInProcessPerSecond: rawRates.inProcess,
-          deepPerSecond: deep.n / deep.seconds,
-          manyPerSecond: many.n / many.seconds,
-          deepShare: deep.n / deep.seconds / raw,
-          manyShare: many.n / many.seconds / raw,
-        });
-        process.stderr.write(`scale: throughput run ${r} ${JSON.stringify(throughput.at(-1))}\n`);
-      } finally {
-        await controller.stop();
+    const raw = startRawClient(stack);
+    try {
+      await raw.rate(WARM_UP_INVOKES);
+      for (let r = 1; r <= RUNS; r += 1) {
+        const ns = `scale-tp-${r}`;
+        const controller = await controllerFor(stack, [ns]);
+        try {
+          const perPair = 1 + MANY_POOLS;
+          await createPools(stack, ns, 1 + THROUGHPUT_PAIRS * perPair, (i) => {
+            const noop = { function: { name: 'scale-noop' }, tasksPerInvocation: 1, startTimeoutSeconds: 21_600 };
+            if (i === 0) return { ...noop, queue: `tp${r}-warm`, maxConcurrency: WARM_UP_INVOKES };
+            const pair = Math.floor((i - 1) / perPair);
+            const k = (i - 1) % perPair;
+            return k === 0
+              ? { ...noop, queue: `tp${r}-${pair}-deep`, maxConcurrency: DEEP_BACKLOG }
+              : { ...noop, queue: `tp${r}-${pair}-many-${k}`, maxConcurrency: DEEP_BACKLOG / MANY_POOLS };
+          });
+          const pools = 1 + THROUGHPUT_PAIRS * perPair;
+          await waitFor('throughput pools Ready', async () => (await readyCount(stack, ns)) === pools, 300_000, 500);
+          // The controller gets the warm-up the raw client got (WARM_UP_INVOKES calls first), through a pool of its own.
+          const warmMark = await markNow(db);
+          await db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-warm`, WARM_UP_INVOKES]);
+          await waitFor(
+            'the warm-up invokes accepted',
+            async () => (await accepted(db, `tp${r}-warm`, warmMark)).n >= WARM_UP_INVOKES,
+            300_000,
+            20,
+          );
+          const pid = controller.child.pid ?? 0;
+          /** Inserts the tasks, waits until every invocation of `prefix` is accepted: rate, controller and machine CPU per invoke. */
+          const measure = async (prefix: string, insert: () => Promise<unknown>) => {
+            const mark = await markNow(db);
+            const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
+            await insert();
+            const a = await waitFor(
+              `${prefix} accepted`,
+              async () => {
+                const got = await accepted(db, prefix, mark);
+                return got.n >= DEEP_BACKLOG ? got : undefined;
+              },
+              300_000,
+              // The rate comes from the rows' own timestamps, not from when this notices: polling every 20 ms
+              // read the new rows 50 times a second, Postgres work on the machine being measured.
+              100,
+            );
+            const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
+            return {
+              perSecond: a.n / a.seconds,
+              cpuMsPerInvoke: ((cpuAfter - cpuBefore) * 1000) / a.n,
+              machineMsPerInvoke: ((machineAfter - machineBefore) * 1000) / a.n,
+            };
+          };
+          /** The raw client's rate, with the machine's CPU per invoke over it. */
+          const rawMeasure = async () => {
+            const machineBefore = await machineBusySeconds();
+            const out = await raw.rate(DEEP_BACKLOG);
+            return { ...out, machineMsPerInvoke: (((await machineBusySeconds()) - machineBefore) * 1000) / DEEP_BACKLOG };
+          };
+          const pairs: Array<Record<string, number>> = [];
+          for (let pair = 0; pair < THROUGHPUT_PAIRS; pair += 1) {
+            await sleep(1_000);
+            const rawDeep = await rawMeasure();
+            const deep = await measure(`tp${r}-${pair}-deep`, () =>
+              db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-${pair}-deep`, DEEP_BACKLOG]),
+            );
+            await sleep(1_000);
+            const rawMany = await rawMeasure();
+            const many = await measure(`tp${r}-${pair}-many-`, () =>
+              db.query(
+                `INSERT INTO ltp.tasks (queue) SELECT 'tp' || $1 || '-' || $2 || '-many-' || (1 + g % $3) FROM generate_series(0, $4 - 1) g`,
+                [r, pair, MANY_POOLS, DEEP_BACKLOG],
+              ),
+            );
+            pairs.push({
+              rawBeforeDeep: rawDeep.perSecond,
+              deepPerSecond: deep.perSecond,
+              deepShare: deep.perSecond / rawDeep.perSecond,
+              rawBeforeMany: rawMany.perSecond,
+              manyPerSecond: many.perSecond,
+              manyShare: many.perSecond / rawMany.perSecond,
+              rawCpuMsPerInvoke: (rawDeep.cpuMsPerInvoke + rawMany.cpuMsPerInvoke) / 2,
+              deepCpuMsPerInvoke: deep.cpuMsPerInvoke,
+              manyCpuMsPerInvoke: many.cpuMsPerInvoke,
+              rawMachineMsPerInvoke: (rawDeep.machineMsPerInvoke + rawMany.machineMsPerInvoke) / 2,
+              deepMachineMsPerInvoke: deep.machineMsPerInvoke,
+              manyMachineMsPerInvoke: many.machineMsPerInvoke,
+            });
+          }
+          const pairMed = (key: string) => median(pairs.map((x) => x[key] ?? Number.NaN));
+          throughput.push({
+            rawAcceptPerSecond: median(pairs.flatMap((x) => [x.rawBeforeDeep ?? Number.NaN, x.rawBeforeMany ?? Number.NaN])),
+            deepPerSecond: pairMed('deepPerSecond'),
+            manyPerSecond: pairMed('manyPerSecond'),
+            deepShare: pairMed('deepShare'),
+            manyShare: pairMed('manyShare'),
+            rawCpuMsPerInvoke: pairMed('rawCpuMsPerInvoke'),
+            deepCpuMsPerInvoke: pairMed('deepCpuMsPerInvoke'),
+            manyCpuMsPerInvoke: pairMed('manyCpuMsPerInvoke'),
+            rawMachineMsPerInvoke: pairMed('rawMachineMsPerInvoke'),
+            deepMachineMsPerInvoke: pairMed('deepMachineMsPerInvoke'),
+            manyMachineMsPerInvoke: pairMed('manyMachineMsPerInvoke'),
+          });
+          process.stderr.write(`scale: throughput run ${r} ${JSON.stringify({ ...throughput.at(-1), pairs })}\n`);
+        } finally {
+          await controller.stop();
+        }
       }
+    } finally {
+      await raw.close();
     }
     const tpMed = (key: string) => round(median(throughput.map((x) => x[key] ?? Number.NaN)));
     result.throughput = {
+      pairsPerRun: THROUGHPUT_PAIRS,
       rawAcceptPerSecond: tpMed('rawAcceptPerSecond'),
-      rawInProcessPerSecond: tpMed('rawInProcessPerSecond'),
       deepPerSecond: tpMed('deepPerSecond'),
       manyPerSecond: tpMed('manyPerSecond'),
       deepShare: tpMed('deepShare'),
       manyShare: tpMed('manyShare'),
+      rawCpuMsPerInvoke: tpMed('rawCpuMsPerInvoke'),
+      deepCpuMsPerInvoke: tpMed('deepCpuMsPerInvoke'),
+      manyCpuMsPerInvoke: tpMed('manyCpuMsPerInvoke'),
+      rawMachineMsPerInvoke: tpMed('rawMachineMsPerInvoke'),
+      deepMachineMsPerInvoke: tpMed('deepMachineMsPerInvoke'),
+      manyMachineMsPerInvoke: tpMed('manyMachineMsPerInvoke'),
       runs: throughput,
     };
     return result;

@@ -24,3 +24,11 @@ export async function cpuShare(pid: number, ms: number): Promise<number> {
   const after = await cpuSeconds(pid);
   return (after - before) / ((performance.now() - started) / 1000);
 }
+
+/** CPU seconds the whole machine has spent busy so far (every core: all but idle and iowait), from /proc/stat. */
+export async function machineBusySeconds(): Promise<number> {
+  const stat = await readFile('/proc/stat', 'utf8');
+  const fields = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? '').trim().split(/\s+/).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / 100;
+}

@@ -1,16 +1,17 @@
 // The local runtime's raw accept rate, as a client in a process of its own sees it (the controller is one):
-// `tsx bench/scale/raw-client.ts ENDPOINT FUNCTION WARM_UP COUNT PARALLELISM` sends WARM_UP asynchronous
-// invokes, then COUNT more with PARALLELISM in flight, straight through the AWS SDK, and prints
-// {"perSecond": N} for the COUNT. The local runtime runs inside the benchmark's process: a client there
-// shares its event loop and never crosses a process boundary, which no real client gets to do.
+// `tsx bench/scale/raw-client.ts ENDPOINT FUNCTION PARALLELISM` then reads one count per line on stdin,
+// sends that many asynchronous invokes straight through the AWS SDK with PARALLELISM in flight, and prints
+// {"perSecond": N, "cpuMsPerInvoke": C} for them on a line of its own. It lives as long as its stdin, so the
+// benchmark can measure the raw rate right before each of its own measurements, with the same warm client
+// each time. The local runtime runs inside the benchmark's process: a client there would share its event
+// loop and never cross a process boundary, which no real client gets to do.
+import { createInterface } from 'node:readline';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 
-const [endpoint, functionName, warmUpArg, countArg, parallelismArg] = process.argv.slice(2);
-const warmUp = Number(warmUpArg);
-const count = Number(countArg);
+const [endpoint, functionName, parallelismArg] = process.argv.slice(2);
 const parallelism = Number(parallelismArg);
-if (!endpoint || !functionName || !(warmUp >= 0) || !(count > 0) || !(parallelism > 0)) {
-  process.stderr.write('usage: raw-client.ts ENDPOINT FUNCTION WARM_UP COUNT PARALLELISM\n');
+if (!endpoint || !functionName || !(parallelism > 0)) {
+  process.stderr.write('usage: raw-client.ts ENDPOINT FUNCTION PARALLELISM, then one count per line on stdin\n');
   process.exit(2);
 }
 const client = new LambdaClient({
@@ -28,10 +29,16 @@ const send = async (n: number) => {
   );
 };
 try {
-  await send(warmUp);
-  const started = performance.now();
-  await send(count);
-  process.stdout.write(`${JSON.stringify({ perSecond: count / ((performance.now() - started) / 1000) })}\n`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    const count = Number(line.trim());
+    if (!(count > 0)) throw new Error(`raw-client: not a count of invokes: ${JSON.stringify(line)}`);
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    await send(count);
+    const used = process.cpuUsage(cpu);
+    const perSecond = count / ((performance.now() - started) / 1000);
+    process.stdout.write(`${JSON.stringify({ perSecond, cpuMsPerInvoke: (used.user + used.system) / 1000 / count })}\n`);
+  }
 } finally {
   client.destroy();
 }

@@ -13,6 +13,7 @@ import { TaskReruns1764547200000 } from './migrations/1764547200000-task-reruns.
 import { DecisionTrace1764633600000 } from './migrations/1764633600000-decision-trace.ts';
 import { RecentTroubleIndexes1764720000000 } from './migrations/1764720000000-recent-trouble-indexes.ts';
 import { DecisiveWakeups1764806400000 } from './migrations/1764806400000-decisive-wakeups.ts';
+import { PassPlanIndexes1764892800000 } from './migrations/1764892800000-pass-plan-indexes.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
@@ -23,6 +24,7 @@ export const MIGRATIONS = [
   DecisionTrace1764633600000,
   RecentTroubleIndexes1764720000000,
   DecisiveWakeups1764806400000,
+  PassPlanIndexes1764892800000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */

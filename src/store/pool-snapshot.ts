@@ -2,7 +2,9 @@
 // clock, each pool's live invocations, the due backlog (bounded), when the next delayed task is due, the
 // latest Invoke rejection, the latest invocations a worker finished, and the tasks still leased by its ended
 // invocations. Every part is bounded by live rows, a limit or a recent window, through the indexes of the
-// migrations.
+// migrations (1764892800000-pass-plan-indexes.ts has the ones that match the live rows and the leases
+// exactly). The leased tasks are looked up by the pool's own queue (spec.queue is immutable, and a pool's
+// invocations lease only from it), so a pass reads its own leases, not those of every pool in the database.
 import type { InvocationState, LiveInvocationState } from '../api/types.ts';
 import type { Queryable } from './db.ts';
 import type { LiveInvocation, WorkerOutcomeRow } from './invocation-store.ts';
@@ -85,8 +87,9 @@ interface Raw {
 export const LIVE_ROWS_READ = 2_000;
 
 // One row per pool of the batch, in one round trip: the pools come in as parallel arrays, and every part is
-// a subquery correlated to its pool, so each is the same bounded index read as for a pool alone.
-const SNAPSHOTS = `
+// a subquery correlated to its pool, so each is the same bounded index read as for a pool alone. Exported for
+// the test that reads its plan (test/integration/pass-reads.test.ts).
+export const POOL_SNAPSHOTS_SQL = `
 SELECT p.n::int AS n, now() AS now,
   (SELECT json_agg(l ORDER BY l.id) FROM (
      SELECT id, status, created_at, invoke_after, heartbeat_at, ready_at, heartbeat_timeout_seconds, invoke_attempts,
@@ -110,7 +113,8 @@ SELECT p.n::int AS n, now() AS now,
             t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
             i.max_task_attempts, i.retry_initial_delay_ms, i.retry_max_delay_ms
        FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
-      WHERE t.status = 'leased' AND i.pool_uid = p.uid AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+      WHERE t.status = 'leased' AND t.queue = p.queue AND i.pool_uid = p.uid
+        AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
       ORDER BY t.id LIMIT $8) s) AS stranded
 FROM unnest($1::text[], $2::text[], $3::int[], $4::boolean[], $5::int[])
      WITH ORDINALITY AS p(uid, queue, backlog_limit, with_next_due, outcomes_limit, n)`;
@@ -131,7 +135,7 @@ export async function loadPoolSnapshots(
   // A named (prepared) statement: Postgres plans it once per connection, not on every pass.
   const result = await db.query<Raw>({
     name: 'ltp_pool_snapshots',
-    text: SNAPSHOTS,
+    text: POOL_SNAPSHOTS_SQL,
     values: [
       pools.map((p) => p.poolUid),
       pools.map((p) => p.queue),
