@@ -44,6 +44,8 @@ const RUNS = env('SCALE_RUNS', 3);
 const HISTORY_TASKS = env('SCALE_HISTORY_TASKS', 10_000_000);
 const HISTORY_INVOCATIONS = env('SCALE_HISTORY_INVOCATIONS', 3_000_000);
 const IDLE_SAMPLE_MS = env('SCALE_IDLE_SAMPLE_MS', 30_000);
+/** How long after a burst's tasks are done the resident memory is read again. */
+const SETTLE_MS = env('SCALE_SETTLE_MS', 30_000);
 /** Invokes in each throughput measurement: the deep pool's backlog, the 100 pools' tasks, the raw client's calls. */
 const DEEP_BACKLOG = 1_000;
 const MANY_POOLS = 100;
@@ -508,12 +510,17 @@ export async function run(): Promise<Record<string, unknown>> {
           [`s${r}-%`, mark.invocationId],
         );
         const rssAfter = await rssMb(pid);
+        // And once the controller has been idle a while: V8's memory reducer gives back what the burst's garbage
+        // took only after some seconds of quiet.
+        await sleep(SETTLE_MS);
+        const rssSettled = await rssMb(pid);
         runs.push({
           readySeconds,
           rssReadyMb: rssReady,
           idleCpuPercent: idleCpu * 100,
           acceptAllSeconds: all.seconds,
           rssAfterMb: rssAfter,
+          rssSettledMb: rssSettled,
           wasted: wasted.rows[0]?.n ?? 0,
         });
         process.stderr.write(`scale: run ${r} ${JSON.stringify(runs.at(-1))}\n`);
@@ -528,6 +535,7 @@ export async function run(): Promise<Record<string, unknown>> {
       idleCpuPercent: med('idleCpuPercent'),
       rssReadyMb: med('rssReadyMb'),
       rssAfterMb: med('rssAfterMb'),
+      rssSettledMb: med('rssSettledMb'),
       wastedMax: Math.max(...runs.map((x) => x.wasted ?? 0)),
       runs,
     };

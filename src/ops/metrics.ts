@@ -49,7 +49,11 @@ export class Metrics {
     name: 'ltp_invocation_duration_seconds',
     help: 'Run time of finished invocations, from the handler start to the end (orphaned: to the last heartbeat), by outcome.',
     labelNames: ['namespace', 'pool', 'outcome'] as const,
-    buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 900],
+    // Lambda runs 900 s at most; the 3600 bucket is for memory. prom-client keeps each series' buckets in an
+    // object keyed by the bounds, and V8 stores integer keys as array elements: up to 900 that is a dense
+    // array of 901 slots, 7.6 kB per series (76 MB at 10,000 pools); a gap past 1,024 makes it a dictionary,
+    // 0.7 kB per series (measured with 10,000 series).
+    buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 900, 3600],
     registers: [this.registry],
   });
   readonly gbSeconds = new Counter({
