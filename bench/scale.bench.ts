@@ -51,6 +51,19 @@ const DEEP_BACKLOG = 1_000;
 const MANY_POOLS = 100;
 /** Raw client and controller measurements, each right after the other, in each throughput run. */
 const THROUGHPUT_PAIRS = env('SCALE_THROUGHPUT_PAIRS', 5);
+/** A throughput run's figures that are medians of its pairs (beside the raw rate, the median of all its raw measurements). */
+const THROUGHPUT_FIGURES = [
+  'deepPerSecond',
+  'manyPerSecond',
+  'deepShare',
+  'manyShare',
+  'rawCpuMsPerInvoke',
+  'deepCpuMsPerInvoke',
+  'manyCpuMsPerInvoke',
+  'rawMachineMsPerInvoke',
+  'deepMachineMsPerInvoke',
+  'manyMachineMsPerInvoke',
+];
 /** Invokes before a rate is measured, for the raw client and for the controller alike. */
 const WARM_UP_INVOKES = 200;
 
@@ -667,16 +680,7 @@ export async function run(): Promise<Record<string, unknown>> {
           const pairMed = (key: string) => median(pairs.map((x) => x[key] ?? Number.NaN));
           throughput.push({
             rawAcceptPerSecond: median(pairs.flatMap((x) => [x.rawBeforeDeep ?? Number.NaN, x.rawBeforeMany ?? Number.NaN])),
-            deepPerSecond: pairMed('deepPerSecond'),
-            manyPerSecond: pairMed('manyPerSecond'),
-            deepShare: pairMed('deepShare'),
-            manyShare: pairMed('manyShare'),
-            rawCpuMsPerInvoke: pairMed('rawCpuMsPerInvoke'),
-            deepCpuMsPerInvoke: pairMed('deepCpuMsPerInvoke'),
-            manyCpuMsPerInvoke: pairMed('manyCpuMsPerInvoke'),
-            rawMachineMsPerInvoke: pairMed('rawMachineMsPerInvoke'),
-            deepMachineMsPerInvoke: pairMed('deepMachineMsPerInvoke'),
-            manyMachineMsPerInvoke: pairMed('manyMachineMsPerInvoke'),
+            ...Object.fromEntries(THROUGHPUT_FIGURES.map((key) => [key, pairMed(key)])),
           });
           process.stderr.write(`scale: throughput run ${r} ${JSON.stringify({ ...throughput.at(-1), pairs })}\n`);
         } finally {
@@ -690,16 +694,7 @@ export async function run(): Promise<Record<string, unknown>> {
     result.throughput = {
       pairsPerRun: THROUGHPUT_PAIRS,
       rawAcceptPerSecond: tpMed('rawAcceptPerSecond'),
-      deepPerSecond: tpMed('deepPerSecond'),
-      manyPerSecond: tpMed('manyPerSecond'),
-      deepShare: tpMed('deepShare'),
-      manyShare: tpMed('manyShare'),
-      rawCpuMsPerInvoke: tpMed('rawCpuMsPerInvoke'),
-      deepCpuMsPerInvoke: tpMed('deepCpuMsPerInvoke'),
-      manyCpuMsPerInvoke: tpMed('manyCpuMsPerInvoke'),
-      rawMachineMsPerInvoke: tpMed('rawMachineMsPerInvoke'),
-      deepMachineMsPerInvoke: tpMed('deepMachineMsPerInvoke'),
-      manyMachineMsPerInvoke: tpMed('manyMachineMsPerInvoke'),
+      ...Object.fromEntries(THROUGHPUT_FIGURES.map((key) => [key, tpMed(key)])),
       runs: throughput,
     };
     return result;

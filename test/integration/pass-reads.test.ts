@@ -61,15 +61,17 @@ describe('what a dispatch pass reads (real Postgres)', function () {
       );
       const values = [pools.map((p) => p.uid), pools.map((p) => p.queue), pools.map(() => 50), pools.map(() => true), pools.map(() => 5)];
       // EXPLAIN takes no bind parameters: the arrays go in as literals, through Postgres's own quoting.
-      const literal = await client.query<{ a: string }>(
-        `SELECT format('EXECUTE snap(%L::text[], %L::text[], %L::int[], %L::boolean[], %L::int[], 60000, 600, 1000, 2000)', $1::text[], $2::text[], $3::int[], $4::boolean[], $5::int[]) AS a`,
+      const literal = await client.query<{ execute: string }>(
+        `SELECT format('EXECUTE snap(%L::text[], %L::text[], %L::int[], %L::boolean[], %L::int[], 60000, 600, 1000, 2000)', $1::text[], $2::text[], $3::int[], $4::boolean[], $5::int[]) AS execute`,
         values,
       );
+      const execute = literal.rows[0]?.execute;
+      if (!execute) throw new Error('Postgres formatted no EXECUTE statement');
       const explained = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
-        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${literal.rows[0]?.a ?? ''}`,
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${execute}`,
       );
       const plan = explained.rows[0]?.['QUERY PLAN'][0]?.Plan;
-      const rows = await client.query<{ n: number; live: unknown[] | null; backlog: number }>(literal.rows[0]?.a ?? '');
+      const rows = await client.query<{ n: number; live: unknown[] | null; backlog: number }>(execute);
       await client.query('ROLLBACK');
       await client.query('DEALLOCATE snap'); // a prepared statement outlives its transaction
       return { buffers: (plan?.['Shared Hit Blocks'] ?? 0) + (plan?.['Shared Read Blocks'] ?? 0), rows: rows.rows };
