@@ -11,7 +11,7 @@
 //   - wasted invocations.
 // Every figure is the median of SCALE_RUNS runs (default 3). Sizes come from the environment, so a quick
 // try is `SCALE_POOLS=100 SCALE_HISTORY_TASKS=100000 npm run bench scale`.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -297,9 +297,22 @@ async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<C
           : image.nodeArgs,
       // SCALE_NODE_OPTIONS: run the controller with other V8 options than the image's, to weigh them.
       env: process.env.SCALE_NODE_OPTIONS === undefined ? image.env : { ...image.env, NODE_OPTIONS: process.env.SCALE_NODE_OPTIONS },
+      // SCALE_CONTROLLER_LOG: append the controller's output to this file (say, with SCALE_NODE_ARGS='--trace-gc').
+      ...(process.env.SCALE_CONTROLLER_LOG ? { onOutput: (text: string) => void appendFile(process.env.SCALE_CONTROLLER_LOG ?? '', text) } : {}),
     },
     120_000,
   );
+}
+
+/** The controller's own count of idle memory releases (src/ops/memory-release.ts) and the memory they gave back. */
+async function memoryReleases(port: number): Promise<{ count: number; mb: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    if (line === undefined) throw new Error(`scale benchmark: the controller's /metrics has no ${name}`);
+    return Number(line.slice(name.length + 1));
+  };
+  return { count: value('ltp_controller_memory_releases_total'), mb: round(value('ltp_controller_memory_released_bytes_total') / 1e6, 1) };
 }
 
 /**
@@ -527,6 +540,8 @@ export async function run(): Promise<Record<string, unknown>> {
         // took only after some seconds of quiet.
         await sleep(SETTLE_MS);
         const rssSettled = await rssMb(pid);
+        // Read last: a scrape of 1,000 pools' series allocates megabytes of its own.
+        const released = await memoryReleases(controller.port);
         runs.push({
           readySeconds,
           rssReadyMb: rssReady,
@@ -534,6 +549,8 @@ export async function run(): Promise<Record<string, unknown>> {
           acceptAllSeconds: all.seconds,
           rssAfterMb: rssAfter,
           rssSettledMb: rssSettled,
+          memoryReleases: released.count,
+          memoryReleasedMb: released.mb,
           wasted: wasted.rows[0]?.n ?? 0,
         });
         process.stderr.write(`scale: run ${r} ${JSON.stringify(runs.at(-1))}\n`);
@@ -549,6 +566,7 @@ export async function run(): Promise<Record<string, unknown>> {
       rssReadyMb: med('rssReadyMb'),
       rssAfterMb: med('rssAfterMb'),
       rssSettledMb: med('rssSettledMb'),
+      memoryReleases: med('memoryReleases'),
       wastedMax: Math.max(...runs.map((x) => x.wasted ?? 0)),
       runs,
     };

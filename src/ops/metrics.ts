@@ -94,6 +94,16 @@ export class Metrics {
     labelNames: ['table'] as const,
     registers: [this.registry],
   });
+  readonly memoryReleases = new Counter({
+    name: 'ltp_controller_memory_releases_total',
+    help: 'Full garbage collections run to give memory back to the system once the controller went quiet after a busy spell.',
+    registers: [this.registry],
+  });
+  readonly memoryReleasedBytes = new Counter({
+    name: 'ltp_controller_memory_released_bytes_total',
+    help: 'Resident memory those collections gave back.',
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({
     name: 'ltp_leader',
     help: '1 while this replica holds the leader lease and dispatches.',

@@ -100,9 +100,10 @@ export default defineCommand({
         const tenancy = tenancyFrom(options.tenancyPolicy);
         const metrics = metricsAddress(options.metricsAddr);
         const databaseUrl = hasDatabase(command) ? databaseFrom(command).url : undefined;
-        const [{ startController, CONTROLLER_DEFAULTS, defaultIdentity }, { createLogger }] = await Promise.all([
+        const [{ startController, CONTROLLER_DEFAULTS, defaultIdentity }, { createLogger }, { startMemoryRelease }] = await Promise.all([
           import('../../controller/controller.js'),
           import('../../ops/logger.js'),
+          import('../../ops/memory-release.js'),
         ]);
         const logger = createLogger({ component: 'controller' });
         if (!databaseUrl) logger.warn('no default database: only pools with spec.database.secretRef can run');
@@ -128,8 +129,17 @@ export default defineCommand({
           secretNamespaces: options.secretNamespaces ?? [],
           logger,
         });
+        // A process-wide concern, so here and not in startController (tests run several controllers in one process).
+        const memory = startMemoryRelease({
+          logger,
+          onRelease: (freedBytes) => {
+            controller.metrics.memoryReleases.inc();
+            controller.metrics.memoryReleasedBytes.inc(freedBytes);
+          },
+        });
         await untilSignal();
         logger.info('shutting down');
+        memory.stop();
         await controller.stop();
       }),
 });
