@@ -49,7 +49,9 @@ FROM ${NODE_IMAGE} AS runtime
 # generation that grows by 20% over what survives a collection rather than V8's default, which on a large
 # machine lets garbage reach three times the live heap before the first full collection (1,000 pools: 161 MB
 # resident, was 180 to 246 MB; the controller's CPU in a 1,000-pool burst stayed within run-to-run noise).
-# dist/ is an esbuild bundle, which saves about 20 MB resident over tsc's one file per module.
+# dist/ is an esbuild bundle, which saves about 20 MB resident over tsc's one file per module. Once the
+# controller goes quiet after a busy spell it gives the spell's pages back itself (src/ops/memory-release.ts):
+# V8 alone kept them, and these flags do not make it return them.
 # --optimize-for-size was measured and left out: about 12 MB less resident at 1,000 pools, but 15 to 20%
 # fewer invokes per second from one pool.
 # Source maps are off:
