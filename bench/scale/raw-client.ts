@@ -19,6 +19,8 @@ const client = new LambdaClient({
   region: 'us-east-1',
   credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   maxAttempts: 1,
+  // As the controller's clients (src/lambda/clients.ts): the middleware stack resolved once, not per send.
+  cacheMiddleware: true,
 });
 const send = async (n: number) => {
   let next = 0;

@@ -60,6 +60,9 @@ export class LambdaClients {
         ...(credentials ? { credentials } : {}),
         // One attempt per call: retries are ours, recorded on the invocation row and paced by its class.
         maxAttempts: 1,
+        // Resolve the middleware stack once per command class, not on every send (the SDK's default clones
+        // and sorts it each time). Nothing here changes a client's middleware after it is built.
+        cacheMiddleware: true,
         requestHandler: this.requestHandler(),
       });
       this.clients.set(key, client);
