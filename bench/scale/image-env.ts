@@ -10,7 +10,7 @@ const DOCKERFILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..',
 export interface ImageRuntime {
   /** Node's flags in the ENTRYPOINT, before the script. */
   nodeArgs: string[];
-  /** NODE_OPTIONS and MALLOC_ARENA_MAX. */
+  /** NODE_OPTIONS (empty when the image sets none) and MALLOC_ARENA_MAX. */
   env: Record<string, string>;
 }
 
@@ -31,9 +31,11 @@ export async function imageRuntime(): Promise<ImageRuntime> {
   for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
     const match = new RegExp(`\\b${name}=("([^"]*)"|(\\S+))`).exec(runtime);
     const value = match?.[2] ?? match?.[3];
-    if (value === undefined)
+    // The image sets no NODE_OPTIONS: neither does the controller the benchmark runs (not the benchmark's own).
+    if (value === undefined && name === 'NODE_OPTIONS') env[name] = '';
+    else if (value === undefined)
       throw new Error(`the Dockerfile's runtime stage sets no ${name}: the benchmark cannot run the controller as the image does`);
-    env[name] = value;
+    else env[name] = value;
   }
   return { nodeArgs, env };
 }
