@@ -292,7 +292,8 @@ async function controllerFor(stack: LocalStack, namespaces: string[]): Promise<C
       databaseUrl: stack.databaseUrl,
       lambdaEndpoint: stack.lambda.endpoint,
       namespaces,
-      logLevel: 'warn',
+      // SCALE_LOG_LEVEL: the controller's log level (debug shows each memory release), with SCALE_CONTROLLER_LOG.
+      logLevel: process.env.SCALE_LOG_LEVEL ?? 'warn',
       compiled: true,
       // SCALE_CPU_PROF_DIR: write a V8 CPU profile of each controller process there (open it in Chrome's DevTools).
       nodeArgs: process.env.SCALE_CPU_PROF_DIR
