@@ -52,7 +52,8 @@ FROM ${NODE_IMAGE} AS runtime
 # collect more often (--max-semi-space-size=4 in NODE_OPTIONS, --heap-growing-percent=20): with them the
 # controller spent 0.55 ms of CPU per invoke where a bare SDK client spent 0.34 (67% of its rate), without
 # them 0.41 ms where the client spent 0.48 (89%). The price is the peak while a burst is under way: 256 MB
-# right after 1,000 pools' tasks were done (174 MB with the flags), within the chart's 512Mi limit.
+# right after 1,000 pools' tasks were done (174 MB with the flags), 371 MB at most before the release, on
+# a 24 GiB machine with no limit (in a pod, Node sizes V8's heap from the container's memory limit).
 # --optimize-for-size was measured and left out: about 12 MB less resident at 1,000 pools, but 15 to 20%
 # fewer invokes per second from one pool.
 # Source maps are off:
