@@ -30,12 +30,11 @@ export async function imageRuntime(): Promise<ImageRuntime> {
   const env: Record<string, string> = {};
   for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
     const match = new RegExp(`\\b${name}=("([^"]*)"|(\\S+))`).exec(runtime);
-    const value = match?.[2] ?? match?.[3];
-    // The image sets no NODE_OPTIONS: neither does the controller the benchmark runs (not the benchmark's own).
-    if (value === undefined && name === 'NODE_OPTIONS') env[name] = '';
-    else if (value === undefined)
+    // When the image sets no NODE_OPTIONS, neither does the controller the benchmark runs (not the benchmark's own).
+    const value = match?.[2] ?? match?.[3] ?? (name === 'NODE_OPTIONS' ? '' : undefined);
+    if (value === undefined)
       throw new Error(`the Dockerfile's runtime stage sets no ${name}: the benchmark cannot run the controller as the image does`);
-    else env[name] = value;
+    env[name] = value;
   }
   return { nodeArgs, env };
 }
