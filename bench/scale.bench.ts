@@ -656,6 +656,7 @@ export async function run(): Promise<Record<string, unknown>> {
           const measure = async (prefix: string, insert: () => Promise<unknown>) => {
             const mark = await markNow(db);
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
+            const hrStart = process.hrtime.bigint();
             await insert();
             const a = await waitFor(
               `${prefix} accepted`,
@@ -669,6 +670,21 @@ export async function run(): Promise<Record<string, unknown>> {
               100,
             );
             const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
+            // SCALE_TIMELINE: print when, from the rows' own clocks, the measurement's pass began and ended and
+            // its rows were marked (ms after the tasks went in), with the bench's monotonic clock at the start, to
+            // line it up with a CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
+            if (process.env.SCALE_TIMELINE) {
+              const t = await db.query(
+                `SELECT round(extract(epoch FROM min(created_at) - $2::timestamptz)*1000) AS first_created,
+                        round(extract(epoch FROM max(created_at) - $2::timestamptz)*1000) AS last_created,
+                        round(extract(epoch FROM min(invoked_at) - $2::timestamptz)*1000) AS first_mark,
+                        round(extract(epoch FROM max(invoked_at) - $2::timestamptz)*1000) AS last_mark,
+                        count(DISTINCT invoked_at)::int AS mark_statements
+                   FROM ltp.invocations WHERE id > $3 AND queue LIKE $1`,
+                [`${prefix}%`, mark.since, mark.invocationId],
+              );
+              process.stderr.write(`scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], hrStartUs: Number(hrStart / 1000n) })}\n`);
+            }
             return {
               perSecond: a.n / a.seconds,
               cpuMsPerInvoke: ((cpuAfter - cpuBefore) * 1000) / a.n,

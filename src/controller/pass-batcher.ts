@@ -20,6 +20,16 @@ type Accepted = ReadonlyArray<{ id: number; requestId?: string }>;
  */
 const STALLS = { stallMs: 250, maxConcurrent: 4 };
 
+/**
+ * Rows Lambda accepted are marked once no invoke is under way, or after this long. A hundred pools woken
+ * together (ten invokes each) then mark their rows in one statement when the burst's last invoke is answered,
+ * instead of one statement every few passes while the rest of the burst invokes on the same cores (measured:
+ * 17 to 23 statements per burst before, 1 after; the burst's share of the raw accept rate went from about
+ * 0.70 to 0.78, medians of 8 bursts each). A row not yet marked is still `created`: its worker may already
+ * start it, and no pass invokes it again before reinvokeGraceMs.
+ */
+const MARK_HOLD_MS = 1_000;
+
 export interface PassBatcherOptions {
   invoker: Invoker;
   options: DispatchPassOptions;
@@ -82,6 +92,20 @@ export class PassBatcher {
     }
   }
 
+  /** Runs `start` once no invoke is in flight or waiting, or MARK_HOLD_MS from now, whichever comes first. */
+  private afterInvokes(start: () => void): void {
+    let started = false;
+    const go = () => {
+      if (started) return;
+      started = true;
+      clearTimeout(timer);
+      // After the last answer's own continuation (its pass hands in its rows in the same turn).
+      setImmediate(start);
+    };
+    const timer = setTimeout(go, MARK_HOLD_MS);
+    void this.deps.invoker.idle().then(go);
+  }
+
   private marksFor(database: Database): Coalescer<Accepted, void> {
     let coalescer = this.marks.get(database);
     if (!coalescer) {
@@ -90,7 +114,7 @@ export class PassBatcher {
           await markInvoked(database.db, batches.flat());
           return batches.map(() => ({ ok: true, value: undefined }));
         },
-        { maxBatch: 1_000, ...STALLS },
+        { maxBatch: 1_000, ...STALLS, defer: (start) => this.afterInvokes(start) },
       );
       this.marks.set(database, coalescer);
     }

@@ -35,6 +35,8 @@ export interface Invoker {
   invokeBatch(target: InvokeTarget, ids: readonly number[]): Promise<InvokeResult[]>;
   /** Invoke calls in flight or waiting for a slot. */
   inFlight(): number;
+  /** Resolves once no invoke call is in flight or waiting. */
+  idle(): Promise<void>;
   /** The clients the invoker uses, shared with the function-settings guard. */
   readonly clients: LambdaClients;
   readonly defaultRegion: string;
@@ -61,6 +63,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
     clients,
     defaultRegion: options.defaultRegion,
     inFlight: () => slots.busy,
+    idle: () => slots.idle(),
     async invokeBatch(fn, ids) {
       const client = clients.client(regionOf(fn) ?? options.defaultRegion, fn.roleArn);
       const results: InvokeResult[] = [];

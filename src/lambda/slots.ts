@@ -3,7 +3,11 @@
 /** A counting semaphore: at most `size` holders at once, the rest wait in arrival order. */
 export class Slots {
   private held = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** Waiters in arrival order; `head` is the next one, so taking it is O(1) however many wait (a deep pool queues a thousand). */
+  private waiting: Array<() => void> = [];
+  private head = 0;
+  /** Resolved when the slots next fall idle; one promise for every caller, so callers that give up on it leave nothing behind. */
+  private nextIdle?: { promise: Promise<void>; resolve: () => void };
 
   constructor(private readonly size: number) {}
 
@@ -17,12 +21,35 @@ export class Slots {
 
   /** Holders and waiters: calls in flight or about to be. */
   get busy(): number {
-    return this.held + this.waiting.length;
+    return this.held + this.waiting.length - this.head;
   }
 
   release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.held -= 1;
+    const next = this.waiting[this.head];
+    if (next) {
+      this.head += 1;
+      if (this.head === this.waiting.length) {
+        this.waiting = [];
+        this.head = 0;
+      }
+      next();
+      return;
+    }
+    this.held -= 1;
+    if (this.held === 0 && this.nextIdle) {
+      this.nextIdle.resolve();
+      this.nextIdle = undefined;
+    }
+  }
+
+  /** Resolves once no call holds or waits for a slot (at once if none does). */
+  idle(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve();
+    if (!this.nextIdle) {
+      let resolve = () => {};
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.nextIdle = { promise, resolve };
+    }
+    return this.nextIdle.promise;
   }
 }

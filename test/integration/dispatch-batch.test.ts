@@ -115,6 +115,31 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     expect([...decidedAt], 'the decision times of the batch').to.have.length(1);
   });
 
+  it('marks the rows of a burst of passes in one statement once its last invoke is answered, not one per pass', async () => {
+    // Few slots, so that the passes' invokes are answered one pass after another, as in a burst of a hundred pools.
+    const narrow = createInvoker({
+      defaultRegion: 'us-east-1',
+      endpoint: runtime.endpoint,
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      parallelism: 2,
+    });
+    try {
+      const batcher = new PassBatcher({ invoker: narrow, options: OPTIONS, maxBatch: 256 });
+      const pools = Array.from({ length: 10 }, (_, i) => poolFor(`burst${i}`, { tasksPerInvocation: 1 }));
+      for (const pool of pools) await enqueue(pool.spec.queue, 5);
+      const results = await Promise.all(pools.map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })));
+      expect(results.map((r) => (r as DispatchPassResult).invoke.accepted)).to.deep.equal(pools.map(() => 5));
+      const marked = await t.db.query<{ pending: number; at: number }>(
+        `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(DISTINCT invoked_at)::int AS at
+           FROM ltp.invocations WHERE pool_uid = ANY($1::text[])`,
+        [pools.map((p) => p.meta.uid)],
+      );
+      expect(marked.rows[0], 'all 50 rows marked accepted, by one statement (one invoked_at)').to.deep.equal({ pending: 50, at: 1 });
+    } finally {
+      narrow.close();
+    }
+  });
+
   it('leaves a pool whose lock another session holds to that session (busy) and dispatches the rest of its batch', async () => {
     const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
     const held = poolFor('held');
