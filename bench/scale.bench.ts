@@ -6,8 +6,8 @@
 //   - N pools applied -> all Ready=True; controller RSS; controller CPU with N idle pools;
 //   - one task into each of N queues at once -> every invocation accepted (Invoke answered 202);
 //   - the same at 10x pools (Ready, RSS, idle CPU);
-//   - dispatch throughput of one pool with a deep backlog and of 100 pools at once, each against the local
-//     runtime's raw accept rate measured right before it;
+//   - dispatch throughput of one pool with a deep backlog and of 100 pools at once, each from the tasks'
+//     commit, against the local runtime's raw accept rate measured right before and right after it;
 //   - wasted invocations.
 // Every figure is the median of SCALE_RUNS runs (default 3). Sizes come from the environment, so a quick
 // try is `SCALE_POOLS=100 SCALE_HISTORY_TASKS=100000 npm run bench scale`.
@@ -50,13 +50,17 @@ const SETTLE_MS = env('SCALE_SETTLE_MS', 30_000);
 const DEEP_BACKLOG = 1_000;
 const MANY_POOLS = 100;
 /** Raw client and controller measurements, each right after the other, in each throughput run. */
-const THROUGHPUT_PAIRS = env('SCALE_THROUGHPUT_PAIRS', 5);
+const THROUGHPUT_PAIRS = env('SCALE_THROUGHPUT_PAIRS', 8);
 /** A throughput run's figures that are medians of its pairs (beside the raw rate, the median of all its raw measurements). */
 const THROUGHPUT_FIGURES = [
   'deepPerSecond',
   'manyPerSecond',
   'deepShare',
   'manyShare',
+  'deepShareFromInsert',
+  'manyShareFromInsert',
+  'insertMs',
+  'controllerCpuMsDuringRaw',
   'rawCpuMsPerInvoke',
   'deepCpuMsPerInvoke',
   'manyCpuMsPerInvoke',
@@ -610,9 +614,9 @@ export async function run(): Promise<Record<string, unknown>> {
     };
 
     // Throughput: scale-noop accepts but never runs (reserved concurrency 0), so the controller alone is
-    // measured. Each measurement of the controller (1,000 invokes, by a deep pool or by 100 pools) comes right
-    // after a measurement of the raw client (1,000 invokes too), and its share is taken against that one: the
-    // rates of this machine drift by a third within minutes, a pair taken a second apart does not. A pool
+    // measured. Each measurement of the controller (1,000 invokes, by a deep pool or by 100 pools) sits between
+    // two measurements of the raw client (1,000 invokes too), and its share is taken against their mean: the
+    // rates of this machine drift by a third within minutes, measurements a second apart much less. A pool
     // whose invocations never end dispatches only once, so each pair has pools of its own.
     const throughput: Array<Record<string, number>> = [];
     for (let r = 1; r <= RUNS; r += 1) {
@@ -652,12 +656,25 @@ export async function run(): Promise<Record<string, unknown>> {
             20,
           );
           const pid = controller.child.pid ?? 0;
-          /** Inserts the tasks, waits until every invocation of `prefix` is accepted: rate, controller and machine CPU per invoke. */
-          const measure = async (prefix: string, insert: () => Promise<unknown>) => {
+          /**
+           * Inserts the tasks (`insert`: an INSERT statement and its parameters), waits until every invocation of
+           * `prefix` is accepted: the rate from the tasks' commit and from before their insert, controller and
+           * machine CPU per invoke.
+           */
+          const measure = async (prefix: string, insert: { sql: string; params: unknown[] }) => {
             const mark = await markNow(db);
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
             const hrStart = process.hrtime.bigint();
-            await insert();
+            // The controller's clock starts when the tasks exist: the statement reads the database clock once its
+            // rows are written, right before it commits (and notifies). That is a little before the commit, never
+            // after it. The insert itself (1,000 rows, 10 to 20 ms here) is the benchmark's work, not the
+            // controller's, as the raw client's clock does not include making up its calls either.
+            const inserted = await db.query<{ committing: string }>(
+              `WITH t AS (${insert.sql} RETURNING 1) SELECT clock_timestamp()::text AS committing, count(*) FROM t`,
+              insert.params,
+            );
+            const committing = inserted.rows[0]?.committing;
+            if (!committing) throw new Error('scale benchmark: the tasks insert returned no clock');
             const a = await waitFor(
               `${prefix} accepted`,
               async () => {
@@ -670,66 +687,106 @@ export async function run(): Promise<Record<string, unknown>> {
               100,
             );
             const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
+            const insertSeconds =
+              (
+                await db.query<{ s: number }>(`SELECT extract(epoch FROM $1::timestamptz - $2::timestamptz)::float8 AS s`, [
+                  committing,
+                  mark.since,
+                ])
+              ).rows[0]?.s ?? Number.NaN;
             // SCALE_TIMELINE: print when, from the rows' own clocks, the measurement's pass began and ended and
             // its rows were marked (ms after the tasks went in), with the bench's monotonic clock at the start, to
             // line it up with a CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
             if (process.env.SCALE_TIMELINE) {
               const t = await db.query(
-                `SELECT round(extract(epoch FROM min(created_at) - $2::timestamptz)*1000) AS first_created,
+                `SELECT round(extract(epoch FROM $4::timestamptz - $2::timestamptz)*1000) AS committed,
+                        round(extract(epoch FROM min(created_at) - $2::timestamptz)*1000) AS first_created,
                         round(extract(epoch FROM max(created_at) - $2::timestamptz)*1000) AS last_created,
                         round(extract(epoch FROM min(invoked_at) - $2::timestamptz)*1000) AS first_mark,
                         round(extract(epoch FROM max(invoked_at) - $2::timestamptz)*1000) AS last_mark,
                         count(DISTINCT invoked_at)::int AS mark_statements
                    FROM ltp.invocations WHERE id > $3 AND queue LIKE $1`,
-                [`${prefix}%`, mark.since, mark.invocationId],
+                [`${prefix}%`, mark.since, mark.invocationId, committing],
               );
-              process.stderr.write(`scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], hrStartUs: Number(hrStart / 1000n) })}\n`);
+              // When the local runtime accepted the measurement's invokes (its clock is the machine's, as the database's).
+              const since = mark.since.getTime();
+              const acceptedAt = stack.lambda
+                .events('scale-noop')
+                .map((e) => e.acceptedAt - since)
+                .filter((ms) => ms >= 0 && ms <= a.seconds * 1000 + 5);
+              const accepts = { first_accept: Math.min(...acceptedAt), last_accept: Math.max(...acceptedAt), accepts: acceptedAt.length };
+              process.stderr.write(
+                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, hrStartUs: Number(hrStart / 1000n) })}\n`,
+              );
             }
             return {
-              perSecond: a.n / a.seconds,
+              perSecond: a.n / (a.seconds - insertSeconds),
+              perSecondFromInsert: a.n / a.seconds,
+              insertMs: insertSeconds * 1000,
               cpuMsPerInvoke: ((cpuAfter - cpuBefore) * 1000) / a.n,
               machineMsPerInvoke: ((machineAfter - machineBefore) * 1000) / a.n,
             };
           };
-          /** The raw client's rate, with the machine's CPU per invoke over it. */
+          /**
+           * The raw client's rate, after a second for the controller to finish what its last measurement left
+           * (status writes), with the machine's CPU and the controller's own CPU over it (which should be near 0).
+           */
           const rawMeasure = async () => {
-            const machineBefore = await machineBusySeconds();
+            await sleep(1_000);
+            const [machineBefore, controllerBefore] = [await machineBusySeconds(), await cpuSeconds(pid)];
             const out = await raw.rate(DEEP_BACKLOG);
-            return { ...out, machineMsPerInvoke: (((await machineBusySeconds()) - machineBefore) * 1000) / DEEP_BACKLOG };
+            return {
+              ...out,
+              machineMsPerInvoke: (((await machineBusySeconds()) - machineBefore) * 1000) / DEEP_BACKLOG,
+              controllerCpuMs: ((await cpuSeconds(pid)) - controllerBefore) * 1000,
+            };
           };
+          // Each controller measurement is taken against the raw rates measured right before and right after it
+          // (their mean): the machine's rate drifts by a third within minutes, and a rate taken on one side only
+          // carried that drift into every share. The raw measurement after one is the one before the next.
           const pairs: Array<Record<string, number>> = [];
+          let rawBefore = await rawMeasure();
           for (let pair = 0; pair < THROUGHPUT_PAIRS; pair += 1) {
-            await sleep(1_000);
-            const rawDeep = await rawMeasure();
-            const deep = await measure(`tp${r}-${pair}-deep`, () =>
-              db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [`tp${r}-${pair}-deep`, DEEP_BACKLOG]),
-            );
-            await sleep(1_000);
-            const rawMany = await rawMeasure();
-            const many = await measure(`tp${r}-${pair}-many-`, () =>
-              db.query(
-                `INSERT INTO ltp.tasks (queue) SELECT 'tp' || $1 || '-' || $2 || '-many-' || (1 + g % $3) FROM generate_series(0, $4 - 1) g`,
-                [r, pair, MANY_POOLS, DEEP_BACKLOG],
-              ),
-            );
+            const deepRaw = rawBefore;
+            const deep = await measure(`tp${r}-${pair}-deep`, {
+              sql: `INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`,
+              params: [`tp${r}-${pair}-deep`, DEEP_BACKLOG],
+            });
+            const manyRaw = await rawMeasure();
+            const many = await measure(`tp${r}-${pair}-many-`, {
+              sql: `INSERT INTO ltp.tasks (queue) SELECT 'tp' || $1 || '-' || $2 || '-many-' || (1 + g % $3) FROM generate_series(0, $4 - 1) g`,
+              params: [r, pair, MANY_POOLS, DEEP_BACKLOG],
+            });
+            rawBefore = await rawMeasure();
+            const deepRawRate = (deepRaw.perSecond + manyRaw.perSecond) / 2;
+            const manyRawRate = (manyRaw.perSecond + rawBefore.perSecond) / 2;
             pairs.push({
-              rawBeforeDeep: rawDeep.perSecond,
+              rawBeforeDeep: deepRaw.perSecond,
+              rawBeforeMany: manyRaw.perSecond,
+              rawAfterMany: rawBefore.perSecond,
               deepPerSecond: deep.perSecond,
-              deepShare: deep.perSecond / rawDeep.perSecond,
-              rawBeforeMany: rawMany.perSecond,
+              deepShare: deep.perSecond / deepRawRate,
               manyPerSecond: many.perSecond,
-              manyShare: many.perSecond / rawMany.perSecond,
-              rawCpuMsPerInvoke: (rawDeep.cpuMsPerInvoke + rawMany.cpuMsPerInvoke) / 2,
+              manyShare: many.perSecond / manyRawRate,
+              // The shares as this benchmark took them up to 0665947: from before the insert, against the raw rate before only.
+              deepShareFromInsert: deep.perSecondFromInsert / deepRaw.perSecond,
+              manyShareFromInsert: many.perSecondFromInsert / manyRaw.perSecond,
+              insertMs: (deep.insertMs + many.insertMs) / 2,
+              controllerCpuMsDuringRaw: Math.max(manyRaw.controllerCpuMs, rawBefore.controllerCpuMs),
+              rawCpuMsPerInvoke: (deepRaw.cpuMsPerInvoke + manyRaw.cpuMsPerInvoke) / 2,
               deepCpuMsPerInvoke: deep.cpuMsPerInvoke,
               manyCpuMsPerInvoke: many.cpuMsPerInvoke,
-              rawMachineMsPerInvoke: (rawDeep.machineMsPerInvoke + rawMany.machineMsPerInvoke) / 2,
+              rawMachineMsPerInvoke: (deepRaw.machineMsPerInvoke + manyRaw.machineMsPerInvoke) / 2,
               deepMachineMsPerInvoke: deep.machineMsPerInvoke,
               manyMachineMsPerInvoke: many.machineMsPerInvoke,
             });
           }
           const pairMed = (key: string) => median(pairs.map((x) => x[key] ?? Number.NaN));
           throughput.push({
-            rawAcceptPerSecond: median(pairs.flatMap((x) => [x.rawBeforeDeep ?? Number.NaN, x.rawBeforeMany ?? Number.NaN])),
+            rawAcceptPerSecond: median([
+              ...pairs.flatMap((x) => [x.rawBeforeDeep ?? Number.NaN, x.rawBeforeMany ?? Number.NaN]),
+              pairs.at(-1)?.rawAfterMany ?? Number.NaN,
+            ]),
             ...Object.fromEntries(THROUGHPUT_FIGURES.map((key) => [key, pairMed(key)])),
           });
           process.stderr.write(`scale: throughput run ${r} ${JSON.stringify({ ...throughput.at(-1), pairs })}\n`);
