@@ -6,6 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { Sha256 } from './sha256.ts';
 
 interface TemporaryCredentials {
   accessKeyId: string;
@@ -63,6 +64,8 @@ export class LambdaClients {
         // Resolve the middleware stack once per command class, not on every send (the SDK's default clones
         // and sorts it each time). Nothing here changes a client's middleware after it is built.
         cacheMiddleware: true,
+        // Request signing with each HMAC key imported once, not on every call (sha256.ts).
+        sha256: Sha256,
         requestHandler: this.requestHandler(),
       });
       this.clients.set(key, client);
@@ -77,6 +80,7 @@ export class LambdaClients {
         region,
         ...(this.options.stsEndpoint ? { endpoint: this.options.stsEndpoint } : {}),
         ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+        sha256: Sha256,
         requestHandler: this.requestHandler(),
       });
       this.sts.set(region, sts);
