@@ -4,8 +4,8 @@
 // (10.7 µs per HMAC in a microbenchmark, against 2.1 µs with a KeyObject or a string key; in the controller's
 // CPU profile of a burst, the import functions took about 30 µs per invoke of the 400 µs an invoke costs).
 // This keeps the imported key beside the array it came from and uses it while the array still holds the same
-// bytes. Everything else is the SDK's own
-// Sha256 (@smithy/core/checksum): the same digests, and a plain hash may be digested and then updated further.
+// bytes. Everything else is as the SDK's own Sha256 (@smithy/core/checksum): the same digests, and a plain
+// hash may be digested and then updated further.
 import { createHash, createHmac, createSecretKey, type Hash, type Hmac, type KeyObject } from 'node:crypto';
 
 type Source = string | ArrayBuffer | ArrayBufferView;
