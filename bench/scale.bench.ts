@@ -32,7 +32,7 @@ import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/s
 import { queueTaskCounts } from '../src/store/task-store.ts';
 import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
 import { imageRuntime } from './scale/image-env.ts';
-import { cpuSeconds, cpuShare, machineBusySeconds, rssMb } from './scale/process-stats.ts';
+import { cpuSeconds, cpuShare, machineBusySeconds, rssMb, untilQuiet } from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -67,6 +67,8 @@ const THROUGHPUT_FIGURES = [
   'rawMachineMsPerInvoke',
   'deepMachineMsPerInvoke',
   'manyMachineMsPerInvoke',
+  'quietWaitMs',
+  'notQuiet',
 ];
 /**
  * Invokes before a rate is measured, for the raw client and for the controller alike, each a new process in
@@ -381,7 +383,11 @@ function startRawClient(stack: LocalStack): RawClient {
       'scale-noop',
       '32',
     ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      // SCALE_RAW_NODE_OPTIONS: run the raw client with these Node options (say, a CPU profile to set beside the controller's).
+      ...(process.env.SCALE_RAW_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: process.env.SCALE_RAW_NODE_OPTIONS } } : {}),
+    },
   );
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -662,6 +668,7 @@ export async function run(): Promise<Record<string, unknown>> {
            * machine CPU per invoke.
            */
           const measure = async (prefix: string, insert: { sql: string; params: unknown[] }) => {
+            const quietMs = await untilQuiet(pid);
             const mark = await markNow(db);
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
             const hrStart = process.hrtime.bigint();
@@ -725,20 +732,39 @@ export async function run(): Promise<Record<string, unknown>> {
               insertMs: insertSeconds * 1000,
               cpuMsPerInvoke: ((cpuAfter - cpuBefore) * 1000) / a.n,
               machineMsPerInvoke: ((machineAfter - machineBefore) * 1000) / a.n,
+              quietMs,
             };
           };
           /**
-           * The raw client's rate, after a second for the controller to finish what its last measurement left
-           * (status writes), with the machine's CPU and the controller's own CPU over it (which should be near 0).
+           * The raw client's rate, once the controller has finished what its last measurement left and the
+           * machine is quiet, with the machine's CPU and the controller's own CPU over it (which should be near
+           * 0). A fixed second was not enough: after 100 pools' burst their status writes (database reads, status
+           * patches, events) kept the controller busy for about a second more, and the raw client measured
+           * during them got a third less of the machine (1,400 to 1,700 invokes/s against 2,300 to 2,600 after
+           * the deep pool's burst), which flattered the controller's share of the mean.
            */
           const rawMeasure = async () => {
-            await sleep(1_000);
+            const quietMs = await untilQuiet(pid);
             const [machineBefore, controllerBefore] = [await machineBusySeconds(), await cpuSeconds(pid)];
+            const wallStart = Date.now();
+            const hrStart = process.hrtime.bigint();
             const out = await raw.rate(DEEP_BACKLOG);
+            if (process.env.SCALE_TIMELINE) {
+              // When the local runtime accepted the raw client's invokes, on the timeline's terms (ms after the start).
+              const acceptedAt = stack.lambda
+                .events('scale-noop')
+                .map((e) => e.acceptedAt - wallStart)
+                .filter((ms) => ms >= 0 && ms <= Date.now() - wallStart);
+              const accepts = { first_accept: Math.min(...acceptedAt), last_accept: Math.max(...acceptedAt), accepts: acceptedAt.length };
+              process.stderr.write(
+                `scale: timeline raw ${JSON.stringify({ ...accepts, perSecond: Math.round(out.perSecond), hrStartUs: Number(hrStart / 1000n) })}\n`,
+              );
+            }
             return {
               ...out,
               machineMsPerInvoke: (((await machineBusySeconds()) - machineBefore) * 1000) / DEEP_BACKLOG,
               controllerCpuMs: ((await cpuSeconds(pid)) - controllerBefore) * 1000,
+              quietMs,
             };
           };
           // Each controller measurement is taken against the raw rates measured right before and right after it
@@ -779,6 +805,9 @@ export async function run(): Promise<Record<string, unknown>> {
               rawMachineMsPerInvoke: (deepRaw.machineMsPerInvoke + manyRaw.machineMsPerInvoke) / 2,
               deepMachineMsPerInvoke: deep.machineMsPerInvoke,
               manyMachineMsPerInvoke: many.machineMsPerInvoke,
+              // How long the pair waited for a quiet machine before a measurement, at most (negative: it never was).
+              quietWaitMs: Math.max(...[deep, manyRaw, many, rawBefore].map((m) => Math.abs(m.quietMs))),
+              notQuiet: [deep, manyRaw, many, rawBefore].filter((m) => m.quietMs < 0).length,
             });
           }
           const pairMed = (key: string) => median(pairs.map((x) => x[key] ?? Number.NaN));

@@ -32,3 +32,22 @@ export async function machineBusySeconds(): Promise<number> {
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
   return (user + nice + system + irq + softirq + steal) / 100;
 }
+
+/**
+ * Waits until the machine is quiet: over the last `windowMs` it used less than `cores` of its cores, and the
+ * process `pid` (the controller) at most one clock tick. Returns how long that took; after `maxMs` it returns
+ * anyway, with a negative figure, so a machine that never quiets shows in the results instead of hanging them.
+ */
+export async function untilQuiet(pid: number, options: { windowMs?: number; cores?: number; maxMs?: number } = {}): Promise<number> {
+  const { windowMs = 250, cores = 0.3, maxMs = 15_000 } = options;
+  const started = performance.now();
+  for (;;) {
+    const [machine, own] = [await machineBusySeconds(), await cpuSeconds(pid)];
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const busy = (await machineBusySeconds()) - machine;
+    const ownBusy = (await cpuSeconds(pid)) - own;
+    const waited = performance.now() - started;
+    if (busy < (cores * windowMs) / 1000 && ownBusy <= 0.01) return waited;
+    if (waited > maxMs) return -waited;
+  }
+}
