@@ -4,14 +4,14 @@
 // one statement for many passes. Each pass then invokes its own rows through the invoker's shared slots.
 // A thousand pools woken at once cost a handful of transactions, not a thousand.
 import { isDatabaseUnavailable } from '../store/db.ts';
-import { markInvoked } from '../store/invocation-store.ts';
+import { markInvoked, type AcceptedInvoke } from '../store/invocation-store.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import { Coalescer, type Settled } from './coalescer.ts';
 import type { Database } from './databases.ts';
 import { completePass, type DispatchPassResult, type PassInvokeInput } from './dispatch-pass.ts';
 import { actOnPools, type ActedPass, type DispatchPassOptions, type PoolPassInput } from './pass-act.ts';
 
-type Accepted = ReadonlyArray<{ id: number; requestId?: string }>;
+type Accepted = readonly AcceptedInvoke[];
 
 /**
  * A batch normally takes a few to tens of ms. One that waits on a row or a lock (a worker's transaction, a
@@ -26,7 +26,8 @@ const STALLS = { stallMs: 250, maxConcurrent: 4 };
  * instead of one statement every few passes while the rest of the burst invokes on the same cores (measured:
  * 17 to 23 statements per burst before, 1 after; the burst's share of the raw accept rate went from about
  * 0.70 to 0.78, medians of 8 bursts each). A row not yet marked is still `created`: its worker may already
- * start it, and no pass invokes it again before reinvokeGraceMs.
+ * start it, and no pass invokes it again before reinvokeGraceMs. Each row's invoked_at is still the moment
+ * its own invoke was answered (markInvoked), not the moment of the statement.
  */
 const MARK_HOLD_MS = 1_000;
 

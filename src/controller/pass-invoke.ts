@@ -5,7 +5,7 @@ import type { InvokeFailure } from '../lambda/errors.ts';
 import type { InvokeTarget, Invoker } from '../lambda/invoker.ts';
 import { invokeRetryDelayMs } from '../planner/invoke-retry.ts';
 import type { Db } from '../store/db.ts';
-import { deferInvoke, endInvocations, markRejected, type LiveInvocation } from '../store/invocation-store.ts';
+import { deferInvoke, endInvocations, markRejected, type AcceptedInvoke, type LiveInvocation } from '../store/invocation-store.ts';
 import type { ActedPass } from './pass-act.ts';
 
 export interface InvokeOutcomes {
@@ -16,7 +16,7 @@ export interface InvokeOutcomes {
 }
 
 /** Records rows Lambda accepted (created -> pending); passes of many pools may share one statement. */
-export type MarkInvoked = (accepted: ReadonlyArray<{ id: number; requestId?: string }>) => Promise<void>;
+export type MarkInvoked = (accepted: readonly AcceptedInvoke[]) => Promise<void>;
 
 export interface InvokeActedArgs {
   db: Db;
@@ -89,14 +89,14 @@ async function invokeRows(args: {
   markInvoked: MarkInvoked;
 }): Promise<InvokeOutcomes> {
   const outcomes: InvokeOutcomes = { accepted: 0 };
-  const accepted: Array<{ id: number; requestId?: string }> = [];
+  const accepted: AcceptedInvoke[] = [];
   const deferred: Array<{ id: number; delayMs: number; attempted: boolean }> = [];
   for (const target of args.targets) {
     if (target.ids.length === 0) continue;
     const results = await args.invoker.invokeBatch(target.fn, target.ids);
     for (const result of results) {
       if (result.accepted) {
-        accepted.push({ id: result.id, requestId: result.requestId });
+        accepted.push({ id: result.id, requestId: result.requestId, acceptedAt: result.acceptedAt });
         continue;
       }
       if (result.failure.kind === 'rejected' && result.sent) {

@@ -8,7 +8,8 @@ import { Slots } from './slots.ts';
 import { classifyInvokeError, type InvokeFailure } from './errors.ts';
 
 export type InvokeResult =
-  | { id: number; accepted: true; requestId?: string }
+  /** `acceptedAt`: when Lambda's answer arrived, on the process's monotonic clock (performance.now()). */
+  | { id: number; accepted: true; requestId?: string; acceptedAt: number }
   /** `sent` is false for rows not sent at all because an earlier call of the batch was throttled or rejected. */
   | { id: number; accepted: false; sent: boolean; failure: InvokeFailure };
 
@@ -84,7 +85,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
                 Payload: Buffer.from(workerEventPayload(id)),
               }),
             );
-            results.push({ id, accepted: true, requestId: out.$metadata.requestId });
+            results.push({ id, accepted: true, requestId: out.$metadata.requestId, acceptedAt: performance.now() });
           } catch (error) {
             const failure = classifyInvokeError(error);
             // A throttle or a rejection will answer the rest of this batch the same way: don't send them.

@@ -163,24 +163,44 @@ export async function recentWorkerOutcomes(
   return result.rows;
 }
 
+/** An Invoke call Lambda answered 202. */
+export interface AcceptedInvoke {
+  id: number;
+  requestId?: string;
+  /** When the answer arrived, on this process's monotonic clock (performance.now()); now when absent. */
+  acceptedAt?: number;
+}
+
 /**
  * The Invoke calls answered 202: created -> pending, in one statement. A worker may already have moved a
  * row on, even finished it; then only when it was invoked and its request id are recorded.
+ *
+ * `invoked_at` is when Lambda answered, not when the row is marked: rows are marked in one statement once a
+ * burst's invokes are answered (pass-batcher.ts), up to a second after the first answer, and a start delay
+ * taken from the marking time read short, even negative. Each row's time is the database's clock at this
+ * statement less how long ago its answer came on this process's monotonic clock, so the controller's and the
+ * database's clocks need not agree.
  */
-export async function markInvoked(db: Queryable, accepted: ReadonlyArray<{ id: number; requestId?: string }>): Promise<void> {
+export async function markInvoked(db: Queryable, accepted: readonly AcceptedInvoke[]): Promise<void> {
   if (accepted.length === 0) return;
+  const now = performance.now();
   await db.query({
     name: 'ltp_mark_invoked',
     text: `UPDATE ltp.invocations i
         SET status = CASE WHEN i.status = 'created' THEN 'pending'::ltp.invocation_status ELSE i.status END,
-            invoked_at = COALESCE(i.invoked_at, now()), request_id = COALESCE(a.request_id, i.request_id),
+            invoked_at = COALESCE(i.invoked_at, statement_timestamp() - make_interval(secs => a.age_ms / 1000)),
+            request_id = COALESCE(a.request_id, i.request_id),
             invoke_attempts = i.invoke_attempts + 1,
             -- A deferred invoke's error is cleared; a worker's or the sweep's verdict on an ended row is kept.
             error_code = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_code END,
             error_message = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_message END
-       FROM unnest($1::bigint[], $2::text[]) AS a(id, request_id)
+       FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS a(id, request_id, age_ms)
       WHERE i.id = a.id`,
-    values: [accepted.map((a) => a.id), accepted.map((a) => a.requestId ?? null)],
+    values: [
+      accepted.map((a) => a.id),
+      accepted.map((a) => a.requestId ?? null),
+      accepted.map((a) => (a.acceptedAt === undefined ? 0 : Math.max(0, now - a.acceptedAt))),
+    ],
   });
 }
 

@@ -129,12 +129,34 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
       for (const pool of pools) await enqueue(pool.spec.queue, 5);
       const results = await Promise.all(pools.map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })));
       expect(results.map((r) => (r as DispatchPassResult).invoke.accepted)).to.deep.equal(pools.map(() => 5));
-      const marked = await t.db.query<{ pending: number; at: number }>(
-        `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(DISTINCT invoked_at)::int AS at
+      // One statement is one transaction here: the rows it updated carry its transaction id (xmin).
+      const marked = await t.db.query<{ pending: number; statements: number }>(
+        `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(DISTINCT xmin::text)::int AS statements
            FROM ltp.invocations WHERE pool_uid = ANY($1::text[])`,
         [pools.map((p) => p.meta.uid)],
       );
-      expect(marked.rows[0], 'all 50 rows marked accepted, by one statement (one invoked_at)').to.deep.equal({ pending: 50, at: 1 });
+      expect(marked.rows[0], 'all 50 rows marked accepted, by one statement').to.deep.equal({ pending: 50, statements: 1 });
+
+      // Yet each row's invoked_at is when Lambda accepted its own call, not when the statement ran (after the
+      // last answer): set beside the local runtime's own record of when it accepted each request.
+      const rows = await t.db.query<{ request_id: string; invoked_ms: number }>(
+        `SELECT request_id, extract(epoch FROM invoked_at)::float8 * 1000 AS invoked_ms
+           FROM ltp.invocations WHERE pool_uid = ANY($1::text[])`,
+        [pools.map((p) => p.meta.uid)],
+      );
+      const acceptedAt = new Map(runtime.events('parked').map((e) => [e.requestId, e.acceptedAt]));
+      const pairs = rows.rows.map((r) => {
+        const accepted = acceptedAt.get(r.request_id);
+        if (accepted === undefined) throw new Error(`the runtime has no record of request ${r.request_id}`);
+        return { invoked: r.invoked_ms, accepted };
+      });
+      const lastAccepted = Math.max(...pairs.map((p) => p.accepted));
+      const firstAccepted = Math.min(...pairs.map((p) => p.accepted));
+      expect(lastAccepted - firstAccepted, 'the 50 invokes, 2 at a time, were accepted over some time').to.be.above(20);
+      expect(Math.min(...pairs.map((p) => p.invoked)), 'the first row invoked before the last call was accepted').to.be.below(lastAccepted);
+      for (const p of pairs) {
+        expect(p.invoked - p.accepted, "a row's invoked_at, ms after the runtime accepted its call").to.be.within(-5, 250);
+      }
     } finally {
       narrow.close();
     }
