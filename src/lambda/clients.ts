@@ -45,6 +45,10 @@ export class LambdaClients {
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
       requestTimeout: this.options.requestTimeoutMs ?? 10_000,
+      // The SDK's HTTP handler only logs a warning when a request outlives requestTimeout unless told to give
+      // it up: an endpoint that takes the connection and never answers then held an invoke slot for ever,
+      // and a few such calls stopped every pool's dispatch (test/integration/invoke-timeouts.test.ts).
+      throwOnRequestTimeout: true,
       connectionTimeout: 5_000,
     };
   }
