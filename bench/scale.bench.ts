@@ -701,17 +701,20 @@ export async function run(): Promise<Record<string, unknown>> {
                   mark.since,
                 ])
               ).rows[0]?.s ?? Number.NaN;
-            // SCALE_TIMELINE: print when, from the rows' own clocks, the measurement's pass began and ended and
-            // its rows were marked (ms after the tasks went in), with the bench's monotonic clock at the start, to
-            // line it up with a CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
+            // SCALE_TIMELINE: print when, from the rows' own clocks (ms after the tasks went in), the measurement's
+            // first pass began (its decision's transaction), its rows were inserted, Lambda's answers came
+            // (invoked_at) and in how many statements the rows were marked, with the bench's monotonic clock at
+            // the start, to line it up with a CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
             if (process.env.SCALE_TIMELINE) {
               const t = await db.query(
                 `SELECT round(extract(epoch FROM $4::timestamptz - $2::timestamptz)*1000) AS committed,
                         round(extract(epoch FROM min(created_at) - $2::timestamptz)*1000) AS first_created,
                         round(extract(epoch FROM max(created_at) - $2::timestamptz)*1000) AS last_created,
-                        round(extract(epoch FROM min(invoked_at) - $2::timestamptz)*1000) AS first_mark,
-                        round(extract(epoch FROM max(invoked_at) - $2::timestamptz)*1000) AS last_mark,
-                        count(DISTINCT invoked_at)::int AS mark_statements
+                        round(extract(epoch FROM min(invoked_at) - $2::timestamptz)*1000) AS first_invoked,
+                        round(extract(epoch FROM max(invoked_at) - $2::timestamptz)*1000) AS last_invoked,
+                        count(DISTINCT xmin::text)::int AS mark_statements,
+                        (SELECT round(extract(epoch FROM min(d.decided_at) - $2::timestamptz)*1000) FROM ltp.decisions d
+                          WHERE d.id IN (SELECT decision_id FROM ltp.invocations WHERE id > $3 AND queue LIKE $1)) AS first_decided
                    FROM ltp.invocations WHERE id > $3 AND queue LIKE $1`,
                 [`${prefix}%`, mark.since, mark.invocationId, committing],
               );
