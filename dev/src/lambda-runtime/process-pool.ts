@@ -112,6 +112,10 @@ interface Waiter {
 
 class FunctionProcess {
   status: 'starting' | 'idle' | 'busy' | 'dead' = 'starting';
+  /**
+   * The invocation the process runs, or ran last: its output lines are that request's. It is kept after the
+   * result, because output and result come on separate pipes and the last lines may be read after it.
+   */
   requestId: string | undefined;
   waiter: Waiter | undefined;
   idleTimer: NodeJS.Timeout | undefined;
@@ -330,7 +334,6 @@ export class ProcessPool {
         settled = true;
         for (const timer of timers) clearTimeout(timer);
         proc.waiter = undefined;
-        proc.requestId = undefined;
         if (keep) {
           this.release(proc);
           resolve(outcome);
