@@ -281,6 +281,18 @@ async function createPools(
   );
 }
 
+/**
+ * When the local runtime accepted scale-noop's invokes between `sinceMs` and `untilMs` (the machine's clock,
+ * as the database's), in ms after `sinceMs`: the first, the last and how many (the SCALE_TIMELINE lines).
+ */
+function acceptsBetween(stack: LocalStack, sinceMs: number, untilMs: number) {
+  const acceptedAt = stack.lambda
+    .events('scale-noop')
+    .map((e) => e.acceptedAt - sinceMs)
+    .filter((ms) => ms >= 0 && ms <= untilMs - sinceMs);
+  return { first_accept: Math.min(...acceptedAt), last_accept: Math.max(...acceptedAt), accepts: acceptedAt.length };
+}
+
 async function readyCount(stack: LocalStack, namespace: string): Promise<number> {
   const api = loadKubeConfig(stack.kubeconfigPath).makeApiClient(CustomObjectsApi);
   const list = (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })) as {
@@ -718,13 +730,8 @@ export async function run(): Promise<Record<string, unknown>> {
                    FROM ltp.invocations WHERE id > $3 AND queue LIKE $1`,
                 [`${prefix}%`, mark.since, mark.invocationId, committing],
               );
-              // When the local runtime accepted the measurement's invokes (its clock is the machine's, as the database's).
               const since = mark.since.getTime();
-              const acceptedAt = stack.lambda
-                .events('scale-noop')
-                .map((e) => e.acceptedAt - since)
-                .filter((ms) => ms >= 0 && ms <= a.seconds * 1000 + 5);
-              const accepts = { first_accept: Math.min(...acceptedAt), last_accept: Math.max(...acceptedAt), accepts: acceptedAt.length };
+              const accepts = acceptsBetween(stack, since, since + a.seconds * 1000 + 5);
               process.stderr.write(
                 `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, hrStartUs: Number(hrStart / 1000n) })}\n`,
               );
@@ -753,12 +760,7 @@ export async function run(): Promise<Record<string, unknown>> {
             const hrStart = process.hrtime.bigint();
             const out = await raw.rate(DEEP_BACKLOG);
             if (process.env.SCALE_TIMELINE) {
-              // When the local runtime accepted the raw client's invokes, on the timeline's terms (ms after the start).
-              const acceptedAt = stack.lambda
-                .events('scale-noop')
-                .map((e) => e.acceptedAt - wallStart)
-                .filter((ms) => ms >= 0 && ms <= Date.now() - wallStart);
-              const accepts = { first_accept: Math.min(...acceptedAt), last_accept: Math.max(...acceptedAt), accepts: acceptedAt.length };
+              const accepts = acceptsBetween(stack, wallStart, Date.now());
               process.stderr.write(
                 `scale: timeline raw ${JSON.stringify({ ...accepts, perSecond: Math.round(out.perSecond), hrStartUs: Number(hrStart / 1000n) })}\n`,
               );

@@ -11,8 +11,6 @@ import type { Database } from './databases.ts';
 import { completePass, type DispatchPassResult, type PassInvokeInput } from './dispatch-pass.ts';
 import { actOnPools, type ActedPass, type DispatchPassOptions, type PoolPassInput } from './pass-act.ts';
 
-type Accepted = readonly AcceptedInvoke[];
-
 /**
  * A batch normally takes a few to tens of ms. One that waits on a row or a lock (a worker's transaction, a
  * DBA's) must not hold up every other pool of its database: after this long, the passes waiting behind it run
@@ -40,7 +38,7 @@ export interface PassBatcherOptions {
 
 export class PassBatcher {
   private readonly acts = new WeakMap<Database, Coalescer<PoolPassInput, ActedPass | 'busy'>>();
-  private readonly marks = new WeakMap<Database, Coalescer<Accepted, void>>();
+  private readonly marks = new WeakMap<Database, Coalescer<readonly AcceptedInvoke[], void>>();
 
   constructor(private readonly deps: PassBatcherOptions) {}
 
@@ -107,7 +105,7 @@ export class PassBatcher {
     void this.deps.invoker.idle().then(go);
   }
 
-  private marksFor(database: Database): Coalescer<Accepted, void> {
+  private marksFor(database: Database): Coalescer<readonly AcceptedInvoke[], void> {
     let coalescer = this.marks.get(database);
     if (!coalescer) {
       coalescer = new Coalescer(
