@@ -32,7 +32,7 @@ import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/s
 import { queueTaskCounts } from '../src/store/task-store.ts';
 import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
 import { imageRuntime } from './scale/image-env.ts';
-import { cpuSeconds, cpuShare, machineBusySeconds, rssMb, untilQuiet } from './scale/process-stats.ts';
+import { cpuMsBetween, cpuSeconds, cpuSecondsByProcess, cpuShare, machineBusySeconds, rssMb, untilQuiet } from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -60,6 +60,11 @@ const THROUGHPUT_FIGURES = [
   'deepShareFromInsert',
   'manyShareFromInsert',
   'insertMs',
+  'deepReactionMs',
+  'manyReactionMs',
+  'rawFirstAnswerMs',
+  'deepWindowShare',
+  'manyWindowShare',
   'controllerCpuMsDuringRaw',
   'rawCpuMsPerInvoke',
   'deepCpuMsPerInvoke',
@@ -283,14 +288,27 @@ async function createPools(
 
 /**
  * When the local runtime accepted scale-noop's invokes between `sinceMs` and `untilMs` (the machine's clock,
- * as the database's), in ms after `sinceMs`: the first, the last and how many (the SCALE_TIMELINE lines).
+ * as the database's), in ms after `sinceMs`: the first, the last, how many, and the longest spell with no
+ * acceptance between them and when it began (the SCALE_TIMELINE lines).
  */
 function acceptsBetween(stack: LocalStack, sinceMs: number, untilMs: number) {
   const acceptedAt = stack.lambda
     .events('scale-noop')
     .map((e) => e.acceptedAt - sinceMs)
-    .filter((ms) => ms >= 0 && ms <= untilMs - sinceMs);
-  return { first_accept: Math.min(...acceptedAt), last_accept: Math.max(...acceptedAt), accepts: acceptedAt.length };
+    .filter((ms) => ms >= 0 && ms <= untilMs - sinceMs)
+    .sort((a, b) => a - b);
+  let gap = { ms: 0, at: Number.NaN };
+  for (let i = 1; i < acceptedAt.length; i += 1) {
+    const ms = (acceptedAt[i] ?? 0) - (acceptedAt[i - 1] ?? 0);
+    if (ms > gap.ms) gap = { ms, at: acceptedAt[i - 1] ?? Number.NaN };
+  }
+  return {
+    first_accept: acceptedAt[0] ?? Number.NaN,
+    last_accept: acceptedAt.at(-1) ?? Number.NaN,
+    accepts: acceptedAt.length,
+    longest_gap: gap.ms,
+    longest_gap_at: gap.at,
+  };
 }
 
 async function readyCount(stack: LocalStack, namespace: string): Promise<number> {
@@ -362,14 +380,18 @@ async function markNow(db: Db): Promise<Mark> {
   return { since: row.since, taskId: row.task_id, invocationId: row.invocation_id };
 }
 
-/** Invocations of the given queues since the mark that Lambda accepted, and the span from the mark to the last acceptance. */
-async function accepted(db: Db, queuePrefix: string, mark: Mark): Promise<{ n: number; seconds: number }> {
-  const r = await db.query<{ n: number; seconds: number | null }>(
-    `SELECT count(*)::int AS n, extract(epoch FROM max(invoked_at) - $2::timestamptz)::float8 AS seconds
+/**
+ * Invocations of the given queues since the mark that Lambda accepted, and the spans from the mark to the
+ * first and to the last acceptance (invoked_at: when the controller had Lambda's answer).
+ */
+async function accepted(db: Db, queuePrefix: string, mark: Mark): Promise<{ n: number; firstSeconds: number; seconds: number }> {
+  const r = await db.query<{ n: number; first_seconds: number | null; seconds: number | null }>(
+    `SELECT count(*)::int AS n, extract(epoch FROM min(invoked_at) - $2::timestamptz)::float8 AS first_seconds,
+            extract(epoch FROM max(invoked_at) - $2::timestamptz)::float8 AS seconds
        FROM ltp.invocations WHERE id > $3 AND queue LIKE $1 AND invoked_at IS NOT NULL`,
     [`${queuePrefix}%`, mark.since, mark.invocationId],
   );
-  return { n: r.rows[0]?.n ?? 0, seconds: r.rows[0]?.seconds ?? Number.NaN };
+  return { n: r.rows[0]?.n ?? 0, firstSeconds: r.rows[0]?.first_seconds ?? Number.NaN, seconds: r.rows[0]?.seconds ?? Number.NaN };
 }
 
 /**
@@ -380,7 +402,8 @@ async function accepted(db: Db, queuePrefix: string, mark: Mark): Promise<{ n: n
  */
 interface RawClient {
   /** Sends `count` invokes; resolves to their rate per second and the client's CPU per invoke. */
-  rate(count: number): Promise<{ perSecond: number; cpuMsPerInvoke: number }>;
+  /** Also when its first answer came and the rate from its first answer to its last (ms, per second). */
+  rate(count: number): Promise<{ perSecond: number; cpuMsPerInvoke: number; firstMs: number; windowPerSecond: number }>;
   close(): Promise<void>;
 }
 
@@ -407,10 +430,19 @@ function startRawClient(stack: LocalStack): RawClient {
     async rate(count) {
       child.stdin.write(`${count}\n`);
       const line = await lines.next();
-      const out = line.done ? {} : (JSON.parse(line.value) as { perSecond?: number; cpuMsPerInvoke?: number });
-      if (typeof out.perSecond !== 'number' || !(out.perSecond > 0) || typeof out.cpuMsPerInvoke !== 'number')
+      const out = line.done
+        ? {}
+        : (JSON.parse(line.value) as { perSecond?: number; cpuMsPerInvoke?: number; firstMs?: number; windowPerSecond?: number });
+      const { perSecond, cpuMsPerInvoke, firstMs, windowPerSecond } = out;
+      if (
+        typeof perSecond !== 'number' ||
+        !(perSecond > 0) ||
+        typeof cpuMsPerInvoke !== 'number' ||
+        typeof firstMs !== 'number' ||
+        typeof windowPerSecond !== 'number'
+      )
         throw new Error(`scale benchmark: the raw client printed no rate (${JSON.stringify(line.value)})`);
-      return { perSecond: out.perSecond, cpuMsPerInvoke: out.cpuMsPerInvoke };
+      return { perSecond, cpuMsPerInvoke, firstMs, windowPerSecond };
     },
     async close() {
       child.stdin.end();
@@ -681,8 +713,10 @@ export async function run(): Promise<Record<string, unknown>> {
            */
           const measure = async (prefix: string, insert: { sql: string; params: unknown[] }) => {
             const quietMs = await untilQuiet(pid);
-            const mark = await markNow(db);
+            const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
+            const mark = await markNow(db);
+            // The benchmark's monotonic clock when the database's read mark.since: the timeline's zero.
             const hrStart = process.hrtime.bigint();
             // The controller's clock starts when the tasks exist: the statement reads the database clock once its
             // rows are written, right before it commits (and notifies). That is a little before the commit, never
@@ -706,6 +740,7 @@ export async function run(): Promise<Record<string, unknown>> {
               100,
             );
             const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
+            const cpuMsByProcess = byProcessBefore ? cpuMsBetween(byProcessBefore, await cpuSecondsByProcess()) : undefined;
             const insertSeconds =
               (
                 await db.query<{ s: number }>(`SELECT extract(epoch FROM $1::timestamptz - $2::timestamptz)::float8 AS s`, [
@@ -733,12 +768,15 @@ export async function run(): Promise<Record<string, unknown>> {
               const since = mark.since.getTime();
               const accepts = acceptsBetween(stack, since, since + a.seconds * 1000 + 5);
               process.stderr.write(
-                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, hrStartUs: Number(hrStart / 1000n) })}\n`,
+                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, hrStartUs: Number(hrStart / 1000n), cpuMsByProcess })}\n`,
               );
             }
             return {
               perSecond: a.n / (a.seconds - insertSeconds),
               perSecondFromInsert: a.n / a.seconds,
+              // From the tasks' commit to Lambda's first answer; and the rate from the first answer to the last.
+              reactionMs: (a.firstSeconds - insertSeconds) * 1000,
+              windowPerSecond: (a.n - 1) / (a.seconds - a.firstSeconds),
               insertMs: insertSeconds * 1000,
               cpuMsPerInvoke: ((cpuAfter - cpuBefore) * 1000) / a.n,
               machineMsPerInvoke: ((machineAfter - machineBefore) * 1000) / a.n,
@@ -755,14 +793,17 @@ export async function run(): Promise<Record<string, unknown>> {
            */
           const rawMeasure = async () => {
             const quietMs = await untilQuiet(pid);
+            const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
             const [machineBefore, controllerBefore] = [await machineBusySeconds(), await cpuSeconds(pid)];
             const wallStart = Date.now();
             const hrStart = process.hrtime.bigint();
             const out = await raw.rate(DEEP_BACKLOG);
-            if (process.env.SCALE_TIMELINE) {
+            if (byProcessBefore) {
+              const cpuMsByProcess = cpuMsBetween(byProcessBefore, await cpuSecondsByProcess());
               const accepts = acceptsBetween(stack, wallStart, Date.now());
+              const hrStartUs = Number(hrStart / 1000n);
               process.stderr.write(
-                `scale: timeline raw ${JSON.stringify({ ...accepts, perSecond: Math.round(out.perSecond), hrStartUs: Number(hrStart / 1000n) })}\n`,
+                `scale: timeline raw ${JSON.stringify({ ...accepts, perSecond: Math.round(out.perSecond), hrStartUs, cpuMsByProcess })}\n`,
               );
             }
             return {
@@ -803,6 +844,13 @@ export async function run(): Promise<Record<string, unknown>> {
               deepShareFromInsert: deep.perSecondFromInsert / deepRaw.perSecond,
               manyShareFromInsert: many.perSecondFromInsert / manyRaw.perSecond,
               insertMs: (deep.insertMs + many.insertMs) / 2,
+              // Where a share goes: the time from the tasks' commit to the first answer (the raw client's from its
+              // start), and the rate from the first answer to the last against the raw client's the same way.
+              deepReactionMs: deep.reactionMs,
+              manyReactionMs: many.reactionMs,
+              rawFirstAnswerMs: (deepRaw.firstMs + manyRaw.firstMs) / 2,
+              deepWindowShare: deep.windowPerSecond / ((deepRaw.windowPerSecond + manyRaw.windowPerSecond) / 2),
+              manyWindowShare: many.windowPerSecond / ((manyRaw.windowPerSecond + rawBefore.windowPerSecond) / 2),
               controllerCpuMsDuringRaw: Math.max(manyRaw.controllerCpuMs, rawBefore.controllerCpuMs),
               rawCpuMsPerInvoke: (deepRaw.cpuMsPerInvoke + manyRaw.cpuMsPerInvoke) / 2,
               deepCpuMsPerInvoke: deep.cpuMsPerInvoke,

@@ -1,5 +1,6 @@
 // Resident memory and CPU time of a process, from /proc (Linux).
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /** Resident set size in MB. */
 export async function rssMb(pid: number): Promise<number> {
@@ -50,4 +51,39 @@ export async function untilQuiet(pid: number, options: { windowMs?: number; core
     if (busy < (cores * windowMs) / 1000 && ownBusy <= 0.01) return waited;
     if (waited > maxMs) return -waited;
   }
+}
+
+/**
+ * CPU seconds each process has used so far, keyed by pid and named by its command (a Node process by its
+ * script, as every Node process's command reads MainThread).
+ */
+export async function cpuSecondsByProcess(): Promise<Map<string, { name: string; seconds: number }>> {
+  const byPid = new Map<string, { name: string; seconds: number }>();
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      let name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[-/:].*$/, '');
+      if (name === 'MainThread' || name === 'node') {
+        const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+        name = `node ${path.basename(argv.findLast((a) => /\.(m?[jt]s)$/.test(a)) ?? '?')}`;
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byPid.set(pid, { name, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
+    } catch {
+      // it ended meanwhile
+    }
+  }
+  return byPid;
+}
+
+/** CPU ms per process name between two readings of cpuSecondsByProcess, the busiest first (those that used none left out). */
+export function cpuMsBetween(
+  before: Map<string, { name: string; seconds: number }>,
+  after: Map<string, { name: string; seconds: number }>,
+): Record<string, number> {
+  const byName = new Map<string, number>();
+  for (const [pid, { name, seconds }] of after) byName.set(name, (byName.get(name) ?? 0) + seconds - (before.get(pid)?.seconds ?? 0));
+  const used = [...byName].map(([name, seconds]) => [name, Math.round(seconds * 1000)] as const);
+  return Object.fromEntries(used.filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]));
 }

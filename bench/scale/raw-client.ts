@@ -1,7 +1,8 @@
 // The local runtime's raw accept rate, as a client in a process of its own sees it (the controller is one):
 // `tsx bench/scale/raw-client.ts ENDPOINT FUNCTION PARALLELISM` then reads one count per line on stdin,
 // sends that many asynchronous invokes straight through the AWS SDK with PARALLELISM in flight, and prints
-// {"perSecond": N, "cpuMsPerInvoke": C} for them on a line of its own. It lives as long as its stdin, so the
+// {"perSecond": N, "cpuMsPerInvoke": C, "firstMs": F, "windowPerSecond": W} for them on a line of its own
+// (F: ms from the start to the first answer; W: the rate from the first answer to the last). It lives as long as its stdin, so the
 // benchmark can measure the raw rate right before each of its own measurements, with the same warm client
 // each time. The local runtime runs inside the benchmark's process: a client there would share its event
 // loop and never cross a process boundary, which no real client gets to do.
@@ -25,13 +26,21 @@ const client = new LambdaClient({
   cacheMiddleware: true,
   sha256: Sha256,
 });
+/** Sends `n` invokes; returns when the first and the last answers came (performance.now()). */
 const send = async (n: number) => {
   let next = 0;
+  let first = Number.NaN;
+  let last = Number.NaN;
   await Promise.all(
     Array.from({ length: parallelism }, async () => {
-      while (next++ < n) await client.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: '{}' }));
+      while (next++ < n) {
+        await client.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: '{}' }));
+        last = performance.now();
+        if (Number.isNaN(first)) first = last;
+      }
     }),
   );
+  return { first, last };
 };
 try {
   for await (const line of createInterface({ input: process.stdin })) {
@@ -39,10 +48,13 @@ try {
     if (!(count > 0)) throw new Error(`raw-client: not a count of invokes: ${JSON.stringify(line)}`);
     const started = performance.now();
     const cpu = process.cpuUsage();
-    await send(count);
+    const answers = await send(count);
     const used = process.cpuUsage(cpu);
     const perSecond = count / ((performance.now() - started) / 1000);
-    process.stdout.write(`${JSON.stringify({ perSecond, cpuMsPerInvoke: (used.user + used.system) / 1000 / count })}\n`);
+    const cpuMsPerInvoke = (used.user + used.system) / 1000 / count;
+    const firstMs = answers.first - started;
+    const windowPerSecond = (count - 1) / ((answers.last - answers.first) / 1000);
+    process.stdout.write(`${JSON.stringify({ perSecond, cpuMsPerInvoke, firstMs, windowPerSecond })}\n`);
   }
 } finally {
   client.destroy();

@@ -82,7 +82,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
                 FunctionName: fn.name,
                 Qualifier: fn.qualifier,
                 InvocationType: 'Event',
-                Payload: Buffer.from(workerEventPayload(id)),
+                Payload: workerEventPayload(id),
               }),
             );
             results.push({ id, accepted: true, requestId: out.$metadata.requestId, acceptedAt: performance.now() });
