@@ -716,7 +716,7 @@ export async function run(): Promise<Record<string, unknown>> {
             const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
             const mark = await markNow(db);
-            // The benchmark's monotonic clock when the database's read mark.since: the timeline's zero.
+            // The benchmark's monotonic clock right after the database read mark.since: the timeline's zero.
             const hrStart = process.hrtime.bigint();
             // The controller's clock starts when the tasks exist: the statement reads the database clock once its
             // rows are written, right before it commits (and notifies). That is a little before the commit, never
