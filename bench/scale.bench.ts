@@ -32,7 +32,16 @@ import { insertInvocations, poolInvocationCounts, recentTrouble } from '../src/s
 import { queueTaskCounts } from '../src/store/task-store.ts';
 import { startControllerProcess, type ControllerProcess } from '../test/support/controller-process.ts';
 import { imageRuntime } from './scale/image-env.ts';
-import { cpuMsBetween, cpuSeconds, cpuSecondsByProcess, cpuShare, machineBusySeconds, rssMb, untilQuiet } from './scale/process-stats.ts';
+import {
+  cpuMsBetween,
+  cpuSeconds,
+  cpuSecondsByProcess,
+  cpuShare,
+  machineBusySeconds,
+  rssMb,
+  rssPartsMb,
+  untilQuiet,
+} from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -568,6 +577,7 @@ export async function run(): Promise<Record<string, unknown>> {
         await warmWorkers(stack, 4);
         await sleep(5_000);
         const rssReady = await rssMb(pid);
+        const readyParts = await rssPartsMb(pid);
         const idleCpu = await cpuShare(pid, IDLE_SAMPLE_MS);
         const mark = await markNow(db);
         await db.query(`INSERT INTO ltp.tasks (queue) SELECT 's' || $1 || '-' || g FROM generate_series(0, $2 - 1) g`, [r, POOLS]);
@@ -602,6 +612,7 @@ export async function run(): Promise<Record<string, unknown>> {
         // took only after some seconds of quiet.
         await sleep(SETTLE_MS);
         const rssSettled = await rssMb(pid);
+        const settledParts = await rssPartsMb(pid);
         // Read last: a scrape of 1,000 pools' series allocates megabytes of its own.
         const released = await memoryReleases(controller.port);
         runs.push({
@@ -611,6 +622,10 @@ export async function run(): Promise<Record<string, unknown>> {
           acceptAllSeconds: all.seconds,
           rssAfterMb: rssAfter,
           rssSettledMb: rssSettled,
+          rssReadyAnonMb: readyParts.anonMb,
+          rssReadyFileMb: readyParts.fileMb,
+          rssSettledAnonMb: settledParts.anonMb,
+          rssSettledFileMb: settledParts.fileMb,
           memoryReleases: released.count,
           memoryReleasedMb: released.mb,
           wasted: wasted.rows[0]?.n ?? 0,
@@ -628,6 +643,11 @@ export async function run(): Promise<Record<string, unknown>> {
       rssReadyMb: med('rssReadyMb'),
       rssAfterMb: med('rssAfterMb'),
       rssSettledMb: med('rssSettledMb'),
+      // The two parts of the resident set (rssPartsMb): anonymous memory, and file-backed pages the kernel may drop.
+      rssReadyAnonMb: med('rssReadyAnonMb'),
+      rssReadyFileMb: med('rssReadyFileMb'),
+      rssSettledAnonMb: med('rssSettledAnonMb'),
+      rssSettledFileMb: med('rssSettledFileMb'),
       memoryReleases: med('memoryReleases'),
       wastedMax: Math.max(...runs.map((x) => x.wasted ?? 0)),
       runs,

@@ -9,6 +9,18 @@ export async function rssMb(pid: number): Promise<number> {
   return Math.round((kb / 1024) * 10) / 10;
 }
 
+/**
+ * The resident set's two parts in MB: anonymous memory (V8's heap, malloc's arenas: what the process itself
+ * allocated) and file-backed pages (mostly Node's own binary, which the kernel may drop when they go cold;
+ * this machine runs DAMON with a `pageout` scheme). Which part moves from run to run tells where to look.
+ */
+export async function rssPartsMb(pid: number): Promise<{ anonMb: number; fileMb: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  const mb = (value: number) => Math.round((value / 1024) * 10) / 10;
+  return { anonMb: mb(kb('RssAnon')), fileMb: mb(kb('RssFile') + kb('RssShmem')) };
+}
+
 /** User + system CPU seconds the process has used so far. */
 export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
