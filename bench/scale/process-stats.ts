@@ -2,11 +2,23 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+/** The fields of /proc/PID/status given in kB, as MB with one decimal. */
+async function statusMb(pid: number, ...fields: string[]): Promise<number[]> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return fields.map((field) => Math.round((kb(field) / 1024) * 10) / 10);
+}
+
+/** User + system CPU seconds from the text of /proc/PID/stat. */
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime; CLK_TCK is 100 on Linux
+}
+
 /** Resident set size in MB. */
 export async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? Number.NaN);
-  return Math.round((kb / 1024) * 10) / 10;
+  const [rss] = await statusMb(pid, 'VmRSS');
+  return rss ?? Number.NaN;
 }
 
 /**
@@ -15,18 +27,13 @@ export async function rssMb(pid: number): Promise<number> {
  * this machine runs DAMON with a `pageout` scheme). Which part moves from run to run tells where to look.
  */
 export async function rssPartsMb(pid: number): Promise<{ anonMb: number; fileMb: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  const mb = (value: number) => Math.round((value / 1024) * 10) / 10;
-  return { anonMb: mb(kb('RssAnon')), fileMb: mb(kb('RssFile') + kb('RssShmem')) };
+  const [anon = Number.NaN, file = Number.NaN, shmem = Number.NaN] = await statusMb(pid, 'RssAnon', 'RssFile', 'RssShmem');
+  return { anonMb: anon, fileMb: Math.round((file + shmem) * 10) / 10 };
 }
 
 /** User + system CPU seconds the process has used so far. */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-  return ticks / 100; // CLK_TCK is 100 on Linux
+  return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'));
 }
 
 /** The share of one core the process used over `ms`. */
@@ -80,8 +87,7 @@ export async function cpuSecondsByProcess(): Promise<Map<string, { name: string;
         const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
         name = `node ${path.basename(argv.findLast((a) => /\.(m?[jt]s)$/.test(a)) ?? '?')}`;
       }
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      byPid.set(pid, { name, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
+      byPid.set(pid, { name, seconds: statCpuSeconds(stat) });
     } catch {
       // it ended meanwhile
     }
