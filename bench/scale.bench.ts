@@ -317,6 +317,13 @@ function acceptsBetween(stack: LocalStack, sinceMs: number, untilMs: number) {
     accepts: acceptedAt.length,
     longest_gap: gap.ms,
     longest_gap_at: gap.at,
+    // How long each quarter of the acceptances took (ms): a slow start shows in the first.
+    quarters: [1, 2, 3, 4].map((q) =>
+      Math.round(
+        (acceptedAt[Math.min(acceptedAt.length - 1, Math.floor((q * acceptedAt.length) / 4))] ?? 0) -
+          (acceptedAt[Math.floor(((q - 1) * acceptedAt.length) / 4)] ?? 0),
+      ),
+    ),
   };
 }
 
@@ -735,6 +742,7 @@ export async function run(): Promise<Record<string, unknown>> {
             const quietMs = await untilQuiet(pid);
             const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
+            const acceptedBefore = stack.lambda.stats('scale-noop').accepted;
             const mark = await markNow(db);
             // The benchmark's monotonic clock right after the database read mark.since: the timeline's zero.
             const hrStart = process.hrtime.bigint();
@@ -748,6 +756,15 @@ export async function run(): Promise<Record<string, unknown>> {
             );
             const committing = inserted.rows[0]?.committing;
             if (!committing) throw new Error('scale benchmark: the tasks insert returned no clock');
+            // Until Lambda has taken them all, wait on the local runtime's own count (in this process), not on
+            // the database: polling Postgres during the measurement loaded the machine being measured, while
+            // the raw client's measurements poll nothing.
+            await waitFor(
+              `${prefix} taken by the runtime`,
+              async () => stack.lambda.stats('scale-noop').accepted - acceptedBefore >= DEEP_BACKLOG,
+              300_000,
+              50,
+            );
             const a = await waitFor(
               `${prefix} accepted`,
               async () => {
