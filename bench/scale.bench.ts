@@ -798,7 +798,9 @@ export async function run(): Promise<Record<string, unknown>> {
                         round(extract(epoch FROM max(invoked_at) - $2::timestamptz)*1000) AS last_invoked,
                         count(DISTINCT xmin::text)::int AS mark_statements,
                         (SELECT round(extract(epoch FROM min(d.decided_at) - $2::timestamptz)*1000) FROM ltp.decisions d
-                          WHERE d.id IN (SELECT decision_id FROM ltp.invocations WHERE id > $3 AND queue LIKE $1)) AS first_decided
+                          WHERE d.id IN (SELECT decision_id FROM ltp.invocations WHERE id > $3 AND queue LIKE $1)) AS first_decided,
+                        (SELECT count(DISTINCT d.decided_at)::int FROM ltp.decisions d
+                          WHERE d.id IN (SELECT decision_id FROM ltp.invocations WHERE id > $3 AND queue LIKE $1)) AS pass_transactions
                    FROM ltp.invocations WHERE id > $3 AND queue LIKE $1`,
                 [`${prefix}%`, mark.since, mark.invocationId, committing],
               );
