@@ -375,6 +375,7 @@ describe('local Lambda runtime (real SDK, real processes)', function () {
       expect(record.deliveries.map((delivery) => delivery.duplicate).sort()).to.deep.equal([false, true]);
     }
     expect(runtime.stats(name)).to.include({ accepted: 4, delivered: 8, duplicates: 4 });
+    expect(runtime.acceptedCount(name)).to.equal(4);
   });
 
   it('accepts every event and delivers none at dropRate 1', async () => {

@@ -59,6 +59,8 @@ export interface LambdaRuntime {
   unregister(name: string): void;
   /** Counters of one function, or of the whole runtime. */
   stats(name?: string): RuntimeStats;
+  /** Event invocations one function has accepted: a counter, cheap to poll (stats() also walks the function's queue). */
+  acceptedCount(name: string): number;
   /** Every accepted Event invocation and its deliveries, oldest first. */
   events(name?: string): EventRecord[];
   /** The last lines the function's processes wrote to stdout and stderr. */
@@ -114,6 +116,7 @@ export async function startLambdaRuntime(options: RuntimeOptions = {}): Promise<
     register: (fn) => engine.register(fn),
     unregister: (name) => engine.unregister(name),
     stats: (name) => engine.stats(name),
+    acceptedCount: (name) => engine.acceptedCount(name),
     events: (name) => engine.events(name),
     logs: (name) => engine.logs(name),
     pids: (name) => engine.pids(name),

@@ -594,6 +594,10 @@ export class LambdaEngine {
     return entry;
   }
 
+  acceptedCount(name: string): number {
+    return this.entry(name).counters.accepted;
+  }
+
   stats(name?: string): RuntimeStats {
     const now = Date.now();
     const entries = name === undefined ? [...this.functions.values()] : [this.entry(name)];
