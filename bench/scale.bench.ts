@@ -788,21 +788,24 @@ export async function run(): Promise<Record<string, unknown>> {
               ).rows[0]?.s ?? Number.NaN;
             // SCALE_TIMELINE: print when, from the rows' own clocks (ms after the tasks went in), the measurement's
             // first pass began (its decision's transaction), its rows were inserted, Lambda's answers came
-            // (invoked_at) and in how many statements the rows were marked, with the bench's monotonic clock at
-            // the start, to line it up with a CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
+            // (invoked_at), in how many statements the rows were marked and in how many transactions the passes
+            // decided them (pass_transactions), with the bench's monotonic clock at the start, to line it up with a
+            // CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
             if (process.env.SCALE_TIMELINE) {
               const t = await db.query(
-                `SELECT round(extract(epoch FROM $4::timestamptz - $2::timestamptz)*1000) AS committed,
+                `WITH rows AS (SELECT created_at, invoked_at, xmin::text AS xid, decision_id FROM ltp.invocations
+                                WHERE id > $3 AND queue LIKE $1),
+                      passes AS (SELECT min(decided_at) AS first, count(DISTINCT decided_at)::int AS n FROM ltp.decisions
+                                  WHERE id IN (SELECT decision_id FROM rows))
+                 SELECT round(extract(epoch FROM $4::timestamptz - $2::timestamptz)*1000) AS committed,
                         round(extract(epoch FROM min(created_at) - $2::timestamptz)*1000) AS first_created,
                         round(extract(epoch FROM max(created_at) - $2::timestamptz)*1000) AS last_created,
                         round(extract(epoch FROM min(invoked_at) - $2::timestamptz)*1000) AS first_invoked,
                         round(extract(epoch FROM max(invoked_at) - $2::timestamptz)*1000) AS last_invoked,
-                        count(DISTINCT xmin::text)::int AS mark_statements,
-                        (SELECT round(extract(epoch FROM min(d.decided_at) - $2::timestamptz)*1000) FROM ltp.decisions d
-                          WHERE d.id IN (SELECT decision_id FROM ltp.invocations WHERE id > $3 AND queue LIKE $1)) AS first_decided,
-                        (SELECT count(DISTINCT d.decided_at)::int FROM ltp.decisions d
-                          WHERE d.id IN (SELECT decision_id FROM ltp.invocations WHERE id > $3 AND queue LIKE $1)) AS pass_transactions
-                   FROM ltp.invocations WHERE id > $3 AND queue LIKE $1`,
+                        count(DISTINCT xid)::int AS mark_statements,
+                        round(extract(epoch FROM (SELECT first FROM passes) - $2::timestamptz)*1000) AS first_decided,
+                        (SELECT n FROM passes) AS pass_transactions
+                   FROM rows`,
                 [`${prefix}%`, mark.since, mark.invocationId, committing],
               );
               const since = mark.since.getTime();
