@@ -7,8 +7,11 @@ import { PRODUCT_VERSION } from './version.ts';
 
 export const PROGRAM_NAME = 'lambda-task-pool';
 
-/** `commandsDir`: the folder of the command modules (by default ./commands/ next to the registry). */
-export async function buildProgram(commandsDir?: URL): Promise<Command> {
+/**
+ * `commandsDir`: the folder of the command modules (by default ./commands/ next to the registry). `only`: the
+ * command the command line names, to load that command alone (when it is not one, every command loads).
+ */
+export async function buildProgram(commandsDir?: URL, only?: string): Promise<Command> {
   const program = new Command(PROGRAM_NAME)
     .description('Run AWS Lambda workers for a PostgreSQL task backlog, exactly: the operator, and the tools to watch and repair its work.')
     .version(PRODUCT_VERSION, '-V, --version', 'print the version')
@@ -24,12 +27,25 @@ Commands that read the database take --database-url or DATABASE_URL; commands th
 kubeconfig kubectl would (--kubeconfig, KUBECONFIG, ~/.kube/config, or in-cluster). Shell completion:
 ${PROGRAM_NAME} completion bash|zsh. Docs: docs/cli.md.`,
   );
-  for (const command of await loadCommands(commandsDir)) {
+  for (const command of await loadCommands(commandsDir, only)) {
     command.register(program).helpGroup(COMMAND_GROUPS[command.group]);
+  }
+  // A module may name its command otherwise than its file: then the program needs every command to find it.
+  if (only !== undefined && !program.commands.some((c) => c.name() === only || c.aliases().includes(only))) {
+    return buildProgram(commandsDir);
   }
   program.commandsGroup(COMMAND_GROUPS.shell).helpCommand('help [command]', 'show help for a command');
   for (const command of program.commands) pointAtHelp(command, `${PROGRAM_NAME} ${command.name()}`);
   return program;
+}
+
+/**
+ * The command the command line runs, when loading that one alone is enough: the program takes no options of
+ * its own before a command, and `help` and `completion` describe every command, so they load them all.
+ */
+export function commandNamed(argv: readonly string[]): string | undefined {
+  const first = argv[0];
+  return first === undefined || first.startsWith('-') || first === 'help' || first === 'completion' ? undefined : first;
 }
 
 /** After a usage error, say which help to read: the failing command's own. */
@@ -41,7 +57,7 @@ function pointAtHelp(command: Command, path: string): void {
 
 /** Runs the command line and returns the exit code (it prints its own output and errors). */
 export async function runCli(argv: readonly string[], commandsDir?: URL): Promise<number> {
-  const program = await buildProgram(commandsDir);
+  const program = await buildProgram(commandsDir, commandNamed(argv));
   if (argv.length === 0) {
     process.stdout.write(program.helpInformation());
     return 0;

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CONTROLLER_DEFAULTS } from '../../src/controller/controller.ts';
 import { HELP_DEFAULTS } from '../../src/cli/commands/controller.ts';
 import { completionModel } from '../../src/cli/completion.ts';
-import { buildProgram } from '../../src/cli/program.ts';
+import { buildProgram, commandNamed } from '../../src/cli/program.ts';
 
 function allCommands(command: Command, path: string[] = []): Array<{ path: string; command: Command }> {
   return command.commands.flatMap((c) => [{ path: [...path, c.name()].join(' '), command: c }, ...allCommands(c, [...path, c.name()])]);
@@ -31,6 +31,19 @@ describe('cli program', () => {
       expect(command.description(), `${path} has a description`).to.match(/\w{3}/);
       for (const option of command.options) expect(option.description, `${path} ${option.flags} has a help line`).to.match(/\w{3}/);
     }
+  });
+
+  it('loads only the command the command line runs, and every command where it needs them', async () => {
+    expect(commandNamed(['controller', '--leader-elect'])).to.equal('controller');
+    expect(commandNamed(['local', 'up'])).to.equal('local');
+    for (const argv of [[], ['--help'], ['-V'], ['help', 'status'], ['completion', 'bash']]) {
+      expect(commandNamed(argv), argv.join(' ')).to.equal(undefined);
+    }
+    const controllerOnly = await buildProgram(undefined, 'controller');
+    expect(controllerOnly.commands.map((c) => c.name())).to.deep.equal(['controller']);
+    // A name that is no command's loads them all, so commander can say what was meant.
+    const misspelt = await buildProgram(undefined, 'statu');
+    expect(misspelt.commands.map((c) => c.name())).to.include.members(['status', 'controller', 'enqueue']);
   });
 
   it('shows the controller defaults the controller really uses', () => {
