@@ -30,10 +30,6 @@ ${PROGRAM_NAME} completion bash|zsh. Docs: docs/cli.md.`,
   for (const command of await loadCommands(commandsDir, only)) {
     command.register(program).helpGroup(COMMAND_GROUPS[command.group]);
   }
-  // A module may name its command otherwise than its file: then the program needs every command to find it.
-  if (only !== undefined && !program.commands.some((c) => c.name() === only || c.aliases().includes(only))) {
-    return buildProgram(commandsDir);
-  }
   program.commandsGroup(COMMAND_GROUPS.shell).helpCommand('help [command]', 'show help for a command');
   for (const command of program.commands) pointAtHelp(command, `${PROGRAM_NAME} ${command.name()}`);
   return program;

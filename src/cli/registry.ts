@@ -3,6 +3,7 @@
 // (src/cli.ts) names the folder from where it lies itself: in the bundle (scripts/build-controller.mjs) this
 // module's code may sit in a shared chunk elsewhere in dist/.
 import { readdir } from 'node:fs/promises';
+import { byCodeUnits } from '../ops/code-unit-order.ts';
 import { COMMAND_GROUPS, type CliCommand } from './command.ts';
 
 const COMMANDS_DIR = new URL('./commands/', import.meta.url);
@@ -22,8 +23,8 @@ function isCliCommand(value: unknown): value is CliCommand {
 
 /**
  * The commands of `commandsDir`; with `only`, just the module of that name (say `controller.js`) when there is
- * one, else every command. A process runs one command: the controller need not load the code of the others
- * (about 5 MB resident for all of them).
+ * one, else every command. Each module is named after the command it defines (test/unit/cli-program.test.ts).
+ * A process runs one command: the controller need not load the code of the others (about 5 MB resident).
  */
 export async function loadCommands(commandsDir: URL = COMMANDS_DIR, only?: string): Promise<CliCommand[]> {
   const all = (await readdir(commandsDir)).filter((f) => MODULE.test(f) && !f.endsWith('.d.ts')).sort();
@@ -39,10 +40,7 @@ export async function loadCommands(commandsDir: URL = COMMANDS_DIR, only?: strin
       return { file, command };
     }),
   );
-  // By UTF-16 code units, not localeCompare: the first collation loads ICU's collation data, about 2 MB
-  // resident in every process that starts the CLI, the controller's included (the names are ASCII).
-  const byName = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
   return loaded
-    .sort((a, b) => groups.indexOf(a.command.group) - groups.indexOf(b.command.group) || byName(a.file, b.file))
+    .sort((a, b) => groups.indexOf(a.command.group) - groups.indexOf(b.command.group) || byCodeUnits(a.file, b.file))
     .map((l) => l.command);
 }

@@ -1,6 +1,7 @@
 // The pool's status, rebuilt from the world on every pass: counts from Postgres rows, conditions from
 // those counts and the recent trouble recorded on the rows. Pure: the reconciler passes the facts in.
 import { ConditionType, isoSeconds, mergeConditions, Reason, type ConditionInput } from '../api/conditions.ts';
+import { byCodeUnits } from '../ops/code-unit-order.ts';
 import { plural } from '../ops/plural.ts';
 import {
   INVOCATION_STATES,
@@ -263,8 +264,7 @@ function normalize(s: PoolStatus) {
     lastTaskError: s.lastTaskError,
     lastDecision: s.lastDecision,
     conditions: [...(s.conditions ?? [])]
-      // Code-unit order: localeCompare would load ICU's collation data into the controller (about 2 MB).
-      .sort((x, y) => (x.type < y.type ? -1 : x.type > y.type ? 1 : 0))
+      .sort((x, y) => byCodeUnits(x.type, y.type))
       .map((c) => ({
         type: c.type,
         status: c.status,

@@ -41,6 +41,13 @@ describe('cli program', () => {
     }
     const controllerOnly = await buildProgram(undefined, 'controller');
     expect(controllerOnly.commands.map((c) => c.name())).to.deep.equal(['controller']);
+    // Loading one command by name relies on each module being named after the command it defines.
+    for (const name of (await buildProgram()).commands.map((c) => c.name()).filter((n) => n !== 'help')) {
+      expect(
+        (await buildProgram(undefined, name)).commands.map((c) => c.name()),
+        name,
+      ).to.deep.equal([name]);
+    }
     // A name that is no command's loads them all, so commander can say what was meant.
     const misspelt = await buildProgram(undefined, 'statu');
     expect(misspelt.commands.map((c) => c.name())).to.include.members(['status', 'controller', 'enqueue']);
