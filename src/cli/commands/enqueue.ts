@@ -18,8 +18,8 @@ import { json } from '../output.ts';
 
 const MAX_COUNT = 1_000_000;
 /**
- * 1000000 -> "1,000,000". Not toLocaleString: every command registers in every process that starts the CLI,
- * the controller's included, and the first number format loads about 5 MB of ICU's data into it.
+ * 1000000 -> "1,000,000". Not toLocaleString: the first number format loads about 5 MB of ICU's data, and
+ * this runs wherever the command registers (its own process, and every one that shows the full help).
  */
 const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 const BATCH = 10_000;
