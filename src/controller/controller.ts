@@ -87,6 +87,9 @@ export const CONTROLLER_DEFAULTS = {
 /** How long a stopping controller goes on writing status, and then sending Events, before it lets go. */
 const STOP_FLUSH_MS = 3_000;
 
+/** Rounds of the invoke slots a large pass commits first (DispatchPassOptions.firstRows). */
+const FIRST_ROUNDS = 4;
+
 /** The most pools whose database work one transaction does (pass-batcher.ts). */
 const PASS_BATCH = 256;
 
@@ -206,6 +209,10 @@ export async function startController(config: ControllerConfig): Promise<Running
     reinvokeGraceMs: config.reinvokeGraceMs,
     rejectionBackoffMs: config.rejectionBackoffMs,
     limits: { ...DEFAULT_PLAN_LIMITS, resyncMs: config.resyncMs },
+    // A large pass commits this many rows first and inserts the rest while they are invoked (first-rows.ts):
+    // four rounds of the invoke slots, about 40 ms of invokes here, where the other 872 rows of a 1,000-row
+    // pass take 6 to 9 ms to insert.
+    firstRows: FIRST_ROUNDS * config.invokeParallelism,
   };
   const passes = new PassBatcher({ invoker, options: passOptions, maxBatch: PASS_BATCH });
   const reconciler = new PoolReconciler({

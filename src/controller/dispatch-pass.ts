@@ -13,8 +13,13 @@ export { templateFor, type DispatchPassOptions } from './pass-act.ts';
 export type { InvokeOutcomes } from './pass-invoke.ts';
 
 /** What the pass did in the database (`terminated` includes the re-invokes it ended as not allowed) and what Lambda answered. */
-export interface DispatchPassResult extends Omit<ActedPass, 'byId' | 'heldUntilMs'> {
+export interface DispatchPassResult extends Omit<ActedPass, 'byId' | 'heldUntilMs' | 'rest'> {
   invoke: InvokeOutcomes;
+  /**
+   * Why the rows the pass meant to insert after its commit are not there (it invoked only its first rows;
+   * the next pass, soon, decides again), if they are not.
+   */
+  restError?: unknown;
   /** When to look at the pool again. */
   requeueAfterMs: number;
 }
@@ -41,7 +46,7 @@ export async function completePass(
     PassInvokeInput & { db: Db; invoker: Invoker; options: DispatchPassOptions; acted: ActedPass; markInvoked: MarkInvoked },
 ): Promise<DispatchPassResult> {
   const { acted, options } = args;
-  const { invoke, refusedEnded } = await invokeActed({
+  const { invoke, refusedEnded, rest } = await invokeActed({
     db: args.db,
     invoker: args.invoker,
     acted,
@@ -58,10 +63,19 @@ export async function completePass(
     acted.dispatched.length > 0 && invoke.accepted > 0 ? args.pool.spec.startTimeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
   // Tasks released by this pass's sweep were not in its backlog count: look again at once.
   const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
+  // Rows the pass decided but could not insert: the backlog still wants them.
+  const restFailed = rest?.error !== undefined ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
   const requeueAfterMs = Math.max(
     options.limits.minRequeueMs,
-    Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntilMs, startDeadline),
+    Math.min(acted.plan.requeueAfterMs, retryAfter, releasedNow, acted.heldUntilMs, startDeadline, restFailed),
   );
-  const { byId: _byId, heldUntilMs: _held, ...done } = acted;
-  return { ...done, terminated: [...acted.terminated, ...refusedEnded], invoke, requeueAfterMs };
+  const { byId: _byId, heldUntilMs: _held, rest: _rest, ...done } = acted;
+  return {
+    ...done,
+    dispatched: rest ? [...acted.dispatched, ...rest.ids] : acted.dispatched,
+    terminated: [...acted.terminated, ...refusedEnded],
+    invoke,
+    requeueAfterMs,
+    ...(rest?.error !== undefined ? { restError: rest.error } : {}),
+  };
 }

@@ -3,14 +3,26 @@
 // pool's sweep, decide each dispatch from what the database really ended, record the decisions and insert
 // the new rows (one statement each for the whole batch), commit. Invoking comes only after the commit
 // (pass-invoke.ts): a crash in between leaves `created` rows that a later pass invokes again, with the same ids.
+// A large pass commits only its first rows with its decision and inserts the rest right after, on the same
+// connection, while the first are being invoked; session-level locks keep its pools its own until the rest
+// are committed, so no other pass decides from the first rows alone.
 import type { Pool } from '../api/types.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
 import { explainPass } from '../planner/explain.ts';
 import { planPoolDispatch, planPoolSweep, type PoolPlan, type PoolPlanInput, type PoolPlanLimits } from '../planner/pool-plan.ts';
 import { planRelease } from '../planner/release.ts';
 import type { PoolMode } from '../planner/sweep.ts';
+import { splitFirstRows } from '../planner/first-rows.ts';
 import { timedOutRows } from '../planner/timed-out.ts';
-import { advisoryXactLock, tryAdvisoryXactLocks, withTransaction, type Db, type DbClient } from '../store/db.ts';
+import {
+  advisoryLocks,
+  advisoryUnlocks,
+  advisoryXactLock,
+  tryAdvisoryXactLocks,
+  withTransactionThen,
+  type Db,
+  type DbClient,
+} from '../store/db.ts';
 import { recordDecisions, type DecisionRecord } from '../store/decisions.ts';
 import { endInvocations, insertInvocationBatches, type InvocationTemplate, type LiveInvocation } from '../store/invocation-store.ts';
 import { loadPoolSnapshots, type PoolSnapshot, type PoolSnapshotArgs } from '../store/pool-snapshot.ts';
@@ -22,6 +34,12 @@ export interface DispatchPassOptions {
   /** After a permanent Invoke rejection, dispatching pauses this long (or until the spec changes). */
   rejectionBackoffMs: number;
   limits: PoolPlanLimits;
+  /**
+   * A pass (or a batch of passes) that starts more than twice this many rows commits this many with its
+   * decisions, and inserts the rest right after the commit, while the first are invoked (first-rows.ts).
+   * Unset or 0: every row in the one transaction.
+   */
+  firstRows?: number;
   /** Randomness for jitter; injected by tests. */
   random?: () => number;
 }
@@ -45,6 +63,11 @@ export interface ActedPass {
   backlog: number;
   /** The new rows, to invoke. */
   dispatched: number[];
+  /**
+   * The rest of the new rows, when the pass committed only its first ones: their ids once they are
+   * committed, or none and the error if inserting them failed (a later pass decides again).
+   */
+  rest?: Promise<RestRows>;
   orphaned: number[];
   terminated: number[];
   releasedTasks: number;
@@ -57,6 +80,13 @@ export interface ActedPass {
   decision?: { id: number; decidedAt: Date; reason: string };
   /** When the oldest row Lambda accepted but has not started was created (FunctionReady's stall check). */
   oldestPendingAt?: Date;
+}
+
+/** The rows a pass inserted after its commit (ActedPass.rest). */
+export interface RestRows {
+  ids: number[];
+  /** Why they could not be inserted; `ids` is then empty. */
+  error?: unknown;
 }
 
 /**
@@ -113,7 +143,7 @@ export async function actOnPools(
   lock: LockMode,
 ): Promise<Array<ActedPass | 'busy'>> {
   if (inputs.length === 0) return [];
-  return withTransaction(
+  return withTransactionThen(
     db,
     async (client) => {
       const keys = inputs.map((i) => poolLockKey(i.pool.meta.uid));
@@ -149,17 +179,45 @@ export async function actOnPools(
         if (r && s.record) s.acted.decision = { ...r, reason: s.record.reason };
       });
       const dispatching = swept.filter((s) => s.acted.plan.dispatch > 0);
-      const inserted = await insertInvocationBatches(client, {
-        invokeAfterMs: options.reinvokeGraceMs,
-        batches: dispatching.map((s) => ({
+      const split = splitFirstRows(
+        dispatching.map((s) => s.acted.plan.dispatch),
+        options.firstRows ?? 0,
+      );
+      const batches = (counts: number[]) =>
+        dispatching.map((s, k) => ({
           template: templateFor(s.pool),
-          count: s.acted.plan.dispatch,
+          count: counts[k] ?? 0,
           ...(s.acted.decision ? { decisionId: s.acted.decision.id } : {}),
-        })),
-      });
+        }));
+      const later = dispatching.filter((_, k) => (split.rest[k] ?? 0) > 0);
+      const laterKeys = later.map((s) => poolLockKey(s.pool.meta.uid));
+      // Held past the commit, until the rest is committed too: another pass of these pools (a replica's,
+      // the stranded sweep's) waits or skips them, as it would while this transaction was open.
+      await advisoryLocks(client, laterKeys);
+      const inserted = await insertInvocationBatches(client, { invokeAfterMs: options.reinvokeGraceMs, batches: batches(split.first) });
       dispatching.forEach((s, k) => (s.acted.dispatched = inserted[k] ?? []));
       let next = 0;
-      return locked.map((got) => (got ? (swept[next++]?.acted ?? 'busy') : 'busy'));
+      const value = locked.map((got) => (got ? (swept[next++]?.acted ?? 'busy') : 'busy'));
+      if (later.length === 0) return { value };
+      const settles: Array<(rows: RestRows) => void> = [];
+      for (const s of later) s.acted.rest = new Promise<RestRows>((resolve) => settles.push(resolve));
+      const restBatches = batches(split.rest).filter((b) => b.count > 0);
+      return {
+        value,
+        afterCommit: async (after: DbClient) => {
+          try {
+            await after.query(PASS_BEGIN);
+            const ids = await insertInvocationBatches(after, { invokeAfterMs: options.reinvokeGraceMs, batches: restBatches });
+            await after.query('COMMIT');
+            settles.forEach((settle, k) => settle({ ids: ids[k] ?? [] }));
+          } catch (error) {
+            // The connection is closed (withTransactionThen), which rolls back and ends the locks.
+            settles.forEach((settle) => settle({ ids: [], error }));
+            throw error;
+          }
+          await advisoryUnlocks(after, laterKeys);
+        },
+      };
     },
     PASS_BEGIN,
   );

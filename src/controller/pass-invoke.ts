@@ -1,12 +1,13 @@
 // The Lambda half of a dispatch pass, after its rows are committed: invoke the new rows at the spec's
 // function and the due re-invokes where each row was sent, then record what Lambda answered on each row.
+// The rows a large pass inserted after its commit (ActedPass.rest) join the invokes as soon as they are committed.
 import type { FunctionRef } from '../api/types.ts';
 import type { InvokeFailure } from '../lambda/errors.ts';
 import type { InvokeTarget, Invoker } from '../lambda/invoker.ts';
 import { invokeRetryDelayMs } from '../planner/invoke-retry.ts';
 import type { Db } from '../store/db.ts';
 import { deferInvoke, endInvocations, markRejected, type AcceptedInvoke, type LiveInvocation } from '../store/invocation-store.ts';
-import type { ActedPass } from './pass-act.ts';
+import type { ActedPass, RestRows } from './pass-act.ts';
 
 export interface InvokeOutcomes {
   accepted: number;
@@ -36,8 +37,11 @@ export interface InvokeActedArgs {
   random: () => number;
 }
 
-/** Invokes what the pass committed; returns what Lambda answered and the re-invokes ended as not allowed. */
-export async function invokeActed(args: InvokeActedArgs): Promise<{ invoke: InvokeOutcomes; refusedEnded: number[] }> {
+/**
+ * Invokes what the pass committed; returns what Lambda answered, the re-invokes ended as not allowed, and the
+ * rows the pass inserted after its commit (invoked with the rest), if it did.
+ */
+export async function invokeActed(args: InvokeActedArgs): Promise<{ invoke: InvokeOutcomes; refusedEnded: number[]; rest?: RestRows }> {
   const { acted } = args;
   const targets: Target[] = [];
   const as = (fn: FunctionRef): InvokeTarget => (args.roleArn ? { ...fn, roleArn: args.roleArn } : fn);
@@ -60,8 +64,31 @@ export async function invokeActed(args: InvokeActedArgs): Promise<{ invoke: Invo
     target.attempts.set(row.id, row.invokeAttempts);
   }
   if (acted.dispatched.length > 0) targetFor(targets, as(args.fn)).ids.push(...acted.dispatched);
-  const invoke = await invokeRows({ db: args.db, invoker: args.invoker, targets, random: args.random, markInvoked: args.markInvoked });
-  return { invoke, refusedEnded };
+  const invokeAll = (all: readonly Target[]) =>
+    invokeRows({ db: args.db, invoker: args.invoker, targets: all, random: args.random, markInvoked: args.markInvoked });
+  const restInvoked = acted.rest?.then(async (rest) => ({
+    rest,
+    invoke: rest.ids.length > 0 ? await invokeAll([{ fn: as(args.fn), ids: rest.ids, attempts: new Map() }]) : undefined,
+  }));
+  const [invoke, later] = await Promise.all([invokeAll(targets), restInvoked]);
+  if (!later) return { invoke, refusedEnded };
+  return { invoke: later.invoke ? mergeOutcomes(invoke, later.invoke) : invoke, refusedEnded, rest: later.rest };
+}
+
+/** The outcomes of two sets of invokes of one pass, as one. */
+function mergeOutcomes(a: InvokeOutcomes, b: InvokeOutcomes): InvokeOutcomes {
+  const merged: InvokeOutcomes = { accepted: a.accepted + b.accepted };
+  const rejected = [a.rejected, b.rejected].filter((r) => r !== undefined);
+  if (rejected[0]) merged.rejected = { ids: rejected.flatMap((r) => r.ids), failure: rejected[0].failure };
+  const deferred = [a.deferred, b.deferred].filter((d) => d !== undefined);
+  if (deferred[0])
+    merged.deferred = {
+      ids: deferred.flatMap((d) => d.ids),
+      unsent: deferred.flatMap((d) => d.unsent),
+      failure: deferred[0].failure,
+      retryInMs: Math.min(...deferred.map((d) => d.retryInMs)),
+    };
+  return merged;
 }
 
 interface Target {

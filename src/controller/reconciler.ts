@@ -324,6 +324,13 @@ export class PoolReconciler {
     const ref = { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid };
     const labels = { namespace: pool.meta.namespace, pool: pool.meta.name };
     const a = pass.plan.arithmetic;
+    if (pass.restError !== undefined) {
+      log.warn('the pass committed only its first new rows: inserting the rest failed, the next pass decides again', {
+        decided: pass.plan.dispatch,
+        inserted: pass.dispatched.length,
+        error: describeError(pass.restError),
+      });
+    }
     if (pass.invoke.accepted > 0) {
       deps.metrics.dispatched.inc({ ...labels, result: 'accepted' }, pass.invoke.accepted);
       // The planner counts the backlog only up to what could change its decision (maxConcurrency x tasksPerInvocation).

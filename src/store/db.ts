@@ -56,6 +56,39 @@ export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promi
   }
 }
 
+/**
+ * As withTransaction, and then the follow-up `fn` may return (`afterCommit`), on the same connection once the transaction has
+ * committed: the caller has the transaction's value at once and learns the follow-up's end from the follow-up
+ * itself. The connection goes back to the pool when the follow-up ends. If the transaction or the follow-up
+ * fails, the connection is closed instead of reused: a session-level lock taken in a transaction outlives its
+ * rollback, and only the end of the session surely ends it.
+ */
+export async function withTransactionThen<T>(
+  db: Db,
+  fn: (client: DbClient) => Promise<{ value: T; afterCommit?: (client: DbClient) => Promise<void> }>,
+  begin = 'BEGIN',
+): Promise<T> {
+  const client = await db.connect();
+  let out: Awaited<ReturnType<typeof fn>>;
+  try {
+    await client.query(begin);
+    out = await fn(client);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release(error instanceof Error ? error : true);
+    throw error;
+  }
+  const followUp = out.afterCommit;
+  if (!followUp) client.release();
+  else
+    void followUp(client).then(
+      () => client.release(),
+      (error: unknown) => client.release(error instanceof Error ? error : true),
+    );
+  return out.value;
+}
+
 /** A 64-bit advisory lock key derived in Postgres from a text key, so every client derives the same one. */
 export async function advisoryXactLock(client: DbClient, key: string): Promise<void> {
   await client.query({ name: 'ltp_advisory_xact_lock', text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', values: [key] });
@@ -76,6 +109,31 @@ export async function tryAdvisoryXactLocks(client: DbClient, keys: readonly stri
   const got = keys.map(() => false);
   for (const row of result.rows) got[row.n - 1] = row.got;
   return got;
+}
+
+/**
+ * Takes each key's session-level advisory lock, waiting for it. A session that already holds a key's
+ * transaction-level lock gets it at once, and keeps it past its commit until advisoryUnlocks (or its end).
+ */
+export async function advisoryLocks(client: DbClient, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await client.query({
+    name: 'ltp_advisory_locks',
+    text: 'SELECT pg_advisory_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k',
+    values: [keys],
+  });
+}
+
+/** Gives back session-level advisory locks taken with advisoryLocks; throws if one was not held. */
+export async function advisoryUnlocks(client: DbClient, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  const result = await client.query<{ released: number }>({
+    name: 'ltp_advisory_unlocks',
+    text: 'SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtextextended(k, 0)))::int AS released FROM unnest($1::text[]) AS k',
+    values: [keys],
+  });
+  const released = result.rows[0]?.released ?? 0;
+  if (released !== keys.length) throw new Error(`released ${released} of ${keys.length} session advisory locks`);
 }
 
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);

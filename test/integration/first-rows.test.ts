@@ -1,0 +1,170 @@
+// A large dispatch pass commits its first rows with its decision, invokes them, and inserts the rest right
+// after on the same connection (pass-act.ts, first-rows.ts). Against a real Postgres and the local Lambda
+// runtime through the real AWS SDK; what is asserted is the rows each pool ends up with, whether another
+// pass can decide from the first rows alone, and what a failure to insert the rest leaves.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import type { Pool } from '../../src/api/types.ts';
+import { Connectivity } from '../../src/controller/connectivity.ts';
+import type { Database } from '../../src/controller/databases.ts';
+import { runDispatchPass, type DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
+import { poolLockKey, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
+import { PassBatcher } from '../../src/controller/pass-batcher.ts';
+import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
+import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const NOOP = `${path.resolve(here, '../fixtures/functions/noop.ts')}#handler`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const FIRST_ROWS = 128;
+const OPTIONS: DispatchPassOptions = {
+  reinvokeGraceMs: 60_000,
+  rejectionBackoffMs: 30_000,
+  limits: { resyncMs: 30_000, minRequeueMs: 200 },
+  firstRows: FIRST_ROWS,
+};
+const DEEP = 1_000;
+
+function deepPool(name: string): Pool {
+  return {
+    meta: { namespace: 'first', name, uid: `uid-${name}`, generation: 1, finalizers: [] },
+    spec: {
+      // The function accepts every invoke and runs none (reserved concurrency 0): the rows stay pending.
+      function: { name: 'parked' },
+      queue: `q-${name}`,
+      maxConcurrency: DEEP,
+      tasksPerInvocation: 1,
+      startTimeoutSeconds: 3600,
+      heartbeatTimeoutSeconds: 60,
+      maxTaskAttempts: 3,
+      retry: { initialDelaySeconds: 0, maxDelaySeconds: 0 },
+      suspend: false,
+    },
+    status: {},
+  };
+}
+
+describe('a large dispatch pass commits its first rows and inserts the rest while they are invoked (real Postgres, local Lambda runtime)', function () {
+  this.timeout(60_000);
+  let t: TestDatabase;
+  let runtime: LambdaRuntime;
+  let invoker: Invoker;
+  let database: Database;
+
+  before(async () => {
+    t = await freshDatabase('first');
+    runtime = await startLambdaRuntime({ logger: silentLogger(), functions: [{ name: 'parked', handler: NOOP, reservedConcurrency: 0 }] });
+    invoker = createInvoker({
+      defaultRegion: 'us-east-1',
+      endpoint: runtime.endpoint,
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    database = {
+      key: 'db-first',
+      display: 'first',
+      db: t.db,
+      connectivity: new Connectivity({ probe: () => t.db.query('SELECT 1') }),
+    };
+  });
+
+  after(async () => {
+    invoker?.close();
+    await runtime?.stop();
+    await t?.close();
+  });
+
+  const enqueue = (queue: string, count: number) =>
+    t.db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [queue, count]);
+
+  const rowsOf = async (uid: string) =>
+    (
+      await t.db.query<{ id: number; status: string; decision_id: number | null }>(
+        `SELECT id, status, decision_id FROM ltp.invocations WHERE pool_uid = $1 ORDER BY id`,
+        [uid],
+      )
+    ).rows;
+
+  const pass = (pool: Pool) => runDispatchPass({ pool, connectedForMs: Number.POSITIVE_INFINITY, db: t.db, invoker, options: OPTIONS });
+
+  it('starts exactly the backlog under one decision, invokes every row, and reports them all', async () => {
+    const pool = deepPool('deep');
+    await enqueue(pool.spec.queue, DEEP);
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const result = (await batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })) as DispatchPassResult;
+    const rows = await rowsOf(pool.meta.uid);
+    expect(rows, 'rows of a pool with 1,000 tasks, 1 task per invocation').to.have.length(DEEP);
+    expect(new Set(rows.map((r) => r.status)), 'every row accepted by Lambda').to.deep.equal(new Set(['pending']));
+    expect(new Set(rows.map((r) => r.decision_id)).size, 'decisions behind the rows').to.equal(1);
+    expect(result.dispatched, 'the rows the pass reports').to.have.members(rows.map((r) => r.id));
+    expect(result.invoke.accepted).to.equal(DEEP);
+    expect(result.restError).to.equal(undefined);
+    const decision = await t.db.query<{ dispatched: number }>(
+      `SELECT (outcome->>'dispatched')::int AS dispatched FROM ltp.decisions WHERE pool_uid = $1`,
+      [pool.meta.uid],
+    );
+    expect(
+      decision.rows.map((r) => r.dispatched),
+      'the decision the trace shows',
+    ).to.deep.equal([DEEP]);
+    expect(runtime.acceptedCount('parked')).to.be.at.least(DEEP);
+  });
+
+  it('lets no other pass decide from the first rows alone: two passes at once start the backlog once', async () => {
+    const pool = deepPool('twice');
+    await enqueue(pool.spec.queue, DEEP);
+    // Both wait for the pool's lock: the one that waits gets it only once the other's rest is committed too.
+    // Were the lock given back at the first commit, the second would see 128 rows and start 872 more.
+    const results = await Promise.all([pass(pool), pass(pool)]);
+    const rows = await rowsOf(pool.meta.uid);
+    expect(rows, 'rows of the pool').to.have.length(DEEP);
+    expect(
+      results.map((r) => r.dispatched.length).sort((a, b) => a - b),
+      'rows each pass started',
+    ).to.deep.equal([0, DEEP]);
+  });
+
+  it('invokes its first rows when the rest cannot be inserted, gives its lock back, and the next pass starts exactly the rest', async () => {
+    const pool = deepPool('failing');
+    await enqueue(pool.spec.queue, DEEP);
+    // A trigger that refuses this pool's rows past its first ones, as a full disk or a lost connection would.
+    await t.db.query(`CREATE FUNCTION ltp.test_refuse_rest() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT count(*) FROM ltp.invocations WHERE pool_uid = NEW.pool_uid) >= ${FIRST_ROWS} THEN
+          RAISE EXCEPTION 'refused by the test';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.query(`CREATE TRIGGER test_refuse_rest BEFORE INSERT ON ltp.invocations FOR EACH ROW
+                        WHEN (NEW.pool_uid = 'uid-failing') EXECUTE FUNCTION ltp.test_refuse_rest()`);
+    let first: DispatchPassResult;
+    try {
+      first = await pass(pool);
+    } finally {
+      await t.db.query('DROP TRIGGER test_refuse_rest ON ltp.invocations');
+      await t.db.query('DROP FUNCTION ltp.test_refuse_rest()');
+    }
+    expect(first.dispatched, 'rows the failed pass started').to.have.length(FIRST_ROWS);
+    expect(first.invoke.accepted, 'its first rows invoked').to.equal(FIRST_ROWS);
+    expect(String(first.restError), 'why the rest is missing').to.include('refused by the test');
+    expect(first.requeueAfterMs, 'the pool is looked at again soon').to.equal(OPTIONS.limits.minRequeueMs);
+    expect(await rowsOf(pool.meta.uid), 'rows after the failed pass').to.have.length(FIRST_ROWS);
+    // The session lock held for the rest ends with the closed connection: another session gets it.
+    let free = false;
+    for (let i = 0; i < 100 && !free; i += 1) {
+      const got = await t.db.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS got`, [
+        poolLockKey(pool.meta.uid),
+      ]);
+      free = got.rows[0]?.got === true;
+      if (!free) await sleep(20);
+    }
+    expect(free, "the pool's lock is free again").to.equal(true);
+    const next = await pass(pool);
+    expect(next.dispatched, 'rows the next pass started').to.have.length(DEEP - FIRST_ROWS);
+    const rows = await rowsOf(pool.meta.uid);
+    expect(rows, 'rows of the pool').to.have.length(DEEP);
+    expect(new Set(rows.map((r) => r.status)), 'every row accepted by Lambda').to.deep.equal(new Set(['pending']));
+  });
+});
