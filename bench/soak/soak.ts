@@ -28,6 +28,8 @@ import { migrate } from '../../src/store/migrate.ts';
 import { startControllerProcess, type ControllerProcess } from '../../test/support/controller-process.ts';
 import { executions, overlappingExecutions, readJournal, type Execution } from '../../test/support/journal.ts';
 
+/** The controller's --first-rows in the soak (see startOne). */
+const SOAK_FIRST_ROWS = 2;
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WORKER = path.join(here, '..', '..', 'test', 'fixtures', 'functions', 'file-journal-worker.ts');
@@ -213,6 +215,10 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
           namespaces: [NS],
           leaderElect: { leaseNamespace: NS, identity: 'soak-controller' },
           logLevel: 'warn',
+          // A pass of more than 4 new rows commits 2 first and inserts the rest while they are invoked
+          // (first-rows.ts; 128 by default, which a pool capped at 8 never reaches): the split, and the
+          // session locks it holds until the rest is committed, under every fault here.
+          extraArgs: ['--first-rows', String(SOAK_FIRST_ROWS)],
         },
         120_000,
       );
@@ -337,6 +343,15 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
     const byStatus = await db.query<{ status: string; n: number }>(
       `SELECT status::text || COALESCE('.' || error_code, '') AS status, count(*)::int AS n FROM ltp.invocations GROUP BY 1 ORDER BY 1`,
     );
+    // Passes that started more than twice --first-rows rows, so committed their first rows before the rest
+    // (their decisions), and those whose rows fall short of what they decided (the rest failed to go in).
+    const split = await db.query<{ passes: number; short: number }>(
+      `SELECT count(*)::int AS passes, count(*) FILTER (WHERE rows < decided)::int AS short
+         FROM (SELECT (d.outcome->>'dispatched')::int AS decided,
+                      (SELECT count(*) FROM ltp.invocations i WHERE i.decision_id = d.id) AS rows
+                 FROM ltp.decisions d WHERE (d.outcome->>'dispatched')::int > $1) s`,
+      [2 * SOAK_FIRST_ROWS],
+    );
     const stats = pools.map((p) => lambda.stats(p.name));
     const sum = (pick: (s: (typeof stats)[number]) => number) => stats.reduce((a, s) => a + pick(s), 0);
     const perTask = new Map<number, Execution[]>();
@@ -364,6 +379,8 @@ export async function runSoak(config: SoakConfig, log: (line: string) => void = 
         tasksRunMoreThanOnce: [...perTask.values()].filter((l) => l.length > 1).length,
         tasksSucceededMoreThanOnce: [...perTask.values()].filter((l) => l.filter((r) => r.outcome === 'ok').length > 1).length,
         controllerKills: kills,
+        passesSplit: split.rows[0]?.passes ?? 0,
+        passesSplitShort: split.rows[0]?.short ?? 0,
         ...Object.fromEntries(byStatus.rows.map((r) => [`invocations.${r.status}`, r.n])),
         lambdaAccepted: sum((s) => s.accepted),
         lambdaThrottled: sum((s) => s.throttled),

@@ -44,6 +44,8 @@ export interface ControllerConfig {
   identity: string;
   workers: number;
   invokeParallelism: number;
+  /** Rows a large dispatch pass commits first, invoking them while it inserts the rest (DispatchPassOptions.firstRows); 0: all at once. */
+  firstRows: number;
   resyncMs: number;
   reinvokeGraceMs: number;
   rejectionBackoffMs: number;
@@ -70,6 +72,10 @@ export const CONTROLLER_DEFAULTS = {
   // transaction per database (PASS_BATCH pools at most), and the invokes of all pools share invokeParallelism.
   workers: 256,
   invokeParallelism: 32,
+  // A pass of more than twice this many new rows commits this many first and inserts the rest while they
+  // are invoked (first-rows.ts): four rounds of the invoke slots, about 40 ms of invokes here, where the
+  // other 872 rows of a 1,000-row pass take 6 to 9 ms to insert.
+  firstRows: 128,
   // Every pass is driven by what changed (notifications, watch events) or by its own next deadline; this
   // is only the longest an idle pool goes unlooked-at.
   resyncMs: 600_000,
@@ -86,9 +92,6 @@ export const CONTROLLER_DEFAULTS = {
 
 /** How long a stopping controller goes on writing status, and then sending Events, before it lets go. */
 const STOP_FLUSH_MS = 3_000;
-
-/** Rounds of the invoke slots a large pass commits first (DispatchPassOptions.firstRows). */
-const FIRST_ROUNDS = 4;
 
 /** The most pools whose database work one transaction does (pass-batcher.ts). */
 const PASS_BATCH = 256;
@@ -209,10 +212,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     reinvokeGraceMs: config.reinvokeGraceMs,
     rejectionBackoffMs: config.rejectionBackoffMs,
     limits: { ...DEFAULT_PLAN_LIMITS, resyncMs: config.resyncMs },
-    // A large pass commits this many rows first and inserts the rest while they are invoked (first-rows.ts):
-    // four rounds of the invoke slots, about 40 ms of invokes here, where the other 872 rows of a 1,000-row
-    // pass take 6 to 9 ms to insert.
-    firstRows: FIRST_ROUNDS * config.invokeParallelism,
+    firstRows: config.firstRows,
   };
   const passes = new PassBatcher({ invoker, options: passOptions, maxBatch: PASS_BATCH });
   const reconciler = new PoolReconciler({

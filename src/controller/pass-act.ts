@@ -168,20 +168,31 @@ export async function actOnPools(
         if (!snapshot) throw new Error(`no snapshot for pool ${input.pool.meta.uid}`);
         swept.push(await sweepAndPlan(client, input, snapshot, options));
       }
-      // The trace: every pass that changes anything records what it saw, what it did and why, before the rows it starts.
-      const changed = swept.filter((s) => s.record !== undefined);
-      const recorded = await recordDecisions(
-        client,
-        changed.map((s) => s.record).filter((r) => r !== undefined),
-      );
-      changed.forEach((s, k) => {
-        const r = recorded[k];
-        if (r && s.record) s.acted.decision = { ...r, reason: s.record.reason };
-      });
       const dispatching = swept.filter((s) => s.acted.plan.dispatch > 0);
       const split = splitFirstRows(
         dispatching.map((s) => s.acted.plan.dispatch),
         options.firstRows ?? 0,
+      );
+      // The trace: every pass that changes anything records what it saw, what it did and why, before the rows
+      // it starts and in the same transaction. A pass whose only change is rows that all come after the
+      // commit records its decision with them: if they never go in, neither does a decision that names them.
+      const restOnly = new Set(
+        dispatching.filter((s, k) => (split.first[k] ?? 0) === 0 && dispatchIsAllItDid(s.acted)).map((s) => s.pool.meta.uid),
+      );
+      const record = async (on: DbClient, passes: readonly Swept[]) => {
+        const changed = passes.filter((s) => s.record !== undefined);
+        const recorded = await recordDecisions(
+          on,
+          changed.map((s) => s.record).filter((r) => r !== undefined),
+        );
+        changed.forEach((s, k) => {
+          const r = recorded[k];
+          if (r && s.record) s.acted.decision = { ...r, reason: s.record.reason };
+        });
+      };
+      await record(
+        client,
+        swept.filter((s) => !restOnly.has(s.pool.meta.uid)),
       );
       const batches = (counts: number[]) =>
         dispatching.map((s, k) => ({
@@ -201,17 +212,23 @@ export async function actOnPools(
       if (later.length === 0) return { value };
       const settles: Array<(rows: RestRows) => void> = [];
       for (const s of later) s.acted.rest = new Promise<RestRows>((resolve) => settles.push(resolve));
-      const restBatches = batches(split.rest).filter((b) => b.count > 0);
       return {
         value,
         afterCommit: async (after: DbClient) => {
           try {
             await after.query(PASS_BEGIN);
+            await record(
+              after,
+              later.filter((s) => restOnly.has(s.pool.meta.uid)),
+            );
+            const restBatches = batches(split.rest).filter((b) => b.count > 0);
             const ids = await insertInvocationBatches(after, { invokeAfterMs: options.reinvokeGraceMs, batches: restBatches });
             await after.query('COMMIT');
             settles.forEach((settle, k) => settle({ ids: ids[k] ?? [] }));
           } catch (error) {
-            // The connection is closed (withTransactionThen), which rolls back and ends the locks.
+            // The connection is closed (withTransactionThen), which rolls back and ends the locks; the
+            // decisions recorded here went with it.
+            for (const s of later) if (restOnly.has(s.pool.meta.uid)) delete s.acted.decision;
             settles.forEach((settle) => settle({ ids: [], error }));
             throw error;
           }
@@ -220,6 +237,16 @@ export async function actOnPools(
       };
     },
     PASS_BEGIN,
+  );
+}
+
+/** Whether a pass changes nothing but the rows it starts (no sweep, re-invoke or release). */
+function dispatchIsAllItDid(acted: ActedPass): boolean {
+  return (
+    acted.orphaned.length === 0 &&
+    acted.terminated.length === 0 &&
+    acted.plan.reinvoke.length === 0 &&
+    acted.releasedTasks + acted.failedTasks === 0
   );
 }
 

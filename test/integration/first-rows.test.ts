@@ -167,4 +167,44 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     expect(rows, 'rows of the pool').to.have.length(DEEP);
     expect(new Set(rows.map((r) => r.status)), 'every row accepted by Lambda').to.deep.equal(new Set(['pending']));
   });
+
+  it('records the decision of a pool whose rows all come after the commit with those rows: if they fail, the pool has neither', async () => {
+    // 300 rows each: the batch commits 128 of the first pool's, the rest of its rows and all of the second's come after.
+    const [split, after] = [deepPool('split'), deepPool('after')].map((p) => ({ ...p, spec: { ...p.spec, maxConcurrency: 300 } }));
+    if (!split || !after) throw new Error('two pools');
+    await enqueue(split.spec.queue, 300);
+    await enqueue(after.spec.queue, 300);
+    await t.db.query(`CREATE FUNCTION ltp.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+    await t.db.query(`CREATE TRIGGER test_refuse BEFORE INSERT ON ltp.invocations FOR EACH ROW
+                        WHEN (NEW.pool_uid = 'uid-after') EXECUTE FUNCTION ltp.test_refuse()`);
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    let results: DispatchPassResult[];
+    try {
+      results = (await Promise.all(
+        [split, after].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
+      )) as DispatchPassResult[];
+    } finally {
+      await t.db.query('DROP TRIGGER test_refuse ON ltp.invocations');
+      await t.db.query('DROP FUNCTION ltp.test_refuse()');
+    }
+    const decisions = async (uid: string) =>
+      (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.decisions WHERE pool_uid = $1`, [uid])).rows[0]?.n;
+    expect(
+      results.map((r) => r.dispatched.length),
+      'rows each pass started',
+    ).to.deep.equal([FIRST_ROWS, 0]);
+    expect(
+      results.map((r) => r.restError !== undefined),
+      'passes that could not insert their rest',
+    ).to.deep.equal([true, true]);
+    expect(await rowsOf(split.meta.uid), 'rows of the pool split across the commit').to.have.length(FIRST_ROWS);
+    expect(await decisions(split.meta.uid), 'its decision, committed with its first rows').to.equal(1);
+    expect(await rowsOf(after.meta.uid), 'rows of the pool whose rows all came after').to.have.length(0);
+    expect(await decisions(after.meta.uid), 'its decision, gone with its rows').to.equal(0);
+    expect(results[1]?.decision, 'the pass reports no decision that is not there').to.equal(undefined);
+    // The next passes start exactly the rest.
+    const next = await Promise.all([split, after].map((pool) => pass(pool)));
+    expect(next.map((r) => r.dispatched.length)).to.deep.equal([300 - FIRST_ROWS, 300]);
+  });
 });

@@ -56,6 +56,7 @@ describe('cli program', () => {
   it('shows the controller defaults the controller really uses', () => {
     expect(HELP_DEFAULTS.leaseName).to.equal(CONTROLLER_DEFAULTS.leaseName);
     expect(HELP_DEFAULTS.workers).to.equal(CONTROLLER_DEFAULTS.workers);
+    expect(HELP_DEFAULTS.firstRows).to.equal(CONTROLLER_DEFAULTS.firstRows);
     expect(HELP_DEFAULTS.region).to.equal(CONTROLLER_DEFAULTS.region);
     expect(HELP_DEFAULTS.retention).to.equal(`${CONTROLLER_DEFAULTS.retentionSeconds / 86_400}d`);
     expect(HELP_DEFAULTS.functionCheck).to.equal(`${CONTROLLER_DEFAULTS.functionCheckMs / 60_000}m`);

@@ -4,13 +4,14 @@ import { readFileSync } from 'node:fs';
 import { OPEN_POLICY, parseTenancyPolicy, TenancyPolicyError, type TenancyPolicy } from '../../api/tenancy.ts';
 import { untilSignal } from '../../ops/signals.ts';
 import { UsageError, defineCommand } from '../command.ts';
-import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabase, positiveInt } from '../options.ts';
+import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabase, nonNegativeInt, positiveInt } from '../options.ts';
 
 // The defaults shown in the help are the controller's own (CONTROLLER_DEFAULTS, checked by a unit test);
 // the controller module is loaded only when the command runs, so that `--help` stays quick.
 export const HELP_DEFAULTS = {
   leaseName: 'lambda-task-pool-controller',
   workers: 256,
+  firstRows: 128,
   retention: '7d',
   region: 'us-east-1',
   functionCheck: '5m',
@@ -27,6 +28,7 @@ interface ControllerOptions {
   leaseNamespace: string;
   leaseName?: string;
   workers?: number;
+  firstRows?: number;
   tenancyPolicy?: string;
   secretNamespaces?: string[];
   retention?: number;
@@ -68,6 +70,14 @@ export default defineCommand({
           .env('LEASE_NAME'),
       )
       .addOption(new Option('--workers <n>', `pools reconciled at once (default: ${HELP_DEFAULTS.workers})`).argParser(positiveInt(10_000)))
+      .addOption(
+        new Option(
+          '--first-rows <n>',
+          `a dispatch pass of more than twice this many new invocations commits this many first and invokes them while it inserts the rest; 0 inserts all before invoking (default: ${HELP_DEFAULTS.firstRows})`,
+        )
+          .argParser(nonNegativeInt(10_000))
+          .env('FIRST_ROWS'),
+      )
       .addOption(
         new Option(
           '--tenancy-policy <json|@file>',
@@ -122,6 +132,7 @@ export default defineCommand({
           leaseName: options.leaseName ?? CONTROLLER_DEFAULTS.leaseName,
           identity: process.env.POD_NAME ?? defaultIdentity(),
           workers: options.workers ?? CONTROLLER_DEFAULTS.workers,
+          firstRows: options.firstRows ?? CONTROLLER_DEFAULTS.firstRows,
           retentionSeconds: options.retention ?? CONTROLLER_DEFAULTS.retentionSeconds,
           functionCheckMs: functionCheckMs(options.functionCheckInterval) ?? CONTROLLER_DEFAULTS.functionCheckMs,
           ...(options.stsEndpoint ? { stsEndpoint: options.stsEndpoint } : {}),
