@@ -56,11 +56,13 @@ export async function completePass(
     markInvoked: args.markInvoked,
     random: options.random ?? Math.random,
   });
+  // With the rows the pass inserted after its commit, if it did.
+  const dispatched = rest ? [...acted.dispatched, ...rest.ids] : acted.dispatched;
   const retryAfter = invoke.deferred?.retryInMs ?? Number.POSITIVE_INFINITY;
   // Rows Lambda just accepted wake no one (the schema's wake-ups skip created -> pending): look again at
   // their start deadline, where a row that never started is orphaned.
   const startDeadline =
-    acted.dispatched.length > 0 && invoke.accepted > 0 ? args.pool.spec.startTimeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
+    dispatched.length > 0 && invoke.accepted > 0 ? args.pool.spec.startTimeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
   // Tasks released by this pass's sweep were not in its backlog count: look again at once.
   const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
   // Rows the pass decided but could not insert: the backlog still wants them.
@@ -72,7 +74,7 @@ export async function completePass(
   const { byId: _byId, heldUntilMs: _held, rest: _rest, ...done } = acted;
   return {
     ...done,
-    dispatched: rest ? [...acted.dispatched, ...rest.ids] : acted.dispatched,
+    dispatched,
     terminated: [...acted.terminated, ...refusedEnded],
     invoke,
     requeueAfterMs,

@@ -1,24 +1,19 @@
 // Dispatch passes of many pools share their database work (pass-batcher.ts): the passes ready together run
 // as one transaction. Against a real Postgres and the local Lambda runtime through the real AWS SDK; what is
 // asserted is the rows each pool ends up with.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import pg from 'pg';
 import type { Pool, PoolSpec } from '../../src/api/types.ts';
-import { Connectivity } from '../../src/controller/connectivity.ts';
 import type { Database } from '../../src/controller/databases.ts';
 import type { DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
 import { poolLockKey, templateFor, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
 import { insertInvocations } from '../../src/store/invocation-store.ts';
 import { PassBatcher } from '../../src/controller/pass-batcher.ts';
 import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
-import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
-import { silentLogger } from '../../src/ops/logger.ts';
-import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import type { LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
+import type { TestDatabase } from '../support/postgres.ts';
+import { startParkedLambda, type ParkedLambda } from '../support/parked-lambda.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const NOOP = `${path.resolve(here, '../fixtures/functions/noop.ts')}#handler`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const OPTIONS: DispatchPassOptions = {
   reinvokeGraceMs: 60_000,
@@ -48,31 +43,19 @@ function poolFor(name: string, spec: Partial<PoolSpec> = {}): Pool {
 
 describe('dispatch passes of many pools batched into one transaction (real Postgres, local Lambda runtime)', function () {
   this.timeout(60_000);
+  let stack: ParkedLambda | undefined;
   let t: TestDatabase;
   let runtime: LambdaRuntime;
   let invoker: Invoker;
   let database: Database;
 
   before(async () => {
-    t = await freshDatabase('batch');
-    runtime = await startLambdaRuntime({ logger: silentLogger(), functions: [{ name: 'parked', handler: NOOP, reservedConcurrency: 0 }] });
-    invoker = createInvoker({
-      defaultRegion: 'us-east-1',
-      endpoint: runtime.endpoint,
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    });
-    database = {
-      key: 'db-batch',
-      display: 'batch',
-      db: t.db,
-      connectivity: new Connectivity({ probe: () => t.db.query('SELECT 1') }),
-    };
+    stack = await startParkedLambda('batch');
+    ({ t, runtime, invoker, database } = stack);
   });
 
   after(async () => {
-    invoker?.close();
-    await runtime?.stop();
-    await t?.close();
+    await stack?.close();
   });
 
   const enqueue = (queue: string, count: number) =>

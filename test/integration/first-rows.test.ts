@@ -2,22 +2,17 @@
 // after on the same connection (pass-act.ts, first-rows.ts). Against a real Postgres and the local Lambda
 // runtime through the real AWS SDK; what is asserted is the rows each pool ends up with, whether another
 // pass can decide from the first rows alone, and what a failure to insert the rest leaves.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Pool } from '../../src/api/types.ts';
-import { Connectivity } from '../../src/controller/connectivity.ts';
 import type { Database } from '../../src/controller/databases.ts';
 import { runDispatchPass, type DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
 import { poolLockKey, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
 import { PassBatcher } from '../../src/controller/pass-batcher.ts';
-import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
-import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
-import { silentLogger } from '../../src/ops/logger.ts';
-import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import type { Invoker } from '../../src/lambda/invoker.ts';
+import type { LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
+import type { TestDatabase } from '../support/postgres.ts';
+import { startParkedLambda, type ParkedLambda } from '../support/parked-lambda.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const NOOP = `${path.resolve(here, '../fixtures/functions/noop.ts')}#handler`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const FIRST_ROWS = 128;
 const OPTIONS: DispatchPassOptions = {
@@ -49,31 +44,19 @@ function deepPool(name: string): Pool {
 
 describe('a large dispatch pass commits its first rows and inserts the rest while they are invoked (real Postgres, local Lambda runtime)', function () {
   this.timeout(60_000);
+  let stack: ParkedLambda | undefined;
   let t: TestDatabase;
   let runtime: LambdaRuntime;
   let invoker: Invoker;
   let database: Database;
 
   before(async () => {
-    t = await freshDatabase('first');
-    runtime = await startLambdaRuntime({ logger: silentLogger(), functions: [{ name: 'parked', handler: NOOP, reservedConcurrency: 0 }] });
-    invoker = createInvoker({
-      defaultRegion: 'us-east-1',
-      endpoint: runtime.endpoint,
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    });
-    database = {
-      key: 'db-first',
-      display: 'first',
-      db: t.db,
-      connectivity: new Connectivity({ probe: () => t.db.query('SELECT 1') }),
-    };
+    stack = await startParkedLambda('first');
+    ({ t, runtime, invoker, database } = stack);
   });
 
   after(async () => {
-    invoker?.close();
-    await runtime?.stop();
-    await t?.close();
+    await stack?.close();
   });
 
   const enqueue = (queue: string, count: number) =>
@@ -206,5 +189,28 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     // The next passes start exactly the rest.
     const next = await Promise.all([split, after].map((pool) => pass(pool)));
     expect(next.map((r) => r.dispatched.length)).to.deep.equal([300 - FIRST_ROWS, 300]);
+  });
+
+  it('looks at every pool of a split batch again at its start deadline, those whose rows all came after the commit too', async () => {
+    const [one, two] = [deepPool('deadline-1'), deepPool('deadline-2')].map((p) => ({
+      ...p,
+      spec: { ...p.spec, maxConcurrency: 300, startTimeoutSeconds: 5 },
+    }));
+    if (!one || !two) throw new Error('two pools');
+    await enqueue(one.spec.queue, 300);
+    await enqueue(two.spec.queue, 300);
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const results = (await Promise.all(
+      [one, two].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
+    )) as DispatchPassResult[];
+    expect(
+      results.map((r) => r.dispatched.length),
+      'rows each pass started',
+    ).to.deep.equal([300, 300]);
+    // Rows that never start are orphaned at their start deadline (5 s), sooner than the resync (30 s).
+    expect(
+      results.map((r) => r.requeueAfterMs),
+      'when each pool is looked at again (ms)',
+    ).to.deep.equal([5_000, 5_000]);
   });
 });

@@ -1,0 +1,52 @@
+// What the dispatch-pass integration tests share: a fresh database on the real Postgres, the local Lambda
+// runtime with one function, `parked`, that accepts every invoke and runs none (reserved concurrency 0, so
+// the rows stay pending), an invoker that talks to it through the real AWS SDK, and a Database over both.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Connectivity } from '../../src/controller/connectivity.ts';
+import type { Database } from '../../src/controller/databases.ts';
+import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
+import { silentLogger } from '../../src/ops/logger.ts';
+import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
+import { freshDatabase, type TestDatabase } from './postgres.ts';
+
+const NOOP = `${path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/functions/noop.ts')}#handler`;
+
+export interface ParkedLambda {
+  t: TestDatabase;
+  runtime: LambdaRuntime;
+  invoker: Invoker;
+  database: Database;
+  close(): Promise<void>;
+}
+
+/** Starts them; `prefix` names the database. */
+export async function startParkedLambda(prefix: string): Promise<ParkedLambda> {
+  const t = await freshDatabase(prefix);
+  const runtime = await startLambdaRuntime({
+    logger: silentLogger(),
+    functions: [{ name: 'parked', handler: NOOP, reservedConcurrency: 0 }],
+  });
+  const invoker = createInvoker({
+    defaultRegion: 'us-east-1',
+    endpoint: runtime.endpoint,
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
+  const database: Database = {
+    key: `db-${prefix}`,
+    display: prefix,
+    db: t.db,
+    connectivity: new Connectivity({ probe: () => t.db.query('SELECT 1') }),
+  };
+  return {
+    t,
+    runtime,
+    invoker,
+    database,
+    async close() {
+      invoker.close();
+      await runtime.stop();
+      await t.close();
+    },
+  };
+}
