@@ -47,8 +47,8 @@ FROM ${NODE_IMAGE} AS runtime
 # Memory (bench/scale.bench.ts reads the ENTRYPOINT's flags and the ENV below from here and runs the controller
 # with them): two malloc arenas, and V8's own heap sizing. dist/ is an esbuild bundle, which saves about 20 MB
 # resident over tsc's one file per module. Once the controller goes quiet after a busy spell it gives the
-# spell's pages back itself (src/ops/memory-release.ts; V8 alone kept them): 1,000 idle pools 126 MB, 134 MB
-# 30 s after a burst of all 1,000 (the bundle is ASCII only and the controller loads no ICU data it does not
+# spell's pages back itself (src/ops/memory-release.ts; V8 alone kept them): 1,000 idle pools 126 to 135 MB, 134 to
+# 139 MB 30 s after a burst of all 1,000 (the bundle is ASCII only and the controller loads no ICU data it does not
 # need: README, "Less of Node's binary"). That replaced two flags that held idle memory down by making every burst
 # collect more often (--max-semi-space-size=4 in NODE_OPTIONS, --heap-growing-percent=20): with them the
 # controller spent 0.55 ms of CPU per invoke where a bare SDK client spent 0.34 (67% of its rate), without
