@@ -61,8 +61,7 @@ export async function completePass(
   const retryAfter = invoke.deferred?.retryInMs ?? Number.POSITIVE_INFINITY;
   // Rows Lambda just accepted wake no one (the schema's wake-ups skip created -> pending): look again at
   // their start deadline, where a row that never started is orphaned.
-  const startDeadline =
-    dispatched.length > 0 && invoke.accepted > 0 ? args.pool.spec.startTimeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
+  const startDeadline = dispatched.length > 0 && invoke.accepted > 0 ? args.pool.spec.startTimeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
   // Tasks released by this pass's sweep were not in its backlog count: look again at once.
   const releasedNow = acted.releasedTasks > 0 ? options.limits.minRequeueMs : Number.POSITIVE_INFINITY;
   // Rows the pass decided but could not insert: the backlog still wants them.
