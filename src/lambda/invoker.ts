@@ -1,10 +1,10 @@
 // Sends asynchronous invokes (InvocationType=Event) with the AWS SDK at bounded parallelism.
 // Each call carries only the invocation id; the worker reads everything else from the row.
-import { InvokeCommand } from '@aws-sdk/client-lambda';
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { FunctionRef } from '../api/types.ts';
 import { workerEventPayload } from '@lambda-task-pool/worker/protocol';
 import { LambdaClients } from './clients.ts';
-import { Slots } from './slots.ts';
+import { Fifo } from './fifo.ts';
 import { classifyInvokeError, type InvokeFailure } from './errors.ts';
 
 export type InvokeResult =
@@ -49,9 +49,19 @@ export function regionOf(fn: FunctionRef): string | undefined {
   return fn.region ?? /^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):/.exec(fn.name)?.[1];
 }
 
+/** One batch's calls: answered in any order, returned sorted by id once the last one is. */
+interface BatchRun {
+  client: LambdaClient;
+  fn: InvokeTarget;
+  results: InvokeResult[];
+  left: number;
+  /** Set by a throttle or a rejection: the batch's calls not yet sent get the same answer, unsent. */
+  stopWith?: InvokeFailure;
+  done: (results: InvokeResult[]) => void;
+}
+
 export function createInvoker(options: InvokerOptions): Invoker {
   const parallelism = options.parallelism ?? 16;
-  const slots = new Slots(parallelism);
   const clients = new LambdaClients({
     maxSockets: Math.max(parallelism, 16),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -59,45 +69,73 @@ export function createInvoker(options: InvokerOptions): Invoker {
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
+  // Every batch's calls wait in one queue, in arrival order, and at most `parallelism` runners take them one
+  // after the other: a deep pool's thousand calls cost a thousand queue entries, not a thousand pending
+  // promises each waiting for a slot.
+  const queue = new Fifo<{ batch: BatchRun; id: number }>();
+  let runners = 0;
+  let whenIdle: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  const call = async (batch: BatchRun, id: number) => {
+    if (batch.stopWith) {
+      batch.results.push({ id, accepted: false, sent: false, failure: batch.stopWith });
+      return;
+    }
+    try {
+      const out = await batch.client.send(
+        new InvokeCommand({
+          FunctionName: batch.fn.name,
+          Qualifier: batch.fn.qualifier,
+          InvocationType: 'Event',
+          Payload: workerEventPayload(id),
+        }),
+      );
+      batch.results.push({ id, accepted: true, requestId: out.$metadata.requestId, acceptedAt: performance.now() });
+    } catch (error) {
+      const failure = classifyInvokeError(error);
+      // A throttle or a rejection will answer the rest of this batch the same way: don't send them.
+      if (failure.kind !== 'transient') batch.stopWith = failure;
+      batch.results.push({ id, accepted: false, sent: true, failure });
+    }
+  };
+  const runner = async () => {
+    for (let next = queue.take(); next; next = queue.take()) {
+      const { batch, id } = next;
+      await call(batch, id);
+      batch.left -= 1;
+      if (batch.left === 0) batch.done(batch.results.sort((a, b) => a.id - b.id));
+    }
+    runners -= 1;
+    if (runners === 0 && whenIdle) {
+      whenIdle.resolve();
+      whenIdle = undefined;
+    }
+  };
 
   return {
     clients,
     defaultRegion: options.defaultRegion,
-    inFlight: () => slots.busy,
-    idle: () => slots.idle(),
-    async invokeBatch(fn, ids) {
+    inFlight: () => runners + queue.length,
+    idle() {
+      if (runners === 0) return Promise.resolve();
+      if (!whenIdle) {
+        let resolve = () => {};
+        const promise = new Promise<void>((r) => (resolve = r));
+        whenIdle = { promise, resolve };
+      }
+      return whenIdle.promise;
+    },
+    invokeBatch(fn, ids) {
+      if (ids.length === 0) return Promise.resolve([]);
       const client = clients.client(regionOf(fn) ?? options.defaultRegion, fn.roleArn);
-      const results: InvokeResult[] = [];
-      let stopWith: InvokeFailure | undefined;
-      const one = async (id: number) => {
-        await slots.acquire();
-        try {
-          if (stopWith) {
-            results.push({ id, accepted: false, sent: false, failure: stopWith });
-            return;
-          }
-          try {
-            const out = await client.send(
-              new InvokeCommand({
-                FunctionName: fn.name,
-                Qualifier: fn.qualifier,
-                InvocationType: 'Event',
-                Payload: workerEventPayload(id),
-              }),
-            );
-            results.push({ id, accepted: true, requestId: out.$metadata.requestId, acceptedAt: performance.now() });
-          } catch (error) {
-            const failure = classifyInvokeError(error);
-            // A throttle or a rejection will answer the rest of this batch the same way: don't send them.
-            if (failure.kind !== 'transient') stopWith = failure;
-            results.push({ id, accepted: false, sent: true, failure });
-          }
-        } finally {
-          slots.release();
+      return new Promise<InvokeResult[]>((resolve) => {
+        const batch: BatchRun = { client, fn, results: [], left: ids.length, done: resolve };
+        for (const id of ids) queue.put({ batch, id });
+        while (runners < parallelism && queue.length > 0) {
+          runners += 1;
+          void runner();
         }
-      };
-      await Promise.all(ids.map(one));
-      return results.sort((a, b) => a.id - b.id);
+      });
     },
     close() {
       clients.close();

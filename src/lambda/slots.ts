@@ -1,11 +1,11 @@
 // Bounded parallelism for calls to AWS.
+import { Fifo } from './fifo.ts';
 
 /** A counting semaphore: at most `size` holders at once, the rest wait in arrival order. */
 export class Slots {
   private held = 0;
-  /** Waiters in arrival order; `head` is the next one, so taking it is O(1) however many wait (a deep pool queues a thousand). */
-  private waiting: Array<() => void> = [];
-  private head = 0;
+  /** Waiters in arrival order. */
+  private readonly waiting = new Fifo<() => void>();
   /** Resolved when the slots next fall idle; one promise for every caller, so callers that give up on it leave nothing behind. */
   private nextIdle?: { promise: Promise<void>; resolve: () => void };
 
@@ -16,22 +16,17 @@ export class Slots {
       this.held += 1;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await new Promise<void>((resolve) => this.waiting.put(resolve));
   }
 
   /** Holders and waiters: calls in flight or about to be. */
   get busy(): number {
-    return this.held + this.waiting.length - this.head;
+    return this.held + this.waiting.length;
   }
 
   release(): void {
-    const next = this.waiting[this.head];
+    const next = this.waiting.take();
     if (next) {
-      this.head += 1;
-      if (this.head === this.waiting.length) {
-        this.waiting = [];
-        this.head = 0;
-      }
       next();
       return;
     }

@@ -6,6 +6,7 @@ describe('worker events', () => {
   for (const id of ids) {
     it(`reads back invocation ${id} from the payload the controller sends`, () => {
       const payload = workerEventPayload(id);
+      expect(payload).to.equal(JSON.stringify({ invocationId: String(id) }));
       expect(parseWorkerEvent(JSON.parse(payload))).to.deep.equal({ invocationId: id });
     });
   }
