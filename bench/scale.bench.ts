@@ -808,10 +808,22 @@ export async function run(): Promise<Record<string, unknown>> {
                    FROM rows`,
                 [`${prefix}%`, mark.since, mark.invocationId, committing],
               );
+              // Each transaction that decided rows (decided_at is its start): how many pools and rows, when they
+              // were inserted and when Lambda answered them, in ms after the tasks went in.
+              const ms = (column: string) => `round(extract(epoch FROM ${column} - $2::timestamptz)*1000)::int`;
+              const passes = await db.query(
+                `SELECT ${ms('d.decided_at')} AS decided, count(DISTINCT r.decision_id)::int AS pools, count(*)::int AS rows,
+                        ${ms('min(r.created_at)')} AS first_created, ${ms('max(r.created_at)')} AS last_created,
+                        ${ms('min(r.invoked_at)')} AS first_invoked, ${ms('max(r.invoked_at)')} AS last_invoked
+                   FROM ltp.invocations r JOIN ltp.decisions d ON d.id = r.decision_id
+                  WHERE r.id > $3 AND r.queue LIKE $1
+                  GROUP BY d.decided_at ORDER BY d.decided_at`,
+                [`${prefix}%`, mark.since, mark.invocationId],
+              );
               const since = mark.since.getTime();
               const accepts = acceptsBetween(stack, since, since + a.seconds * 1000 + 5);
               process.stderr.write(
-                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, hrStartUs: Number(hrStart / 1000n), cpuMsByProcess })}\n`,
+                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, passes: passes.rows, hrStartUs: Number(hrStart / 1000n), cpuMsByProcess })}\n`,
               );
             }
             return {

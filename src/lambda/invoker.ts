@@ -101,7 +101,16 @@ export function createInvoker(options: InvokerOptions): Invoker {
   const runner = async () => {
     for (let next = queue.take(); next; next = queue.take()) {
       const { batch, id } = next;
-      await call(batch, id);
+      // call() answers every failure itself; this only keeps a runner, and its batch, alive should reading an
+      // error ever throw: the row stays `created` and is invoked again later, as after any transient failure.
+      await call(batch, id).catch(() =>
+        batch.results.push({
+          id,
+          accepted: false,
+          sent: true,
+          failure: { kind: 'transient', code: 'UnknownError', message: 'the invoke failed with an error that could not be read' },
+        }),
+      );
       batch.left -= 1;
       if (batch.left === 0) batch.done(batch.results.sort((a, b) => a.id - b.id));
     }
