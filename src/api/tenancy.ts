@@ -77,13 +77,24 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Compiled globs: a policy has a handful, and every pass of every pool matches them. */
+const globs = new Map<string, RegExp>();
+
 /** A glob with `*` only, matched against the whole string. */
 export function globMatches(pattern: string, value: string): boolean {
-  const source = pattern
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${source}$`, 's').test(value);
+  if (pattern === '*') return true;
+  let glob = globs.get(pattern);
+  if (!glob) {
+    const source = pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*');
+    glob = new RegExp(`^${source}$`, 's');
+    // Patterns come from the policy, but bound the cache all the same.
+    if (globs.size >= 1_000) globs.clear();
+    globs.set(pattern, glob);
+  }
+  return glob.test(value);
 }
 
 export interface RulesFor {

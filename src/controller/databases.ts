@@ -76,22 +76,25 @@ export class DatabaseRegistry {
     const target = await this.targetFor(pool);
     if (!target.ok) return target;
     const entry = this.entryFor(target.target);
-    try {
+    // Once migrated, a database is resolved at once: no race and no timer on every pass.
+    if (!entry.ready) {
       const waitMs = Math.max(0, entry.openedAt + PREPARE_GRACE_MS - Date.now());
-      const prepared = await Promise.race([entry.migrated.then(() => true), delay(waitMs, false)]);
-      if (!prepared) {
+      try {
+        const prepared = await Promise.race([entry.migrated.then(() => true), delay(waitMs, false)]);
+        if (!prepared) {
+          return {
+            ok: false,
+            reason: Reason.DatabaseUnavailable,
+            message: `database ${target.target.display} is unavailable: connecting to it and applying its migrations has not finished (is it reachable, and is its migration lock free?); retrying`,
+          };
+        }
+      } catch (error) {
         return {
           ok: false,
           reason: Reason.DatabaseUnavailable,
-          message: `database ${target.target.display} is unavailable: connecting to it and applying its migrations has not finished (is it reachable, and is its migration lock free?); retrying`,
+          message: `database ${target.target.display} is unavailable: ${describeError(error)}`,
         };
       }
-    } catch (error) {
-      return {
-        ok: false,
-        reason: Reason.DatabaseUnavailable,
-        message: `database ${target.target.display} is unavailable: ${describeError(error)}`,
-      };
     }
     const previous = this.byPool.get(pool.meta.uid);
     this.byPool.set(pool.meta.uid, { database: entry.database, url: target.target.url });

@@ -83,6 +83,15 @@ describe('the tenancy policy', () => {
     expect(globMatches('[a-z]', 'b')).to.equal(false);
   });
 
+  it('answers a glob the same way every time it is matched (compiled once), and * matches anything', () => {
+    for (let i = 0; i < 3; i += 1) {
+      expect(globMatches('team-*-q', 'team-a-q'), `round ${i}`).to.equal(true);
+      expect(globMatches('team-*-q', 'team-a-qx'), `round ${i}`).to.equal(false);
+      expect(globMatches('team-*-q', 'team-\n-q'), `round ${i}, a newline`).to.equal(true);
+    }
+    expect(['', 'x', 'a\nb', '*'].map((v) => globMatches('*', v))).to.deep.equal([true, true, true, true]);
+  });
+
   it('knows whether a policy restricts anything', () => {
     expect(policyRestricts(OPEN_POLICY)).to.equal(false);
     expect(policyRestricts(POLICY)).to.equal(true);
