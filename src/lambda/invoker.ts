@@ -134,8 +134,9 @@ export function createInvoker(options: InvokerOptions): Invoker {
       }
       return whenIdle.promise;
     },
-    invokeBatch(fn, ids) {
-      if (ids.length === 0) return Promise.resolve([]);
+    // async: a client that cannot be built (say, for a malformed region) rejects the batch, as any failure does.
+    async invokeBatch(fn, ids) {
+      if (ids.length === 0) return [];
       const client = clients.client(regionOf(fn) ?? options.defaultRegion, fn.roleArn);
       return new Promise<InvokeResult[]>((resolve) => {
         const batch: BatchRun = { client, fn, results: [], left: ids.length, done: resolve };
