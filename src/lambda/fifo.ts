@@ -1,8 +1,11 @@
 // A first-in first-out queue whose next item is taken in O(1) however many wait (a deep pool queues a thousand
 // calls): Array.prototype.shift moves every other item each time.
 
+/** Taken items at the front of the array are dropped once there are this many and they are at least half of it. */
+const COMPACT_AFTER = 1_024;
+
 export class Fifo<T> {
-  private items: T[] = [];
+  private items: Array<T | undefined> = [];
   private head = 0;
 
   get length(): number {
@@ -17,9 +20,14 @@ export class Fifo<T> {
   take(): T | undefined {
     if (this.head === this.items.length) return undefined;
     const item = this.items[this.head] as T;
+    // Neither a taken item nor the array's front outlives its turn, even in a queue that never runs dry.
+    this.items[this.head] = undefined;
     this.head += 1;
     if (this.head === this.items.length) {
       this.items = [];
+      this.head = 0;
+    } else if (this.head >= COMPACT_AFTER && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
       this.head = 0;
     }
     return item;

@@ -20,6 +20,27 @@ describe('fifo (the invoker queue)', () => {
     expect([fifo.take(), fifo.take(), fifo.length]).to.deep.equal([0, '', 0]);
   });
 
+  it('keeps its order in a queue that never runs dry (taken items are dropped from the front as it goes)', () => {
+    const fifo = new Fifo<number>();
+    let next = 0;
+    let expected = 0;
+    const wrong: string[] = [];
+    for (let i = 0; i < 3; i += 1) fifo.put(next++);
+    for (let round = 0; round < 50_000; round += 1) {
+      fifo.put(next++);
+      if (round % 3 === 0) fifo.put(next++);
+      const got = fifo.take();
+      if (got !== expected) wrong.push(`round ${round}: ${got} for ${expected}`);
+      expected += 1;
+    }
+    expect(wrong.slice(0, 3)).to.deep.equal([]);
+    expect(fifo.length).to.equal(next - expected);
+    const rest: number[] = [];
+    for (let item = fifo.take(); item !== undefined; item = fifo.take()) rest.push(item);
+    expect(rest.length).to.equal(next - expected);
+    expect([rest[0], rest.at(-1)]).to.deep.equal([expected, next - 1]);
+  });
+
   it('is usable again after it drained, many times over', () => {
     const fifo = new Fifo<number>();
     const out: number[] = [];
