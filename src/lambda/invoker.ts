@@ -53,6 +53,9 @@ export function regionOf(fn: FunctionRef): string | undefined {
 interface BatchRun {
   client: LambdaClient;
   fn: InvokeTarget;
+  ids: readonly number[];
+  /** How many of `ids` runners have taken. */
+  taken: number;
   results: InvokeResult[];
   left: number;
   /** Set by a throttle or a rejection: the batch's calls not yet sent get the same answer, unsent. */
@@ -69,10 +72,22 @@ export function createInvoker(options: InvokerOptions): Invoker {
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
-  // Every batch's calls wait in one queue, in arrival order, and at most `parallelism` runners take them one
-  // after the other: a deep pool's thousand calls cost a thousand queue entries, not a thousand pending
-  // promises each waiting for a slot.
-  const queue = new Fifo<{ batch: BatchRun; id: number }>();
+  // Batches with calls not yet sent wait in one queue, and at most `parallelism` runners take one call of
+  // each in turn: a pool whose pass starts one invocation goes next, not behind another pool's thousand
+  // (round robin; a pass is one batch per function). A deep pool's thousand calls are one queue entry, not a
+  // thousand pending promises each waiting for a slot.
+  const turns = new Fifo<BatchRun>();
+  /** Calls not yet taken by a runner, across batches. */
+  let waiting = 0;
+  const take = (): { batch: BatchRun; id: number } | undefined => {
+    const batch = turns.take();
+    if (!batch) return undefined;
+    const id = batch.ids[batch.taken] as number;
+    batch.taken += 1;
+    waiting -= 1;
+    if (batch.taken < batch.ids.length) turns.put(batch);
+    return { batch, id };
+  };
   let runners = 0;
   let whenIdle: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -99,7 +114,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
     }
   };
   const runner = async () => {
-    for (let next = queue.take(); next; next = queue.take()) {
+    for (let next = take(); next; next = take()) {
       const { batch, id } = next;
       // call() answers every failure itself; this only keeps a runner, and its batch, alive should reading an
       // error ever throw: the row stays `created` and is invoked again later, as after any transient failure.
@@ -124,7 +139,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
   return {
     clients,
     defaultRegion: options.defaultRegion,
-    inFlight: () => runners + queue.length,
+    inFlight: () => runners + waiting,
     idle() {
       if (runners === 0) return Promise.resolve();
       if (!whenIdle) {
@@ -139,9 +154,10 @@ export function createInvoker(options: InvokerOptions): Invoker {
       if (ids.length === 0) return [];
       const client = clients.client(regionOf(fn) ?? options.defaultRegion, fn.roleArn);
       return new Promise<InvokeResult[]>((resolve) => {
-        const batch: BatchRun = { client, fn, results: [], left: ids.length, done: resolve };
-        for (const id of ids) queue.put({ batch, id });
-        while (runners < parallelism && queue.length > 0) {
+        const batch: BatchRun = { client, fn, ids: [...ids], taken: 0, results: [], left: ids.length, done: resolve };
+        turns.put(batch);
+        waiting += ids.length;
+        while (runners < parallelism && waiting > 0) {
           runners += 1;
           void runner();
         }

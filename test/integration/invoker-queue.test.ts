@@ -1,5 +1,5 @@
 // The invoker's calls of every batch share one bounded parallelism: at most `parallelism` Invoke requests are
-// open at once, batches are served in the order they came, each batch is answered sorted by id, and a throttle
+// open at once, the batches waiting are served one call of each in turn, each batch is answered sorted by id, and a throttle
 // stops the rest of its own batch only. Against a real HTTP server, through the real AWS SDK.
 import http from 'node:http';
 import { expect } from 'chai';
@@ -61,7 +61,7 @@ describe('invoke parallelism shared by batches (real HTTP server, real AWS SDK)'
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it('keeps at most `parallelism` calls open across two batches, serves them in order, and falls idle', async () => {
+  it('keeps at most `parallelism` calls open across two batches, serves them in turn, and falls idle', async () => {
     const invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint, credentials: CREDENTIALS, parallelism: 3 });
     try {
       const first = invoker.invokeBatch({ name: 'fn-a' }, [5, 3, 1, 4, 2]);
@@ -83,17 +83,37 @@ describe('invoke parallelism shared by batches (real HTTP server, real AWS SDK)'
       expect(b.map(outcome), 'the second batch, sorted by id').to.deep.equal(['11 accepted', '12 accepted', '13 accepted', '14 accepted']);
       expect(a.map((r) => (r.accepted ? r.requestId : undefined))).to.deep.equal([1, 2, 3, 4, 5].map((id) => `req-fn-a-${id}`));
       expect(peakOpen, 'Invoke requests open at once at the server').to.equal(3);
-      expect(arrivals, 'the order the server saw the calls in').to.deep.equal([
+      // The first batch found three idle runners; from then on the two batches take turns.
+      expect(arrivals, 'the order the server saw the calls in: each batch in its own order, the batches in turn').to.deep.equal([
         'fn-a:5',
         'fn-a:3',
         'fn-a:1',
         'fn-a:4',
-        'fn-a:2',
         'fn-b:14',
+        'fn-a:2',
         'fn-b:11',
         'fn-b:13',
         'fn-b:12',
       ]);
+    } finally {
+      invoker.close();
+    }
+  });
+
+  it('sends a small batch handed over behind a large one within a turn, not after all of the large one', async () => {
+    const invoker = createInvoker({ defaultRegion: 'us-east-1', endpoint, credentials: CREDENTIALS, parallelism: 2 });
+    try {
+      const deep = invoker.invokeBatch(
+        { name: 'fn-deep' },
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      const small = invoker.invokeBatch({ name: 'fn-small' }, [100]);
+      const [d, s] = await Promise.all([deep, small]);
+      expect(s.map(outcome)).to.deep.equal(['100 accepted']);
+      expect(d.filter((r) => r.accepted)).to.have.length(20);
+      // Two calls of the deep batch were open when the small one came, and the deep batch's turn came first:
+      // first in, first out would have sent all twenty before it.
+      expect(arrivals.indexOf('fn-small:100'), 'calls the server saw before the small batch').to.be.at.most(3);
     } finally {
       invoker.close();
     }
