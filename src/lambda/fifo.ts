@@ -1,5 +1,6 @@
-// A first-in first-out queue whose next item is taken in O(1) however many wait (a deep pool queues a thousand
-// calls): Array.prototype.shift moves every other item each time.
+// A first-in first-out queue whose next item is taken in O(1) however many wait (the invoker's batches taking
+// their turns, the function guard's callers waiting for a slot): Array.prototype.shift moves every other item
+// each time.
 
 /** Taken items at the front of the array are dropped once there are this many and they are at least half of it. */
 const COMPACT_AFTER = 1_024;

@@ -73,7 +73,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
   // Batches with calls not yet sent wait in one queue, and at most `parallelism` runners take one call of
-  // each in turn: a pool whose pass starts one invocation goes next, not behind another pool's thousand
+  // each in turn: a pool whose pass starts one invocation goes within a turn, not behind another pool's thousand
   // (round robin; a pass is one batch per function). A deep pool's thousand calls are one queue entry, not a
   // thousand pending promises each waiting for a slot.
   const turns = new Fifo<BatchRun>();
