@@ -50,6 +50,37 @@ describe('EventRecorder', () => {
     expect(sent.map((e) => e.reason)).to.deep.equal(['Throttled']);
   });
 
+  it('holds back the events still waiting when dispatch turns busy while others are being sent', async () => {
+    let busy = false;
+    const answers: Array<() => void> = [];
+    const sent: string[] = [];
+    const core = {
+      createNamespacedEvent: (req: { body: { involvedObject?: { name?: string } } }) => {
+        sent.push(req.body.involvedObject?.name ?? '');
+        return new Promise((resolve) => answers.push(() => resolve({})));
+      },
+    } as unknown as CoreV1Api;
+    const events = new EventRecorder(
+      core,
+      requestOptions(),
+      silentLogger(),
+      30_000,
+      () => 0,
+      () => busy,
+    );
+    for (const name of ['a', 'b', 'c', 'd']) events.record({ ...POOL, name, uid: name }, 'Normal', 'Dispatched', 'invoked 1');
+    expect(sent, 'two at a time while dispatch is idle').to.deep.equal(['a', 'b']);
+    busy = true;
+    for (const answer of answers.splice(0)) answer();
+    await sleep(50);
+    expect(sent, 'the sends under way finish; the rest wait for dispatch').to.deep.equal(['a', 'b']);
+    busy = false;
+    await sleep(300);
+    expect(sent).to.deep.equal(['a', 'b', 'c', 'd']);
+    for (const answer of answers.splice(0)) answer();
+    await events.flush();
+  });
+
   it('gives up on the events still waiting once a flush with a timeout has waited that long', async () => {
     const { sent, events } = recorder(Date.now, () => true);
     events.record(POOL, 'Warning', 'Throttled', 'slow down');
