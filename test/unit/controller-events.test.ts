@@ -9,15 +9,20 @@ import { silentLogger } from '../../src/ops/logger.ts';
 const POOL = { namespace: 'jobs', name: 'thumbs', uid: 'uid-1' };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function recorder(now: () => number, busy: () => boolean = () => false) {
+/** `holdAnswers`: each send stays in flight until its entry in `answers` is called. */
+function recorder(now: () => number, busy: () => boolean = () => false, holdAnswers = false) {
   const sent: Array<{ reason: string; message: string }> = [];
+  const pools: string[] = [];
+  const answers: Array<() => void> = [];
   const core = {
-    createNamespacedEvent: async (req: { body: { reason?: string; message?: string } }) => {
+    createNamespacedEvent: async (req: { body: { reason?: string; message?: string; involvedObject?: { name?: string } } }) => {
       sent.push({ reason: req.body.reason ?? '', message: req.body.message ?? '' });
+      pools.push(req.body.involvedObject?.name ?? '');
+      if (holdAnswers) await new Promise<void>((resolve) => answers.push(resolve));
       return {};
     },
   } as unknown as CoreV1Api;
-  return { sent, events: new EventRecorder(core, requestOptions(), silentLogger(), 30_000, now, busy) };
+  return { sent, pools, answers, events: new EventRecorder(core, requestOptions(), silentLogger(), 30_000, now, busy) };
 }
 
 describe('EventRecorder', () => {
@@ -52,21 +57,14 @@ describe('EventRecorder', () => {
 
   it('holds back the events still waiting when dispatch turns busy while others are being sent', async () => {
     let busy = false;
-    const answers: Array<() => void> = [];
-    const sent: string[] = [];
-    const core = {
-      createNamespacedEvent: (req: { body: { involvedObject?: { name?: string } } }) => {
-        sent.push(req.body.involvedObject?.name ?? '');
-        return new Promise((resolve) => answers.push(() => resolve({})));
-      },
-    } as unknown as CoreV1Api;
-    const events = new EventRecorder(
-      core,
-      requestOptions(),
-      silentLogger(),
-      30_000,
+    const {
+      pools: sent,
+      answers,
+      events,
+    } = recorder(
       () => 0,
       () => busy,
+      true,
     );
     for (const name of ['a', 'b', 'c', 'd']) events.record({ ...POOL, name, uid: name }, 'Normal', 'Dispatched', 'invoked 1');
     expect(sent, 'two at a time while dispatch is idle').to.deep.equal(['a', 'b']);
