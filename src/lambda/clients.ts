@@ -4,9 +4,11 @@
 // assumes the role again when they are within five minutes of expiry (its identity-provider memoization).
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { Sha256 } from './sha256.ts';
+import { sweepConnections, sweepEveryMs, type Seen } from './stalled-connections.ts';
 
 interface TemporaryCredentials {
   accessKeyId: string;
@@ -23,6 +25,7 @@ export interface LambdaClientsOptions {
   /** Static credentials (the local stack); by default the SDK's provider chain finds them. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
   maxSockets: number;
+  /** A call whose connection moves no byte for this long is given up as a TimeoutError (default 10 s). */
   requestTimeoutMs?: number;
   /** The session name assumed roles are given (CloudTrail shows it). */
   sessionName?: string;
@@ -34,23 +37,41 @@ export class LambdaClients {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
 
+  private readonly stallMs: number;
+  private readonly sweep: NodeJS.Timeout;
+  private seen = new Map<net.Socket, Seen>();
+
   constructor(private readonly options: LambdaClientsOptions) {
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
     this.httpAgent = new http.Agent(agentOptions);
     this.httpsAgent = new https.Agent(agentOptions);
+    // An endpoint that takes the connection and never answers held an invoke slot for ever, and a few such
+    // calls stopped every pool's dispatch (test/integration/invoke-timeouts.test.ts): a call whose
+    // connection makes no progress for requestTimeoutMs is given up (stalled-connections.ts).
+    this.stallMs = options.requestTimeoutMs ?? 10_000;
+    this.sweep = setInterval(() => this.giveUpStalled(), sweepEveryMs(this.stallMs));
+    this.sweep.unref();
   }
 
+  /** Destroys the connections in use that made no progress for stallMs: their calls fail with a TimeoutError. */
+  private giveUpStalled(): void {
+    const inUse: Array<{ key: net.Socket; bytes: number }> = [];
+    for (const agent of [this.httpAgent, this.httpsAgent]) {
+      for (const sockets of Object.values(agent.sockets)) {
+        for (const socket of sockets ?? []) inUse.push({ key: socket, bytes: socket.bytesRead + socket.bytesWritten });
+      }
+    }
+    const swept = sweepConnections(this.seen, inUse, performance.now(), this.stallMs);
+    this.seen = swept.seen;
+    for (const socket of swept.stalled) {
+      const error = Object.assign(new Error(`no answer on the connection for ${this.stallMs} ms`), { code: 'ETIMEDOUT' });
+      socket.destroy(error);
+    }
+  }
+
+  /** The Lambda clients' HTTP handler: shared agents, and no timers of the SDK's per call (see giveUpStalled). */
   private requestHandler() {
-    return {
-      httpAgent: this.httpAgent,
-      httpsAgent: this.httpsAgent,
-      requestTimeout: this.options.requestTimeoutMs ?? 10_000,
-      // The SDK's HTTP handler only logs a warning when a request outlives requestTimeout unless told to give
-      // it up: an endpoint that takes the connection and never answers then held an invoke slot for ever,
-      // and a few such calls stopped every pool's dispatch (test/integration/invoke-timeouts.test.ts).
-      throwOnRequestTimeout: true,
-      connectionTimeout: 5_000,
-    };
+    return { httpAgent: this.httpAgent, httpsAgent: this.httpsAgent };
   }
 
   /** The client for a region, as the controller itself or as `roleArn`. */
@@ -105,6 +126,7 @@ export class LambdaClients {
   }
 
   close(): void {
+    clearInterval(this.sweep);
     for (const client of this.clients.values()) client.destroy();
     for (const client of this.sts.values()) client.destroy();
     this.clients.clear();

@@ -22,6 +22,7 @@ export interface InvokerOptions {
   stsEndpoint?: string;
   /** Invoke calls in flight at once, across every pool's batches: passes of many pools share it. */
   parallelism?: number;
+  /** A call whose connection moves no byte for this long is given up as a TimeoutError (default 10 s). */
   requestTimeoutMs?: number;
   /** Static credentials (the local stack); by default the SDK's provider chain finds them. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
