@@ -57,24 +57,20 @@ describe('EventRecorder', () => {
 
   it('holds back the events still waiting when dispatch turns busy while others are being sent', async () => {
     let busy = false;
-    const {
-      pools: sent,
-      answers,
-      events,
-    } = recorder(
+    const { pools, answers, events } = recorder(
       () => 0,
       () => busy,
       true,
     );
     for (const name of ['a', 'b', 'c', 'd']) events.record({ ...POOL, name, uid: name }, 'Normal', 'Dispatched', 'invoked 1');
-    expect(sent, 'two at a time while dispatch is idle').to.deep.equal(['a', 'b']);
+    expect(pools, 'two at a time while dispatch is idle').to.deep.equal(['a', 'b']);
     busy = true;
     for (const answer of answers.splice(0)) answer();
     await sleep(50);
-    expect(sent, 'the sends under way finish; the rest wait for dispatch').to.deep.equal(['a', 'b']);
+    expect(pools, 'the sends under way finish; the rest wait for dispatch').to.deep.equal(['a', 'b']);
     busy = false;
     await sleep(300);
-    expect(sent).to.deep.equal(['a', 'b', 'c', 'd']);
+    expect(pools).to.deep.equal(['a', 'b', 'c', 'd']);
     for (const answer of answers.splice(0)) answer();
     await events.flush();
   });
