@@ -6,6 +6,7 @@ import type { Pool } from '../api/types.ts';
 import type { Logger } from '../ops/logger.ts';
 import { parseDatabaseUrl, DatabaseUrlError, type DatabaseTarget } from '../store/database-url.ts';
 import { createDb, type Db } from '../store/db.ts';
+import { DbClock } from '../store/db-clock.ts';
 import { migrate } from '../store/migrate.ts';
 import { NotificationListener, type Channel } from '../store/notifications.ts';
 import type { KubeApi } from './kube.ts';
@@ -30,6 +31,17 @@ export interface Database {
   display: string;
   db: Db;
   connectivity: Connectivity;
+  /** The database's clock, read by the connectivity probe: rows' invoked_at are written on it (db-clock.ts). */
+  clock: DbClock;
+}
+
+/** The connectivity probe: it also reads the database's clock, with when it was sent and answered here. */
+export function clockProbe(db: Db, clock: DbClock): () => Promise<void> {
+  return async () => {
+    const sentAt = performance.now();
+    const result = await db.query<{ ms: number }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms');
+    clock.record({ sentAt, answeredAt: performance.now(), databaseMs: Number(result.rows[0]?.ms) });
+  };
 }
 
 export type DatabaseResolution = { ok: true; database: Database } | { ok: false; reason: Reason; message: string };
@@ -238,8 +250,9 @@ export class DatabaseRegistry {
           error: describeError(error),
         }),
     });
+    const clock = new DbClock();
     const connectivity = new Connectivity({
-      probe: () => db.query('SELECT 1'),
+      probe: clockProbe(db, clock),
       onLost: (error) =>
         this.options.logger.warn('database unreachable; orphaning by heartbeat paused', {
           database: target.display,
@@ -255,7 +268,7 @@ export class DatabaseRegistry {
       entry.ready = true;
     });
     const entry: Entry = {
-      database: { key, display: target.display, db, connectivity },
+      database: { key, display: target.display, db, connectivity, clock },
       listener,
       migrated,
       openedAt: Date.now(),

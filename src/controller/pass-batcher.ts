@@ -110,7 +110,7 @@ export class PassBatcher {
     if (!coalescer) {
       coalescer = new Coalescer(
         async (batches) => {
-          await markInvoked(database.db, batches.flat());
+          await markInvoked(database.db, batches.flat(), database.clock);
           return batches.map(() => ({ ok: true, value: undefined }));
         },
         { maxBatch: 1_000, ...STALLS, defer: (start) => this.afterInvokes(start) },

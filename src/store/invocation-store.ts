@@ -2,6 +2,7 @@
 // transition is one conditional UPDATE; the database trigger refuses anything the state machine forbids.
 import { INVOCATION_STATES, type FunctionRef, type InvocationState, type LiveInvocationState, type StateCounts } from '../api/types.ts';
 import type { Queryable } from './db.ts';
+import type { DbClock } from './db-clock.ts';
 
 export interface PoolIdentity {
   namespace: string;
@@ -177,29 +178,34 @@ export interface AcceptedInvoke {
  *
  * `invoked_at` is when Lambda answered, not when the row is marked: rows are marked in one statement once a
  * burst's invokes are answered (pass-batcher.ts), up to a second after the first answer, and a start delay
- * taken from the marking time read short, even negative. Each row's time is the database's clock at this
- * statement less how long ago its answer came on this process's monotonic clock, so the controller's and the
- * database's clocks need not agree.
+ * taken from the marking time read short, even negative. With `clock` (the database's, db-clock.ts) each
+ * answer's moment is written as the database's time directly, never later than the statement. Without it, or
+ * while it has no recent probe, each row's time is the database's clock at this statement less how long ago
+ * its answer came on this process's monotonic clock: late by the statement's trip, a few ms in a burst.
  */
-export async function markInvoked(db: Queryable, accepted: readonly AcceptedInvoke[]): Promise<void> {
+export async function markInvoked(db: Queryable, accepted: readonly AcceptedInvoke[], clock?: DbClock): Promise<void> {
   if (accepted.length === 0) return;
   const now = performance.now();
+  const offset = clock?.offsetMs(now);
   await db.query({
     name: 'ltp_mark_invoked',
     text: `UPDATE ltp.invocations i
         SET status = CASE WHEN i.status = 'created' THEN 'pending'::ltp.invocation_status ELSE i.status END,
-            invoked_at = COALESCE(i.invoked_at, statement_timestamp() - make_interval(secs => a.age_ms / 1000)),
+            invoked_at = COALESCE(i.invoked_at, CASE
+              WHEN a.at_ms IS NULL THEN statement_timestamp() - make_interval(secs => a.age_ms / 1000)
+              ELSE LEAST(to_timestamp(a.at_ms / 1000), statement_timestamp()) END),
             request_id = COALESCE(a.request_id, i.request_id),
             invoke_attempts = i.invoke_attempts + 1,
             -- A deferred invoke's error is cleared; a worker's or the sweep's verdict on an ended row is kept.
             error_code = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_code END,
             error_message = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_message END
-       FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS a(id, request_id, age_ms)
+       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::float8[]) AS a(id, request_id, age_ms, at_ms)
       WHERE i.id = a.id`,
     values: [
       accepted.map((a) => a.id),
       accepted.map((a) => a.requestId ?? null),
       accepted.map((a) => (a.acceptedAt === undefined ? 0 : Math.max(0, now - a.acceptedAt))),
+      accepted.map((a) => (offset === undefined ? null : (a.acceptedAt ?? now) + offset)),
     ],
   });
 }

@@ -4,7 +4,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connectivity } from '../../src/controller/connectivity.ts';
-import type { Database } from '../../src/controller/databases.ts';
+import { clockProbe, type Database } from '../../src/controller/databases.ts';
+import { DbClock } from '../../src/store/db-clock.ts';
 import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
 import { startLambdaRuntime, type LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
@@ -32,11 +33,13 @@ export async function startParkedLambda(prefix: string): Promise<ParkedLambda> {
     endpoint: runtime.endpoint,
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   });
+  const clock = new DbClock();
   const database: Database = {
     key: `db-${prefix}`,
     display: prefix,
     db: t.db,
-    connectivity: new Connectivity({ probe: () => t.db.query('SELECT 1') }),
+    connectivity: new Connectivity({ probe: clockProbe(t.db, clock) }),
+    clock,
   };
   return {
     t,
