@@ -11,10 +11,10 @@
 //
 // A probe sent at s and answered at r (monotonic ms) read the database's clock d somewhere between: the
 // offset d - (s + r) / 2 is then within (r - s) / 2 of the truth. Clocks drift apart, so a probe's bound
-// grows with its age by DRIFT_PER_MS (100 ppm; NTP keeps hosts within a fraction of that). The offset used is
-// the probe with the smallest bound now; a probe that waited for a connection or for a busy server has a
-// wide bound and is not chosen while a quicker one is recent. With no probe within MAX_ERROR_MS, callers fall
-// back to the statement's clock.
+// grows with its age by DB_CLOCK.driftPerMs (100 ppm; NTP keeps hosts within a fraction of that). The offset
+// used is the probe with the smallest bound now; a probe that waited for a connection or for a busy server
+// has a wide bound and is not chosen while a quicker one is recent. With no probe within
+// DB_CLOCK.maxErrorMs, callers fall back to the statement's clock.
 // Pure: no I/O; the clock readings are passed in.
 
 export interface ClockProbe {
