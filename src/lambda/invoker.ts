@@ -5,6 +5,7 @@ import type { FunctionRef } from '../api/types.ts';
 import { workerEventPayload } from '@lambda-task-pool/worker/protocol';
 import { LambdaClients } from './clients.ts';
 import { Fifo } from './fifo.ts';
+import { WhenIdle } from './when-idle.ts';
 import { classifyInvokeError, type InvokeFailure } from './errors.ts';
 
 export type InvokeResult =
@@ -90,7 +91,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
     return { batch, id };
   };
   let runners = 0;
-  let whenIdle: { promise: Promise<void>; resolve: () => void } | undefined;
+  const whenIdle = new WhenIdle();
 
   const call = async (batch: BatchRun, id: number) => {
     if (batch.stopWith) {
@@ -131,25 +132,14 @@ export function createInvoker(options: InvokerOptions): Invoker {
       if (batch.left === 0) batch.done(batch.results.sort((a, b) => a.id - b.id));
     }
     runners -= 1;
-    if (runners === 0 && whenIdle) {
-      whenIdle.resolve();
-      whenIdle = undefined;
-    }
+    if (runners === 0) whenIdle.settle();
   };
 
   return {
     clients,
     defaultRegion: options.defaultRegion,
     inFlight: () => runners + waiting,
-    idle() {
-      if (runners === 0) return Promise.resolve();
-      if (!whenIdle) {
-        let resolve = () => {};
-        const promise = new Promise<void>((r) => (resolve = r));
-        whenIdle = { promise, resolve };
-      }
-      return whenIdle.promise;
-    },
+    idle: () => whenIdle.wait(runners > 0),
     // async: a client that cannot be built (say, for a malformed region) rejects the batch, as any failure does.
     async invokeBatch(fn, ids) {
       if (ids.length === 0) return [];

@@ -1,13 +1,13 @@
 // Bounded parallelism for calls to AWS.
 import { Fifo } from './fifo.ts';
+import { WhenIdle } from './when-idle.ts';
 
 /** A counting semaphore: at most `size` holders at once, the rest wait in arrival order. */
 export class Slots {
   private held = 0;
   /** Waiters in arrival order. */
   private readonly waiting = new Fifo<() => void>();
-  /** Resolved when the slots next fall idle; one promise for every caller, so callers that give up on it leave nothing behind. */
-  private nextIdle?: { promise: Promise<void>; resolve: () => void };
+  private readonly whenIdle = new WhenIdle();
 
   constructor(private readonly size: number) {}
 
@@ -31,20 +31,11 @@ export class Slots {
       return;
     }
     this.held -= 1;
-    if (this.held === 0 && this.nextIdle) {
-      this.nextIdle.resolve();
-      this.nextIdle = undefined;
-    }
+    if (this.held === 0) this.whenIdle.settle();
   }
 
   /** Resolves once no call holds or waits for a slot (at once if none does). */
   idle(): Promise<void> {
-    if (this.busy === 0) return Promise.resolve();
-    if (!this.nextIdle) {
-      let resolve = () => {};
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.nextIdle = { promise, resolve };
-    }
-    return this.nextIdle.promise;
+    return this.whenIdle.wait(this.busy > 0);
   }
 }
