@@ -38,28 +38,10 @@ export function createDb(target: DatabaseTarget | string, options: PoolOptions =
 }
 
 /**
- * Runs `fn` in a transaction. `begin` may add SET LOCAL statements to the BEGIN, sent in the same round trip
- * (see PASS_BEGIN).
- */
-export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
-  const client = await db.connect();
-  try {
-    await client.query(begin);
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-/**
- * As withTransaction, and then the follow-up `fn` may return (`afterCommit`), on the same connection once the transaction has
- * committed: the caller has the transaction's value at once and learns the follow-up's end from the follow-up
- * itself. The connection goes back to the pool when the follow-up ends. If the transaction or the follow-up
+ * Runs `fn` in a transaction (`begin` may add SET LOCAL statements to the BEGIN, sent in the same round trip:
+ * see PASS_BEGIN), then the follow-up `fn` may return (`afterCommit`), on the same connection once the
+ * transaction has committed: the caller has the transaction's value at once and learns the follow-up's end
+ * from the follow-up itself. The connection goes back to the pool when the follow-up ends. If the transaction or the follow-up
  * fails, the connection is closed instead of reused: a session-level lock taken in a transaction outlives its
  * rollback, and only the end of the session surely ends it.
  */
@@ -87,6 +69,11 @@ export async function withTransactionThen<T>(
       (error: unknown) => client.release(error instanceof Error ? error : true),
     );
   return out.value;
+}
+
+/** Runs `fn` in a transaction: withTransactionThen with no follow-up. */
+export function withTransaction<T>(db: Db, fn: (client: DbClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  return withTransactionThen(db, async (client) => ({ value: await fn(client) }), begin);
 }
 
 /** A 64-bit advisory lock key derived in Postgres from a text key, so every client derives the same one. */
