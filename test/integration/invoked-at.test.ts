@@ -64,10 +64,11 @@ describe("invoked_at on the database's clock (real Postgres)", function () {
       ).rows.map((r) => [Number(r.id), r.ms]),
     );
 
-  it("writes each answer's own moment, within 3 ms, though the marking statement waited 300 ms behind another", async () => {
+  it("writes each answer's own moment, within 5 ms, though the marking statement waited 300 ms behind another", async () => {
     const clock = new DbClock();
     const probe = clockProbe(t.db, clock);
-    for (let i = 0; i < 5; i += 1) await probe();
+    // As the connectivity probe does once a second; the quickest of them gives the offset.
+    for (let i = 0; i < 20; i += 1) await probe();
     const rows = await answered(5);
     // The connection is busy for 300 ms: the marking statement is sent, and runs, after that.
     const busy = client.query('SELECT pg_sleep(0.3)');
@@ -75,7 +76,7 @@ describe("invoked_at on the database's clock (real Postgres)", function () {
     await busy;
     const invoked = await invokedMs(rows.map((r) => r.id));
     for (const r of rows) {
-      expect((invoked.get(r.id) ?? Number.NaN) - r.wallMs, `row ${r.id}: invoked_at less its answer's moment (ms)`).to.be.within(-3, 3);
+      expect((invoked.get(r.id) ?? Number.NaN) - r.wallMs, `row ${r.id}: invoked_at less its answer's moment (ms)`).to.be.within(-5, 5);
     }
   });
 
