@@ -192,20 +192,21 @@ export async function markInvoked(db: Queryable, accepted: readonly AcceptedInvo
     text: `UPDATE ltp.invocations i
         SET status = CASE WHEN i.status = 'created' THEN 'pending'::ltp.invocation_status ELSE i.status END,
             invoked_at = COALESCE(i.invoked_at, CASE
-              WHEN a.at_ms IS NULL THEN statement_timestamp() - make_interval(secs => a.age_ms / 1000)
-              ELSE LEAST(to_timestamp(a.at_ms / 1000), statement_timestamp()) END),
+              WHEN $4::float8 IS NULL THEN statement_timestamp() - make_interval(secs => a.age_ms / 1000)
+              ELSE LEAST(to_timestamp(($4::float8 - a.age_ms) / 1000), statement_timestamp()) END),
             request_id = COALESCE(a.request_id, i.request_id),
             invoke_attempts = i.invoke_attempts + 1,
             -- A deferred invoke's error is cleared; a worker's or the sweep's verdict on an ended row is kept.
             error_code = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_code END,
             error_message = CASE WHEN i.status IN ('created', 'pending') THEN NULL ELSE i.error_message END
-       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::float8[]) AS a(id, request_id, age_ms, at_ms)
+       FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS a(id, request_id, age_ms)
       WHERE i.id = a.id`,
     values: [
       accepted.map((a) => a.id),
       accepted.map((a) => a.requestId ?? null),
       accepted.map((a) => (a.acceptedAt === undefined ? 0 : Math.max(0, now - a.acceptedAt))),
-      accepted.map((a) => (offset === undefined ? null : (a.acceptedAt ?? now) + offset)),
+      // The database's clock at `now`: each row's moment is this less its answer's age.
+      offset === undefined ? null : now + offset,
     ],
   });
 }
