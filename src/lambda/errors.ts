@@ -56,15 +56,29 @@ function shape(error: unknown): ErrorShape {
   return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
 }
 
+/** What the error's own code reads as; `fallback` when reading it throws (a getter, a proxy, no prototype). */
+function read<T>(get: () => T, fallback: T): T {
+  try {
+    return get();
+  } catch {
+    return fallback;
+  }
+}
+
+/** Total: any thrown value classifies, even one whose fields or text cannot be read (it is transient). */
 export function classifyInvokeError(error: unknown): InvokeFailure {
   const e = shape(error);
-  const code = typeof e.name === 'string' && e.name !== 'Error' ? e.name : 'UnknownError';
-  const message = (typeof e.message === 'string' ? e.message : String(error)).slice(0, 500);
-  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
+  const name = read(() => e.name, undefined);
+  const code = typeof name === 'string' && name !== 'Error' ? name : 'UnknownError';
+  const text = read(() => e.message, undefined);
+  const message = (typeof text === 'string' ? text : read(() => String(error), 'an error that could not be read')).slice(0, 500);
+  const httpStatus = read(() => e.$metadata?.httpStatusCode, undefined);
+  const status = typeof httpStatus === 'number' ? httpStatus : undefined;
 
   if (code === 'TooManyRequestsException' || status === 429) {
-    const seconds = Number(e.retryAfterSeconds);
-    const named = e.retryAfterSeconds !== undefined && Number.isFinite(seconds) && seconds > 0;
+    const after = read(() => e.retryAfterSeconds, undefined);
+    const seconds = read(() => Number(after), Number.NaN);
+    const named = after !== undefined && Number.isFinite(seconds) && seconds > 0;
     return { kind: 'throttled', code: 'TooManyRequestsException', message, ...(named ? { retryAfterMs: seconds * 1000 } : {}) };
   }
   if (REJECTED.has(code) || status === 403 || status === 404 || status === 413 || status === 415) {

@@ -118,16 +118,8 @@ export function createInvoker(options: InvokerOptions): Invoker {
   const runner = async () => {
     for (let next = take(); next; next = take()) {
       const { batch, id } = next;
-      // call() answers every failure itself; this only keeps a runner, and its batch, alive should reading an
-      // error ever throw: the row stays `created` and is invoked again later, as after any transient failure.
-      await call(batch, id).catch(() =>
-        batch.results.push({
-          id,
-          accepted: false,
-          sent: true,
-          failure: { kind: 'transient', code: 'UnknownError', message: 'the invoke failed with an error that could not be read' },
-        }),
-      );
+      // call() never rejects: it answers every failure itself, and classifyInvokeError reads any thrown value.
+      await call(batch, id);
       batch.left -= 1;
       if (batch.left === 0) batch.done(batch.results.sort((a, b) => a.id - b.id));
     }

@@ -144,6 +144,36 @@ describe('classifyInvokeError', () => {
     { name: 'retries a thrown string', error: 'socket hang up', expected: { kind: 'transient', code: 'UnknownError' } },
     { name: 'retries a thrown null', error: null, expected: { kind: 'transient', code: 'UnknownError' } },
     { name: 'retries a thrown undefined', error: undefined, expected: { kind: 'transient', code: 'UnknownError' } },
+    // Errors that cannot be read as text: classifying must not throw (the invoker would lose the call's answer).
+    {
+      name: 'retries an object with no prototype (String() of it throws)',
+      error: Object.create(null) as unknown,
+      expected: { kind: 'transient', code: 'UnknownError' },
+    },
+    {
+      name: 'retries an error whose fields throw when read',
+      error: Object.defineProperties(
+        {},
+        {
+          name: {
+            get: () => {
+              throw new Error('no name');
+            },
+          },
+          message: {
+            get: () => {
+              throw new Error('no message');
+            },
+          },
+          $metadata: {
+            get: () => {
+              throw new Error('no metadata');
+            },
+          },
+        },
+      ) as unknown,
+      expected: { kind: 'transient', code: 'UnknownError' },
+    },
 
     // Never by message.
     {
@@ -176,6 +206,10 @@ describe('classifyInvokeError', () => {
   it('leaves the delay of a transient failure to the retry policy', () => {
     const failure = classifyInvokeError(awsError('ServiceException', 500));
     expect(failure).to.deep.equal({ kind: 'transient', code: 'ServiceException', message: 'ServiceException: details' });
+  });
+
+  it('says the error could not be read when its message cannot be', () => {
+    expect(classifyInvokeError(Object.create(null) as unknown).message).to.equal('an error that could not be read');
   });
 
   it('keeps the message, cut to 500 characters, for the condition and the row', () => {
