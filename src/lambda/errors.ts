@@ -56,7 +56,7 @@ function shape(error: unknown): ErrorShape {
   return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
 }
 
-/** What the error's own code reads as; `fallback` when reading it throws (a getter, a proxy, no prototype). */
+/** `get()`, or `fallback` when reading the thrown value throws (a getter, a proxy, no toString to call). */
 function read<T>(get: () => T, fallback: T): T {
   try {
     return get();
