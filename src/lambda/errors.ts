@@ -56,29 +56,25 @@ function shape(error: unknown): ErrorShape {
   return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
 }
 
-/** `get()`, or `fallback` when reading the thrown value throws (a getter, a proxy, no toString to call). */
-function read<T>(get: () => T, fallback: T): T {
+/** Total: any thrown value classifies; one whose fields or text cannot be read (a getter, a proxy, no
+ * toString to call) is transient. */
+export function classifyInvokeError(error: unknown): InvokeFailure {
   try {
-    return get();
+    return classify(error);
   } catch {
-    return fallback;
+    return { kind: 'transient', code: 'UnknownError', message: 'an error that could not be read' };
   }
 }
 
-/** Total: any thrown value classifies, even one whose fields or text cannot be read (it is transient). */
-export function classifyInvokeError(error: unknown): InvokeFailure {
+function classify(error: unknown): InvokeFailure {
   const e = shape(error);
-  const name = read(() => e.name, undefined);
-  const code = typeof name === 'string' && name !== 'Error' ? name : 'UnknownError';
-  const text = read(() => e.message, undefined);
-  const message = (typeof text === 'string' ? text : read(() => String(error), 'an error that could not be read')).slice(0, 500);
-  const httpStatus = read(() => e.$metadata?.httpStatusCode, undefined);
-  const status = typeof httpStatus === 'number' ? httpStatus : undefined;
+  const code = typeof e.name === 'string' && e.name !== 'Error' ? e.name : 'UnknownError';
+  const message = (typeof e.message === 'string' ? e.message : String(error)).slice(0, 500);
+  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
 
   if (code === 'TooManyRequestsException' || status === 429) {
-    const after = read(() => e.retryAfterSeconds, undefined);
-    const seconds = read(() => Number(after), Number.NaN);
-    const named = after !== undefined && Number.isFinite(seconds) && seconds > 0;
+    const seconds = Number(e.retryAfterSeconds);
+    const named = e.retryAfterSeconds !== undefined && Number.isFinite(seconds) && seconds > 0;
     return { kind: 'throttled', code: 'TooManyRequestsException', message, ...(named ? { retryAfterMs: seconds * 1000 } : {}) };
   }
   if (REJECTED.has(code) || status === 403 || status === 404 || status === 413 || status === 415) {
