@@ -12,7 +12,7 @@ import { PassBatcher } from '../../src/controller/pass-batcher.ts';
 import { createInvoker, type Invoker } from '../../src/lambda/invoker.ts';
 import type { LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
 import type { TestDatabase } from '../support/postgres.ts';
-import { startParkedLambda, type ParkedLambda } from '../support/parked-lambda.ts';
+import { enqueueTasks, parkedPool, startParkedLambda, type ParkedLambda } from '../support/parked-lambda.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const OPTIONS: DispatchPassOptions = {
@@ -21,25 +21,7 @@ const OPTIONS: DispatchPassOptions = {
   limits: { resyncMs: 30_000, minRequeueMs: 200 },
 };
 
-function poolFor(name: string, spec: Partial<PoolSpec> = {}): Pool {
-  return {
-    meta: { namespace: 'batch', name, uid: `uid-${name}`, generation: 1, finalizers: [] },
-    spec: {
-      // The function accepts every invoke and runs none (reserved concurrency 0): the rows stay pending.
-      function: { name: 'parked' },
-      queue: `q-${name}`,
-      maxConcurrency: 5,
-      tasksPerInvocation: 2,
-      startTimeoutSeconds: 3600,
-      heartbeatTimeoutSeconds: 60,
-      maxTaskAttempts: 3,
-      retry: { initialDelaySeconds: 0, maxDelaySeconds: 0 },
-      suspend: false,
-      ...spec,
-    },
-    status: {},
-  };
-}
+const poolFor = (name: string, spec: Partial<PoolSpec> = {}): Pool => parkedPool('batch', name, spec);
 
 describe('dispatch passes of many pools batched into one transaction (real Postgres, local Lambda runtime)', function () {
   this.timeout(60_000);
@@ -58,8 +40,7 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     await stack?.close();
   });
 
-  const enqueue = (queue: string, count: number) =>
-    t.db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [queue, count]);
+  const enqueue = (queue: string, count: number) => enqueueTasks(t.db, queue, count);
 
   const rowsOf = async (uid: string) =>
     (

@@ -11,7 +11,7 @@ import { PassBatcher } from '../../src/controller/pass-batcher.ts';
 import type { Invoker } from '../../src/lambda/invoker.ts';
 import type { LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
 import type { TestDatabase } from '../support/postgres.ts';
-import { startParkedLambda, type ParkedLambda } from '../support/parked-lambda.ts';
+import { enqueueTasks, parkedPool, startParkedLambda, type ParkedLambda } from '../support/parked-lambda.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const FIRST_ROWS = 128;
@@ -23,24 +23,8 @@ const OPTIONS: DispatchPassOptions = {
 };
 const DEEP = 1_000;
 
-function deepPool(name: string): Pool {
-  return {
-    meta: { namespace: 'first', name, uid: `uid-${name}`, generation: 1, finalizers: [] },
-    spec: {
-      // The function accepts every invoke and runs none (reserved concurrency 0): the rows stay pending.
-      function: { name: 'parked' },
-      queue: `q-${name}`,
-      maxConcurrency: DEEP,
-      tasksPerInvocation: 1,
-      startTimeoutSeconds: 3600,
-      heartbeatTimeoutSeconds: 60,
-      maxTaskAttempts: 3,
-      retry: { initialDelaySeconds: 0, maxDelaySeconds: 0 },
-      suspend: false,
-    },
-    status: {},
-  };
-}
+/** A pool with a thousand tasks' room, one task per invocation. */
+const deepPool = (name: string): Pool => parkedPool('first', name, { maxConcurrency: DEEP, tasksPerInvocation: 1 });
 
 describe('a large dispatch pass commits its first rows and inserts the rest while they are invoked (real Postgres, local Lambda runtime)', function () {
   this.timeout(60_000);
@@ -59,8 +43,7 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     await stack?.close();
   });
 
-  const enqueue = (queue: string, count: number) =>
-    t.db.query(`INSERT INTO ltp.tasks (queue) SELECT $1 FROM generate_series(1, $2)`, [queue, count]);
+  const enqueue = (queue: string, count: number) => enqueueTasks(t.db, queue, count);
 
   const rowsOf = async (uid: string) =>
     (
