@@ -23,7 +23,7 @@ const OPTIONS: DispatchPassOptions = {
 };
 const DEEP = 1_000;
 
-/** A pool with a thousand tasks' room, one task per invocation. */
+/** A pool that may run a thousand invocations at once, one task each. */
 const deepPool = (name: string): Pool => parkedPool('first', name, { maxConcurrency: DEEP, tasksPerInvocation: 1 });
 
 describe('a large dispatch pass commits its first rows and inserts the rest while they are invoked (real Postgres, local Lambda runtime)', function () {

@@ -31,7 +31,7 @@ export function enqueueTasks(db: Queryable, queue: string, count: number): Promi
 
 /**
  * A pool of `namespace` that invokes `parked` (every invoke accepted, none run: its rows stay pending), with
- * its own queue, five invocations of two tasks at most, and `spec` over that.
+ * its own queue, at most five invocations at once of two tasks each, and `spec` over that.
  */
 export function parkedPool(namespace: string, name: string, spec: Partial<PoolSpec> = {}): Pool {
   return {
