@@ -56,8 +56,10 @@ function shape(error: unknown): ErrorShape {
   return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
 }
 
-/** Total: any thrown value classifies; one whose fields or text cannot be read (a getter, a proxy, no
- * toString to call) is transient. */
+/**
+ * Total: any thrown value classifies. One whose fields or text cannot be read (a getter that throws, a
+ * proxy, no toString to call) is transient.
+ */
 export function classifyInvokeError(error: unknown): InvokeFailure {
   try {
     return classify(error);
@@ -66,11 +68,13 @@ export function classifyInvokeError(error: unknown): InvokeFailure {
   }
 }
 
+/** The failure a thrown value stands for, read from its AWS error name and HTTP status; may throw while reading it. */
 function classify(error: unknown): InvokeFailure {
   const e = shape(error);
   const code = typeof e.name === 'string' && e.name !== 'Error' ? e.name : 'UnknownError';
   const message = (typeof e.message === 'string' ? e.message : String(error)).slice(0, 500);
-  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
+  const httpStatus = e.$metadata?.httpStatusCode;
+  const status = typeof httpStatus === 'number' ? httpStatus : undefined;
 
   if (code === 'TooManyRequestsException' || status === 429) {
     const seconds = Number(e.retryAfterSeconds);
