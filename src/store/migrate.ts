@@ -14,6 +14,7 @@ import { DecisionTrace1764633600000 } from './migrations/1764633600000-decision-
 import { RecentTroubleIndexes1764720000000 } from './migrations/1764720000000-recent-trouble-indexes.ts';
 import { DecisiveWakeups1764806400000 } from './migrations/1764806400000-decisive-wakeups.ts';
 import { PassPlanIndexes1764892800000 } from './migrations/1764892800000-pass-plan-indexes.ts';
+import { OneLiveIndex1764979200000 } from './migrations/1764979200000-one-live-index.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   RecentTroubleIndexes1764720000000,
   DecisiveWakeups1764806400000,
   PassPlanIndexes1764892800000,
+  OneLiveIndex1764979200000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */

@@ -1,0 +1,110 @@
+// What a pool's status write reads of the database: its own live rows, a recent window and its totals,
+// however much history the pool has and however many live rows other pools have. Against a real Postgres,
+// through the store's own functions; each statement they send is also run under EXPLAIN ANALYZE, and what is
+// asserted is the shared buffers it touched (which do not move with the machine's speed) and what each read
+// returns.
+import { expect } from 'chai';
+import type pg from 'pg';
+import type { Queryable } from '../../src/store/db.ts';
+import { poolInvocationCounts, recentTrouble } from '../../src/store/invocation-store.ts';
+import { startSignals } from '../../src/store/start-signals.ts';
+import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+
+const OTHER_POOLS = 200;
+const LIVE_PER_OTHER_POOL = 100;
+const HISTORY = 100_000;
+const MINE = { created: 300, deferred: 30, pending: 50, ready: 20, running: 30 };
+
+interface PlanNode {
+  'Shared Hit Blocks': number;
+  'Shared Read Blocks': number;
+}
+
+/** A Queryable that runs each statement twice: under EXPLAIN ANALYZE (its buffers recorded), then for real. */
+function explaining(db: Queryable): { db: Queryable; buffers: number[] } {
+  const buffers: number[] = [];
+  const query = async (config: string | pg.QueryConfig, values?: unknown[]) => {
+    const text = typeof config === 'string' ? config : config.text;
+    const params = typeof config === 'string' ? values : (config.values ?? values);
+    const explained = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, params);
+    const plan = explained.rows[0]?.['QUERY PLAN'][0]?.Plan;
+    if (!plan) throw new Error(`EXPLAIN returned no plan for: ${text}`);
+    buffers.push(plan['Shared Hit Blocks'] + plan['Shared Read Blocks']);
+    return db.query(text, params);
+  };
+  return { db: { query } as unknown as Queryable, buffers };
+}
+
+describe('what a status write reads (real Postgres)', function () {
+  this.timeout(180_000);
+  let t: TestDatabase;
+
+  before(async () => {
+    t = await freshDatabase('statusreads');
+    const columns = `pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                     max_task_attempts, heartbeat_timeout_seconds, created_at, invoked_at, ready_at, finished_at, tasks_started, error_code`;
+    // 100,000 invocations of the pool's own that finished two days ago: its history.
+    await t.db.query(
+      `INSERT INTO ltp.invocations (${columns})
+       SELECT 'mine', 'mine', 'uid-mine', 'q-mine', 'succeeded', 'fn', 1, 3, 60, now() - interval '2 days', now() - interval '2 days',
+              now() - interval '2 days', now() - interval '2 days' + make_interval(secs => g / 100.0), 1, NULL
+         FROM generate_series(1, $1::int) g`,
+      [HISTORY],
+    );
+    // 200 other pools with 100 live invocations each.
+    await t.db.query(
+      `INSERT INTO ltp.invocations (${columns})
+       SELECT 'other', 'p' || (g % $1), 'uid-other-' || (g % $1), 'q-other-' || (g % $1), 'pending', 'fn', 1, 3, 60,
+              now(), now(), NULL, NULL, 0, NULL
+         FROM generate_series(1, $2::int) g ORDER BY g % $1`,
+      [OTHER_POOLS, OTHER_POOLS * LIVE_PER_OTHER_POOL],
+    );
+    // The pool's live rows: created (some waiting again after a throttle), pending, ready and running.
+    await t.db.query(
+      `INSERT INTO ltp.invocations (${columns})
+       SELECT 'mine', 'mine', 'uid-mine', 'q-mine', s.status::ltp.invocation_status, 'fn', 1, 3, 60, now(),
+              CASE WHEN s.status = 'created' THEN NULL ELSE now() END,
+              CASE WHEN s.status IN ('ready', 'running') THEN now() END, NULL, 0,
+              CASE WHEN s.status = 'created' AND g <= $5 THEN 'TooManyRequestsException' END
+         FROM (VALUES ('created', $1::int), ('pending', $2::int), ('ready', $3::int), ('running', $4::int)) AS s(status, n),
+              generate_series(1, s.n) g`,
+      [MINE.created, MINE.pending, MINE.ready, MINE.running, MINE.deferred],
+    );
+    await t.db.query('ANALYZE ltp.invocations');
+  });
+
+  after(async () => {
+    await t?.close();
+  });
+
+  it("counts the pool's 400 live invocations by state, not its 100,000 finished ones or other pools' 20,000 live ones", async () => {
+    const probe = explaining(t.db);
+    const { counts } = await poolInvocationCounts(probe.db, 'uid-mine');
+    expect({ created: counts.created, pending: counts.pending, ready: counts.ready, running: counts.running }).to.deep.equal({
+      created: MINE.created,
+      pending: MINE.pending,
+      ready: MINE.ready,
+      running: MINE.running,
+    });
+    // The pool's live rows (about 10 heap pages) and their index pages: tens. Its history is about 2,000 pages.
+    expect(probe.buffers, 'shared buffers each statement touched').to.have.length(1);
+    expect(probe.buffers[0], 'shared buffers').to.be.below(100);
+  });
+
+  it('finds the invocations waiting again after a throttle among the live rows alone', async () => {
+    const probe = explaining(t.db);
+    const trouble = await recentTrouble(probe.db, { poolUid: 'uid-mine', windowSeconds: 300 });
+    expect(trouble.deferred).to.deep.include({ code: 'TooManyRequestsException', count: MINE.deferred });
+    expect(trouble.orphaned, 'orphaned in the window').to.equal(0);
+    expect(probe.buffers, 'shared buffers each statement touched').to.have.length(1);
+    expect(probe.buffers[0], 'shared buffers').to.be.below(100);
+  });
+
+  it('reads the invocations waiting to start and the last few finished ones, not the history', async () => {
+    const probe = explaining(t.db);
+    const signals = await startSignals(probe.db, { poolUid: 'uid-mine', queue: 'q-mine' });
+    expect(signals.waiting, 'invocations waiting to start').to.equal(MINE.pending);
+    expect(probe.buffers, 'shared buffers each statement touched').to.have.length(1);
+    expect(probe.buffers[0], 'shared buffers').to.be.below(150);
+  });
+});
