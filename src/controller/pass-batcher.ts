@@ -23,11 +23,11 @@ const STALLS = { stallMs: 250, maxConcurrent: 4 };
  * Rows Lambda accepted are marked once no invoke is under way and no pass still has rows on their way to the
  * invoker (dispatch-idle.ts), or after this long. A hundred pools woken together (ten invokes each) then mark
  * their rows in one statement when the burst's last invoke is answered, instead of one statement every few
- * passes while the rest of the burst invokes on the same cores (measured:
- * 17 to 23 statements per burst before, 1 after; the burst's share of the raw accept rate went from about
- * 0.70 to 0.78, medians of 8 bursts each). A row not yet marked is still `created`: its worker may already
- * start it, and no pass invokes it again before reinvokeGraceMs. Each row's invoked_at is still the moment
- * its own invoke was answered (markInvoked), not the moment of the statement.
+ * passes while the rest of the burst invokes on the same cores (measured: 17 to 23 statements per burst
+ * before, 1 after; the burst's share of the raw accept rate went from about 0.70 to 0.78, medians of 8 bursts
+ * each). A row not yet marked is still `created`: its worker may already start it, and no pass invokes it
+ * again before reinvokeGraceMs. Each row's invoked_at is still the moment its own invoke was answered
+ * (markInvoked), not the moment of the statement.
  */
 const MARK_HOLD_MS = 1_000;
 
