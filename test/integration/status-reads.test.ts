@@ -26,7 +26,10 @@ function explaining(db: Queryable): { db: Queryable; buffers: number[] } {
   const query = async (config: string | pg.QueryConfig, values?: unknown[]) => {
     const text = typeof config === 'string' ? config : config.text;
     const params = typeof config === 'string' ? values : (config.values ?? values);
-    const explained = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, params);
+    const explained = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`,
+      params,
+    );
     const plan = explained.rows[0]?.['QUERY PLAN'][0]?.Plan;
     if (!plan) throw new Error(`EXPLAIN returned no plan for: ${text}`);
     buffers.push(plan['Shared Hit Blocks'] + plan['Shared Read Blocks']);
