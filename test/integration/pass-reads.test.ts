@@ -5,16 +5,12 @@
 import { expect } from 'chai';
 import { PASS_BEGIN } from '../../src/controller/pass-act.ts';
 import { POOL_SNAPSHOTS_SQL } from '../../src/store/pool-snapshot.ts';
+import { explainBuffers } from '../support/explain.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const OTHER_POOLS = 200;
 const LIVE_PER_OTHER_POOL = 100;
 const TASKS_PER_OTHER_QUEUE = 100;
-
-interface PlanNode {
-  'Shared Hit Blocks': number;
-  'Shared Read Blocks': number;
-}
 
 describe('what a dispatch pass reads (real Postgres)', function () {
   this.timeout(120_000);
@@ -67,14 +63,11 @@ describe('what a dispatch pass reads (real Postgres)', function () {
       );
       const execute = literal.rows[0]?.execute;
       if (!execute) throw new Error('Postgres formatted no EXECUTE statement');
-      const explained = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
-        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${execute}`,
-      );
-      const plan = explained.rows[0]?.['QUERY PLAN'][0]?.Plan;
+      const buffers = await explainBuffers(client, execute);
       const rows = await client.query<{ n: number; live: unknown[] | null; backlog: number }>(execute);
       await client.query('ROLLBACK');
       await client.query('DEALLOCATE snap'); // a prepared statement outlives its transaction
-      return { buffers: (plan?.['Shared Hit Blocks'] ?? 0) + (plan?.['Shared Read Blocks'] ?? 0), rows: rows.rows };
+      return { buffers, rows: rows.rows };
     } finally {
       client.release();
     }

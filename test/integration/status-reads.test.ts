@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { Queryable } from '../../src/store/db.ts';
 import { poolInvocationCounts, recentTrouble } from '../../src/store/invocation-store.ts';
 import { startSignals } from '../../src/store/start-signals.ts';
+import { explainBuffers } from '../support/explain.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const OTHER_POOLS = 200;
@@ -15,24 +16,13 @@ const LIVE_PER_OTHER_POOL = 100;
 const HISTORY = 100_000;
 const MINE = { created: 300, deferred: 30, pending: 50, ready: 20, running: 30 };
 
-interface PlanNode {
-  'Shared Hit Blocks': number;
-  'Shared Read Blocks': number;
-}
-
 /** A Queryable that runs each statement twice: under EXPLAIN ANALYZE (its buffers recorded), then for real. */
 function explaining(db: Queryable): { db: Queryable; buffers: number[] } {
   const buffers: number[] = [];
   const query = async (config: string | pg.QueryConfig, values?: unknown[]) => {
     const text = typeof config === 'string' ? config : config.text;
     const params = typeof config === 'string' ? values : (config.values ?? values);
-    const explained = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
-      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`,
-      params,
-    );
-    const plan = explained.rows[0]?.['QUERY PLAN'][0]?.Plan;
-    if (!plan) throw new Error(`EXPLAIN returned no plan for: ${text}`);
-    buffers.push(plan['Shared Hit Blocks'] + plan['Shared Read Blocks']);
+    buffers.push(await explainBuffers(db, text, params));
     return db.query(text, params);
   };
   return { db: { query } as unknown as Queryable, buffers };
