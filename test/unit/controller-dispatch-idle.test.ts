@@ -1,14 +1,7 @@
 import { expect } from 'chai';
 import { DispatchIdle } from '../../src/controller/dispatch-idle.ts';
 import { WhenIdle } from '../../src/lambda/when-idle.ts';
-
-/** Whether `promise` has settled by the time the microtasks and immediates queued now have run. */
-const settled = async (promise: Promise<void>) => {
-  let done = false;
-  void promise.then(() => (done = true));
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-};
+import { settled } from '../support/settled.ts';
 
 /** An invoker's idle(), as the tests set it: busy or not. */
 class InvokerState {

@@ -1,13 +1,6 @@
 import { expect } from 'chai';
 import { WhenIdle } from '../../src/lambda/when-idle.ts';
-
-/** Whether `promise` has settled by the time the microtasks queued now have run. */
-const settled = async (promise: Promise<void>) => {
-  let done = false;
-  void promise.then(() => (done = true));
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-};
+import { settled } from '../support/settled.ts';
 
 describe('WhenIdle', () => {
   it('resolves at once when nothing is busy', async () => {
