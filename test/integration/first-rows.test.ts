@@ -8,6 +8,7 @@ import type { Database } from '../../src/controller/databases.ts';
 import { runDispatchPass, type DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
 import { poolLockKey, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
 import { PassBatcher } from '../../src/controller/pass-batcher.ts';
+import { splitFirstRows } from '../../src/planner/first-rows.ts';
 import type { Invoker } from '../../src/lambda/invoker.ts';
 import type { LambdaRuntime } from '../../dev/src/lambda-runtime/index.ts';
 import type { TestDatabase } from '../support/postgres.ts';
@@ -21,6 +22,8 @@ const OPTIONS: DispatchPassOptions = {
   limits: { resyncMs: 30_000, minRequeueMs: 200 },
   firstRows: FIRST_ROWS,
 };
+/** A batch with more dispatching pools than first rows: some pools' rows all come after the commit. */
+const ONE_FIRST_ROW: DispatchPassOptions = { ...OPTIONS, firstRows: 1 };
 const DEEP = 1_000;
 
 /** A pool that may run a thousand invocations at once, one task each. */
@@ -134,8 +137,66 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     expect(new Set(rows.map((r) => r.status)), 'every row accepted by Lambda').to.deep.equal(new Set(['pending']));
   });
 
+  it('gives every pool of a batch a first row: each decision is committed with the first rows, even if the rest fails', async () => {
+    // 300 rows each, 128 first rows: one for each pool, the other 126 to the first pool (splitFirstRows).
+    const [a, b] = [deepPool('spread-a'), deepPool('spread-b')].map((p) => ({ ...p, spec: { ...p.spec, maxConcurrency: 300 } }));
+    if (!a || !b) throw new Error('two pools');
+    const { first } = splitFirstRows([300, 300], FIRST_ROWS);
+    expect(first, 'the first rows of each pool').to.deep.equal([FIRST_ROWS - 1, 1]);
+    await enqueue(a.spec.queue, 300);
+    await enqueue(b.spec.queue, 300);
+    // Refuses each pool's rows past its first ones: the rest of both fails.
+    await t.db.query(`CREATE FUNCTION ltp.test_refuse_spread() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT count(*) FROM ltp.invocations WHERE pool_uid = NEW.pool_uid)
+           >= (CASE NEW.pool_uid WHEN 'uid-spread-a' THEN ${first[0]} ELSE ${first[1]} END) THEN
+          RAISE EXCEPTION 'refused by the test';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.query(`CREATE TRIGGER test_refuse_spread BEFORE INSERT ON ltp.invocations FOR EACH ROW
+                        WHEN (NEW.pool_uid IN ('uid-spread-a', 'uid-spread-b')) EXECUTE FUNCTION ltp.test_refuse_spread()`);
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    let results: DispatchPassResult[];
+    try {
+      results = (await Promise.all(
+        [a, b].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
+      )) as DispatchPassResult[];
+    } finally {
+      await t.db.query('DROP TRIGGER test_refuse_spread ON ltp.invocations');
+      await t.db.query('DROP FUNCTION ltp.test_refuse_spread()');
+    }
+    const decisions = async (uid: string) =>
+      (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.decisions WHERE pool_uid = $1`, [uid])).rows[0]?.n;
+    expect(
+      results.map((r) => r.dispatched.length),
+      'rows each pass started',
+    ).to.deep.equal(first);
+    expect(
+      results.map((r) => r.invoke.accepted),
+      'rows Lambda accepted',
+    ).to.deep.equal(first);
+    expect(
+      results.map((r) => r.restError !== undefined),
+      'passes that could not insert their rest',
+    ).to.deep.equal([true, true]);
+    expect([(await rowsOf(a.meta.uid)).length, (await rowsOf(b.meta.uid)).length], 'rows of each pool').to.deep.equal(first);
+    expect(
+      [await decisions(a.meta.uid), await decisions(b.meta.uid)],
+      'decisions of each pool, committed with its first rows',
+    ).to.deep.equal([1, 1]);
+    expect(
+      results.map((r) => r.decision !== undefined),
+      'each pass reports its decision',
+    ).to.deep.equal([true, true]);
+    // The next passes start exactly the rest.
+    const next = await Promise.all([a, b].map((pool) => pass(pool)));
+    expect(next.map((r) => r.dispatched.length)).to.deep.equal([300 - (first[0] ?? 0), 300 - (first[1] ?? 0)]);
+  });
+
   it('records the decision of a pool whose rows all come after the commit with those rows: if they fail, the pool has neither', async () => {
-    // 300 rows each: the batch commits 128 of the first pool's, the rest of its rows and all of the second's come after.
+    // 300 rows each, and one first row in all: the batch commits one of the first pool's rows, the rest of its
+    // rows and all of the second's come after. (With more first rows than pools, every pool gets one.)
     const [split, after] = [deepPool('split'), deepPool('after')].map((p) => ({ ...p, spec: { ...p.spec, maxConcurrency: 300 } }));
     if (!split || !after) throw new Error('two pools');
     await enqueue(split.spec.queue, 300);
@@ -144,7 +205,7 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
       BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
     await t.db.query(`CREATE TRIGGER test_refuse BEFORE INSERT ON ltp.invocations FOR EACH ROW
                         WHEN (NEW.pool_uid = 'uid-after') EXECUTE FUNCTION ltp.test_refuse()`);
-    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const batcher = new PassBatcher({ invoker, options: ONE_FIRST_ROW, maxBatch: 256 });
     let results: DispatchPassResult[];
     try {
       results = (await Promise.all(
@@ -159,19 +220,19 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     expect(
       results.map((r) => r.dispatched.length),
       'rows each pass started',
-    ).to.deep.equal([FIRST_ROWS, 0]);
+    ).to.deep.equal([1, 0]);
     expect(
       results.map((r) => r.restError !== undefined),
       'passes that could not insert their rest',
     ).to.deep.equal([true, true]);
-    expect(await rowsOf(split.meta.uid), 'rows of the pool split across the commit').to.have.length(FIRST_ROWS);
+    expect(await rowsOf(split.meta.uid), 'rows of the pool split across the commit').to.have.length(1);
     expect(await decisions(split.meta.uid), 'its decision, committed with its first rows').to.equal(1);
     expect(await rowsOf(after.meta.uid), 'rows of the pool whose rows all came after').to.have.length(0);
     expect(await decisions(after.meta.uid), 'its decision, gone with its rows').to.equal(0);
     expect(results[1]?.decision, 'the pass reports no decision that is not there').to.equal(undefined);
     // The next passes start exactly the rest.
     const next = await Promise.all([split, after].map((pool) => pass(pool)));
-    expect(next.map((r) => r.dispatched.length)).to.deep.equal([300 - FIRST_ROWS, 300]);
+    expect(next.map((r) => r.dispatched.length)).to.deep.equal([299, 300]);
   });
 
   it('looks at every pool of a split batch again at its start deadline, those whose rows all came after the commit too', async () => {
@@ -182,7 +243,8 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     if (!one || !two) throw new Error('two pools');
     await enqueue(one.spec.queue, 300);
     await enqueue(two.spec.queue, 300);
-    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    // One first row in all: the second pool's rows all come after the commit.
+    const batcher = new PassBatcher({ invoker, options: ONE_FIRST_ROW, maxBatch: 256 });
     const results = (await Promise.all(
       [one, two].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
     )) as DispatchPassResult[];

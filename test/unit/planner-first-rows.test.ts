@@ -29,16 +29,31 @@ describe('splitFirstRows', () => {
       expected: { first: [128], rest: [872] },
     },
     {
-      name: 'fills the first rows pool by pool, in the batch order',
+      name: 'gives every pool one first row, then fills the rest of the first rows pool by pool, in the batch order',
       counts: [10, 10, 10, 10, 10, 10, 10],
       firstRows: 25,
-      expected: { first: [10, 10, 5, 0, 0, 0, 0], rest: [0, 0, 5, 10, 10, 10, 10] },
+      expected: { first: [10, 10, 1, 1, 1, 1, 1], rest: [0, 0, 9, 9, 9, 9, 9] },
+    },
+    {
+      name: 'gives a hundred pools of ten rows a first row each, so that every decision goes in with the first commit',
+      counts: Array.from({ length: 100 }, () => 10),
+      firstRows: 128,
+      expected: {
+        first: [10, 10, 10, 2, ...Array.from({ length: 96 }, () => 1)],
+        rest: [0, 0, 0, 8, ...Array.from({ length: 96 }, () => 9)],
+      },
+    },
+    {
+      name: 'gives first rows to the first pools only when there are more pools than first rows',
+      counts: [3, 3, 3, 3, 3],
+      firstRows: 2,
+      expected: { first: [1, 1, 0, 0, 0], rest: [2, 2, 3, 3, 3] },
     },
     {
       name: 'leaves pools that dispatch nothing at zero on both sides',
       counts: [0, 600, 0, 300],
       firstRows: 128,
-      expected: { first: [0, 128, 0, 0], rest: [0, 472, 0, 300] },
+      expected: { first: [0, 127, 0, 1], rest: [0, 473, 0, 299] },
     },
     {
       name: 'never splits when the first rows are switched off',
