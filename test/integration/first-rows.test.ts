@@ -58,6 +58,28 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
 
   const pass = (pool: Pool) => runDispatchPass({ pool, connectedForMs: Number.POSITIVE_INFINITY, db: t.db, invoker, options: OPTIONS });
 
+  /**
+   * The passes of `pools` as one batch, while a row trigger refuses the inserts `refuse` says: its PL/pgSQL
+   * body, and the WHEN condition that picks the rows it sees.
+   */
+  const batchRefusing = async (options: DispatchPassOptions, pools: Pool[], refuse: { body: string; when: string }) => {
+    await t.db.query(`CREATE FUNCTION ltp.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ ${refuse.body} $$`);
+    await t.db.query(`CREATE TRIGGER test_refuse BEFORE INSERT ON ltp.invocations FOR EACH ROW
+                        WHEN (${refuse.when}) EXECUTE FUNCTION ltp.test_refuse()`);
+    const batcher = new PassBatcher({ invoker, options, maxBatch: 256 });
+    try {
+      return (await Promise.all(
+        pools.map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
+      )) as DispatchPassResult[];
+    } finally {
+      await t.db.query('DROP TRIGGER test_refuse ON ltp.invocations');
+      await t.db.query('DROP FUNCTION ltp.test_refuse()');
+    }
+  };
+
+  const decisionsOf = async (uid: string) =>
+    (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.decisions WHERE pool_uid = $1`, [uid])).rows[0]?.n;
+
   it('starts exactly the backlog under one decision, invokes every row, and reports them all', async () => {
     const pool = deepPool('deep');
     await enqueue(pool.spec.queue, DEEP);
@@ -146,28 +168,16 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     await enqueue(a.spec.queue, 300);
     await enqueue(b.spec.queue, 300);
     // Refuses each pool's rows past its first ones: the rest of both fails.
-    await t.db.query(`CREATE FUNCTION ltp.test_refuse_spread() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
+    const results = await batchRefusing(OPTIONS, [a, b], {
+      body: `BEGIN
         IF (SELECT count(*) FROM ltp.invocations WHERE pool_uid = NEW.pool_uid)
            >= (CASE NEW.pool_uid WHEN 'uid-spread-a' THEN ${first[0]} ELSE ${first[1]} END) THEN
           RAISE EXCEPTION 'refused by the test';
         END IF;
         RETURN NEW;
-      END $$`);
-    await t.db.query(`CREATE TRIGGER test_refuse_spread BEFORE INSERT ON ltp.invocations FOR EACH ROW
-                        WHEN (NEW.pool_uid IN ('uid-spread-a', 'uid-spread-b')) EXECUTE FUNCTION ltp.test_refuse_spread()`);
-    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
-    let results: DispatchPassResult[];
-    try {
-      results = (await Promise.all(
-        [a, b].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
-      )) as DispatchPassResult[];
-    } finally {
-      await t.db.query('DROP TRIGGER test_refuse_spread ON ltp.invocations');
-      await t.db.query('DROP FUNCTION ltp.test_refuse_spread()');
-    }
-    const decisions = async (uid: string) =>
-      (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.decisions WHERE pool_uid = $1`, [uid])).rows[0]?.n;
+      END`,
+      when: `NEW.pool_uid IN ('uid-spread-a', 'uid-spread-b')`,
+    });
     expect(
       results.map((r) => r.dispatched.length),
       'rows each pass started',
@@ -182,7 +192,7 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     ).to.deep.equal([true, true]);
     expect([(await rowsOf(a.meta.uid)).length, (await rowsOf(b.meta.uid)).length], 'rows of each pool').to.deep.equal(first);
     expect(
-      [await decisions(a.meta.uid), await decisions(b.meta.uid)],
+      [await decisionsOf(a.meta.uid), await decisionsOf(b.meta.uid)],
       'decisions of each pool, committed with its first rows',
     ).to.deep.equal([1, 1]);
     expect(
@@ -201,22 +211,10 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
     if (!split || !after) throw new Error('two pools');
     await enqueue(split.spec.queue, 300);
     await enqueue(after.spec.queue, 300);
-    await t.db.query(`CREATE FUNCTION ltp.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
-    await t.db.query(`CREATE TRIGGER test_refuse BEFORE INSERT ON ltp.invocations FOR EACH ROW
-                        WHEN (NEW.pool_uid = 'uid-after') EXECUTE FUNCTION ltp.test_refuse()`);
-    const batcher = new PassBatcher({ invoker, options: ONE_FIRST_ROW, maxBatch: 256 });
-    let results: DispatchPassResult[];
-    try {
-      results = (await Promise.all(
-        [split, after].map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
-      )) as DispatchPassResult[];
-    } finally {
-      await t.db.query('DROP TRIGGER test_refuse ON ltp.invocations');
-      await t.db.query('DROP FUNCTION ltp.test_refuse()');
-    }
-    const decisions = async (uid: string) =>
-      (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.decisions WHERE pool_uid = $1`, [uid])).rows[0]?.n;
+    const results = await batchRefusing(ONE_FIRST_ROW, [split, after], {
+      body: `BEGIN RAISE EXCEPTION 'refused by the test'; END`,
+      when: `NEW.pool_uid = 'uid-after'`,
+    });
     expect(
       results.map((r) => r.dispatched.length),
       'rows each pass started',
@@ -226,9 +224,9 @@ describe('a large dispatch pass commits its first rows and inserts the rest whil
       'passes that could not insert their rest',
     ).to.deep.equal([true, true]);
     expect(await rowsOf(split.meta.uid), 'rows of the pool split across the commit').to.have.length(1);
-    expect(await decisions(split.meta.uid), 'its decision, committed with its first rows').to.equal(1);
+    expect(await decisionsOf(split.meta.uid), 'its decision, committed with its first rows').to.equal(1);
     expect(await rowsOf(after.meta.uid), 'rows of the pool whose rows all came after').to.have.length(0);
-    expect(await decisions(after.meta.uid), 'its decision, gone with its rows').to.equal(0);
+    expect(await decisionsOf(after.meta.uid), 'its decision, gone with its rows').to.equal(0);
     expect(results[1]?.decision, 'the pass reports no decision that is not there').to.equal(undefined);
     // The next passes start exactly the rest.
     const next = await Promise.all([split, after].map((pool) => pass(pool)));
