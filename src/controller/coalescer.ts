@@ -3,6 +3,8 @@
 // callers woken together (a thousand pools by one notification burst) start as one batch. A batch that
 // stalls (one of its items waits on a lock, say) holds up only its own items: once it has run for `stallMs`,
 // the items waiting behind it start a batch of their own, up to `maxConcurrent` batches at once.
+// A burst may also start with a small lead batch (`leadBatch`), the rest beside it at once: the lead's
+// items are through as soon as a few items can be, instead of when all of them are.
 
 /** One item's outcome within a batch. */
 export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
@@ -14,6 +16,12 @@ export interface CoalescerOptions {
   stallMs?: number;
   /** The most batches running at once (default 1). */
   maxConcurrent?: number;
+  /**
+   * When more than this many items wait as a runner starts after a quiet spell, its first batch takes only
+   * this many, and the rest start a batch of their own beside it at once (if maxConcurrent allows two). Once
+   * the lead batch is done, batches run one at a time again. Default: no lead batch.
+   */
+  leadBatch?: number;
   /** Schedules the start of a batch; defaults to setImmediate. */
   defer?: (start: () => void) => void;
   /** Schedules the stall check; defaults to setTimeout. */
@@ -56,7 +64,7 @@ export class Coalescer<I, O> {
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      if (this.runners === 0) this.startRunner();
+      if (this.runners === 0) this.startRunner(true);
       else this.checkStalled();
     });
   }
@@ -66,13 +74,14 @@ export class Coalescer<I, O> {
     return this.waiting.length;
   }
 
-  private startRunner(): void {
+  /** `mayLead`: the runner of a burst's first items, which may split off a lead batch (leadBatch). */
+  private startRunner(mayLead = false): void {
     if (this.starting) return;
     this.starting = true;
     this.runners += 1;
     this.defer(() => {
       this.starting = false;
-      void this.loop();
+      void this.loop(mayLead);
     });
   }
 
@@ -101,9 +110,11 @@ export class Coalescer<I, O> {
     }, inMs);
   }
 
-  private async loop(): Promise<void> {
+  private async loop(mayLead = false): Promise<void> {
+    const lead = this.options.leadBatch ?? 0;
+    let leading = mayLead && lead > 0 && this.waiting.length > lead && this.runners < (this.options.maxConcurrent ?? 1);
     for (;;) {
-      const batch = this.waiting.splice(0, Math.max(1, this.options.maxBatch));
+      const batch = this.waiting.splice(0, Math.max(1, leading ? lead : this.options.maxBatch));
       if (batch.length === 0) {
         this.runners -= 1;
         return;
@@ -112,7 +123,13 @@ export class Coalescer<I, O> {
       this.running.add(running);
       this.scheduleStallCheck(running, this.options.stallMs);
       try {
-        const settled = await this.run(batch.map((w) => w.item));
+        const started = this.run(batch.map((w) => w.item));
+        // The lead batch has begun (up to its first await): the rest begin theirs beside it, now.
+        if (leading) {
+          this.runners += 1;
+          void this.loop();
+        }
+        const settled = await started;
         batch.forEach((w, i) => {
           const outcome = settled[i];
           if (!outcome) w.reject(new Error(`a batch of ${batch.length} settled only ${settled.length}`));
@@ -124,6 +141,12 @@ export class Coalescer<I, O> {
       } finally {
         this.running.delete(running);
       }
+      // The lead batch is done: the rest's runner goes on alone, one batch at a time.
+      if (leading && this.runners > 1) {
+        this.runners -= 1;
+        return;
+      }
+      leading = false;
     }
   }
 }

@@ -96,6 +96,14 @@ const STOP_FLUSH_MS = 3_000;
 /** The most pools whose database work one transaction does (pass-batcher.ts). */
 const PASS_BATCH = 256;
 
+/**
+ * When more passes than this are ready at once (a burst across many pools), these go first, in a transaction
+ * of their own beside the rest's (pass-batcher.ts, coalescer.ts): their rows are being invoked while the rest
+ * are decided. 8 pools of 10 rows keep the invoke slots busy for about 45 ms here, longer than the rest of a
+ * 100-pool burst takes to commit. See docs/architecture.md §5 for what it measured.
+ */
+const LEAD_BATCH = 8;
+
 /** How long invocation state changes of one pool are folded into one pass. */
 const INVOCATION_FOLD_MS = 100;
 
@@ -214,7 +222,7 @@ export async function startController(config: ControllerConfig): Promise<Running
     limits: { ...DEFAULT_PLAN_LIMITS, resyncMs: config.resyncMs },
     firstRows: config.firstRows,
   };
-  const passes = new PassBatcher({ invoker, options: passOptions, maxBatch: PASS_BATCH });
+  const passes = new PassBatcher({ invoker, options: passOptions, maxBatch: PASS_BATCH, leadBatch: LEAD_BATCH });
   const reconciler = new PoolReconciler({
     guard,
     kube,

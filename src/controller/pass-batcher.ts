@@ -36,6 +36,12 @@ export interface PassBatcherOptions {
   options: DispatchPassOptions;
   /** The most pools in one transaction. */
   maxBatch: number;
+  /**
+   * When more passes than this are ready at once, the first this many run in a transaction of their own,
+   * beside the rest's (coalescer.ts, leadBatch): their rows are invoked while the rest are decided. Unset: one
+   * transaction for them all.
+   */
+  leadBatch?: number;
 }
 
 export class PassBatcher {
@@ -84,7 +90,11 @@ export class PassBatcher {
   private actsFor(database: Database): Coalescer<PoolPassInput, ActedPass | 'busy'> {
     let coalescer = this.acts.get(database);
     if (!coalescer) {
-      coalescer = new Coalescer((inputs) => this.act(database, inputs), { maxBatch: this.deps.maxBatch, ...STALLS });
+      coalescer = new Coalescer((inputs) => this.act(database, inputs), {
+        maxBatch: this.deps.maxBatch,
+        ...STALLS,
+        ...(this.deps.leadBatch ? { leadBatch: this.deps.leadBatch } : {}),
+      });
       this.acts.set(database, coalescer);
     }
     return coalescer;

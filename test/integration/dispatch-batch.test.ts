@@ -79,6 +79,32 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     expect([...decidedAt], 'the decision times of the batch').to.have.length(1);
   });
 
+  it('runs the first leadBatch passes of a burst in a transaction of their own, beside the rest, each pool still exactly its own', async () => {
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256, leadBatch: 8 });
+    const pools = Array.from({ length: 20 }, (_, i) => poolFor(`lead${i}`));
+    for (const pool of pools) await enqueue(pool.spec.queue, 7);
+    const results = await Promise.all(pools.map((pool) => batcher.run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })));
+    // A backlog of 7 at 2 tasks per invocation: 4 rows each, every one accepted.
+    expect(results.map((r) => (r as DispatchPassResult).invoke.accepted)).to.deep.equal(pools.map(() => 4));
+    // Each transaction's rows carry its id (xmin): the decisions' tell which pools went together.
+    const decided = await t.db.query<{ pool_uid: string; xid: string; rows: number; pending: number }>(
+      `SELECT d.pool_uid, d.xmin::text AS xid, count(i.id)::int AS rows, count(i.id) FILTER (WHERE i.status = 'pending')::int AS pending
+         FROM ltp.decisions d JOIN ltp.invocations i ON i.decision_id = d.id
+        WHERE d.pool_uid = ANY($1::text[]) GROUP BY d.pool_uid, d.xmin::text`,
+      [pools.map((p) => p.meta.uid)],
+    );
+    const byPool = new Map(decided.rows.map((r) => [r.pool_uid, r]));
+    const xidOf = (i: number) => byPool.get(pools[i]?.meta.uid ?? '')?.xid;
+    for (const [i, pool] of pools.entries()) {
+      expect(byPool.get(pool.meta.uid), `pool ${i}: one decision, its 4 rows, all accepted`).to.include({ rows: 4, pending: 4 });
+    }
+    expect(new Set(pools.map((_, i) => xidOf(i))).size, 'two transactions').to.equal(2);
+    expect(
+      pools.map((_, i) => xidOf(i) === xidOf(0)),
+      'the first 8 passes in the lead transaction, the other 12 in the second',
+    ).to.deep.equal(pools.map((_, i) => i < 8));
+  });
+
   it('marks the rows of a burst of passes in one statement once its last invoke is answered, not one per pass', async () => {
     // Few slots, so that the passes' invokes are answered one pass after another, as in a burst of a hundred pools.
     const narrow = createInvoker({

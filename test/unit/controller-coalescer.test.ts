@@ -174,4 +174,92 @@ describe('coalescer (group commit)', () => {
     runner.release();
     expect([await stuck, await behind]).to.deep.equal(['v1', 'v2']);
   });
+
+  describe('a lead batch (leadBatch)', () => {
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+    it('starts a burst of more than leadBatch items with a batch of leadBatch, and the rest beside it at once', async () => {
+      const runner = new ManualRunner();
+      const coalescer = new Coalescer(runner.run, { maxBatch: 100, maxConcurrent: 4, leadBatch: 8 });
+      const results = range(1, 20).map((i) => coalescer.submit(i));
+      await flush();
+      expect(runner.batches, 'both running, neither settled').to.deep.equal([range(1, 8), range(9, 20)]);
+      runner.release();
+      runner.release();
+      expect(await Promise.all(results)).to.deep.equal(range(1, 20).map((i) => `v${i}`));
+    });
+
+    it('runs a burst of at most leadBatch items as one batch', async () => {
+      const runner = new ManualRunner();
+      const coalescer = new Coalescer(runner.run, { maxBatch: 100, maxConcurrent: 4, leadBatch: 8 });
+      const results = range(1, 8).map((i) => coalescer.submit(i));
+      await flush();
+      expect(runner.batches).to.deep.equal([range(1, 8)]);
+      runner.release();
+      expect(await Promise.all(results)).to.have.length(8);
+    });
+
+    it('has no lead batch where only one batch may run at a time (maxConcurrent 1)', async () => {
+      const runner = new ManualRunner();
+      const coalescer = new Coalescer(runner.run, { maxBatch: 100, leadBatch: 8 });
+      const results = range(1, 20).map((i) => coalescer.submit(i));
+      await flush();
+      expect(runner.batches).to.deep.equal([range(1, 20)]);
+      runner.release();
+      expect(await Promise.all(results)).to.have.length(20);
+    });
+
+    it('runs batches one at a time again once the lead batch is done, the rest of the burst in maxBatch', async () => {
+      const runner = new ManualRunner();
+      const coalescer = new Coalescer(runner.run, { maxBatch: 10, maxConcurrent: 4, leadBatch: 4 });
+      const burst = range(1, 30).map((i) => coalescer.submit(i));
+      await flush();
+      expect(runner.batches, 'the lead, and the first maxBatch of the rest beside it').to.deep.equal([range(1, 4), range(5, 14)]);
+      const later = range(31, 33).map((i) => coalescer.submit(i));
+      runner.release(); // the lead
+      await flush();
+      expect(runner.batches, 'the lead runner does not take what waits while the rest runs').to.have.length(2);
+      runner.release(); // 5..14
+      await flush();
+      expect(runner.batches.at(-1)).to.deep.equal(range(15, 24));
+      runner.release();
+      await flush();
+      expect(runner.batches.at(-1), 'what came later joins the batches in turn, with no new lead').to.deep.equal([
+        ...range(25, 30),
+        31,
+        32,
+        33,
+      ]);
+      runner.release();
+      expect([...(await Promise.all(burst)), ...(await Promise.all(later))]).to.have.length(33);
+      expect(runner.batches, 'four batches in all').to.deep.equal([
+        range(1, 4),
+        range(5, 14),
+        range(15, 24),
+        [...range(25, 30), 31, 32, 33],
+      ]);
+    });
+
+    it('leads the next burst again after a quiet spell', async () => {
+      const runner = new ManualRunner();
+      const coalescer = new Coalescer(runner.run, { maxBatch: 100, maxConcurrent: 4, leadBatch: 2 });
+      const first = range(1, 5).map((i) => coalescer.submit(i));
+      await flush();
+      runner.release();
+      runner.release();
+      await Promise.all(first);
+      await flush();
+      const second = range(6, 10).map((i) => coalescer.submit(i));
+      await flush();
+      expect(runner.batches).to.deep.equal([
+        [1, 2],
+        [3, 4, 5],
+        [6, 7],
+        [8, 9, 10],
+      ]);
+      runner.release();
+      runner.release();
+      expect(await Promise.all(second)).to.deep.equal(['v6', 'v7', 'v8', 'v9', 'v10']);
+    });
+  });
 });
