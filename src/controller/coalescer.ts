@@ -18,8 +18,9 @@ export interface CoalescerOptions {
   maxConcurrent?: number;
   /**
    * When more than this many items wait as a runner starts after a quiet spell, its first batch takes only
-   * this many, and the rest start a batch of their own beside it at once (if maxConcurrent allows two). Once
-   * the lead batch is done, batches run one at a time again. Default: no lead batch.
+   * this many, and the rest start a batch of their own beside it at once (if maxConcurrent allows two, and
+   * this is below maxBatch). Once the lead batch is done, batches run one at a time again, apart from those
+   * that start behind a stalled batch (stallMs). Default: no lead batch.
    */
   leadBatch?: number;
   /** Schedules the start of a batch; defaults to setImmediate. */
@@ -112,7 +113,8 @@ export class Coalescer<I, O> {
 
   private async loop(mayLead = false): Promise<void> {
     const lead = this.options.leadBatch ?? 0;
-    let leading = mayLead && lead > 0 && this.waiting.length > lead && this.runners < (this.options.maxConcurrent ?? 1);
+    let leading =
+      mayLead && lead > 0 && lead < this.options.maxBatch && this.waiting.length > lead && this.runners < (this.options.maxConcurrent ?? 1);
     for (;;) {
       const batch = this.waiting.splice(0, Math.max(1, leading ? lead : this.options.maxBatch));
       if (batch.length === 0) {
@@ -141,7 +143,7 @@ export class Coalescer<I, O> {
       } finally {
         this.running.delete(running);
       }
-      // The lead batch is done: the rest's runner goes on alone, one batch at a time.
+      // The lead batch is done: the other runner goes on alone, one batch at a time (stalled batches aside).
       if (leading && this.runners > 1) {
         this.runners -= 1;
         return;

@@ -69,7 +69,8 @@ export const CONTROLLER_DEFAULTS = {
   metricsPort: 8080,
   leaseName: 'lambda-task-pool-controller',
   // Passes of many pools at once. The database halves of the passes that are ready together run as one
-  // transaction per database (PASS_BATCH pools at most), and the invokes of all pools share invokeParallelism.
+  // transaction per database (PASS_BATCH pools at most; a burst's first LEAD_BATCH in one of their own beside
+  // it), and the invokes of all pools share invokeParallelism.
   workers: 256,
   invokeParallelism: 32,
   // A pass of more than twice this many new rows commits this many first and inserts the rest while they
@@ -97,10 +98,11 @@ const STOP_FLUSH_MS = 3_000;
 const PASS_BATCH = 256;
 
 /**
- * When more passes than this are ready at once (a burst across many pools), these go first, in a transaction
- * of their own beside the rest's (pass-batcher.ts, coalescer.ts): their rows are being invoked while the rest
- * are decided. 8 pools of 10 rows keep the invoke slots busy for about 45 ms here, longer than the rest of a
- * 100-pool burst takes to commit. See docs/architecture.md §5 for what it measured.
+ * When more passes than this are ready at once after a quiet spell (a burst across many pools), these go
+ * first, in a transaction of their own beside the rest's (pass-batcher.ts, coalescer.ts): their rows are being
+ * invoked while the rest are decided. In the benchmark's timeline of three 100-pool bursts, the rest's first
+ * rows were committed before the lead's 80 rows had all been answered in each. docs/architecture.md §5 has
+ * what it measured.
  */
 const LEAD_BATCH = 8;
 

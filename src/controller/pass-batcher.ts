@@ -1,5 +1,6 @@
 // Dispatch passes of many pools share their database work: the database halves of the passes that are
-// ready at the same moment run as one transaction per database (one lock statement, one snapshot, one
+// ready at the same moment run as one transaction per database (a burst's first few in a transaction of their
+// own beside it, leadBatch below; each: one lock statement, one snapshot, one
 // decisions insert, one invocations insert for the whole batch), and the rows Lambda accepted are marked in
 // one statement for many passes. Each pass then invokes its own rows through the invoker's shared slots.
 // A thousand pools woken at once cost a handful of transactions, not a thousand.
@@ -37,9 +38,9 @@ export interface PassBatcherOptions {
   /** The most pools in one transaction. */
   maxBatch: number;
   /**
-   * When more passes than this are ready at once, the first this many run in a transaction of their own,
-   * beside the rest's (coalescer.ts, leadBatch): their rows are invoked while the rest are decided. Unset: one
-   * transaction for them all.
+   * When more passes than this are ready at once and no batch of their database is running (a burst after a
+   * quiet spell), the first this many run in a transaction of their own, beside the rest's (coalescer.ts,
+   * leadBatch): their rows are invoked while the rest are decided. Unset: one transaction for them all.
    */
   leadBatch?: number;
 }

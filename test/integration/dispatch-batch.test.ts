@@ -79,7 +79,7 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     expect([...decidedAt], 'the decision times of the batch').to.have.length(1);
   });
 
-  it('runs the first leadBatch passes of a burst in a transaction of their own, beside the rest, each pool still exactly its own', async () => {
+  it('runs the first leadBatch passes of a burst in a transaction of their own and the rest in another, each pool exactly its own rows', async () => {
     const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256, leadBatch: 8 });
     const pools = Array.from({ length: 20 }, (_, i) => poolFor(`lead${i}`));
     for (const pool of pools) await enqueue(pool.spec.queue, 7);
@@ -87,16 +87,22 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     // A backlog of 7 at 2 tasks per invocation: 4 rows each, every one accepted.
     expect(results.map((r) => (r as DispatchPassResult).invoke.accepted)).to.deep.equal(pools.map(() => 4));
     // Each transaction's rows carry its id (xmin): the decisions' tell which pools went together.
-    const decided = await t.db.query<{ pool_uid: string; xid: string; rows: number; pending: number }>(
-      `SELECT d.pool_uid, d.xmin::text AS xid, count(i.id)::int AS rows, count(i.id) FILTER (WHERE i.status = 'pending')::int AS pending
-         FROM ltp.decisions d JOIN ltp.invocations i ON i.decision_id = d.id
-        WHERE d.pool_uid = ANY($1::text[]) GROUP BY d.pool_uid, d.xmin::text`,
+    const decided = await t.db.query<{ pool_uid: string; xid: string; rows: number; pending: number; foreign: number }>(
+      `SELECT d.pool_uid, d.xmin::text AS xid, count(i.id)::int AS rows, count(i.id) FILTER (WHERE i.status = 'pending')::int AS pending,
+              count(i.id) FILTER (WHERE i.pool_uid <> d.pool_uid)::int AS foreign
+         FROM ltp.decisions d LEFT JOIN ltp.invocations i ON i.decision_id = d.id
+        WHERE d.pool_uid = ANY($1::text[]) GROUP BY d.id, d.pool_uid, d.xmin::text`,
       [pools.map((p) => p.meta.uid)],
     );
+    expect(decided.rows, 'one decision per pool').to.have.length(20);
     const byPool = new Map(decided.rows.map((r) => [r.pool_uid, r]));
     const xidOf = (i: number) => byPool.get(pools[i]?.meta.uid ?? '')?.xid;
     for (const [i, pool] of pools.entries()) {
-      expect(byPool.get(pool.meta.uid), `pool ${i}: one decision, its 4 rows, all accepted`).to.include({ rows: 4, pending: 4 });
+      expect(byPool.get(pool.meta.uid), `pool ${i}: its decision names its own 4 rows, all accepted`).to.include({
+        rows: 4,
+        pending: 4,
+        foreign: 0,
+      });
     }
     expect(new Set(pools.map((_, i) => xidOf(i))).size, 'two transactions').to.equal(2);
     expect(

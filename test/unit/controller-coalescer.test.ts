@@ -189,14 +189,71 @@ describe('coalescer (group commit)', () => {
       expect(await Promise.all(results)).to.deep.equal(range(1, 20).map((i) => `v${i}`));
     });
 
-    it('runs a burst of at most leadBatch items as one batch', async () => {
+    it('runs a burst of leadBatch items as one batch, and one of leadBatch + 1 as leadBatch and 1', async () => {
+      for (const [items, batches] of [
+        [8, [range(1, 8)]],
+        [9, [range(1, 8), [9]]],
+      ] as const) {
+        const runner = new ManualRunner();
+        const coalescer = new Coalescer(runner.run, { maxBatch: 100, maxConcurrent: 4, leadBatch: 8 });
+        const results = range(1, items).map((i) => coalescer.submit(i));
+        await flush();
+        expect(runner.batches, `${items} items`).to.deep.equal(batches);
+        for (const _ of batches) runner.release();
+        expect(await Promise.all(results)).to.have.length(items);
+      }
+    });
+
+    it('has no lead batch of maxBatch or more: batches stay within maxBatch', async () => {
       const runner = new ManualRunner();
-      const coalescer = new Coalescer(runner.run, { maxBatch: 100, maxConcurrent: 4, leadBatch: 8 });
-      const results = range(1, 8).map((i) => coalescer.submit(i));
+      const coalescer = new Coalescer(runner.run, { maxBatch: 5, maxConcurrent: 4, leadBatch: 8 });
+      const results = range(1, 12).map((i) => coalescer.submit(i));
+      for (let k = 0; k < 3; k += 1) {
+        await flush();
+        runner.release();
+      }
+      expect(await Promise.all(results)).to.have.length(12);
+      expect(runner.batches).to.deep.equal([range(1, 5), range(6, 10), [11, 12]]);
+    });
+
+    it('goes on with what waits once a lead that outlives the rest fails, every item settled', async () => {
+      let releaseRest: (() => void) | undefined;
+      let failLead: ((error: Error) => void) | undefined;
+      const batches: number[][] = [];
+      const coalescer = new Coalescer<number, string>(
+        (items) => {
+          batches.push(items);
+          const settled = items.map((i) => ({ ok: true as const, value: `v${i}` }));
+          if (batches.length === 1) return new Promise((_, reject) => (failLead = reject));
+          if (batches.length === 2) return new Promise((resolve) => (releaseRest = () => resolve(settled)));
+          return Promise.resolve(settled);
+        },
+        { maxBatch: 100, maxConcurrent: 4, leadBatch: 2 },
+      );
+      const outcome = (p: Promise<string>) => p.then(String, (e: Error) => `failed: ${e.message}`);
+      const burst = range(1, 5).map((i) => outcome(coalescer.submit(i)));
       await flush();
-      expect(runner.batches).to.deep.equal([range(1, 8)]);
-      runner.release();
-      expect(await Promise.all(results)).to.have.length(8);
+      expect(batches).to.deep.equal([
+        [1, 2],
+        [3, 4, 5],
+      ]);
+      releaseRest?.();
+      await flush();
+      const later = [6, 7].map((i) => outcome(coalescer.submit(i)));
+      await flush();
+      expect(batches, 'what comes waits behind the lead batch, as behind any running batch').to.have.length(2);
+      failLead?.(new Error('connection lost'));
+      await flush();
+      expect(batches.at(-1), 'the lead runner, alone now, takes what waits').to.deep.equal([6, 7]);
+      expect([...(await Promise.all(burst)), ...(await Promise.all(later))]).to.deep.equal([
+        'failed: connection lost',
+        'failed: connection lost',
+        'v3',
+        'v4',
+        'v5',
+        'v6',
+        'v7',
+      ]);
     });
 
     it('has no lead batch where only one batch may run at a time (maxConcurrent 1)', async () => {
