@@ -40,7 +40,10 @@ import {
   machineBusySeconds,
   rssMb,
   rssPartsMb,
+  threadTimes,
+  threadTimesBetween,
   untilQuiet,
+  type ThreadTimes,
 } from './scale/process-stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -419,7 +422,10 @@ async function accepted(db: Db, queuePrefix: string, mark: Mark): Promise<{ n: n
 interface RawClient {
   /** Sends `count` invokes; resolves to their rate per second and the client's CPU per invoke. */
   /** Also when its first answer came and the rate from its first answer to its last (ms, per second). */
-  rate(count: number): Promise<{ perSecond: number; cpuMsPerInvoke: number; firstMs: number; windowPerSecond: number }>;
+  /** And its main thread's times over them (the SCALE_TIMELINE lines). */
+  rate(
+    count: number,
+  ): Promise<{ perSecond: number; cpuMsPerInvoke: number; firstMs: number; windowPerSecond: number; mainThread?: ThreadTimes }>;
   close(): Promise<void>;
 }
 
@@ -448,8 +454,14 @@ function startRawClient(stack: LocalStack): RawClient {
       const line = await lines.next();
       const out = line.done
         ? {}
-        : (JSON.parse(line.value) as { perSecond?: number; cpuMsPerInvoke?: number; firstMs?: number; windowPerSecond?: number });
-      const { perSecond, cpuMsPerInvoke, firstMs, windowPerSecond } = out;
+        : (JSON.parse(line.value) as {
+            perSecond?: number;
+            cpuMsPerInvoke?: number;
+            firstMs?: number;
+            windowPerSecond?: number;
+            mainThread?: ThreadTimes;
+          });
+      const { perSecond, cpuMsPerInvoke, firstMs, windowPerSecond, mainThread } = out;
       if (
         typeof perSecond !== 'number' ||
         !(perSecond > 0) ||
@@ -458,7 +470,7 @@ function startRawClient(stack: LocalStack): RawClient {
         typeof windowPerSecond !== 'number'
       )
         throw new Error(`scale benchmark: the raw client printed no rate (${JSON.stringify(line.value)})`);
-      return { perSecond, cpuMsPerInvoke, firstMs, windowPerSecond };
+      return { perSecond, cpuMsPerInvoke, firstMs, windowPerSecond, ...(mainThread ? { mainThread } : {}) };
     },
     async close() {
       child.stdin.end();
@@ -741,6 +753,10 @@ export async function run(): Promise<Record<string, unknown>> {
           const measure = async (prefix: string, insert: { sql: string; params: unknown[] }) => {
             const quietMs = await untilQuiet(pid);
             const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
+            // The controller's main thread and this process's (the local runtime's), for the timeline.
+            const threadsBefore = process.env.SCALE_TIMELINE
+              ? { controller: threadTimes(`/proc/${pid}/task/${pid}`), runtime: threadTimes() }
+              : undefined;
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
             const acceptedBefore = stack.lambda.acceptedCount('scale-noop');
             const mark = await markNow(db);
@@ -779,6 +795,10 @@ export async function run(): Promise<Record<string, unknown>> {
             );
             const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
             const cpuMsByProcess = byProcessBefore ? cpuMsBetween(byProcessBefore, await cpuSecondsByProcess()) : undefined;
+            const threads = threadsBefore && {
+              controller: threadTimesBetween(threadsBefore.controller, threadTimes(`/proc/${pid}/task/${pid}`)),
+              runtime: threadTimesBetween(threadsBefore.runtime, threadTimes()),
+            };
             const insertSeconds =
               (
                 await db.query<{ s: number }>(`SELECT extract(epoch FROM $1::timestamptz - $2::timestamptz)::float8 AS s`, [
@@ -790,7 +810,9 @@ export async function run(): Promise<Record<string, unknown>> {
             // first pass began (its decision's transaction), its rows were inserted, Lambda's answers came
             // (invoked_at), in how many statements the rows were marked and in how many transactions the passes
             // decided them (pass_transactions), with the bench's monotonic clock at the start, to line it up with a
-            // CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock).
+            // CPU profile (SCALE_CPU_PROF_DIR; a profile's startTime is on the same clock), and the time the
+            // controller's main thread and the local runtime's (this process's) spent on a core and waiting for one
+            // (threads; the raw client's lines give its own main thread's).
             if (process.env.SCALE_TIMELINE) {
               const t = await db.query(
                 `WITH rows AS (SELECT created_at, invoked_at, xmin::text AS xid, decision_id FROM ltp.invocations
@@ -823,7 +845,7 @@ export async function run(): Promise<Record<string, unknown>> {
               const since = mark.since.getTime();
               const accepts = acceptsBetween(stack, since, since + a.seconds * 1000 + 5);
               process.stderr.write(
-                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, passes: passes.rows, hrStartUs: Number(hrStart / 1000n), cpuMsByProcess })}\n`,
+                `scale: timeline ${prefix} ${JSON.stringify({ ...t.rows[0], ...accepts, passes: passes.rows, hrStartUs: Number(hrStart / 1000n), cpuMsByProcess, threads })}\n`,
               );
             }
             return {
@@ -852,13 +874,15 @@ export async function run(): Promise<Record<string, unknown>> {
             const [machineBefore, controllerBefore] = [await machineBusySeconds(), await cpuSeconds(pid)];
             const wallStart = Date.now();
             const hrStart = process.hrtime.bigint();
+            const runtimeBefore = threadTimes();
             const out = await raw.rate(DEEP_BACKLOG);
             if (byProcessBefore) {
+              const threads = { raw: out.mainThread, runtime: threadTimesBetween(runtimeBefore, threadTimes()) };
               const cpuMsByProcess = cpuMsBetween(byProcessBefore, await cpuSecondsByProcess());
               const accepts = acceptsBetween(stack, wallStart, Date.now());
               const hrStartUs = Number(hrStart / 1000n);
               process.stderr.write(
-                `scale: timeline raw ${JSON.stringify({ ...accepts, perSecond: Math.round(out.perSecond), hrStartUs, cpuMsByProcess })}\n`,
+                `scale: timeline raw ${JSON.stringify({ ...accepts, perSecond: Math.round(out.perSecond), hrStartUs, cpuMsByProcess, threads })}\n`,
               );
             }
             return {

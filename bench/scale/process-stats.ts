@@ -1,4 +1,5 @@
 // Resident memory and CPU time of a process, from /proc (Linux).
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -104,4 +105,31 @@ export function cpuMsBetween(
   for (const [pid, { name, seconds }] of after) byName.set(name, (byName.get(name) ?? 0) + seconds - (before.get(pid)?.seconds ?? 0));
   const used = [...byName].map(([name, seconds]) => [name, Math.round(seconds * 1000)] as const);
   return Object.fromEntries(used.filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]));
+}
+
+/**
+ * One thread's time so far, in ms: on a core and waiting on a run queue for one (/proc/.../schedstat, in ns),
+ * and the user and system parts of the first (/proc/.../stat, in clock ticks of 10 ms). Whether a client's
+ * main thread ran slower code or waited for a core: a busy thread whose on-core time is close to the wall
+ * clock, with little run-queue wait, was never short of a core.
+ */
+export interface ThreadTimes {
+  onCoreMs: number;
+  runQueueMs: number;
+  userMs: number;
+  systemMs: number;
+}
+
+/** The times of the thread at `dir`: `/proc/thread-self` (the calling thread), or `/proc/PID/task/TID`. */
+export function threadTimes(dir = '/proc/thread-self'): ThreadTimes {
+  const [onCoreNs = Number.NaN, runQueueNs = Number.NaN] = readFileSync(`${dir}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  const stat = readFileSync(`${dir}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { onCoreMs: onCoreNs / 1e6, runQueueMs: runQueueNs / 1e6, userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
+}
+
+/** The times a thread used between two readings, in whole ms. */
+export function threadTimesBetween(before: ThreadTimes, after: ThreadTimes): ThreadTimes {
+  const ms = (key: keyof ThreadTimes) => Math.round(after[key] - before[key]);
+  return { onCoreMs: ms('onCoreMs'), runQueueMs: ms('runQueueMs'), userMs: ms('userMs'), systemMs: ms('systemMs') };
 }
