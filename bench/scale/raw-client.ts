@@ -53,8 +53,8 @@ try {
     const cpu = process.cpuUsage();
     const answers = await send(count);
     const used = process.cpuUsage(cpu);
-    const mainThread = threadTimesBetween(thread, threadTimes());
     const perSecond = count / ((performance.now() - started) / 1000);
+    const mainThread = threadTimesBetween(thread, threadTimes());
     const cpuMsPerInvoke = (used.user + used.system) / 1000 / count;
     const firstMs = answers.first - started;
     const windowPerSecond = (count - 1) / ((answers.last - answers.first) / 1000);
