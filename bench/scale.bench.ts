@@ -874,9 +874,9 @@ export async function run(): Promise<Record<string, unknown>> {
             const [machineBefore, controllerBefore] = [await machineBusySeconds(), await cpuSeconds(pid)];
             const wallStart = Date.now();
             const hrStart = process.hrtime.bigint();
-            const runtimeBefore = threadTimes();
+            const runtimeBefore = byProcessBefore ? threadTimes() : undefined;
             const out = await raw.rate(DEEP_BACKLOG);
-            if (byProcessBefore) {
+            if (byProcessBefore && runtimeBefore) {
               const threads = { raw: out.mainThread, runtime: threadTimesBetween(runtimeBefore, threadTimes()) };
               const cpuMsByProcess = cpuMsBetween(byProcessBefore, await cpuSecondsByProcess());
               const accepts = acceptsBetween(stack, wallStart, Date.now());

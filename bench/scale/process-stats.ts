@@ -1,4 +1,4 @@
-// Resident memory and CPU time of a process, from /proc (Linux).
+// Resident memory and CPU time of a process, and the times of one of its threads, from /proc (Linux).
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
