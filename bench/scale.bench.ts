@@ -754,8 +754,9 @@ export async function run(): Promise<Record<string, unknown>> {
             const quietMs = await untilQuiet(pid);
             const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
             // The controller's main thread and this process's (the local runtime's), for the timeline.
+            const controllerThread = `/proc/${pid}/task/${pid}`;
             const threadsBefore = process.env.SCALE_TIMELINE
-              ? { controller: threadTimes(`/proc/${pid}/task/${pid}`), runtime: threadTimes() }
+              ? { controller: threadTimes(controllerThread), runtime: threadTimes() }
               : undefined;
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
             const acceptedBefore = stack.lambda.acceptedCount('scale-noop');
@@ -796,7 +797,7 @@ export async function run(): Promise<Record<string, unknown>> {
             const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
             const cpuMsByProcess = byProcessBefore ? cpuMsBetween(byProcessBefore, await cpuSecondsByProcess()) : undefined;
             const threads = threadsBefore && {
-              controller: threadTimesBetween(threadsBefore.controller, threadTimes(`/proc/${pid}/task/${pid}`)),
+              controller: threadTimesBetween(threadsBefore.controller, threadTimes(controllerThread)),
               runtime: threadTimesBetween(threadsBefore.runtime, threadTimes()),
             };
             const insertSeconds =

@@ -10,10 +10,16 @@ async function statusMb(pid: number, ...fields: string[]): Promise<number[]> {
   return fields.map((field) => Math.round((kb(field) / 1024) * 10) / 10);
 }
 
+/** User and system CPU seconds from the text of /proc/PID/stat (or of a thread's, /proc/PID/task/TID/stat). */
+function statUserSystemSeconds(stat: string): { user: number; system: number } {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }; // utime, stime; CLK_TCK is 100 on Linux
+}
+
 /** User + system CPU seconds from the text of /proc/PID/stat. */
 function statCpuSeconds(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime; CLK_TCK is 100 on Linux
+  const { user, system } = statUserSystemSeconds(stat);
+  return user + system;
 }
 
 /** Resident set size in MB. */
@@ -123,9 +129,8 @@ export interface ThreadTimes {
 /** The times of the thread at `dir`: `/proc/thread-self` (the calling thread), or `/proc/PID/task/TID`. */
 export function threadTimes(dir = '/proc/thread-self'): ThreadTimes {
   const [onCoreNs = Number.NaN, runQueueNs = Number.NaN] = readFileSync(`${dir}/schedstat`, 'utf8').trim().split(' ').map(Number);
-  const stat = readFileSync(`${dir}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { onCoreMs: onCoreNs / 1e6, runQueueMs: runQueueNs / 1e6, userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
+  const { user, system } = statUserSystemSeconds(readFileSync(`${dir}/stat`, 'utf8'));
+  return { onCoreMs: onCoreNs / 1e6, runQueueMs: runQueueNs / 1e6, userMs: user * 1000, systemMs: system * 1000 };
 }
 
 /** The times a thread used between two readings, in whole ms. */
