@@ -752,11 +752,10 @@ export async function run(): Promise<Record<string, unknown>> {
            */
           const measure = async (prefix: string, insert: { sql: string; params: unknown[] }) => {
             const quietMs = await untilQuiet(pid);
-            const byProcessBefore = process.env.SCALE_TIMELINE ? await cpuSecondsByProcess() : undefined;
-            // The controller's main thread and this process's (the local runtime's), for the timeline.
+            // For the timeline: CPU by process, and the controller's main thread and this process's (the local runtime's).
             const controllerThread = `/proc/${pid}/task/${pid}`;
-            const threadsBefore = process.env.SCALE_TIMELINE
-              ? { controller: threadTimes(controllerThread), runtime: threadTimes() }
+            const timelineBefore = process.env.SCALE_TIMELINE
+              ? { byProcess: await cpuSecondsByProcess(), controller: threadTimes(controllerThread), runtime: threadTimes() }
               : undefined;
             const [cpuBefore, machineBefore] = [await cpuSeconds(pid), await machineBusySeconds()];
             const acceptedBefore = stack.lambda.acceptedCount('scale-noop');
@@ -795,10 +794,10 @@ export async function run(): Promise<Record<string, unknown>> {
               100,
             );
             const [cpuAfter, machineAfter] = [await cpuSeconds(pid), await machineBusySeconds()];
-            const cpuMsByProcess = byProcessBefore ? cpuMsBetween(byProcessBefore, await cpuSecondsByProcess()) : undefined;
-            const threads = threadsBefore && {
-              controller: threadTimesBetween(threadsBefore.controller, threadTimes(controllerThread)),
-              runtime: threadTimesBetween(threadsBefore.runtime, threadTimes()),
+            const cpuMsByProcess = timelineBefore && cpuMsBetween(timelineBefore.byProcess, await cpuSecondsByProcess());
+            const threads = timelineBefore && {
+              controller: threadTimesBetween(timelineBefore.controller, threadTimes(controllerThread)),
+              runtime: threadTimesBetween(timelineBefore.runtime, threadTimes()),
             };
             const insertSeconds =
               (
@@ -875,11 +874,11 @@ export async function run(): Promise<Record<string, unknown>> {
             const [machineBefore, controllerBefore] = [await machineBusySeconds(), await cpuSeconds(pid)];
             const wallStart = Date.now();
             const hrStart = process.hrtime.bigint();
-            const runtimeBefore = byProcessBefore ? threadTimes() : undefined;
+            const timelineBefore = byProcessBefore && { byProcess: byProcessBefore, runtime: threadTimes() };
             const out = await raw.rate(DEEP_BACKLOG);
-            if (byProcessBefore && runtimeBefore) {
-              const threads = { raw: out.mainThread, runtime: threadTimesBetween(runtimeBefore, threadTimes()) };
-              const cpuMsByProcess = cpuMsBetween(byProcessBefore, await cpuSecondsByProcess());
+            if (timelineBefore) {
+              const threads = { raw: out.mainThread, runtime: threadTimesBetween(timelineBefore.runtime, threadTimes()) };
+              const cpuMsByProcess = cpuMsBetween(timelineBefore.byProcess, await cpuSecondsByProcess());
               const accepts = acceptsBetween(stack, wallStart, Date.now());
               const hrStartUs = Number(hrStart / 1000n);
               process.stderr.write(
