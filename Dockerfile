@@ -49,7 +49,7 @@ FROM ${NODE_IMAGE} AS runtime
 # resident over tsc's one file per module. Once the controller goes quiet after a busy spell it gives the
 # spell's pages back itself (src/ops/memory-release.ts; V8 alone kept them): 1,000 idle pools 126 to 135 MB, 134 to
 # 139 MB 30 s after a burst of all 1,000 (the bundle is ASCII only and the controller loads no ICU data it does not
-# need: README, "Less of Node's binary"). That replaced two flags that held idle memory down by making every burst
+# need: docs/scale.md, "Less of Node's binary"). That replaced two flags that held idle memory down by making every burst
 # collect more often (--max-semi-space-size=4 in NODE_OPTIONS, --heap-growing-percent=20): with them the
 # controller spent 0.55 ms of CPU per invoke where a bare SDK client spent 0.34 (67% of its rate), without
 # them 0.41 ms where the client spent 0.48 (89%). The price is the peak while a burst is under way: 256 MB
