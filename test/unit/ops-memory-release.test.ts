@@ -3,7 +3,7 @@ import { nextMemoryRelease, startMemoryRelease, type MemoryReleaseState } from '
 import { silentLogger } from '../../src/ops/logger.ts';
 
 const MB = 1024 * 1024;
-const policy = { quietUtilization: 0.1, quietSamples: 3, minGrowthBytes: 8 * MB };
+const policy = { quietUtilization: 0.1, quietSamples: 3, maxQuietSamples: 60, minGrowthBytes: 8 * MB };
 
 /** Feeds the samples in turn; returns the indexes of the samples that released. */
 function releases(start: MemoryReleaseState, samples: Array<[utilization: number, rssMb: number]>): number[] {
@@ -73,12 +73,64 @@ describe('nextMemoryRelease', () => {
       ],
       expected: [3],
     },
+    {
+      name: 'a burst soon after a release doubles the quiet the next release waits for',
+      samples: [
+        [0.9, 140],
+        [0.02, 140],
+        [0.02, 140],
+        [0.02, 140], // released
+        [0.02, 100],
+        [0.9, 140], // busy again 2 samples after it
+        [0.02, 140],
+        [0.02, 140],
+        [0.02, 140], // 3 quiet: no longer enough
+        [0.02, 140],
+        [0.02, 140],
+        [0.02, 140],
+      ],
+      expected: [3, 11],
+    },
+    {
+      name: 'bursts every few seconds stop the releases once the quiet needed outgrows their gaps',
+      samples: [
+        ...Array.from({ length: 6 }, (): Array<[number, number]> => [
+          [0.9, 140],
+          [0.02, 140],
+          [0.02, 140],
+          [0.02, 140],
+          [0.02, 140],
+        ]),
+      ].flat(),
+      expected: [3],
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
       expect(releases(start, c.samples)).to.deep.equal(c.expected);
     });
   }
+
+  it('a long quiet after a release halves the quiet needed again, but never below quietSamples', () => {
+    const state: MemoryReleaseState = { quiet: 0, baselineBytes: 100 * MB, needed: 6, sinceRelease: 0 };
+    let next = { state, release: false };
+    for (let i = 0; i < 23; i += 1) next = nextMemoryRelease(next.state, { utilization: 0, rssBytes: 100 * MB }, policy);
+    expect(next.state.needed, 'before 4 times the quiet it waited for').to.equal(6);
+    next = nextMemoryRelease(next.state, { utilization: 0, rssBytes: 100 * MB }, policy);
+    expect(next.state.needed).to.equal(3);
+    expect(next.state.sinceRelease).to.equal(undefined);
+    const again = nextMemoryRelease({ ...next.state, sinceRelease: 100 }, { utilization: 0, rssBytes: 100 * MB }, policy);
+    expect(again.state.needed).to.equal(3);
+  });
+
+  it('never waits for more than maxQuietSamples', () => {
+    const next = nextMemoryRelease(
+      { quiet: 0, baselineBytes: 100 * MB, needed: 40, sinceRelease: 1 },
+      { utilization: 0.9, rssBytes: 140 * MB },
+      policy,
+    );
+    expect(next.state.needed).to.equal(60);
+  });
 
   it('waits for another full run of quiet samples after a release', () => {
     const first = nextMemoryRelease({ quiet: 2, baselineBytes: 100 * MB }, { utilization: 0, rssBytes: 150 * MB }, policy);
