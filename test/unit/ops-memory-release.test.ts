@@ -93,15 +93,13 @@ describe('nextMemoryRelease', () => {
     },
     {
       name: 'bursts every few seconds stop the releases once the quiet needed outgrows their gaps',
-      samples: [
-        ...Array.from({ length: 6 }, (): Array<[number, number]> => [
-          [0.9, 140],
-          [0.02, 140],
-          [0.02, 140],
-          [0.02, 140],
-          [0.02, 140],
-        ]),
-      ].flat(),
+      samples: Array.from({ length: 6 }, (): Array<[number, number]> => [
+        [0.9, 140],
+        [0.02, 140],
+        [0.02, 140],
+        [0.02, 140],
+        [0.02, 140],
+      ]).flat(),
       expected: [3],
     },
   ];
