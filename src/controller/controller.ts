@@ -19,7 +19,7 @@ import { StrandedSweeper } from './stranded-sweep.ts';
 import { INVOCATIONS_CHANNEL } from '../store/notifications.ts';
 import { RetentionSweeper } from './retention-sweep.ts';
 import { parsePool } from '../api/parse.ts';
-import { OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
+import { checkPool, OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
 import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
@@ -184,7 +184,15 @@ export async function startController(config: ControllerConfig): Promise<Running
         .flatMap((obj) => {
           const parsed = parsePool(obj);
           if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.key !== databaseKey) return [];
-          const { queue, retentionSeconds } = parsed.pool.spec;
+          const { queue, retentionSeconds, function: fn, database } = parsed.pool.spec;
+          const verdict = checkPool(config.tenancy, {
+            namespace: parsed.meta.namespace,
+            functionName: fn.name,
+            functionQualifier: fn.qualifier,
+            queue,
+            usesDefaultDatabase: database === undefined,
+          });
+          if (!verdict.allowed) return [];
           return [{ uid: parsed.meta.uid, queue, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
         }),
     onDeleted: (table, rows) => metrics.retentionDeleted.inc({ table }, rows),

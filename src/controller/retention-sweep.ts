@@ -1,13 +1,16 @@
 // The retention sweep (per database): finished tasks and invocations (and the decision trace) older than their retention age are
 // deleted in small batches (src/store/retention.ts). A pool may keep its queue's tasks and its own
 // invocations for longer or shorter (spec.retentionSeconds); 0 keeps them for ever. Rows of queues and
-// pools that no pool names here use the controller's default.
+// pools that no pool names here use the controller's default. A queue's retention comes only from the pool
+// that holds its claim (ltp.queue_claims, queueRetention below): a pool refused its queue (QueueConflict, or
+// the tenancy policy) must not shorten how long another pool's finished tasks are kept.
 import type { Logger } from '../ops/logger.ts';
 import { describeError } from '../ops/describe-error.ts';
 import {
   deleteExpiredInvocations,
   deleteExpiredTasks,
   knownQueuesAndPools,
+  queueHolders,
   targetsWithExpiredRows,
   type RetentionTarget,
 } from '../store/retention.ts';
@@ -16,7 +19,10 @@ import type { DatabaseRegistry } from './databases.ts';
 
 export interface RetentionSweepDeps {
   databases: DatabaseRegistry;
-  /** The pools that serve a database (by its key), with their own retention when they name one. */
+  /**
+   * The pools that serve a database (by its key) and that the tenancy policy allows, with their own retention
+   * when they name one.
+   */
   pools(databaseKey: string): Array<{ uid: string; queue: string; retentionSeconds?: number }>;
   defaultSeconds: number;
   intervalMs: number;
@@ -58,7 +64,6 @@ export class RetentionSweeper {
     if (!this.deps.active()) return reports;
     for (const { database } of this.deps.databases.inUse()) {
       const served = this.deps.pools(database.key);
-      const byQueue = new Map(served.flatMap((p) => (p.retentionSeconds === undefined ? [] : [[p.queue, p.retentionSeconds] as const])));
       const byPool = new Map(served.flatMap((p) => (p.retentionSeconds === undefined ? [] : [[p.uid, p.retentionSeconds] as const])));
       try {
         // Every queue and pool with finished rows here: those with totals, and those of the pools served here.
@@ -66,7 +71,9 @@ export class RetentionSweeper {
         const queues = new Set([...known.queues, ...served.map((p) => p.queue)]);
         const pools = new Set([...known.pools, ...served.map((p) => p.uid)]);
         const age = (key: string, own: Map<string, number>) => own.get(key) ?? this.deps.defaultSeconds;
-        const taskTargets = [...queues].map((q) => ({ key: q, maxAgeSeconds: age(q, byQueue) })).filter((t) => t.maxAgeSeconds > 0);
+        const taskTargets = queueRetention([...queues], served, await queueHolders(database.db), this.deps.defaultSeconds).filter(
+          (t) => t.maxAgeSeconds > 0,
+        );
         const poolTargets = [...pools].map((p) => ({ key: p, maxAgeSeconds: age(p, byPool) })).filter((t) => t.maxAgeSeconds > 0);
         const report: RetentionReport = { database: database.display, tasks: 0, invocations: 0, decisions: 0 };
         // Tasks first: an invocation goes only once no task points at it.
@@ -125,4 +132,26 @@ export class RetentionSweeper {
     }, this.deps.intervalMs);
     this.timer.unref?.();
   }
+}
+
+/**
+ * How long each queue's finished tasks are kept here. A queue whose claim a pool served here holds takes
+ * that pool's retention (or the default); a queue no pool holds takes the default; a queue held by a pool
+ * not served here (refused, or another controller's) is left alone: only its holder may say how long its
+ * tasks are kept, and keeping them longer loses nothing.
+ */
+export function queueRetention(
+  queues: readonly string[],
+  served: ReadonlyArray<{ uid: string; queue: string; retentionSeconds?: number }>,
+  holders: ReadonlyMap<string, string>,
+  defaultSeconds: number,
+): RetentionTarget[] {
+  const byUid = new Map(served.map((p) => [p.uid, p]));
+  return queues.flatMap((queue) => {
+    const holder = holders.get(queue);
+    if (holder === undefined) return [{ key: queue, maxAgeSeconds: defaultSeconds }];
+    const pool = byUid.get(holder);
+    if (pool?.queue !== queue) return [];
+    return [{ key: queue, maxAgeSeconds: pool.retentionSeconds ?? defaultSeconds }];
+  });
 }

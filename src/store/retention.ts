@@ -70,3 +70,9 @@ export async function knownQueuesAndPools(db: Queryable): Promise<{ queues: stri
   ]);
   return { queues: queues.rows.map((r) => r.queue), pools: pools.rows.map((r) => r.pool_uid) };
 }
+
+/** Which pool holds each queue's claim in this database (queue -> pool uid): only the holder sets its queue's retention. */
+export async function queueHolders(db: Queryable): Promise<Map<string, string>> {
+  const claims = await db.query<{ queue: string; pool_uid: string }>(`SELECT queue, pool_uid FROM ltp.queue_claims`);
+  return new Map(claims.rows.map((r) => [r.queue, r.pool_uid]));
+}

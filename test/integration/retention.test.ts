@@ -1,6 +1,7 @@
 // Retention against a real Postgres: finished rows older than their retention age go, younger ones and
-// every live row stay, a pool's own retention wins over the default, totals survive, and deleting in
-// batches never holds up a dispatch pass (which runs here with a 100 ms lock timeout).
+// every live row stay, a pool's own retention wins over the default (only the pool that holds the queue
+// sets the queue's), totals survive, and deleting in batches never holds up a dispatch pass (which runs here
+// with a 100 ms lock timeout).
 import { expect } from 'chai';
 import { DatabaseRegistry } from '../../src/controller/databases.ts';
 import { runDispatchPass, templateFor } from '../../src/controller/dispatch-pass.ts';
@@ -11,6 +12,7 @@ import { createInvoker } from '../../src/lambda/invoker.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
 import { createDb } from '../../src/store/db.ts';
 import { insertInvocations, poolInvocationCounts } from '../../src/store/invocation-store.ts';
+import { claimQueue } from '../../src/store/queue-claims.ts';
 import { enqueueTasks, queueTaskCounts } from '../../src/store/task-store.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 import { sharedControlPlane } from '../support/kube.ts';
@@ -93,13 +95,24 @@ describe('retention (real Postgres)', function () {
     return { tasks, invocations };
   }
 
+  /** The pool claims its queue, as its first pass does. */
+  const claim = (p: Pool) =>
+    claimQueue(t.db, {
+      queue: p.spec.queue,
+      pool: { namespace: p.meta.namespace, name: p.meta.name, uid: p.meta.uid },
+      isStale: async () => false,
+    });
+
   const exists = async (table: 'tasks' | 'invocations', ids: number[]) =>
     (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.${table} WHERE id = ANY($1::bigint[])`, [ids])).rows[0]?.n ?? 0;
 
   it('deletes finished rows older than their retention, keeps younger and live ones, and keeps the totals', async () => {
     const a = pool('ret-a');
     const b = pool('ret-b', { retentionSeconds: 30 * DAY });
-    for (const p of [a, b]) expect((await registry.resolve(p)).ok).to.equal(true);
+    for (const p of [a, b]) {
+      expect((await registry.resolve(p)).ok).to.equal(true);
+      expect(await claim(p)).to.deep.equal({ held: true });
+    }
     const oldA = await finished(a, 30, 8);
     const oldFailedA = await finished(a, 5, 9, 'failed');
     const youngA = await finished(a, 10, 2);
@@ -142,6 +155,40 @@ describe('retention (real Postgres)', function () {
     // Status totals come from the totals rows, which deletions do not reduce.
     expect(await queueTaskCounts(t.db, { queue: 'ret-a', created: 0 })).to.deep.equal(totalsBefore);
     expect((await poolInvocationCounts(t.db, a.meta.uid)).counts).to.include({ succeeded: 45, created: 2 });
+  });
+
+  it("takes a queue's retention only from the pool that holds the queue: another pool naming it cannot shorten it", async () => {
+    // Team A keeps its results for ever; a pool of another namespace names A's queue with a minute's retention
+    // (refused: QueueConflict, or the tenancy policy). A's finished tasks must stay.
+    const owner = pool('ret-owned', { retentionSeconds: 0 });
+    const intruder = {
+      ...pool('ret-intruder', { queue: 'ret-owned', retentionSeconds: 60 }),
+      meta: { ...pool('ret-intruder').meta, namespace: 'other' },
+    };
+    for (const p of [owner, intruder]) expect((await registry.resolve(p)).ok).to.equal(true);
+    expect(await claim(owner)).to.deep.equal({ held: true });
+    expect(await claim(intruder)).to.deep.include({ held: false });
+    const old = await finished(owner, 4, 30);
+    // A queue whose holder this controller does not serve is left to that holder, and one no pool holds takes the default.
+    const elsewhere = pool('ret-elsewhere');
+    expect(await claim(elsewhere)).to.deep.equal({ held: true });
+    const heldElsewhere = await finished(elsewhere, 3, 30);
+    const unheld = await finished(pool('ret-unheld'), 2, 30);
+    const sweeper = new RetentionSweeper({
+      databases: registry,
+      defaultSeconds: 7 * DAY,
+      intervalMs: 60_000,
+      active: () => true,
+      logger: silentLogger(),
+      pools: () => [
+        { uid: owner.meta.uid, queue: 'ret-owned', retentionSeconds: 0 },
+        { uid: intruder.meta.uid, queue: 'ret-owned', retentionSeconds: 60 },
+      ],
+    });
+    await sweeper.runOnce();
+    expect(await exists('tasks', old.tasks), "the holder's tasks, kept for ever").to.equal(4);
+    expect(await exists('tasks', heldElsewhere.tasks), 'tasks of a queue another controller serves').to.equal(3);
+    expect(await exists('tasks', unheld.tasks), 'tasks of a queue no pool holds, past the default').to.equal(0);
   });
 
   it('never holds up a dispatch pass: passes with a 100 ms lock timeout run throughout a large deletion', async function () {
