@@ -26,9 +26,14 @@ const delay = <T>(ms: number, value: T) =>
   });
 
 export interface Database {
-  /** An opaque key for this database (not its URL). */
+  /** An opaque key for this database's connections (one per URL: a rotated password is a new key). */
   key: string;
   display: string;
+  /**
+   * The server and database the URL names, without user or password (host:port/database): the same after a
+   * credential rotation, so a pool whose Secret changed only its password has not moved.
+   */
+  identity: string;
   db: Db;
   connectivity: Connectivity;
   /** The database's clock, read by the connectivity probe: rows' invoked_at are written on it (db-clock.ts). */
@@ -268,7 +273,7 @@ export class DatabaseRegistry {
       entry.ready = true;
     });
     const entry: Entry = {
-      database: { key, display: target.display, db, connectivity, clock },
+      database: { key, display: target.display, identity: target.display, db, connectivity, clock },
       listener,
       migrated,
       openedAt: Date.now(),

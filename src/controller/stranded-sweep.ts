@@ -116,8 +116,9 @@ export class StrandedSweeper {
       if (poolUids.has(owner.uid)) continue;
       let reason: 'PoolGone' | 'PoolMoved' | undefined;
       if (this.deps.knownUid(owner.uid)) {
+        // Moved means another server or database: a new password for the same one (a new key) is not a move.
         const now = this.deps.databases.lastResolved(owner.uid);
-        if (now && now.key !== database.key) reason = 'PoolMoved';
+        if (now && now.identity !== database.identity) reason = 'PoolMoved';
       } else if ((await this.deps.isGone(owner)) === true) {
         reason = 'PoolGone';
       }

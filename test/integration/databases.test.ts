@@ -248,4 +248,46 @@ describe('the stranded sweep when a pool moves to another database (real kube-ap
     expect(later.find((r) => r.releasedTasks === 1)?.closed, 'the drained database is closed').to.equal(true);
     expect((await getTask(from.db, taskId))?.status).to.equal('created');
   });
+
+  it('ends nothing when only the password in the Secret changed: the same database has not moved', async () => {
+    const base = pool(NS, { name: 'rotating', key: 'url' });
+    const rotating = { ...base, meta: { ...base.meta, name: 'rotating', uid: 'uid-rotating' } };
+    // Its own URL for the same database (the test server trusts any password), so that no other pool shares its connections.
+    const withPassword = (password: string) => Object.assign(new URL(to.url), { password }).href;
+    await kubectl(['create', 'secret', 'generic', 'rotating', '-n', NS, '--from-literal', `url=${withPassword('first-password')}`]);
+    const before = await registry.resolve(rotating);
+    expect(before.ok).to.equal(true);
+    const [taskId = 0] = await enqueueTasks(to.db, { queue: rotating.spec.queue, payloads: [{}] });
+    const [running = 0, queued = 0] = await insertInvocations(to.db, { template: templateFor(rotating), count: 2, invokeAfterMs: 0 });
+    await to.db.query(`UPDATE ltp.invocations SET status = 'ready', ready_at = now(), heartbeat_at = now() WHERE id = $1`, [running]);
+    await to.db.query(`UPDATE ltp.tasks SET status = 'leased', invocation_id = $1, leased_at = now() WHERE id = $2`, [running, taskId]);
+    await to.db.query(`UPDATE ltp.invocations SET status = 'running', running_at = now(), tasks_leased = 1 WHERE id = $1`, [running]);
+
+    // A credential rotation: the same server and database, a new password.
+    await kubectl(['delete', 'secret', 'rotating', '-n', NS]);
+    await kubectl(['create', 'secret', 'generic', 'rotating', '-n', NS, '--from-literal', `url=${withPassword('rotated-password')}`]);
+    const after = await registry.resolve(rotating);
+    expect(after.ok).to.equal(true);
+    if (!before.ok || !after.ok) return;
+    expect(after.database.key, 'new connections for the new password').to.not.equal(before.database.key);
+
+    const sweeper = new StrandedSweeper({
+      databases: registry,
+      knownUid: (uid) => uid === rotating.meta.uid,
+      isGone: async () => false,
+      active: () => true,
+      logger: silentLogger(),
+      intervalMs: 60_000,
+    });
+    const reports = await sweeper.runOnce();
+    expect(reports.flatMap((r) => r.terminated)).to.deep.equal([]);
+    const rows = await to.db.query(`SELECT id, status FROM ltp.invocations WHERE pool_uid = $1 ORDER BY id`, [rotating.meta.uid]);
+    expect(rows.rows).to.deep.equal([
+      { id: running, status: 'running' },
+      { id: queued, status: 'created' },
+    ]);
+    expect((await getTask(to.db, taskId))?.status, 'the running task keeps its lease').to.equal('leased');
+    const old = reports.find((r) => r.closed);
+    expect(old?.database, "the old password's connections are closed").to.equal(before.database.display);
+  });
 });

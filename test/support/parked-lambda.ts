@@ -68,6 +68,7 @@ export async function startParkedLambda(prefix: string): Promise<ParkedLambda> {
   const database: Database = {
     key: `db-${prefix}`,
     display: prefix,
+    identity: prefix,
     db: t.db,
     connectivity: new Connectivity({ probe: clockProbe(t.db, clock) }),
     clock,
