@@ -8,6 +8,12 @@ export type Channel = typeof TASKS_CHANNEL | typeof INVOCATIONS_CHANNEL;
 
 export interface ListenerOptions {
   url: string;
+  /**
+   * How long connecting, and each LISTEN, may take before the attempt counts as failed and is retried
+   * (default 10 s). Without it, a reconnect to an endpoint that takes the connection and never answers (a
+   * paused host, a proxy with no backend) waited for ever, and no wake-up came again until a restart.
+   */
+  connectTimeoutMs?: number;
   onNotify(channel: Channel, payload: string): void;
   onConnected?(): void;
   onError?(error: unknown): void;
@@ -35,7 +41,16 @@ export class NotificationListener {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.options.url, application_name: 'lambda-task-pool-listen', keepAlive: true });
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      application_name: 'lambda-task-pool-listen',
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+      // An idle connection whose peer vanished is found by TCP keepalive probes from 10 s of silence on, not 2 hours.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     client.on('notification', (n) => {
       if ((n.channel === TASKS_CHANNEL || n.channel === INVOCATIONS_CHANNEL) && n.payload) this.options.onNotify(n.channel, n.payload);
     });
