@@ -31,7 +31,7 @@ import { findStrandedLeases, releaseLeases } from '../store/task-store.ts';
 export interface DispatchPassOptions {
   /** A created row not invoked within this long (the controller died first) is invoked again. */
   reinvokeGraceMs: number;
-  /** After a permanent Invoke rejection, dispatching pauses this long (or until the spec changes). */
+  /** After a permanent Invoke rejection, dispatching pauses this long from the rejection. */
   rejectionBackoffMs: number;
   limits: PoolPlanLimits;
   /**

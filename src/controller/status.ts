@@ -6,6 +6,7 @@ import { plural } from '../ops/plural.ts';
 import {
   INVOCATION_STATES,
   TASK_STATES,
+  type FunctionRef,
   type InvocationState,
   type PoolSpec,
   type PoolStatus,
@@ -40,9 +41,22 @@ export interface PoolFacts {
   decision?: { id: number; decidedAt: Date; reason: string; backlog: number; dispatched: number; orphaned: number; terminated: number };
 }
 
+/**
+ * The rejection that still describes the pool: not one Lambda has accepted an invoke of the pool since, nor
+ * one of a function the spec no longer names (the user fixed a typo, or created the function and moved on).
+ */
+export function standingRejection(trouble: RecentTrouble, fn: FunctionRef): RecentTrouble['rejection'] {
+  const rejection = trouble.rejection;
+  if (!rejection || rejection.acceptedSince) return undefined;
+  const rejected = rejection.function;
+  const same =
+    rejected.name === fn.name && (rejected.qualifier ?? '') === (fn.qualifier ?? '') && (rejected.region ?? '') === (fn.region ?? '');
+  return same ? rejection : undefined;
+}
+
 export function desiredConditions(facts: PoolFacts): ConditionInput[] {
   const { invocations: inv, tasks, trouble, spec } = facts;
-  const rejection = trouble.rejection;
+  const rejection = standingRejection(trouble, spec.function);
   let ready: ConditionInput;
   if (rejection) {
     const reason = FUNCTION_MISSING_CODES.has(rejection.code)
@@ -54,7 +68,7 @@ export function desiredConditions(facts: PoolFacts): ConditionInput[] {
       type: ConditionType.Ready,
       status: 'False',
       reason,
-      message: `Lambda refused to invoke ${spec.function.name}: ${rejection.code}: ${rejection.message}`,
+      message: `Lambda refused to invoke ${rejection.function.name}: ${rejection.code}: ${rejection.message}`,
     };
   } else {
     ready = {

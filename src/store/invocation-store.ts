@@ -321,8 +321,11 @@ export async function getInvocation(db: Queryable, id: number): Promise<Invocati
 export interface RecentTrouble {
   /** Invocations orphaned within the window. */
   orphaned: number;
-  /** The latest Invoke rejection within the window. */
-  rejection?: { code: string; message: string; at: Date };
+  /**
+   * The latest Invoke rejection within the window: the function it named, and whether Lambda has accepted an
+   * invoke of the pool since (then the rejection no longer describes the pool).
+   */
+  rejection?: { code: string; message: string; at: Date; function: FunctionRef; acceptedSince: boolean };
   /** Live rows waiting to be invoked again after a throttle or a transient error; code and message of the latest. */
   deferred?: { code: string; message: string; count: number };
   /** Invocations a worker finished within the window without starting a task. */
@@ -336,6 +339,10 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
     rej_code: string | null;
     rej_message: string | null;
     rej_at: Date | null;
+    rej_fn: string | null;
+    rej_qualifier: string | null;
+    rej_region: string | null;
+    rej_accepted_since: boolean | null;
     def_code: string | null;
     def_message: string | null;
     def_count: number;
@@ -348,11 +355,19 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
          WHERE pool_uid = $1 AND finished_at > now() - make_interval(secs => $2)
            AND status IN ('succeeded', 'failed') AND ready_at IS NOT NULL AND tasks_started = 0) AS wasted,
        r.error_code AS rej_code, r.error_message AS rej_message, r.finished_at AS rej_at,
+       r.function_name AS rej_fn, r.function_qualifier AS rej_qualifier, r.function_region AS rej_region,
+       -- An invoke Lambda accepted after the rejection: a live row, or one that finished since, so within the
+       -- window. Aggregates, not EXISTS: costed as full reads, each goes through its own index (the live rows,
+       -- the window of finished ones) where an EXISTS was planned as a sequential scan stopping early.
+       COALESCE((SELECT max(invoked_at) FROM ltp.invocations
+                  WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')) > r.finished_at
+             OR (SELECT max(invoked_at) FROM ltp.invocations
+                  WHERE pool_uid = $1 AND finished_at > now() - make_interval(secs => $2)) > r.finished_at, false) AS rej_accepted_since,
        d.error_code AS def_code, d.error_message AS def_message,
        (SELECT count(*)::int FROM ltp.invocations WHERE pool_uid = $1 AND status = 'created' AND error_code IS NOT NULL) AS def_count
      FROM (SELECT 1) one
      LEFT JOIN LATERAL (
-       SELECT error_code, error_message, finished_at FROM ltp.invocations
+       SELECT error_code, error_message, finished_at, function_name, function_qualifier, function_region FROM ltp.invocations
         WHERE pool_uid = $1 AND ${REJECTED_ROW} AND finished_at > now() - make_interval(secs => $2)
         ORDER BY finished_at DESC LIMIT 1) r ON true
      LEFT JOIN LATERAL (
@@ -366,7 +381,21 @@ export async function recentTrouble(db: Queryable, args: { poolUid: string; wind
   return {
     orphaned: row.orphaned,
     wasted: row.wasted,
-    ...(row.rej_code && row.rej_at ? { rejection: { code: row.rej_code, message: row.rej_message ?? '', at: row.rej_at } } : {}),
+    ...(row.rej_code && row.rej_at
+      ? {
+          rejection: {
+            code: row.rej_code,
+            message: row.rej_message ?? '',
+            at: row.rej_at,
+            function: {
+              name: row.rej_fn ?? '',
+              ...(row.rej_qualifier ? { qualifier: row.rej_qualifier } : {}),
+              ...(row.rej_region ? { region: row.rej_region } : {}),
+            },
+            acceptedSince: row.rej_accepted_since === true,
+          },
+        }
+      : {}),
     ...(row.def_code && row.def_count > 0
       ? { deferred: { code: row.def_code, message: row.def_message ?? '', count: row.def_count } }
       : {}),

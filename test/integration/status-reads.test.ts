@@ -93,6 +93,35 @@ describe('what a status write reads (real Postgres)', function () {
     expect(probe.buffers[0], 'shared buffers').to.be.below(100);
   });
 
+  it('tells whether Lambda accepted an invoke of the pool since its last rejection, and which function it refused', async () => {
+    const rejected = `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                                   max_task_attempts, heartbeat_timeout_seconds, finished_at, error_code, error_message)
+                      VALUES ('mine', $2, $1, 'q', 'failed', 'typo-function', 1, 3, 60, now() - interval '1 minute',
+                              'ResourceNotFoundException', 'Function not found')`;
+    // A pool whose only invoke was refused: the rejection stands.
+    await t.db.query(rejected, ['uid-refused', 'refused']);
+    const before = await recentTrouble(t.db, { poolUid: 'uid-refused', windowSeconds: 300 });
+    expect(before.rejection).to.deep.include({
+      code: 'ResourceNotFoundException',
+      function: { name: 'typo-function' },
+      acceptedSince: false,
+    });
+    // Then the user fixed the name and Lambda accepted the next invoke.
+    await t.db.query(
+      `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                    max_task_attempts, heartbeat_timeout_seconds, invoked_at)
+       VALUES ('mine', 'refused', 'uid-refused', 'q', 'pending', 'fixed-function', 1, 3, 60, now())`,
+    );
+    const after = await recentTrouble(t.db, { poolUid: 'uid-refused', windowSeconds: 300 });
+    expect(after.rejection?.acceptedSince).to.equal(true);
+    // The same read for the pool with 100,000 finished rows: still bounded by its live rows and the window.
+    await t.db.query(rejected, ['uid-mine', 'mine']);
+    const probe = explaining(t.db);
+    const mine = await recentTrouble(probe.db, { poolUid: 'uid-mine', windowSeconds: 300 });
+    expect(mine.rejection?.acceptedSince, 'its pending rows were accepted after the rejection').to.equal(true);
+    expect(probe.buffers[0], 'shared buffers').to.be.below(100);
+  });
+
   it('reads the invocations waiting to start and the last few finished ones, not the history', async () => {
     const probe = explaining(t.db);
     const signals = await startSignals(probe.db, { poolUid: 'uid-mine', queue: 'q-mine' });

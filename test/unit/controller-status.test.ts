@@ -63,7 +63,9 @@ function condition(f: PoolFacts, type: string) {
   return found;
 }
 
-const rejection = (code: string) => ({ rejection: { code, message: 'refused', at: NOW } });
+const rejection = (code: string, over: { function?: { name: string; qualifier?: string }; acceptedSince?: boolean } = {}) => ({
+  rejection: { code, message: 'refused', at: NOW, function: { name: 'make-thumbnails' }, acceptedSince: false, ...over },
+});
 const deferred = (code: string, count = 4) => ({ deferred: { code, message: 'slow down', count } });
 
 interface ConditionCase {
@@ -113,6 +115,21 @@ describe('desiredConditions', () => {
         name: 'is False with InvokeRejected after any other rejection',
         facts: facts({ trouble: rejection('RequestTooLargeException') }),
         expected: { status: 'False', reason: 'InvokeRejected', message: 'RequestTooLargeException' },
+      },
+      {
+        name: 'is True again once Lambda has accepted an invoke of the pool since the rejection',
+        facts: facts({ trouble: rejection('ResourceNotFoundException', { acceptedSince: true }) }),
+        expected: { status: 'True', reason: 'Reconciled' },
+      },
+      {
+        name: 'is True when the rejection was of a function the spec no longer names (a fixed typo)',
+        facts: facts({ trouble: rejection('ResourceNotFoundException', { function: { name: 'make-thumbnail' } }) }),
+        expected: { status: 'True', reason: 'Reconciled' },
+      },
+      {
+        name: 'is True when the rejection was of another qualifier than the one the spec names',
+        facts: facts({ trouble: rejection('ResourceNotFoundException', { function: { name: 'make-thumbnails', qualifier: 'live' } }) }),
+        expected: { status: 'True', reason: 'Reconciled' },
       },
     ]);
   });
