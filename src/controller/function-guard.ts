@@ -32,6 +32,8 @@ interface Entry {
 
 export class FunctionGuard {
   private readonly entries = new Map<string, Entry>();
+  /** The function (entry key) each Managed pool last asked to manage: a pool manages one function at most. */
+  private readonly managing = new Map<string, string>();
   private readonly slots: Slots;
   private readonly now: () => number;
 
@@ -68,14 +70,21 @@ export class FunctionGuard {
    */
   check(
     target: InvokeTarget,
-    managed?: { poolUid: string; startTimeoutSeconds: number },
+    pool: { poolUid: string; managed?: { startTimeoutSeconds: number } },
   ): { settings?: FunctionSettings; managedProblem?: CallProblem } {
     const key = keyOf(target);
+    // A pool switched to Unmanaged, or to another function, no longer manages the one it managed.
+    const was = this.managing.get(pool.poolUid);
+    if (was !== undefined && (was !== key || !pool.managed)) {
+      this.entries.get(was)?.managedBy?.delete(pool.poolUid);
+      this.managing.delete(pool.poolUid);
+    }
     let entry = this.entries.get(key);
-    if (managed) {
+    if (pool.managed) {
       entry ??= { readAt: 0 };
       this.entries.set(key, entry);
-      (entry.managedBy ??= new Map()).set(managed.poolUid, managed.startTimeoutSeconds);
+      (entry.managedBy ??= new Map()).set(pool.poolUid, pool.managed.startTimeoutSeconds);
+      this.managing.set(pool.poolUid, key);
     }
     const wantAge = entry?.managedBy?.size ? managedAge(entry.managedBy) : undefined;
     const stale = !entry?.settings || this.now() - entry.readAt >= this.options.intervalMs;
@@ -117,6 +126,7 @@ export class FunctionGuard {
   /** A pool is gone: its start timeout no longer counts for the event age of its function. */
   forgetPool(poolUid: string): void {
     for (const entry of this.entries.values()) entry.managedBy?.delete(poolUid);
+    this.managing.delete(poolUid);
   }
 
   /**

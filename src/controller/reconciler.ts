@@ -408,11 +408,10 @@ export class PoolReconciler {
 
     // The function guard answers from what it last read; a stale read is redone in the background.
     const target = this.invokeTarget(pool);
-    const managed =
-      pool.spec.function.asyncConfig === 'Managed'
-        ? { poolUid: pool.meta.uid, startTimeoutSeconds: pool.spec.startTimeoutSeconds }
-        : undefined;
-    const check = deps.guard.check(target, managed);
+    const check = deps.guard.check(target, {
+      poolUid: pool.meta.uid,
+      ...(pool.spec.function.asyncConfig === 'Managed' ? { managed: { startTimeoutSeconds: pool.spec.startTimeoutSeconds } } : {}),
+    });
     const verdict = functionVerdict({ spec: pool.spec, settings: check.settings, signals });
     // Managed, but the put failed: that is the cause of any async-config finding, so it leads the message.
     const asyncFinding = verdict.reason === 'AsyncRetriesEnabled' || verdict.reason === 'EventAgeTooShort';

@@ -148,6 +148,42 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
     await functionReady('guard-managed', 'FunctionConfigured');
   });
 
+  it('stops managing the async config once the pool says Unmanaged: a setting made by hand then stays', async () => {
+    // The pool of the test above, switched to Unmanaged; then someone sets the function's async config by hand.
+    await applyPool({
+      namespace: NS,
+      name: 'guard-managed',
+      queue: 'guard-managed',
+      functionName: 'guard-managed',
+      maxConcurrency: 5,
+      extraSpec: { function: { name: 'guard-managed', asyncConfig: 'Unmanaged' }, startTimeoutSeconds: 600 },
+    });
+    await eventually(
+      'the pool observed at its new generation',
+      async () => {
+        const pool = await getPool(NS, 'guard-managed');
+        return pool?.status.observedGeneration === pool?.metadata.generation;
+      },
+      30_000,
+    );
+    register('guard-managed', { reservedConcurrency: 5, async: { maximumRetryAttempts: 2, maximumEventAgeSeconds: 3_600 } });
+    // Unmanaged only reports what it finds.
+    await functionReady('guard-managed', 'AsyncRetriesEnabled');
+    // Three more check intervals (2 s each): a guard still managing the function would have put it back by now.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    const client = new LambdaClient({
+      region: 'us-east-1',
+      endpoint: sys.lambda.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    try {
+      const config = await client.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'guard-managed' }));
+      expect({ retries: config.MaximumRetryAttempts, age: config.MaximumEventAgeInSeconds }).to.deep.equal({ retries: 2, age: 3_600 });
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('says the timeout is too short for tasksPerInvocation tasks of the duration the ledger shows', async () => {
     register('guard-short', { timeoutSeconds: 4, reservedConcurrency: 5 });
     await applyPool({
