@@ -8,7 +8,7 @@ import { Metrics } from '../ops/metrics.ts';
 import { DatabaseRegistry } from './databases.ts';
 import { describeError } from '../ops/describe-error.ts';
 import { EventRecorder } from './events.ts';
-import { KubeApi, loadKubeConfig, type PoolInformer, type PoolObject } from './kube.ts';
+import { KubeApi, loadKubeConfig, watchFailureHint, type PoolInformer, type PoolObject } from './kube.ts';
 import { LeaderElector } from './leader-election.ts';
 import { PoolReconciler } from './reconciler.ts';
 import { PassBatcher } from './pass-batcher.ts';
@@ -129,8 +129,12 @@ export async function startController(config: ControllerConfig): Promise<Running
   const kube = new KubeApi(loadKubeConfig(config.kubeconfig));
   const metrics = new Metrics();
   const routes = new NotificationRoutes();
-  const informers: PoolInformer[] = kube.poolInformers(config.namespaces);
-  const synced = new Set<PoolInformer>();
+  // Ready means every informer has listed its pools and none is failing now: an identity without RBAC, a
+  // missing CRD or an unreachable API server must not read as a working controller (rollouts and
+  // `helm install --wait` go by readiness).
+  const listed = new Set<number>();
+  const failing = new Set<PoolInformer>();
+  const informers: PoolInformer[] = kube.poolInformers(config.namespaces, (i) => listed.add(i));
   const signatures = new Map<string, string>();
   let dispatching = !config.leaderElect;
   let stopped = false;
@@ -288,15 +292,16 @@ export async function startController(config: ControllerConfig): Promise<Running
       signatures.delete(keyOf(obj));
       enqueue(keyOf(obj));
     });
-    informer.on('connect', () => synced.add(informer));
     // A failed watch (the API server went away) restarts with jittered backoff. Once it lists again,
     // every pool is looked at at once: the level-based reconcile catches up with whatever changed.
     let failures = 0;
     informer.on('error', (error: unknown) => {
       if (stopped) return;
       failures += 1;
+      failing.add(informer);
       const retryInMs = backoffMs(failures, WATCH_RESTART);
-      log.warn('pool watch failed; restarting', { retryInMs, error: describeError(error) });
+      const hint = watchFailureHint(error);
+      log.warn('pool watch failed; restarting', { retryInMs, error: describeError(error), ...(hint ? { hint } : {}) });
       setTimeout(() => {
         if (stopped) return;
         const before = failures;
@@ -305,6 +310,7 @@ export async function startController(config: ControllerConfig): Promise<Running
           .then(() => {
             if (failures !== before || stopped) return;
             failures = 0;
+            failing.delete(informer);
             log.info('pool watch restored');
             queue?.retryAllNow();
             cache.allKeys().forEach(enqueue);
@@ -314,7 +320,6 @@ export async function startController(config: ControllerConfig): Promise<Running
     });
   }
   await Promise.all(informers.map((i) => i.start()));
-  informers.forEach((i) => synced.add(i));
 
   // A safety net only: each pool already comes back at its own deadline, at the latest after resyncMs.
   const resync = setInterval(() => cache.allKeys().forEach(enqueue), config.resyncMs);
@@ -362,7 +367,7 @@ export async function startController(config: ControllerConfig): Promise<Running
       port: config.metricsPort,
       metrics,
       healthy: () => !stopped,
-      ready: () => !stopped && synced.size === informers.length,
+      ready: () => !stopped && listed.size === informers.length && failing.size === 0,
     });
   } catch (error) {
     stopped = true;

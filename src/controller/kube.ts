@@ -37,6 +37,20 @@ export function apiStatus(error: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * What a failed list or watch of pools most likely means, for the log line: the usual causes of a 401/403
+ * and a 404 are a missing RBAC rule and a missing CRD, which a bare "HTTP-Code: 403" does not say.
+ */
+export function watchFailureHint(error: unknown): string | undefined {
+  const status = apiStatus(error) ?? Number(/HTTP-Code: (\d{3})/.exec(String(error))?.[1]);
+  if (status === 401 || status === 403) {
+    return `the controller's identity may not list and watch ${PLURAL}.${GROUP} here: check its ServiceAccount's RBAC (the chart's rbac.yaml)`;
+  }
+  if (status === 404)
+    return `the ${PLURAL}.${GROUP} CRD is not installed: apply crds/${PLURAL}.yaml (or install the chart with crds.enabled=true)`;
+  return undefined;
+}
+
 /** Every call the controller makes gives up after this long: a frozen API server must not hold a pass forever. */
 export const API_CALL_DEADLINE_MS = 10_000;
 
@@ -116,19 +130,20 @@ export class KubeApi {
    * One informer per watched namespace, or one for the whole cluster. Its cache keeps each pool without
    * metadata.managedFields (see slimPool), as client-go's informers do with a transform.
    */
-  poolInformers(namespaces: readonly string[]): PoolInformer[] {
-    const list = (namespace?: string) => async (): Promise<KubernetesListObject<PoolObject>> => {
+  poolInformers(namespaces: readonly string[], onListed?: (informerIndex: number) => void): PoolInformer[] {
+    const list = (index: number, namespace?: string) => async (): Promise<KubernetesListObject<PoolObject>> => {
       const body: unknown = namespace
         ? await this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }, this.options(30_000))
         : await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }, this.options(30_000));
       const items = toList(body);
       items.items.forEach(slimPool);
+      onListed?.(index);
       return items;
     };
     const informers =
       namespaces.length === 0
-        ? [makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/${PLURAL}`, list())]
-        : namespaces.map((ns) => makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`, list(ns)));
+        ? [makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/${PLURAL}`, list(0))]
+        : namespaces.map((ns, i) => makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`, list(i, ns)));
     // The first handlers, so every other handler sees the slim object: a watch event's object is the one cached.
     for (const informer of informers) {
       informer.on('add', slimPool);
