@@ -1,6 +1,7 @@
 // An example worker function: it "renders a thumbnail" by sleeping for the payload's `ms` (default 2000).
 // The local stack registers it as `thumbnail-worker`; on AWS, bundle it with your own code and deploy it
 // as a Node.js Lambda function whose handler is `worker.handler`, with DATABASE_URL in its environment.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { taskWorker } from '@lambda-task-pool/worker';
 
 interface ThumbnailJob {
@@ -15,13 +16,9 @@ export const handler = taskWorker<ThumbnailJob, { thumbnail: string; tookMs: num
   async process(task, ctx) {
     const started = Date.now();
     const ms = task.payload.ms ?? 2_000;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, ms);
-      ctx.signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        reject(new Error('stopped by the controller'));
-      });
-    });
+    // ctx.signal is shared by every task of the invocation: this sleep removes its abort listener when it
+    // ends, so listeners do not pile up task after task, and rejects at once if the signal already aborted.
+    await sleep(ms, undefined, { signal: ctx.signal });
     if (task.payload.fail) throw new Error(`could not render ${task.payload.image ?? 'the image'}`);
     return { thumbnail: `${task.payload.image ?? `task-${task.id}`}.thumb.png`, tookMs: Date.now() - started };
   },

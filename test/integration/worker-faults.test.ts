@@ -1,5 +1,6 @@
 // The worker under faults, against a real Postgres: cut off from the database (through a TCP proxy the
 // test controls), a completion write that fails, too little time to start, delayed tasks and retries.
+import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 import { taskWorker, closeWorkerConnections } from '../../packages/worker/src/index.ts';
@@ -19,6 +20,26 @@ const template = (queue: string, overrides: Partial<InvocationTemplate> = {}): I
   retryMaxDelayMs: 0,
   ...overrides,
 });
+
+/**
+ * What happens to a Lambda environment frozen between invocations: the server closes the worker's idle
+ * connections while its event loop is stopped, so the pool still holds them when the next invocation
+ * begins. Here a separate process terminates them and waits until they are gone, while this process blocks.
+ */
+function closeIdleWorkerConnectionsWhileFrozen(url: string): number {
+  const script = `
+    const pg = require('pg');
+    (async () => {
+      const client = new pg.Client({ connectionString: process.argv[1] });
+      await client.connect();
+      const ended = await client.query(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'lambda-task-pool-worker' AND state = 'idle'",
+      );
+      await client.end();
+      console.log(ended.rowCount);
+    })();`;
+  return Number(execFileSync(process.execPath, ['-e', script, url], { encoding: 'utf8' }).trim());
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -123,6 +144,30 @@ describe('worker under faults (real Postgres)', function () {
       await t.db.query(`DROP TRIGGER drop_first_completion ON ltp.tasks`);
     }
   });
+
+  for (const { checksFunction, first } of [
+    { checksFunction: false, first: 'claim' },
+    { checksFunction: true, first: 'function check' },
+  ]) {
+    it(`claims and finishes when the server closed its pooled connections while the function was frozen (${first} first)`, async function () {
+      this.timeout(30_000);
+      const queue = `q-thaw-${first.replace(' ', '-')}`;
+      const [doneBefore = 0, afterThaw = 0] = await enqueueTasks(t.db, { queue, payloads: [{}, {}] });
+      const [warm = 0, thawed = 0] = await insertInvocations(t.db, { template: template(queue), count: 2, invokeAfterMs: 0 });
+      const handler = taskWorker({ databaseUrl: t.url, logger, process: (task) => ({ ran: task.id }) });
+      if (checksFunction) process.env.AWS_LAMBDA_FUNCTION_NAME = 'worker';
+      try {
+        expect(await handler({ invocationId: String(warm) })).to.include({ outcome: 'succeeded', done: 1 });
+        expect(closeIdleWorkerConnectionsWhileFrozen(t.url)).to.be.at.least(1);
+        expect(await handler({ invocationId: String(thawed) })).to.include({ outcome: 'succeeded', done: 1 });
+      } finally {
+        delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+      }
+      expect(await getInvocation(t.db, thawed)).to.include({ status: 'succeeded', deliveries: 1 });
+      expect(await getTask(t.db, doneBefore)).to.include({ status: 'done', invocationId: warm });
+      expect(await getTask(t.db, afterThaw)).to.include({ status: 'done', invocationId: thawed, attempts: 1 });
+    });
+  }
 
   it('touches nothing when an event carries the invocation id of another function (forged or misrouted)', async () => {
     const [id = 0] = await enqueueTasks(t.db, { queue: 'q-forged', payloads: [{}] });

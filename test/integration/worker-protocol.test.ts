@@ -1,14 +1,64 @@
 // The worker protocol against a real Postgres: the compare-and-set, leasing, retries, releases, and the
 // database's own refusal of illegal transitions. The handler is called directly here; the same handler
 // runs behind the local Lambda runtime in lambda-worker.test.ts.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
 import pg from 'pg';
-import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import { freshDatabase, sharedPostgres, type TestDatabase } from '../support/postgres.ts';
 import { taskWorker, closeWorkerConnections, WorkerEventError } from '../../packages/worker/src/index.ts';
 import { insertInvocations, endInvocations, getInvocation, type InvocationTemplate } from '../../src/store/invocation-store.ts';
 import { enqueueTasks, getTask, countTasksByState } from '../../src/store/task-store.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { createDb } from '../../src/store/db.ts';
 import { silentLogger } from '../../src/ops/logger.ts';
+
+const exec = promisify(execFile);
+
+/**
+ * A user's own process: its own `pg` reads a bigint before and after the SDK is imported and has run an
+ * invocation. A process of its own, because the controller's store (imported by these tests) sets pg's
+ * global bigint parser.
+ */
+const USER_PROCESS = `
+import pg from 'pg';
+const read = async () => {
+  const client = new pg.Client({ connectionString: process.env.PROBE_URL });
+  await client.connect();
+  try {
+    return (await client.query('SELECT 9007199254740993::bigint AS big')).rows[0].big;
+  } finally {
+    await client.end();
+  }
+};
+const before = await read();
+const { taskWorker, closeWorkerConnections } = await import(process.env.PROBE_SDK);
+const taskIds = [];
+const quiet = { info() {}, warn() {}, error() {} };
+const handler = taskWorker({ databaseUrl: process.env.PROBE_URL, logger: quiet, process: (task) => { taskIds.push(task.id); } });
+const summary = await handler({ invocationId: process.env.PROBE_INVOCATION });
+const after = await read();
+await closeWorkerConnections();
+console.log(JSON.stringify({ before, after, taskIds, summary }));
+`;
+
+/** A migrated database in the shared server whose encoding, LATIN1, cannot hold most of Unicode. */
+async function latin1Database(): Promise<TestDatabase> {
+  const server = await sharedPostgres();
+  const name = `latin1_${process.pid}`;
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'`);
+  } finally {
+    await admin.end();
+  }
+  const url = server.url.replace(/\/[^/]*$/, `/${name}`);
+  await migrate(url);
+  const db = createDb(url, { max: 2, applicationName: 'ltp-test' });
+  return { url, db, close: () => db.end() };
+}
 
 const template = (queue: string, overrides: Partial<InvocationTemplate> = {}): InvocationTemplate => ({
   pool: { namespace: 'default', name: 'p', uid: `uid-${queue}` },
@@ -55,6 +105,99 @@ describe('worker protocol (real Postgres)', function () {
     expect(first?.result).to.deep.equal({ doubled: 2 });
     expect((await getTask(t.db, ids[3] ?? 0))?.status).to.equal('created');
     expect(await getInvocation(t.db, inv ?? 0)).to.include({ status: 'succeeded', tasksLeased: 3, deliveries: 1 });
+  });
+
+  it("leaves the user's own pg reading bigint as a string, while the SDK reads its ids as numbers", async () => {
+    const ids = await enqueueTasks(t.db, { queue: 'q-int8', payloads: [{}, {}] });
+    const [inv] = await insertInvocations(t.db, { template: template('q-int8'), count: 1, invokeAfterMs: 0 });
+    const { stdout } = await exec(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', USER_PROCESS], {
+      cwd: fileURLToPath(new URL('../../', import.meta.url)),
+      env: {
+        ...process.env,
+        PROBE_URL: t.url,
+        PROBE_INVOCATION: String(inv),
+        PROBE_SDK: new URL('../../packages/worker/src/index.ts', import.meta.url).href,
+      },
+    });
+    const seen = JSON.parse(stdout) as { before: unknown; after: unknown; taskIds: unknown[]; summary: unknown };
+    expect(seen.before).to.equal('9007199254740993');
+    expect(seen.after).to.equal('9007199254740993');
+    expect(seen.taskIds).to.deep.equal(ids);
+    expect(seen.summary).to.include({ outcome: 'succeeded', done: 2 });
+  });
+
+  const unstorable: Array<{ name: string; process: () => unknown; stored: { status: string; result?: unknown; lastError?: string } }> = [
+    {
+      name: 'a result with \\u0000 in a string',
+      process: () => ({ text: 'pdf\u0000text' }),
+      stored: { status: 'done', result: { text: 'pdf\ufffdtext' } },
+    },
+    {
+      name: 'a result with lone surrogates in a key and a value',
+      process: () => ({ ['key\ud800']: 'cut \udc00 here', whole: '\ud83d\ude00' }),
+      stored: { status: 'done', result: { 'key\ufffd': 'cut \ufffd here', whole: '\ud83d\ude00' } },
+    },
+    {
+      name: 'an error message with a NUL byte',
+      process: () => {
+        throw new Error('bad byte \u0000 here');
+      },
+      stored: { status: 'created', lastError: 'Error: bad byte \ufffd here' },
+    },
+  ];
+  for (const c of unstorable) {
+    it(`records ${c.name} with U+FFFD in place of what Postgres cannot store, and finishes the invocation`, async () => {
+      const queue = `q-unstorable-${unstorable.indexOf(c)}`;
+      const ids = await enqueueTasks(t.db, { queue, payloads: [{}, {}] });
+      const [inv] = await insertInvocations(t.db, { template: template(queue), count: 1, invokeAfterMs: 0 });
+      let runs = 0;
+      const summary = await worker(() => {
+        runs += 1;
+        return c.process();
+      })({ invocationId: String(inv) });
+      expect(summary).to.include({ outcome: 'succeeded', leased: 2, started: 2 });
+      expect(runs).to.equal(2);
+      for (const id of ids) {
+        const task = await getTask(t.db, id);
+        expect(task).to.include({ status: c.stored.status, attempts: 1, invocationId: inv });
+        if ('result' in c.stored) expect(task?.result).to.deep.equal(c.stored.result);
+        if (c.stored.lastError !== undefined) expect(task?.lastError).to.equal(c.stored.lastError);
+      }
+      expect(await getInvocation(t.db, inv ?? 0)).to.include({ status: 'succeeded', errorCode: null });
+    });
+  }
+
+  it('fails only the task whose result the database still refuses, says why, and finishes the invocation', async () => {
+    const latin1 = await latin1Database();
+    try {
+      const queue = 'q-latin1';
+      const [wide, plain, wideError] = await enqueueTasks(latin1.db, {
+        queue,
+        payloads: [{ kind: 'wide result' }, { kind: 'plain result' }, { kind: 'wide error' }],
+      });
+      const [inv] = await insertInvocations(latin1.db, { template: template(queue, { maxTaskAttempts: 1 }), count: 1, invokeAfterMs: 0 });
+      const handler = taskWorker<{ kind: string }>({
+        databaseUrl: latin1.url,
+        logger,
+        process: (task) => {
+          if (task.payload.kind === 'wide error') throw new Error('échec: 日本語');
+          return { caption: task.payload.kind === 'wide result' ? '日本語' : 'café' };
+        },
+      });
+      const summary = await handler({ invocationId: String(inv) });
+      expect(summary).to.include({ outcome: 'succeeded', leased: 3, started: 3, done: 1, failed: 2 });
+      const refused = await getTask(latin1.db, wide ?? 0);
+      expect(refused).to.include({ status: 'failed', attempts: 1, result: null });
+      expect(refused?.lastError).to.match(/^the database refused the task's result \(SQLSTATE 22P05\): .*LATIN1/);
+      expect((await getTask(latin1.db, plain ?? 0))?.result).to.deep.equal({ caption: 'café' });
+      const refusedError = await getTask(latin1.db, wideError ?? 0);
+      expect(refusedError).to.include({ status: 'failed', attempts: 1 });
+      expect(refusedError?.lastError).to.match(/^the database refused this attempt's error text \(SQLSTATE 22P05\)/);
+      expect(await getInvocation(latin1.db, inv ?? 0)).to.include({ status: 'succeeded', errorCode: null });
+    } finally {
+      await closeWorkerConnections();
+      await latin1.close();
+    }
   });
 
   it('a duplicate delivery changes no task and is counted as a delivery', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { LeaseKeeper, defaultFenceMarginMs, type StopReason } from '../../packages/worker/src/lease-keeper.ts';
+import { LeaseKeeper, defaultFenceMarginMs, heartbeatIntervalMs, type StopReason } from '../../packages/worker/src/lease-keeper.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -108,6 +108,50 @@ describe('LeaseKeeper', () => {
     expect(stops[0]?.detail).to.include('3000 ms left');
     k.close();
   });
+
+  it('keeps a healthy worker alive when heartbeatIntervalMs is as long as the heartbeat timeout, and says so once', async () => {
+    const stops: StopReason[] = [];
+    const capped: Array<[number, number]> = [];
+    let beats = 0;
+    const k = new LeaseKeeper(
+      {
+        heartbeatTimeoutMs: 900,
+        fenceMarginMs: 300,
+        intervalMs: 900,
+        beat: async () => {
+          beats += 1;
+          return true;
+        },
+        onStop: (reason) => stops.push(reason),
+        onIntervalCapped: (requestedMs, usedMs) => capped.push([requestedMs, usedMs]),
+      },
+      performance.now(),
+    );
+    await sleep(1_300);
+    k.close();
+    expect(stops).to.deep.equal([]);
+    expect(k.signal.aborted).to.equal(false);
+    expect(beats).to.be.at.least(3);
+    expect(capped).to.deep.equal([[900, 200]]);
+  });
+
+  const intervals: Array<{ name: string; requestedMs?: number; expected: { intervalMs: number; cappedFrom?: number } }> = [
+    { name: 'renews a quarter of the timeout apart by default', expected: { intervalMs: 15_000 } },
+    { name: 'keeps an interval well inside the time to the fence', requestedMs: 5_000, expected: { intervalMs: 5_000 } },
+    { name: 'keeps an interval of exactly a third of the time to the fence', requestedMs: 16_000, expected: { intervalMs: 16_000 } },
+    {
+      name: 'cuts a longer interval to a third of the time to the fence',
+      requestedMs: 60_000,
+      expected: { intervalMs: 16_000, cappedFrom: 60_000 },
+    },
+  ];
+  for (const c of intervals) {
+    it(c.name, () =>
+      expect(heartbeatIntervalMs({ heartbeatTimeoutMs: 60_000, fenceMarginMs: 12_000, requestedMs: c.requestedMs })).to.deep.equal(
+        c.expected,
+      ),
+    );
+  }
 
   it('uses a margin of a fifth of the timeout, at least a second', () => {
     expect(defaultFenceMarginMs(120_000)).to.equal(24_000);

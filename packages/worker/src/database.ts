@@ -3,6 +3,7 @@
 // new connection, and only its password may change from one answer to the next. Connections are reused
 // across warm invocations of the same function instance.
 import pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
 
 export type DatabaseUrlSource = string | (() => string | Promise<string>);
 
@@ -10,8 +11,10 @@ export class WorkerConfigError extends Error {
   override name = 'WorkerConfigError';
 }
 
-// bigint ids arrive as strings by default; every id here fits a JS number.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+// bigint ids arrive as strings by default; every id here fits a JS number. Set on the worker's own pools
+// only: the process may hold the user's own `pg`, and its parsers are not ours to change.
+const WORKER_TYPES = new pg.TypeOverrides();
+WORKER_TYPES.setTypeParser(pg.types.builtins.INT8, 'text', (value: string) => Number(value));
 
 const pools = new Map<string | (() => string | Promise<string>), pg.Pool>();
 
@@ -20,7 +23,8 @@ function describe(url: URL): string {
   return `${url.hostname}:${url.port || '5432'}${url.pathname}`;
 }
 
-function parse(raw: string, source: string): URL {
+/** Refuses, with a message that says what is wrong, a URL that could never reach a database. */
+function checkUrl(raw: string, source: string): void {
   let url: URL;
   try {
     url = new URL(raw.trim());
@@ -33,7 +37,6 @@ function parse(raw: string, source: string): URL {
   if (!url.hostname || url.pathname.length <= 1) {
     throw new WorkerConfigError(`${source} must name a host and a database (got ${describe(url)})`);
   }
-  return url;
 }
 
 const POOL_OPTIONS = {
@@ -45,7 +48,20 @@ const POOL_OPTIONS = {
   lock_timeout: 15_000,
   query_timeout: 35_000,
   keepAlive: true,
+  types: WORKER_TYPES,
 } as const;
+
+/**
+ * The pool's settings for a URL. With a `password` function (a provider), the URL is read by the parser pg
+ * itself uses for a connection string (pg-connection-string), and its settings override the options as
+ * they do in pg: sslmode, sslrootcert and every other parameter mean the same on both paths.
+ */
+export function poolConfig(url: string, password?: () => Promise<string>): pg.PoolConfig {
+  if (password === undefined) return { ...POOL_OPTIONS, connectionString: url };
+  // pg takes every field this parser returns (lib/connection-parameters.js); its types are only narrower.
+  const fromUrl = parseConnectionString(url) as pg.PoolConfig;
+  return { ...POOL_OPTIONS, ...fromUrl, password };
+}
 
 export async function workerPool(source: DatabaseUrlSource | undefined): Promise<pg.Pool> {
   const from = source ?? process.env.DATABASE_URL;
@@ -58,23 +74,17 @@ export async function workerPool(source: DatabaseUrlSource | undefined): Promise
   if (existing) return existing;
   let pool: pg.Pool;
   if (typeof from === 'string') {
-    parse(from, 'the worker database URL (DATABASE_URL)');
-    pool = new pg.Pool({ connectionString: from, ...POOL_OPTIONS });
+    checkUrl(from, 'the worker database URL (DATABASE_URL)');
+    pool = new pg.Pool(poolConfig(from));
   } else {
-    const first = parse(await from(), 'the URL the databaseUrl provider returned');
-    pool = new pg.Pool({
-      host: first.hostname,
-      port: Number(first.port || 5432),
-      database: decodeURIComponent(first.pathname.slice(1)),
-      user: decodeURIComponent(first.username),
-      // Asked for every new connection: a fresh secret or IAM token each time.
-      password: async () => decodeURIComponent(parse(await from(), 'the URL the databaseUrl provider returned').password),
-      ssl:
-        first.searchParams.get('sslmode') === 'require' || first.searchParams.get('sslmode') === 'verify-full'
-          ? { rejectUnauthorized: first.searchParams.get('sslmode') === 'verify-full' }
-          : undefined,
-      ...POOL_OPTIONS,
-    });
+    const provided = async (): Promise<string> => {
+      const url = (await from()).trim();
+      checkUrl(url, 'the URL the databaseUrl provider returned');
+      return url;
+    };
+    // Asked for every new connection: a fresh secret or IAM token each time.
+    const password = async () => parseConnectionString(await provided()).password ?? '';
+    pool = new pg.Pool(poolConfig(await provided(), password));
   }
   // An idle client that loses its server emits 'error' on the pool; without a listener that kills the process.
   pool.on('error', () => undefined);

@@ -11,8 +11,10 @@ export type StopReason = 'fenced' | 'ended' | 'timeout';
 
 export interface LeaseKeeperOptions {
   heartbeatTimeoutMs: number;
-  /** How often to renew; a quarter of the timeout by default. */
+  /** How often to renew; a quarter of the timeout by default, at most a third of the time to the fence. */
   intervalMs?: number;
+  /** The interval asked for was too long for the timeout and was cut to `usedMs`. */
+  onIntervalCapped?(requestedMs: number, usedMs: number): void;
   /** Stop this long before the controller may orphan the invocation. */
   fenceMarginMs?: number;
   /** One heartbeat: true while the invocation is live, false once the controller ended it. */
@@ -25,6 +27,21 @@ export interface LeaseKeeperOptions {
 
 export function defaultFenceMarginMs(heartbeatTimeoutMs: number): number {
   return Math.max(1_000, Math.round(heartbeatTimeoutMs * 0.2));
+}
+
+/**
+ * How often to renew: the requested interval (a quarter of the timeout by default), but never more than a
+ * third of the time to the fence. A longer one would let the fence come before the first renewal, and a
+ * healthy worker would stop itself; a third leaves room for two slow or failed heartbeats. `cappedFrom` is
+ * the interval asked for when it was cut.
+ */
+export function heartbeatIntervalMs(args: { heartbeatTimeoutMs: number; fenceMarginMs: number; requestedMs?: number }): {
+  intervalMs: number;
+  cappedFrom?: number;
+} {
+  const wanted = args.requestedMs ?? Math.max(250, Math.floor(args.heartbeatTimeoutMs / 4));
+  const cap = Math.max(1, Math.floor(Math.max(0, args.heartbeatTimeoutMs - args.fenceMarginMs) / 3));
+  return wanted > cap ? { intervalMs: cap, cappedFrom: wanted } : { intervalMs: wanted };
 }
 
 export class LeaseKeeper {
@@ -52,8 +69,14 @@ export class LeaseKeeper {
     const margin = options.fenceMarginMs ?? defaultFenceMarginMs(options.heartbeatTimeoutMs);
     this.fenceAfterMs = Math.max(0, options.heartbeatTimeoutMs - margin);
     this.lastRenewalSentAt = renewedAt;
-    const interval = options.intervalMs ?? Math.max(250, Math.floor(options.heartbeatTimeoutMs / 4));
-    this.beatTimer = setInterval(() => void this.beatOnce(), interval);
+    const interval = heartbeatIntervalMs({
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      fenceMarginMs: margin,
+      requestedMs: options.intervalMs,
+    });
+    if (options.intervalMs !== undefined && interval.cappedFrom !== undefined)
+      options.onIntervalCapped?.(interval.cappedFrom, interval.intervalMs);
+    this.beatTimer = setInterval(() => void this.beatOnce(), interval.intervalMs);
     this.armFence();
   }
 

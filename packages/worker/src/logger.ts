@@ -1,5 +1,7 @@
-// The worker takes any logger with info, warn and error (console, AWS Lambda Powertools' Logger, pino,
-// winston). Without one it writes JSON lines to stdout, which CloudWatch Logs keeps one event per line.
+// The worker takes any logger with info, warn and error that takes the message first and the fields
+// second (console, AWS Lambda Powertools' Logger, winston; pino takes the fields first, so it needs the
+// adapter the README shows). Without one it writes JSON lines to stdout, which CloudWatch Logs keeps one
+// event per line.
 
 export type LogFields = Record<string, unknown>;
 

@@ -10,6 +10,7 @@ import { mismatch, rowFunction, runningFunction } from './function-identity.ts';
 import { jsonLogger, withFields, type WorkerLogger } from './logger.ts';
 import { parseWorkerEvent } from './event.ts';
 import { LeaseKeeper, type StopReason } from './lease-keeper.ts';
+import { retryBriefly } from './retry-briefly.ts';
 import type { LambdaContextLike, TaskContext, TaskWorkerHandler, TaskWorkerOptions, WorkerSummary } from './types.ts';
 import {
   claimInvocation,
@@ -24,12 +25,15 @@ import {
   type ClaimedInvocation,
   type LeasedTask,
 } from './worker-store.ts';
-import { isRetryableWriteError } from './write-errors.ts';
+import { storableJson } from './storable.ts';
+import { errorCode, isRefusedValueError, isRetryableWriteError } from './write-errors.ts';
 
 const DEFAULT_MIN_TIME_TO_START_TASK_MS = 60_000;
 const DEFAULT_STOP_BEFORE_TIMEOUT_MS = 3_000;
 /** Retries of a write that failed (the database is unreachable, or no connection was free). */
 const WRITE_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2_000 };
+/** How long the function check and the claim are retried; without a lease there is no fence to bound them. */
+const PRE_CLAIM_RETRY_BUDGET_MS = 5_000;
 
 function errorText(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -46,6 +50,8 @@ const RELEASE_REASONS: Record<string, string> = {
 
 export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<P, R>): TaskWorkerHandler {
   const base: WorkerLogger = options.logger ?? jsonLogger();
+  // Said once per handler, not on every invocation of a warm function.
+  const warned: Warned = { intervalCapped: false };
 
   return async function handler(event: unknown, context?: LambdaContextLike): Promise<WorkerSummary> {
     const { invocationId } = parseWorkerEvent(event);
@@ -53,10 +59,25 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     const db = await workerPool(options.databaseUrl);
     const summary: WorkerSummary = { invocationId, outcome: 'skipped', leased: 0, started: 0, done: 0, failed: 0, retried: 0, released: 0 };
 
+    // Retried for a few seconds: one stale pooled connection must not fail the delivery (retry-briefly.ts).
+    const beforeClaim = <T>(what: string, call: () => Promise<T>) =>
+      retryBriefly(call, {
+        policy: WRITE_RETRY,
+        budgetMs: PRE_CLAIM_RETRY_BUDGET_MS,
+        onRetry: (attempt, waitMs, error) =>
+          logger.warn('database call before the claim failed; retrying', {
+            call: what,
+            invocation: invocationId,
+            attempt,
+            retryInMs: waitMs,
+            error: errorText(error),
+          }),
+      });
+
     // A forged or misrouted event (another pool's invocation id, sent to this function) touches nothing.
     const running = runningFunction(process.env, context?.invokedFunctionArn);
     if (running) {
-      const row = await dispatchedFunction(db, invocationId);
+      const row = await beforeClaim('check function', () => dispatchedFunction(db, invocationId));
       const wrong = row && mismatch(rowFunction(row.functionName, row.functionQualifier), running);
       if (wrong) {
         logger.warn('delivery refused: the invocation belongs to another function', { invocation: invocationId, detail: wrong });
@@ -64,13 +85,19 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
       }
     }
 
-    const claimSentAt = performance.now();
-    const claim = await claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId });
+    // A claim that committed but whose answer was lost is retried into "not claimed, ready": the delivery
+    // is skipped, having leased nothing, and the controller orphans the row at its heartbeat timeout.
+    let claimSentAt = 0;
+    const claim = await beforeClaim('claim', () => {
+      // Dated when the attempt that takes the row is sent: never later than its write of the heartbeat.
+      claimSentAt = performance.now();
+      return claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId });
+    });
     if (!claim.claimed) {
       logger.info('delivery skipped: invocation already past its start', { invocation: invocationId, status: claim.status });
       return { ...summary, reason: claim.status };
     }
-    const run = new InvocationRun({ db, invocation: claim.invocation, options, context, summary, claimSentAt, logger });
+    const run = new InvocationRun({ db, invocation: claim.invocation, options, context, summary, claimSentAt, logger, warned });
     try {
       return await run.execute();
     } finally {
@@ -80,6 +107,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
 }
 
 type Persisted<T> = { ok: true; value: T } | { ok: false };
+type Warned = { intervalCapped: boolean };
 type Db = pg.Pool;
 
 /** One claimed invocation, from lease to finish. */
@@ -100,6 +128,7 @@ class InvocationRun<P, R> {
       summary: WorkerSummary;
       claimSentAt: number;
       logger: WorkerLogger;
+      warned: Warned;
     },
   ) {
     const { invocation, options } = args;
@@ -112,6 +141,15 @@ class InvocationRun<P, R> {
       {
         heartbeatTimeoutMs: invocation.heartbeatTimeoutSeconds * 1000,
         intervalMs: options.heartbeatIntervalMs,
+        onIntervalCapped: (requestedMs, usedMs) => {
+          if (args.warned.intervalCapped) return;
+          args.warned.intervalCapped = true;
+          this.log.warn('heartbeatIntervalMs is too long for the heartbeat timeout: renewing more often', {
+            requestedMs,
+            usedMs,
+            heartbeatTimeoutMs: invocation.heartbeatTimeoutSeconds * 1000,
+          });
+        },
         beat: () => heartbeat(this.db, invocation.id),
         onStop: (reason, detail) => {
           const fields = { reason: STOP_CODES[reason], detail };
@@ -270,7 +308,7 @@ class InvocationRun<P, R> {
         { id: task.id, queue: task.queue, payload: task.payload as P, attempt, createdAt: task.createdAt },
         ctx,
       );
-      outcome = { ok: true, resultJson: JSON.stringify(result ?? null) };
+      outcome = { ok: true, resultJson: storableJson(result) };
     } catch (error) {
       outcome = { ok: false, error: errorText(error) };
     }
@@ -279,27 +317,20 @@ class InvocationRun<P, R> {
       return false;
     }
     if (outcome.ok) {
-      const resultJson = outcome.resultJson;
-      const done = await this.persist('complete', () =>
-        completeTask(this.db, { taskId: task.id, invocationId: invocation.id, resultJson }),
-      );
-      if (!done.ok) return false;
-      if (done.value) {
-        summary.done += 1;
-        log.info('task done', { task: task.id, attempt, durationMs: Date.now() - begun });
-      } else {
-        log.warn('task finished after its lease was taken back; the result is not recorded', {
-          task: task.id,
-          durationMs: Date.now() - begun,
-        });
-      }
-      return true;
+      const recorded = await this.recordDone(task, attempt, begun, outcome.resultJson);
+      if (typeof recorded === 'boolean') return recorded;
+      outcome = { ok: false, error: recorded.refused };
     }
     const error = outcome.error;
     const retryDelayMs = backoffMs(attempt, { initialMs: invocation.retryInitialDelayMs, maxMs: invocation.retryMaxDelayMs });
-    const failed = await this.persist('fail', () =>
-      failTask(this.db, { taskId: task.id, invocationId: invocation.id, error, retryDelayMs }),
-    );
+    const fail = (text: string) =>
+      this.persist('fail', () => failTask(this.db, { taskId: task.id, invocationId: invocation.id, error: text, retryDelayMs }));
+    const failed = await fail(error).catch((refusal: unknown) => {
+      if (!isRefusedValueError(refusal)) throw refusal;
+      // The error text itself is refused (a character the database's encoding lacks): record the attempt
+      // with a reason it can always store; the log line below keeps the text.
+      return fail(`the database refused this attempt's error text (SQLSTATE ${String(errorCode(refusal))}); see the function's log`);
+    });
     if (!failed.ok) return false;
     if (failed.value === 'failed') summary.failed += 1;
     if (failed.value === 'created') summary.retried += 1;
@@ -310,6 +341,32 @@ class InvocationRun<P, R> {
       ...(failed.value === 'created' ? { retryInMs: retryDelayMs } : {}),
       error,
     });
+    return true;
+  }
+
+  /**
+   * Records a task's result. False when the invocation must stop writing; `refused`, with why, when the
+   * database refuses the result itself: no retry would change that, so that attempt fails, not the invocation.
+   */
+  private async recordDone(task: LeasedTask, attempt: number, begun: number, resultJson: string): Promise<boolean | { refused: string }> {
+    const { invocation, summary, log } = this;
+    let done: Persisted<boolean>;
+    try {
+      done = await this.persist('complete', () => completeTask(this.db, { taskId: task.id, invocationId: invocation.id, resultJson }));
+    } catch (error) {
+      if (!isRefusedValueError(error)) throw error;
+      return { refused: `the database refused the task's result (SQLSTATE ${String(errorCode(error))}): ${errorText(error)}` };
+    }
+    if (!done.ok) return false;
+    if (done.value) {
+      summary.done += 1;
+      log.info('task done', { task: task.id, attempt, durationMs: Date.now() - begun });
+    } else {
+      log.warn('task finished after its lease was taken back; the result is not recorded', {
+        task: task.id,
+        durationMs: Date.now() - begun,
+      });
+    }
     return true;
   }
 

@@ -39,11 +39,17 @@ export interface TaskWorkerOptions<P = unknown, R = unknown> {
   databaseUrl?: DatabaseUrlSource;
   /** A task is started only while at least this much time remains; the rest are released. Default 60 000. */
   minTimeToStartTaskMs?: number;
-  /** Heartbeat period; default a quarter of the pool's heartbeat timeout. */
+  /**
+   * Heartbeat period; default a quarter of the pool's heartbeat timeout. Cut, with one warning, to a third of
+   * the time to the fence (the timeout less the fence margin), so a healthy worker never fences itself.
+   */
   heartbeatIntervalMs?: number;
   /** ctx.signal aborts when this little of the function's time is left. Default 3 000, or half of minTimeToStartTaskMs if less. */
   stopBeforeTimeoutMs?: number;
-  /** Any logger with info, warn and error (console, Powertools Logger, pino, ...); default JSON lines on stdout. */
+  /**
+   * Any logger with info(message, fields), warn and error (console, Powertools Logger, winston; pino, which
+   * takes the fields first, through the two-line adapter in the README); default JSON lines on stdout.
+   */
   logger?: WorkerLogger;
 }
 

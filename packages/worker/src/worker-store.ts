@@ -1,8 +1,10 @@
 // The statements a worker runs (docs/architecture.md §4 and §6): each calls one of the SECURITY DEFINER functions of
 // the schema (ltp.worker_*), which checks the invocation, and the lease for a task, before it changes
 // anything. A stale worker (a duplicate, a late arrival, an invocation the controller ended) changes
-// nothing, and a database role that may only execute these functions can do nothing else.
+// nothing, and a database role that may only execute these functions can do nothing else. Free text (an
+// error, a reason) is made storable here, where it meets the database (storable.ts).
 import type pg from 'pg';
+import { storableText } from './storable.ts';
 
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 
@@ -101,7 +103,7 @@ export async function heartbeat(db: Queryable, invocationId: number): Promise<bo
   return result.rows[0]?.live === true;
 }
 
-/** Marks a task done, only while this invocation still holds its lease. */
+/** Marks a task done, only while this invocation still holds its lease. `resultJson`: from storableJson. */
 export async function completeTask(db: Queryable, args: { taskId: number; invocationId: number; resultJson: string }): Promise<boolean> {
   const result = await db.query<{ done: boolean }>(`SELECT ltp.worker_complete_task($1, $2, $3::jsonb) AS done`, [
     args.taskId,
@@ -122,7 +124,7 @@ export async function failTask(
   const result = await db.query<{ status: 'created' | 'failed' | null }>(`SELECT ltp.worker_fail_task($1, $2, $3, $4) AS status`, [
     args.taskId,
     args.invocationId,
-    args.error,
+    storableText(args.error),
     args.retryDelayMs,
   ]);
   return result.rows[0]?.status ?? undefined;
@@ -134,7 +136,7 @@ export async function releaseUnstarted(db: Queryable, args: { taskIds: number[];
   const result = await db.query<{ n: number }>(`SELECT ltp.worker_release_unstarted($1, $2::bigint[], $3) AS n`, [
     args.invocationId,
     args.taskIds,
-    args.reason,
+    storableText(args.reason),
   ]);
   return result.rows[0]?.n ?? 0;
 }
@@ -151,7 +153,7 @@ export async function finishInvocation(
     args.id,
     args.outcome,
     args.code ?? null,
-    args.message ?? null,
+    args.message === undefined ? null : storableText(args.message),
   ]);
   return result.rows[0]?.finished === true;
 }
