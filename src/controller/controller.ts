@@ -65,7 +65,7 @@ export interface ControllerConfig {
 
 export const CONTROLLER_DEFAULTS = {
   region: 'us-east-1',
-  metricsHost: '0.0.0.0',
+  metricsHost: '',
   metricsPort: 8080,
   leaseName: 'lambda-task-pool-controller',
   // Passes of many pools at once. The database halves of the passes that are ready together run as one

@@ -44,7 +44,9 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
+    // An empty host listens on every address, IPv6 and IPv4 (Node's default: `::`, dual-stack, or 0.0.0.0 without IPv6).
+    if (options.host) server.listen(options.port, options.host, () => resolve());
+    else server.listen(options.port, () => resolve());
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

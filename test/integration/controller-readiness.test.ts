@@ -1,6 +1,7 @@
 // /readyz of a real controller process against a real kube-apiserver: not ready while its identity may not
 // list the pools it watches (a rollout, or `helm install --wait`, must not call that a working controller),
-// with the cause in its log; ready once RBAC lets it list and watch them.
+// with the cause in its log; ready once RBAC lets it list and watch them. Probed over IPv6, as a kubelet on an
+// IPv6-only cluster does, with the metrics address the chart gives (":PORT").
 import { writeFile, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +27,8 @@ describe('controller readiness (real kube-apiserver, Postgres and a controller p
     await kubectl(['delete', 'namespace', NS, '--wait=false']);
   });
 
-  const readyz = async () => (await fetch(`http://127.0.0.1:${controller?.port}/readyz`)).status;
+  // Over IPv6: with --metrics-addr :PORT, as the chart runs it, the controller listens on every address.
+  const readyz = async () => (await fetch(`http://[::1]:${controller?.port}/readyz`)).status;
 
   it('is not ready while it may not list the pools, says why, and is ready once it may', async () => {
     // The control plane's "developer" user: authenticated, but bound to no role.
@@ -39,6 +41,7 @@ describe('controller readiness (real kube-apiserver, Postgres and a controller p
       databaseUrl: t.url,
       lambdaEndpoint: 'http://127.0.0.1:9',
       namespaces: [NS],
+      metricsHost: '',
     });
     const seen: number[] = [];
     for (let i = 0; i < 10; i += 1) {

@@ -19,6 +19,8 @@ export interface ControllerProcessOptions {
   nodeArgs?: string[];
   /** Called with every chunk the process writes. */
   onOutput?(chunk: string): void;
+  /** The host of --metrics-addr (default 127.0.0.1); '' listens on every address, as the chart's ":8080" does. */
+  metricsHost?: string;
   /** More flags after the ones above (e.g. --tenancy-policy). */
   extraArgs?: string[];
   /** Environment variables that replace the defaults below (e.g. AWS_SECRET_ACCESS_KEY). */
@@ -48,7 +50,7 @@ export async function startControllerProcess(options: ControllerProcessOptions, 
     '--namespaces',
     options.namespaces.join(','),
     '--metrics-addr',
-    `127.0.0.1:${port}`,
+    `${options.metricsHost ?? '127.0.0.1'}:${port}`,
     ...(options.leaderElect ? ['--leader-elect', '--lease-namespace', options.leaderElect.leaseNamespace] : []),
     ...(options.leaderElect?.leaseName ? ['--lease-name', options.leaderElect.leaseName] : []),
     ...(options.extraArgs ?? []),

@@ -197,5 +197,6 @@ function metricsAddress(text: string): { host: string; port: number } {
   if (portText === undefined || portText === '' || !Number.isInteger(port) || port < 0 || port > 65_535) {
     throw new UsageError(`--metrics-addr must be HOST:PORT or :PORT (got ${JSON.stringify(text)})`);
   }
-  return { host: host || '0.0.0.0', port };
+  // No host: every address, IPv6 and IPv4 alike (kubelets probe a Pod's IPv6 address on IPv6-only clusters).
+  return { host: host ?? '', port };
 }
