@@ -205,6 +205,14 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     expect(alert.stderr).to.match(/additional properties 'treshold' not allowed/);
     const pdb = await helmOffline(['template', 'typo', CHART, '--set', 'podDisruptionBudget.minAvailable=lots']);
     expect(pdb.code, 'a budget that is neither a count nor a percentage').to.not.equal(0);
+    // The controller refuses a policy keyed by something that is not a namespace name: so does the chart.
+    const tenancy = await helmOffline(['template', 'typo', CHART, '--set', 'tenancy.namespaces.Team_A.functions={x}']);
+    expect(tenancy.code, 'a tenancy key that is not a namespace name').to.not.equal(0);
+    expect(tenancy.stderr).to.match(/invalid propertyName 'Team_A'/);
+    // "0" keeps history for ever, and --set makes it a number: both forms are accepted.
+    const keepForEver = await helmOffline(['template', 'typo', CHART, '--set', 'retention=0']);
+    expect(keepForEver.code, keepForEver.stderr).to.equal(0);
+    expect(keepForEver.stdout).to.match(/name: RETENTION\s+value: "0"/);
   });
 
   it('with the defaults it renders the CRD (kept on uninstall), the controller, its RBAC and Service, and nothing optional', async () => {
@@ -365,6 +373,15 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     const percent = await render({ replicaCount: 3, podDisruptionBudget: { enabled: true, minAvailable: '50%' } });
     expect(percent.code, percent.stderr).to.equal(0);
     expect(at(only(percent.objects, 'PodDisruptionBudget'), 'spec', 'minAvailable')).to.equal('50%');
+    // Kubernetes rounds a percentage up: 60% of 2 pods is 2, 1% of 1 pod is 1. Both allow no eviction.
+    for (const [replicaCount, minAvailable] of [
+      [2, '60%'],
+      [1, '1%'],
+    ] as const) {
+      const rounded = await render({ replicaCount, podDisruptionBudget: { enabled: true, minAvailable } });
+      expect(rounded.code, `${minAvailable} of ${replicaCount}`).to.not.equal(0);
+      expect(rounded.stderr).to.contain('would block every node drain');
+    }
   });
 
   it('topology spread: none of its own with one replica or when turned off; your constraints replace the default', async () => {

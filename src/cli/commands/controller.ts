@@ -46,7 +46,7 @@ export default defineCommand({
         'Run the operator: watch LambdaTaskPool resources, dispatch exactly as many Lambda invocations as each backlog needs, ' +
           'sweep lost ones and write status. Runs until SIGINT or SIGTERM.',
       )
-      .option('--kubeconfig <path>', 'kubeconfig to use (default: in-cluster, else KUBECONFIG or ~/.kube/config)')
+      .option('--kubeconfig <path>', 'kubeconfig to use (default: KUBECONFIG, else ~/.kube/config, else in-cluster)')
       .addOption(databaseUrlOption('default database for pools without spec.database'))
       .addOption(new Option('--lambda-endpoint <url>', 'Lambda endpoint override').env('AWS_ENDPOINT_URL_LAMBDA'))
       .addOption(new Option('--region <region>', `default AWS region (default: ${HELP_DEFAULTS.region})`).env('AWS_REGION'))
