@@ -22,6 +22,7 @@ export const Reason = {
   DatabaseUnavailable: 'DatabaseUnavailable',
   ReconcileError: 'ReconcileError',
   SecretNotFound: 'SecretNotFound',
+  SecretForbidden: 'SecretForbidden',
   SecretInvalid: 'SecretInvalid',
   DefaultDatabaseNotAllowed: 'DefaultDatabaseNotAllowed',
   NoDefaultDatabase: 'NoDefaultDatabase',

@@ -9,7 +9,7 @@ import { createDb, type Db } from '../store/db.ts';
 import { DbClock } from '../store/db-clock.ts';
 import { migrate } from '../store/migrate.ts';
 import { NotificationListener, type Channel } from '../store/notifications.ts';
-import type { KubeApi } from './kube.ts';
+import { apiStatus, type KubeApi } from './kube.ts';
 import { describeError } from '../ops/describe-error.ts';
 import { Connectivity } from './connectivity.ts';
 
@@ -220,7 +220,21 @@ export class DatabaseRegistry {
         message: `this controller reads Secrets only in ${readable.join(', ')} (secrets.namespaces); a pool in ${ns} must use the default database`,
       };
     }
-    const secret = await this.options.kube.readSecretKey(ns, ref.name, ref.key);
+    let secret: Awaited<ReturnType<KubeApi['readSecretKey']>>;
+    try {
+      secret = await this.options.kube.readSecretKey(ns, ref.name, ref.key);
+    } catch (error) {
+      // Said in the pool's status, not only in a log line: the pool otherwise showed no condition at all.
+      const status = apiStatus(error);
+      if (status === 401 || status === 403) {
+        return {
+          ok: false,
+          reason: Reason.SecretForbidden,
+          message: `the controller may not read Secret ${ns}/${ref.name}: grant it get on secrets in ${ns} (the chart's secrets.namespaces)`,
+        };
+      }
+      return { ok: false, reason: Reason.ReconcileError, message: `could not read Secret ${ns}/${ref.name}: ${describeError(error)}` };
+    }
     if (!secret.found) return { ok: false, reason: Reason.SecretNotFound, message: `Secret ${ns}/${ref.name} was not found` };
     if (secret.value === undefined) {
       return { ok: false, reason: Reason.SecretInvalid, message: `Secret ${ns}/${ref.name} has no key "${ref.key}"` };

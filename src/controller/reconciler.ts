@@ -123,7 +123,17 @@ export class PoolReconciler {
       return {};
     }
     if (!parsed.meta.finalizers.includes(FINALIZER)) {
-      await this.deps.kube.setFinalizers(namespace, name, [...parsed.meta.finalizers, FINALIZER], parsed.meta.resourceVersion);
+      try {
+        await this.deps.kube.setFinalizers(namespace, name, [...parsed.meta.finalizers, FINALIZER], parsed.meta.resourceVersion);
+      } catch (error) {
+        // Said in status as well as in the log (best effort: the status write may be refused too). A conflict
+        // (the pool changed since it was read) is routine: the retry reads it again.
+        if (apiStatus(error) !== 409) {
+          const message = `could not add the finalizer ${FINALIZER}: ${describeError(error)}`;
+          await this.block(parsed, Reason.ReconcileError, message, false).catch(() => undefined);
+        }
+        throw error;
+      }
     }
     return this.reconcilePool(key, parsed.pool);
   }

@@ -1,4 +1,7 @@
 // Which database a pool uses (docs/architecture.md §9), against a real kube-apiserver for Secrets and a real Postgres.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import { DatabaseRegistry, type DatabaseResolution } from '../../src/controller/databases.ts';
 import { StrandedSweeper } from '../../src/controller/stranded-sweep.ts';
@@ -119,6 +122,27 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     const result = failure(await registry({ defaultUrl: defaultDb.url }).resolve(pool(ALLOWED, { name: 'own-db', key: 'url' })));
     expect(result.reason).to.equal('SecretNotFound');
     expect(result.message).to.equal(`Secret ${ALLOWED}/own-db was not found`);
+  });
+
+  it('reports a Secret the controller may not read as SecretForbidden, naming what to grant', async () => {
+    // The control plane's "developer" user is bound to no role: reading any Secret is refused (403).
+    const cp = await sharedControlPlane();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ltp-forbidden-'));
+    const kubeconfigPath = path.join(dir, 'kubeconfig');
+    await writeFile(kubeconfigPath, cp.kubeconfigFor('developer'), { mode: 0o600 });
+    const r = new DatabaseRegistry({
+      kube: new KubeApi(loadKubeConfig(kubeconfigPath)),
+      allowedDefaultNamespaces: [],
+      logger: silentLogger(),
+      onNotify: () => undefined,
+    });
+    registries.push(r);
+    const forbidden = failure(await r.resolve(pool(OTHER, { name: 'own-db', key: 'url' })));
+    expect(forbidden).to.deep.equal({
+      ok: false,
+      reason: 'SecretForbidden',
+      message: `the controller may not read Secret ${OTHER}/own-db: grant it get on secrets in ${OTHER} (the chart's secrets.namespaces)`,
+    });
   });
 
   it('reports a Secret without the key, or with a bad URL, without echoing its contents', async () => {
