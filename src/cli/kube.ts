@@ -3,6 +3,7 @@
 import type { ConfigurationOptions } from '@kubernetes/client-node';
 import { GROUP, KIND, PLURAL, VERSION } from '../api/types.ts';
 import { UsageError } from './command.ts';
+import { missingKubeconfig } from './kubeconfig-source.ts';
 
 export interface KubeTarget {
   kubeconfig?: string;
@@ -23,6 +24,8 @@ const DEADLINE_MS = 15_000;
 
 export async function poolReader(target: KubeTarget): Promise<PoolReader> {
   const { ApiException, CustomObjectsApi, KubeConfig, Observable } = await import('./kube-client.js');
+  const missing = missingKubeconfig(target.kubeconfig);
+  if (missing) throw new UsageError(missing);
   const kc = new KubeConfig();
   try {
     if (target.kubeconfig) kc.loadFromFile(target.kubeconfig);

@@ -80,7 +80,7 @@ describe('the CLI, in its own process', function () {
   });
 
   it('exits 2 with a message that says what to do on bad input', async () => {
-    const cases: Array<{ args: string[]; says: string }> = [
+    const cases: Array<{ args: string[]; says: string; env?: Record<string, string> }> = [
       { args: ['frobnicate'], says: "unknown command 'frobnicate'" },
       { args: ['statuss'], says: 'Did you mean status?' },
       { args: ['enqueue'], says: "required option '--queue <name>' not specified" },
@@ -95,9 +95,13 @@ describe('the CLI, in its own process', function () {
       { args: ['completion', 'fish'], says: 'Allowed choices are bash, zsh' },
       { args: ['controller', '--metrics-addr', 'nowhere'], says: '--metrics-addr must be HOST:PORT or :PORT' },
       { args: ['controller', '--lease-name', 'Not_A_Name'], says: 'must be a DNS subdomain' },
+      { args: ['controller', '--kubeconfig', '/nonexistent/kubeconfig'], says: 'the kubeconfig /nonexistent/kubeconfig does not exist' },
+      // No KUBECONFIG, no ~/.kube/config, not in a cluster: said, not a connection error from a made-up localhost:8080.
+      { args: ['status'], env: { HOME: '/nonexistent' }, says: 'no kubeconfig found: pass --kubeconfig, set KUBECONFIG' },
+      { args: ['controller'], env: { HOME: '/nonexistent' }, says: 'no kubeconfig found' },
     ];
     for (const c of cases) {
-      const result = await runCli(c.args);
+      const result = await runCli(c.args, c.env);
       expect(result.code, `${c.args.join(' ')}: ${result.stderr}`).to.equal(2);
       expect(result.stderr, c.args.join(' ')).to.include(c.says);
     }

@@ -5,6 +5,7 @@ import { OPEN_POLICY, parseTenancyPolicy, TenancyPolicyError, type TenancyPolicy
 import { untilSignal } from '../../ops/signals.ts';
 import { UsageError, defineCommand } from '../command.ts';
 import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabase, nonNegativeInt, positiveInt } from '../options.ts';
+import { missingKubeconfig } from '../kubeconfig-source.ts';
 
 // The defaults shown in the help are the controller's own (CONTROLLER_DEFAULTS, checked by a unit test);
 // the controller module is loaded only when the command runs, so that `--help` stays quick.
@@ -109,6 +110,8 @@ export default defineCommand({
       .action(async (options: ControllerOptions, command: Command) => {
         const tenancy = tenancyFrom(options.tenancyPolicy);
         const metrics = metricsAddress(options.metricsAddr);
+        const noKubeconfig = missingKubeconfig(options.kubeconfig);
+        if (noKubeconfig) throw new UsageError(noKubeconfig);
         const databaseUrl = hasDatabase(command) ? databaseFrom(command).url : undefined;
         const [{ startController, CONTROLLER_DEFAULTS, defaultIdentity }, { createLogger }, { startMemoryRelease }] = await Promise.all([
           import('../../controller/controller.js'),
