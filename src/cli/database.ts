@@ -16,9 +16,23 @@ export async function withDatabase<T>(command: Command, work: (db: Db) => Promis
   }
 }
 
-/** A connection failure names the database (host:port/name, never the URL); any other error passes as it is. */
+/** pg's own errors for a connection that got no answer in time (they carry no code). */
+const CONNECT_TIMEOUTS = ['Connection terminated due to connection timeout', 'timeout exceeded when trying to connect'];
+
+/**
+ * A connection failure names the database (host:port/name, never the URL), and a database without the
+ * schema says to migrate it; any other error passes as it is.
+ */
 export function unreachable(error: unknown, target: DatabaseTarget): unknown {
-  if (!isDatabaseUnavailable(error)) return error;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   const reason = error instanceof Error ? error.message : String(error);
+  // undefined_table, invalid_schema_name: nothing of ltp.* is there yet.
+  if ((code === '42P01' || code === '3F000') && /"ltp[."]/.test(reason)) {
+    return new Error(
+      `the database at ${target.display} has no LambdaTaskPool tables (${reason}): run \`lambda-task-pool migrate\` first (the controller also migrates the databases it uses)`,
+      { cause: error },
+    );
+  }
+  if (!isDatabaseUnavailable(error) && !CONNECT_TIMEOUTS.some((t) => reason.includes(t))) return error;
   return new Error(`cannot reach the database at ${target.display}: ${reason}`, { cause: error });
 }

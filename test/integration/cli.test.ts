@@ -7,9 +7,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import type { Command } from 'commander';
+import pg from 'pg';
 import { REPO_ROOT } from '../../dev/src/binaries.ts';
 import { buildProgram } from '../../src/cli/program.ts';
 import { runCli } from '../support/cli.ts';
+import { sharedPostgres } from '../support/postgres.ts';
 
 const run = promisify(execFile);
 
@@ -108,11 +110,39 @@ describe('the CLI, in its own process', function () {
   });
 
   it('exits 1 naming the database, never its password, when the database cannot be reached', async () => {
-    for (const args of [['migrate'], ['tasks', '--queue', 'q'], ['retry', '1'], ['cancel', '1', '--reason', 'x']]) {
+    for (const args of [
+      ['migrate'],
+      ['enqueue', '--queue', 'q'],
+      ['tasks', '--queue', 'q'],
+      ['retry', '1'],
+      ['cancel', '1', '--reason', 'x'],
+    ]) {
       const result = await runCli([...args, '--database-url', 'postgres://app:s3cret@127.0.0.1:1/tasks']);
       expect(result.code, args.join(' ')).to.equal(1);
-      expect(result.stderr).to.include('cannot reach the database at 127.0.0.1:1/tasks');
+      expect(result.stderr, args.join(' ')).to.include('cannot reach the database at 127.0.0.1:1/tasks');
       expect(result.stderr + result.stdout).not.to.include('s3cret');
+    }
+  });
+
+  it('says to run migrate when the database has no LambdaTaskPool tables yet', async () => {
+    const server = await sharedPostgres();
+    const name = `unmigrated_${process.pid}`;
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+    } finally {
+      await admin.end();
+    }
+    const url = server.url.replace(/\/[^/]*$/, `/${name}`);
+    for (const args of [
+      ['enqueue', '--queue', 'q'],
+      ['tasks', '--queue', 'q'],
+      ['tasks', '1'],
+    ]) {
+      const result = await runCli([...args, '--database-url', url]);
+      expect(result.code, args.join(' ')).to.equal(1);
+      expect(result.stderr, args.join(' ')).to.include(`has no LambdaTaskPool tables`).and.include('run `lambda-task-pool migrate` first');
     }
   });
 

@@ -1,11 +1,10 @@
 // `lambda-task-pool enqueue`: inserts tasks as a producer's plain INSERT would.
 import type { Command } from 'commander';
 import { plural } from '../../ops/plural.ts';
-import { createDb } from '../../store/db.ts';
+import { withDatabase } from '../database.ts';
 import { enqueueTasks } from '../../store/task-store.ts';
 import { defineCommand } from '../command.ts';
 import {
-  databaseFrom,
   databaseUrlOption,
   jsonValue,
   nonNegativeInt,
@@ -49,9 +48,8 @@ export default defineCommand({
       .option('--delay-seconds <n>', 'not due before this many seconds from now', nonNegativeInt(31_536_000), 0)
       .addOption(databaseUrlOption())
       .addOption(outputOption())
-      .action(async (options: EnqueueOptions, command: Command) => {
-        const db = createDb(databaseFrom(command), { max: 1, applicationName: 'lambda-task-pool-enqueue' });
-        try {
+      .action(async (options: EnqueueOptions, command: Command) =>
+        withDatabase(command, async (db) => {
           const ids: number[] = [];
           while (ids.length < options.count) {
             const batch = Math.min(BATCH, options.count - ids.length);
@@ -66,8 +64,6 @@ export default defineCommand({
           }
           if (options.output === 'json') console.log(json({ queue: options.queue, count: ids.length, ids }));
           else console.log(`enqueued ${plural(ids.length, 'task')} on queue ${options.queue}`);
-        } finally {
-          await db.end();
-        }
-      }),
+        }),
+      ),
 });
