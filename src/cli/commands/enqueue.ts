@@ -4,15 +4,7 @@ import { plural } from '../../ops/plural.ts';
 import { withDatabase } from '../database.ts';
 import { enqueueTasks } from '../../store/task-store.ts';
 import { defineCommand } from '../command.ts';
-import {
-  databaseUrlOption,
-  jsonValue,
-  nonNegativeInt,
-  outputOption,
-  positiveInt,
-  queueName,
-  type OutputFormat,
-} from '../options.ts';
+import { databaseUrlOption, jsonValue, nonNegativeInt, outputOption, positiveInt, queueName, type OutputFormat } from '../options.ts';
 import { json } from '../output.ts';
 
 const MAX_COUNT = 1_000_000;
