@@ -15,6 +15,7 @@ import { RecentTroubleIndexes1764720000000 } from './migrations/1764720000000-re
 import { DecisiveWakeups1764806400000 } from './migrations/1764806400000-decisive-wakeups.ts';
 import { PassPlanIndexes1764892800000 } from './migrations/1764892800000-pass-plan-indexes.ts';
 import { OneLiveIndex1764979200000 } from './migrations/1764979200000-one-live-index.ts';
+import { IdempotentWorkerWrites1765065600000 } from './migrations/1765065600000-idempotent-worker-writes.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   DecisiveWakeups1764806400000,
   PassPlanIndexes1764892800000,
   OneLiveIndex1764979200000,
+  IdempotentWorkerWrites1765065600000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */

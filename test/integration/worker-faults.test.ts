@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 import { taskWorker, closeWorkerConnections } from '../../packages/worker/src/index.ts';
+import { workerPool } from '../../packages/worker/src/database.ts';
 import { insertInvocations, getInvocation, type InvocationTemplate } from '../../src/store/invocation-store.ts';
 import { countBacklog, enqueueTasks, getTask, nextDueAt } from '../../src/store/task-store.ts';
 import { startTcpProxy, type TcpProxy } from '../../dev/src/tcp-proxy.ts';
@@ -144,6 +145,53 @@ describe('worker under faults (real Postgres)', function () {
       await t.db.query(`DROP TRIGGER drop_first_completion ON ltp.tasks`);
     }
   });
+
+  // A write that commits while its answer is lost (the connection drops right after the commit): the SDK
+  // retries it, and the retry must be answered as the first call was. Postgres is real; the lost answer is
+  // the one thing made up, by the pool the SDK uses throwing once after the statement has run.
+  for (const fn of ['worker_lease', 'worker_start_task', 'worker_complete_task', 'worker_fail_task', 'worker_finish']) {
+    it(`gives a retried ${fn} whose first answer was lost the same answer: no lost lease, no extra attempt`, async function () {
+      this.timeout(30_000);
+      const queue = `q-lost-${fn}`;
+      const failing = fn === 'worker_fail_task';
+      const ids = await enqueueTasks(t.db, { queue, payloads: [{}, {}] });
+      const [inv = 0] = await insertInvocations(t.db, { template: template(queue, { tasksPerInvocation: 2 }), count: 1, invokeAfterMs: 0 });
+      const attempts: number[] = [];
+      const handler = taskWorker({
+        databaseUrl: t.url,
+        logger,
+        process: (task) => {
+          attempts.push(task.attempt);
+          if (failing) throw new Error('boom');
+          return { ok: task.id };
+        },
+      });
+      const pool = (await workerPool(t.url)) as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+      const query = pool.query.bind(pool);
+      let lost = 0;
+      pool.query = async (...args: unknown[]) => {
+        const result = await query(...args);
+        if (lost === 0 && typeof args[0] === 'string' && args[0].includes(`ltp.${fn}(`)) {
+          lost += 1;
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+        }
+        return result;
+      };
+      let summary: Awaited<ReturnType<typeof handler>>;
+      try {
+        summary = await handler({ invocationId: String(inv) });
+      } finally {
+        pool.query = query;
+      }
+      expect(lost, `an answer of ${fn} was lost`).to.equal(1);
+      expect(attempts, 'attempts the handler saw').to.deep.equal([1, 1]);
+      expect(summary).to.include({ outcome: 'succeeded', done: failing ? 0 : 2, retried: failing ? 2 : 0, failed: 0 });
+      expect(await getInvocation(t.db, inv)).to.include({ status: 'succeeded', tasksStarted: 2 });
+      for (const id of ids) {
+        expect(await getTask(t.db, id)).to.include(failing ? { status: 'created', attempts: 1 } : { status: 'done', attempts: 1 });
+      }
+    });
+  }
 
   for (const { checksFunction, first } of [
     { checksFunction: false, first: 'claim' },
