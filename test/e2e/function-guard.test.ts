@@ -35,6 +35,21 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
       timeoutMs,
     );
 
+  /** The function's async invoke config as Lambda (the local runtime) reports it. */
+  const asyncConfigOf = async (name: string) => {
+    const client = new LambdaClient({
+      region: 'us-east-1',
+      endpoint: sys.lambda.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    try {
+      const config = await client.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: name }));
+      return { retries: config.MaximumRetryAttempts, age: config.MaximumEventAgeInSeconds };
+    } finally {
+      client.destroy();
+    }
+  };
+
   /** No two conditions may tell different stories: checked on every status this test reads. */
   const consistent = (pool: PoolView | undefined) => {
     const ready = condition(pool, 'Ready');
@@ -114,34 +129,15 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
       extraSpec: { function: { name: 'guard-managed', asyncConfig: 'Managed' }, startTimeoutSeconds: 600 },
     });
     await functionReady('guard-managed', 'FunctionConfigured');
-    const client = new LambdaClient({
-      region: 'us-east-1',
-      endpoint: sys.lambda.endpoint,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-    try {
-      const config = await client.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'guard-managed' }));
-      // An event older than the start timeout is orphaned already: Lambda may as well drop it.
-      expect({ retries: config.MaximumRetryAttempts, age: config.MaximumEventAgeInSeconds }).to.deep.equal({ retries: 0, age: 600 });
-    } finally {
-      client.destroy();
-    }
+    // An event older than the start timeout is orphaned already: Lambda may as well drop it.
+    expect(await asyncConfigOf('guard-managed')).to.deep.equal({ retries: 0, age: 600 });
     // Someone changes it by hand: the next check puts it back.
     register('guard-managed', { reservedConcurrency: 5, async: { maximumRetryAttempts: 1, maximumEventAgeSeconds: 60 } });
     await eventually(
       'the event age raised to the start timeout',
       async () => {
-        const c = new LambdaClient({
-          region: 'us-east-1',
-          endpoint: sys.lambda.endpoint,
-          credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-        });
-        try {
-          const config = await c.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'guard-managed' }));
-          return config.MaximumRetryAttempts === 0 && config.MaximumEventAgeInSeconds === 600;
-        } finally {
-          c.destroy();
-        }
+        const config = await asyncConfigOf('guard-managed');
+        return config.retries === 0 && config.age === 600;
       },
       30_000,
     );
@@ -171,17 +167,7 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
     await functionReady('guard-managed', 'AsyncRetriesEnabled');
     // Three more check intervals (2 s each): a guard still managing the function would have put it back by now.
     await new Promise((resolve) => setTimeout(resolve, 6_000));
-    const client = new LambdaClient({
-      region: 'us-east-1',
-      endpoint: sys.lambda.endpoint,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-    try {
-      const config = await client.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'guard-managed' }));
-      expect({ retries: config.MaximumRetryAttempts, age: config.MaximumEventAgeInSeconds }).to.deep.equal({ retries: 2, age: 3_600 });
-    } finally {
-      client.destroy();
-    }
+    expect(await asyncConfigOf('guard-managed')).to.deep.equal({ retries: 2, age: 3_600 });
   });
 
   it('says the timeout is too short for tasksPerInvocation tasks of the duration the ledger shows', async () => {
