@@ -182,22 +182,21 @@ export async function startController(config: ControllerConfig): Promise<Running
     intervalMs: config.retentionSweepMs,
     active: () => dispatching,
     logger: log,
-    pools: (databaseKey) =>
+    pools: (databaseIdentity) =>
       informers
         .flatMap((i) => i.list())
         .flatMap((obj) => {
           const parsed = parsePool(obj);
-          if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.key !== databaseKey) return [];
+          if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.identity !== databaseIdentity) return [];
           const { queue, retentionSeconds, function: fn, database } = parsed.pool.spec;
-          const verdict = checkPool(config.tenancy, {
+          const queueAllowed = checkPool(config.tenancy, {
             namespace: parsed.meta.namespace,
             functionName: fn.name,
             functionQualifier: fn.qualifier,
             queue,
             usesDefaultDatabase: database === undefined,
-          });
-          if (!verdict.allowed) return [];
-          return [{ uid: parsed.meta.uid, queue, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
+          }).allowed;
+          return [{ uid: parsed.meta.uid, queue, queueAllowed, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
         }),
     onDeleted: (table, rows) => metrics.retentionDeleted.inc({ table }, rows),
   });

@@ -3,7 +3,8 @@
 // invocations for longer or shorter (spec.retentionSeconds); 0 keeps them for ever. Rows of queues and
 // pools that no pool names here use the controller's default. A queue's retention comes only from the pool
 // that holds its claim (ltp.queue_claims, queueRetention below): a pool refused its queue (QueueConflict, or
-// the tenancy policy) must not shorten how long another pool's finished tasks are kept.
+// the tenancy policy) must not shorten how long another pool's finished tasks are kept. A pool's own
+// invocations always follow its own retention.
 import type { Logger } from '../ops/logger.ts';
 import { describeError } from '../ops/describe-error.ts';
 import {
@@ -17,13 +18,21 @@ import {
 import { deleteExpiredDecisions } from '../store/decisions.ts';
 import type { DatabaseRegistry } from './databases.ts';
 
+export interface ServedPool {
+  uid: string;
+  queue: string;
+  retentionSeconds?: number;
+  /** Whether the tenancy policy lets the pool use its queue (only then does it set the queue's retention). */
+  queueAllowed: boolean;
+}
+
 export interface RetentionSweepDeps {
   databases: DatabaseRegistry;
   /**
-   * The pools that serve a database (by its key) and that the tenancy policy allows, with their own retention
-   * when they name one.
+   * The pools that use a database (by its identity, host:port/database: a pool whose Secret reaches it by
+   * another URL or a rotated password is still one of them), with their own retention when they name one.
    */
-  pools(databaseKey: string): Array<{ uid: string; queue: string; retentionSeconds?: number }>;
+  pools(databaseIdentity: string): ServedPool[];
   defaultSeconds: number;
   intervalMs: number;
   /** Rows per DELETE. */
@@ -63,7 +72,7 @@ export class RetentionSweeper {
     const reports: RetentionReport[] = [];
     if (!this.deps.active()) return reports;
     for (const { database } of this.deps.databases.inUse()) {
-      const served = this.deps.pools(database.key);
+      const served = this.deps.pools(database.identity);
       const byPool = new Map(served.flatMap((p) => (p.retentionSeconds === undefined ? [] : [[p.uid, p.retentionSeconds] as const])));
       try {
         // Every queue and pool with finished rows here: those with totals, and those of the pools served here.
@@ -135,23 +144,21 @@ export class RetentionSweeper {
 }
 
 /**
- * How long each queue's finished tasks are kept here. A queue whose claim a pool served here holds takes
- * that pool's retention (or the default); a queue no pool holds takes the default; a queue held by a pool
- * not served here (refused, or another controller's) is left alone: only its holder may say how long its
- * tasks are kept, and keeping them longer loses nothing.
+ * How long each queue's finished tasks are kept here: the retention of the pool that holds the queue's claim,
+ * when this controller serves that pool and the tenancy policy lets it use the queue; the default otherwise
+ * (no holder, a holder gone without releasing its claim, or one this controller does not serve). A pool that
+ * only names the queue (refused it: QueueConflict, or the policy) never sets it.
  */
 export function queueRetention(
   queues: readonly string[],
-  served: ReadonlyArray<{ uid: string; queue: string; retentionSeconds?: number }>,
+  served: ReadonlyArray<ServedPool>,
   holders: ReadonlyMap<string, string>,
   defaultSeconds: number,
 ): RetentionTarget[] {
   const byUid = new Map(served.map((p) => [p.uid, p]));
-  return queues.flatMap((queue) => {
-    const holder = holders.get(queue);
-    if (holder === undefined) return [{ key: queue, maxAgeSeconds: defaultSeconds }];
-    const pool = byUid.get(holder);
-    if (pool?.queue !== queue) return [];
-    return [{ key: queue, maxAgeSeconds: pool.retentionSeconds ?? defaultSeconds }];
+  return queues.map((queue) => {
+    const holder = byUid.get(holders.get(queue) ?? '');
+    const own = holder?.queue === queue && holder.queueAllowed ? holder.retentionSeconds : undefined;
+    return { key: queue, maxAgeSeconds: own ?? defaultSeconds };
   });
 }

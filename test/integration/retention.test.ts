@@ -136,8 +136,8 @@ describe('retention (real Postgres)', function () {
       active: () => true,
       logger: silentLogger(),
       pools: () => [
-        { uid: a.meta.uid, queue: 'ret-a' },
-        { uid: b.meta.uid, queue: 'ret-b', retentionSeconds: 30 * DAY },
+        { uid: a.meta.uid, queue: 'ret-a', queueAllowed: true },
+        { uid: b.meta.uid, queue: 'ret-b', retentionSeconds: 30 * DAY, queueAllowed: true },
       ],
       onDeleted: (table, rows) => (deleted[table] = (deleted[table] ?? 0) + rows),
     });
@@ -169,10 +169,9 @@ describe('retention (real Postgres)', function () {
     expect(await claim(owner)).to.deep.equal({ held: true });
     expect(await claim(intruder)).to.deep.include({ held: false });
     const old = await finished(owner, 4, 30);
-    // A queue whose holder this controller does not serve is left to that holder, and one no pool holds takes the default.
-    const elsewhere = pool('ret-elsewhere');
-    expect(await claim(elsewhere)).to.deep.equal({ held: true });
-    const heldElsewhere = await finished(elsewhere, 3, 30);
+    // A queue whose holder is gone without releasing its claim takes the default, as one no pool holds does.
+    expect(await claim(pool('ret-stale'))).to.deep.equal({ held: true });
+    const stale = await finished(pool('ret-stale'), 3, 30);
     const unheld = await finished(pool('ret-unheld'), 2, 30);
     const sweeper = new RetentionSweeper({
       databases: registry,
@@ -181,13 +180,13 @@ describe('retention (real Postgres)', function () {
       active: () => true,
       logger: silentLogger(),
       pools: () => [
-        { uid: owner.meta.uid, queue: 'ret-owned', retentionSeconds: 0 },
-        { uid: intruder.meta.uid, queue: 'ret-owned', retentionSeconds: 60 },
+        { uid: owner.meta.uid, queue: 'ret-owned', retentionSeconds: 0, queueAllowed: true },
+        { uid: intruder.meta.uid, queue: 'ret-owned', retentionSeconds: 60, queueAllowed: false },
       ],
     });
     await sweeper.runOnce();
     expect(await exists('tasks', old.tasks), "the holder's tasks, kept for ever").to.equal(4);
-    expect(await exists('tasks', heldElsewhere.tasks), 'tasks of a queue another controller serves').to.equal(3);
+    expect(await exists('tasks', stale.tasks), 'tasks of a queue whose holder is gone, past the default').to.equal(0);
     expect(await exists('tasks', unheld.tasks), 'tasks of a queue no pool holds, past the default').to.equal(0);
   });
 
@@ -221,7 +220,7 @@ describe('retention (real Postgres)', function () {
       maxBatches: 1_000,
       active: () => true,
       logger: silentLogger(),
-      pools: () => [{ uid: big.meta.uid, queue: 'ret-big' }],
+      pools: () => [{ uid: big.meta.uid, queue: 'ret-big', queueAllowed: true }],
     });
     let sweeping = true;
     const passes: number[] = [];
