@@ -6,7 +6,6 @@ import { plural } from '../ops/plural.ts';
 import {
   INVOCATION_STATES,
   TASK_STATES,
-  type FunctionRef,
   type InvocationState,
   type PoolSpec,
   type PoolStatus,
@@ -42,21 +41,18 @@ export interface PoolFacts {
 }
 
 /**
- * The rejection that still describes the pool: not one Lambda has accepted an invoke of the pool since, nor
- * one of a function the spec no longer names (the user fixed a typo, or created the function and moved on).
+ * The rejection that still describes the pool: not one Lambda has accepted an invoke of the pool since. A
+ * rejection of a function the spec no longer names still stands until then, as dispatch still waits on it
+ * (and rows recorded for that function are invoked there again): Ready and the dispatch pause agree.
  */
-export function standingRejection(trouble: RecentTrouble, fn: FunctionRef): RecentTrouble['rejection'] {
+export function standingRejection(trouble: RecentTrouble): RecentTrouble['rejection'] {
   const rejection = trouble.rejection;
-  if (!rejection || rejection.acceptedSince) return undefined;
-  const rejected = rejection.function;
-  const same =
-    rejected.name === fn.name && (rejected.qualifier ?? '') === (fn.qualifier ?? '') && (rejected.region ?? '') === (fn.region ?? '');
-  return same ? rejection : undefined;
+  return rejection && !rejection.acceptedSince ? rejection : undefined;
 }
 
 export function desiredConditions(facts: PoolFacts): ConditionInput[] {
   const { invocations: inv, tasks, trouble, spec } = facts;
-  const rejection = standingRejection(trouble, spec.function);
+  const rejection = standingRejection(trouble);
   let ready: ConditionInput;
   if (rejection) {
     const reason = FUNCTION_MISSING_CODES.has(rejection.code)

@@ -122,14 +122,13 @@ describe('desiredConditions', () => {
         expected: { status: 'True', reason: 'Reconciled' },
       },
       {
-        name: 'is True when the rejection was of a function the spec no longer names (a fixed typo)',
+        name: 'is still False after the spec names another function, until an invoke is accepted, naming the function refused',
         facts: facts({ trouble: rejection('ResourceNotFoundException', { function: { name: 'make-thumbnail' } }) }),
-        expected: { status: 'True', reason: 'Reconciled' },
-      },
-      {
-        name: 'is True when the rejection was of another qualifier than the one the spec names',
-        facts: facts({ trouble: rejection('ResourceNotFoundException', { function: { name: 'make-thumbnails', qualifier: 'live' } }) }),
-        expected: { status: 'True', reason: 'Reconciled' },
+        expected: {
+          status: 'False',
+          reason: 'FunctionNotFound',
+          message: 'Lambda refused to invoke make-thumbnail: ResourceNotFoundException',
+        },
       },
     ]);
   });
