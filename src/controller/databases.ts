@@ -226,7 +226,7 @@ export class DatabaseRegistry {
     } catch (error) {
       // Said in the pool's status, not only in a log line: the pool otherwise showed no condition at all.
       const status = apiStatus(error);
-      if (status === 401 || status === 403) {
+      if (status === 403) {
         return {
           ok: false,
           reason: Reason.SecretForbidden,

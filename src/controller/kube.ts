@@ -42,7 +42,7 @@ export function apiStatus(error: unknown): number | undefined {
  * and a 404 are a missing RBAC rule and a missing CRD, which a bare "HTTP-Code: 403" does not say.
  */
 export function watchFailureHint(error: unknown): string | undefined {
-  const status = apiStatus(error) ?? Number(/HTTP-Code: (\d{3})/.exec(String(error))?.[1]);
+  const status = apiStatus(error);
   if (status === 401 || status === 403) {
     return `the controller's identity may not list and watch ${PLURAL}.${GROUP} here: check its ServiceAccount's RBAC (the chart's rbac.yaml)`;
   }
