@@ -213,6 +213,10 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     const keepForEver = await helmOffline(['template', 'typo', CHART, '--set', 'retention=0']);
     expect(keepForEver.code, keepForEver.stderr).to.equal(0);
     expect(keepForEver.stdout).to.match(/name: RETENTION\s+value: "0"/);
+    // A large number in a values file comes through as seconds, not as a float the controller refuses.
+    const month = await render({ retention: 2_592_000 });
+    expect(month.code, month.stderr).to.equal(0);
+    expect(envOf(only(month.objects, 'Deployment'))).to.deep.include({ name: 'RETENTION', value: '2592000' });
   });
 
   it('with the defaults it renders the CRD (kept on uninstall), the controller, its RBAC and Service, and nothing optional', async () => {
