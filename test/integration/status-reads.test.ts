@@ -14,6 +14,7 @@ import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 const OTHER_POOLS = 200;
 const LIVE_PER_OTHER_POOL = 100;
 const HISTORY = 100_000;
+const RECENT = 5_000;
 const MINE = { created: 300, deferred: 30, pending: 50, ready: 20, running: 30 };
 
 /** A Queryable that runs each statement twice: under EXPLAIN ANALYZE (its buffers recorded), then for real. */
@@ -63,6 +64,15 @@ describe('what a status write reads (real Postgres)', function () {
               generate_series(1, s.n) g`,
       [MINE.created, MINE.pending, MINE.ready, MINE.running, MINE.deferred],
     );
+    // And 5,000 more that finished in the last few minutes (a busy pool): inside the trouble window, but
+    // nothing a status read of a pool without trouble should read.
+    await t.db.query(
+      `INSERT INTO ltp.invocations (${columns})
+       SELECT 'mine', 'mine', 'uid-mine', 'q-mine', 'succeeded', 'fn', 1, 3, 60, now() - interval '5 minutes', now() - interval '5 minutes',
+              now() - interval '5 minutes', now() - make_interval(secs => g / 100.0), 1, NULL
+         FROM generate_series(1, $1::int) g`,
+      [RECENT],
+    );
     await t.db.query('ANALYZE ltp.invocations');
   });
 
@@ -70,7 +80,7 @@ describe('what a status write reads (real Postgres)', function () {
     await t?.close();
   });
 
-  it("counts the pool's 400 live invocations by state, not its 100,000 finished ones or other pools' 20,000 live ones", async () => {
+  it("counts the pool's 400 live invocations by state, not its 105,000 finished ones or other pools' 20,000 live ones", async () => {
     const probe = explaining(t.db);
     const { counts } = await poolInvocationCounts(probe.db, 'uid-mine');
     expect({ created: counts.created, pending: counts.pending, ready: counts.ready, running: counts.running }).to.deep.equal({
