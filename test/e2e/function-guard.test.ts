@@ -35,6 +35,17 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
       timeoutMs,
     );
 
+  /** The pool of the two asyncConfig tests, Managed or not, with a start timeout of 600 s. */
+  const applyGuardManaged = (asyncConfig: 'Managed' | 'Unmanaged') =>
+    applyPool({
+      namespace: NS,
+      name: 'guard-managed',
+      queue: 'guard-managed',
+      functionName: 'guard-managed',
+      maxConcurrency: 5,
+      extraSpec: { function: { name: 'guard-managed', asyncConfig }, startTimeoutSeconds: 600 },
+    });
+
   /** The function's async invoke config as Lambda (the local runtime) reports it. */
   const asyncConfigOf = async (name: string) => {
     const client = new LambdaClient({
@@ -120,14 +131,7 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
       reservedConcurrency: 5,
       async: { startDelayMs: 200, maximumRetryAttempts: 2, maximumEventAgeSeconds: 21_600 },
     });
-    await applyPool({
-      namespace: NS,
-      name: 'guard-managed',
-      queue: 'guard-managed',
-      functionName: 'guard-managed',
-      maxConcurrency: 5,
-      extraSpec: { function: { name: 'guard-managed', asyncConfig: 'Managed' }, startTimeoutSeconds: 600 },
-    });
+    await applyGuardManaged('Managed');
     await functionReady('guard-managed', 'FunctionConfigured');
     // An event older than the start timeout is orphaned already: Lambda may as well drop it.
     expect(await asyncConfigOf('guard-managed')).to.deep.equal({ retries: 0, age: 600 });
@@ -146,14 +150,7 @@ describe('function guard, decision trace and cost metrics end to end (real kube-
 
   it('stops managing the async config once the pool says Unmanaged: a setting made by hand then stays', async () => {
     // The pool of the test above, switched to Unmanaged; then someone sets the function's async config by hand.
-    await applyPool({
-      namespace: NS,
-      name: 'guard-managed',
-      queue: 'guard-managed',
-      functionName: 'guard-managed',
-      maxConcurrency: 5,
-      extraSpec: { function: { name: 'guard-managed', asyncConfig: 'Unmanaged' }, startTimeoutSeconds: 600 },
-    });
+    await applyGuardManaged('Unmanaged');
     await eventually(
       'the pool observed at its new generation',
       async () => {
