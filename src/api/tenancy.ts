@@ -9,6 +9,7 @@
 // A pattern is matched against the whole string as the pool writes it: `*` is any run of characters,
 // everything else is literal. A name pattern (no colon) therefore never matches an ARN, so a pool cannot
 // reach another account's function by writing its ARN; allow ARNs with ARN patterns.
+import type { PoolSpec } from './types.ts';
 
 export interface NamespaceRules {
   /** Patterns over spec.function.name (with :qualifier when spec.function.qualifier is set). */
@@ -111,6 +112,17 @@ export function rulesFor(policy: TenancyPolicy, namespace: string): RulesFor {
 export type PolicyVerdict = { allowed: true } | { allowed: false; reason: 'FunctionNotAllowed' | 'QueueNotAllowed'; message: string };
 
 /** Whether a pool may invoke its function, and (on the default database) claim its queue. */
+/** The policy's verdict on a pool as its spec stands: its function, its queue, and whether it uses the default database. */
+export function checkPoolSpec(policy: TenancyPolicy, pool: { meta: { namespace: string }; spec: PoolSpec }): PolicyVerdict {
+  return checkPool(policy, {
+    namespace: pool.meta.namespace,
+    functionName: pool.spec.function.name,
+    functionQualifier: pool.spec.function.qualifier,
+    queue: pool.spec.queue,
+    usesDefaultDatabase: pool.spec.database === undefined,
+  });
+}
+
 export function checkPool(
   policy: TenancyPolicy,
   pool: { namespace: string; functionName: string; functionQualifier?: string; queue: string; usesDefaultDatabase: boolean },

@@ -19,7 +19,7 @@ import { StrandedSweeper } from './stranded-sweep.ts';
 import { INVOCATIONS_CHANNEL } from '../store/notifications.ts';
 import { RetentionSweeper } from './retention-sweep.ts';
 import { parsePool } from '../api/parse.ts';
-import { checkPool, OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
+import { checkPoolSpec, OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
 import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
@@ -188,14 +188,8 @@ export async function startController(config: ControllerConfig): Promise<Running
         .flatMap((obj) => {
           const parsed = parsePool(obj);
           if (!parsed.ok || databases.lastResolved(parsed.meta.uid)?.identity !== databaseIdentity) return [];
-          const { queue, retentionSeconds, function: fn, database } = parsed.pool.spec;
-          const queueAllowed = checkPool(config.tenancy, {
-            namespace: parsed.meta.namespace,
-            functionName: fn.name,
-            functionQualifier: fn.qualifier,
-            queue,
-            usesDefaultDatabase: database === undefined,
-          }).allowed;
+          const { queue, retentionSeconds } = parsed.pool.spec;
+          const queueAllowed = checkPoolSpec(config.tenancy, parsed.pool).allowed;
           return [{ uid: parsed.meta.uid, queue, queueAllowed, ...(retentionSeconds !== undefined ? { retentionSeconds } : {}) }];
         }),
     onDeleted: (table, rows) => metrics.retentionDeleted.inc({ table }, rows),

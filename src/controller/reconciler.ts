@@ -3,7 +3,7 @@
 import { Reason } from '../api/conditions.ts';
 import { parsePool, parseStatus, type ParseResult } from '../api/parse.ts';
 import { FINALIZER, type Pool, type PoolStatus } from '../api/types.ts';
-import { checkPool, rulesFor, type TenancyPolicy } from '../api/tenancy.ts';
+import { checkPool, checkPoolSpec, rulesFor, type TenancyPolicy } from '../api/tenancy.ts';
 import { functionVerdict, stallFloorMs, type StartSignals } from '../planner/function-readiness.ts';
 import type { InvokeTarget } from '../lambda/invoker.ts';
 import { startSignals } from '../store/start-signals.ts';
@@ -152,13 +152,7 @@ export class PoolReconciler {
     let pass: DispatchPassResult;
     // A pool the tenancy policy refuses, or whose queue another pool holds, dispatches nothing; it still sweeps its own invocations.
     let refused: { reason: Reason; message: string } | undefined;
-    const verdict = checkPool(deps.policy, {
-      namespace: pool.meta.namespace,
-      functionName: pool.spec.function.name,
-      functionQualifier: pool.spec.function.qualifier,
-      queue: pool.spec.queue,
-      usesDefaultDatabase: pool.spec.database === undefined,
-    });
+    const verdict = checkPoolSpec(deps.policy, pool);
     if (!verdict.allowed) refused = { reason: Reason[verdict.reason], message: verdict.message };
     try {
       // A claim this pool holds cannot be taken from it while it exists: it is checked again only now and then.
