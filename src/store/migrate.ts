@@ -16,6 +16,7 @@ import { DecisiveWakeups1764806400000 } from './migrations/1764806400000-decisiv
 import { PassPlanIndexes1764892800000 } from './migrations/1764892800000-pass-plan-indexes.ts';
 import { OneLiveIndex1764979200000 } from './migrations/1764979200000-one-live-index.ts';
 import { IdempotentWorkerWrites1765065600000 } from './migrations/1765065600000-idempotent-worker-writes.ts';
+import { ClaimToken1765152000000 } from './migrations/1765152000000-claim-token.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
@@ -29,6 +30,7 @@ export const MIGRATIONS = [
   PassPlanIndexes1764892800000,
   OneLiveIndex1764979200000,
   IdempotentWorkerWrites1765065600000,
+  ClaimToken1765152000000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */

@@ -10,6 +10,7 @@
 // The migrations themselves run as the schema owner, not as any of these.
 import type { Queryable } from './db.ts';
 import { WORKER_FUNCTIONS } from './migrations/1764460800000-worker-functions.ts';
+import { CLAIM_TOKEN_FUNCTIONS } from './migrations/1765152000000-claim-token.ts';
 
 export interface RoleNames {
   producer: string;
@@ -45,7 +46,7 @@ export function grantsSql(names: RoleNames): string[] {
     // producer
     `GRANT SELECT, INSERT ON ltp.tasks TO ${producer}`,
     // worker: the protocol functions only
-    ...WORKER_FUNCTIONS.map((f) => `GRANT EXECUTE ON FUNCTION ltp.${f} TO ${worker}`),
+    ...[...WORKER_FUNCTIONS, ...CLAIM_TOKEN_FUNCTIONS].map((f) => `GRANT EXECUTE ON FUNCTION ltp.${f} TO ${worker}`),
     // controller
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ltp TO ${controller}`,
     `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ltp TO ${controller}`,

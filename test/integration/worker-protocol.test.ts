@@ -2,6 +2,7 @@
 // database's own refusal of illegal transitions. The handler is called directly here; the same handler
 // runs behind the local Lambda runtime in lambda-worker.test.ts.
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
@@ -210,6 +211,48 @@ describe('worker protocol (real Postgres)', function () {
     expect(calls).to.equal(3);
     expect(await countTasksByState(t.db, 'q-dup')).to.deep.equal({ created: 3, leased: 0, done: 3, failed: 0, cancelled: 0 });
     expect((await getInvocation(t.db, inv ?? 0))?.deliveries).to.equal(2);
+  });
+
+  it("a claim's own retry is answered again, a duplicate's claim is refused, whatever request id it carries", async () => {
+    await enqueueTasks(t.db, { queue: 'q-token', payloads: [{}] });
+    const [inv = 0] = await insertInvocations(t.db, { template: template('q-token'), count: 1, invokeAfterMs: 0 });
+    const claim = async (requestId: string, token: string | null) =>
+      (
+        await t.db.query<{ claimed: boolean; status: string }>(`SELECT claimed, status FROM ltp.worker_claim($1, $2, $3::uuid)`, [
+          inv,
+          requestId,
+          token,
+        ])
+      ).rows[0];
+    const mine = randomUUID();
+    expect(await claim('req-1', mine)).to.deep.equal({ claimed: true, status: 'ready' });
+    // Lambda's duplicate delivery carries the same request id, and a run of its own draws another token.
+    expect(await claim('req-1', randomUUID())).to.deep.equal({ claimed: false, status: 'ready' });
+    expect(await claim('req-1', null)).to.deep.equal({ claimed: false, status: 'ready' });
+    const old = await t.db.query<{ claimed: boolean }>(`SELECT claimed FROM ltp.worker_claim($1, $2)`, [inv, 'req-1']);
+    expect(old.rows[0]?.claimed, "an older SDK's claim of a claimed row").to.equal(false);
+    expect(await claim('req-1', mine)).to.deep.equal({ claimed: true, status: 'ready' });
+    expect(await getInvocation(t.db, inv)).to.include({ status: 'ready', deliveries: 4 });
+    // Once the run has leased, even its own token claims nothing.
+    await t.db.query(`SELECT * FROM ltp.worker_lease($1)`, [inv]);
+    expect(await claim('req-1', mine)).to.deep.equal({ claimed: false, status: 'running' });
+  });
+
+  it('claims on a schema from before the claim token (an SDK upgraded before the controller migrated)', async () => {
+    const older = await freshDatabase();
+    try {
+      await older.db.query(`DROP FUNCTION ltp.worker_claim(bigint, text, uuid)`);
+      await enqueueTasks(older.db, { queue: 'q-older', payloads: [{}, {}] });
+      const [inv = 0] = await insertInvocations(older.db, { template: template('q-older'), count: 1, invokeAfterMs: 0 });
+      let calls = 0;
+      const handler = taskWorker({ databaseUrl: older.url, logger: silentLogger(), process: () => (calls += 1) });
+      expect(await handler({ invocationId: String(inv) })).to.include({ outcome: 'succeeded', done: 2 });
+      expect(calls).to.equal(2);
+      expect(await getInvocation(older.db, inv)).to.include({ status: 'succeeded', deliveries: 1 });
+    } finally {
+      await closeWorkerConnections();
+      await older.close();
+    }
   });
 
   it('a late arrival of an orphaned invocation touches nothing', async () => {

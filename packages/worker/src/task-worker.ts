@@ -3,6 +3,7 @@
 //   start, run the handler, record the outcome -> give back what was not started -> succeeded.
 // A delivery whose claim changes no row is a duplicate, a retry or a late arrival: it touches no task.
 // A worker that cannot renew its heartbeat fences itself (lease-keeper.ts): it stops, and writes nothing.
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { backoffMs, type BackoffPolicy } from './backoff.ts';
 import { workerPool } from './database.ts';
@@ -85,13 +86,14 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
       }
     }
 
-    // A claim that committed but whose answer was lost is retried into "not claimed, ready": the delivery
-    // is skipped, having leased nothing, and the controller orphans the row at its heartbeat timeout.
+    // Every attempt of this run's claim carries one token: a claim that committed but whose answer was lost
+    // is answered again on retry, where a duplicate delivery (another run, another token) is refused.
+    const claimToken = randomUUID();
     let claimSentAt = 0;
     const claim = await beforeClaim('claim', () => {
       // Dated when the attempt that takes the row is sent: never later than its write of the heartbeat.
       claimSentAt = performance.now();
-      return claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId });
+      return claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId, claimToken });
     });
     if (!claim.claimed) {
       logger.info('delivery skipped: invocation already past its start', { invocation: invocationId, status: claim.status });

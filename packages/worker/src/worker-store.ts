@@ -35,19 +35,41 @@ export async function dispatchedFunction(
 
 export type ClaimResult = { claimed: true; invocation: ClaimedInvocation } | { claimed: false; status: string };
 
+/** Databases whose schema predates the claim token (migration 1765152000000): they get the two-argument claim. */
+const withoutClaimToken = new WeakSet<object>();
+
 /**
  * The worker's first act: compare-and-set created|pending -> ready. When it changes no row the event is
- * a duplicate, a retry of a finished run, or a late arrival; the delivery is still counted.
+ * a duplicate, a retry of a finished run, or a late arrival; the delivery is still counted. `claimToken`
+ * is drawn once per run and sent with every attempt: an attempt that finds the row ready with its own
+ * token is this run retrying a claim whose answer was lost, and is answered as the first one was.
  */
-export async function claimInvocation(db: Queryable, args: { id: number; requestId?: string }): Promise<ClaimResult> {
-  const result = await db.query<Omit<ClaimedInvocation, 'id'> & { claimed: boolean; status: string }>(
-    `SELECT claimed, status, queue, pool_uid AS "poolUid", function_name AS "functionName", function_qualifier AS "functionQualifier",
+export async function claimInvocation(db: Queryable, args: { id: number; requestId?: string; claimToken: string }): Promise<ClaimResult> {
+  const columns = `claimed, status, queue, pool_uid AS "poolUid", function_name AS "functionName", function_qualifier AS "functionQualifier",
             tasks_per_invocation AS "tasksPerInvocation", max_task_attempts AS "maxTaskAttempts",
             heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds",
-            retry_initial_delay_ms AS "retryInitialDelayMs", retry_max_delay_ms AS "retryMaxDelayMs"
-       FROM ltp.worker_claim($1, $2)`,
-    [args.id, args.requestId ?? null],
-  );
+            retry_initial_delay_ms AS "retryInitialDelayMs", retry_max_delay_ms AS "retryMaxDelayMs"`;
+  type Row = Omit<ClaimedInvocation, 'id'> & { claimed: boolean; status: string };
+  let result: pg.QueryResult<Row>;
+  if (withoutClaimToken.has(db)) {
+    result = await db.query<Row>(`SELECT ${columns} FROM ltp.worker_claim($1, $2)`, [args.id, args.requestId ?? null]);
+  } else {
+    try {
+      result = await db.query<Row>(`SELECT ${columns} FROM ltp.worker_claim($1, $2, $3::uuid)`, [
+        args.id,
+        args.requestId ?? null,
+        args.claimToken,
+      ]);
+    } catch (error) {
+      // 42883 undefined_function: the schema is older than this SDK (the controller, which migrates, not yet
+      // upgraded); 42501: a worker role whose grants a DBA has not yet applied again (docs/deploy.md). The
+      // failed statement changed nothing: claim without a token, as SDKs before it did.
+      const code = (error as { code?: unknown }).code;
+      if (code !== '42883' && code !== '42501') throw error;
+      withoutClaimToken.add(db);
+      return claimInvocation(db, args);
+    }
+  }
   const row = result.rows[0];
   if (!row || !row.claimed) return { claimed: false, status: row?.status ?? 'missing' };
   const { claimed: _claimed, status: _status, ...invocation } = row;
