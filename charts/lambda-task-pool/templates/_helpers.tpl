@@ -90,15 +90,14 @@ ClusterRole (all namespaces) or by one Role per watched namespace. No wildcards.
 
 {{- define "lambda-task-pool.rules" -}}
 # Exactly what src/controller calls: pools are read through a watch and patched (finalizer); status is patched.
+# No lambdataskpools/finalizers: the finalizer is a merge patch of the pool itself, and the controller sets no
+# ownerReferences (the subresource is only for blockOwnerDeletion).
 - apiGroups: ["lambda.taskpool.io"]
   resources: ["lambdataskpools"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["lambda.taskpool.io"]
   resources: ["lambdataskpools/status"]
   verbs: ["patch"]
-- apiGroups: ["lambda.taskpool.io"]
-  resources: ["lambdataskpools/finalizers"]
-  verbs: ["update"]
 # Events about pools (core/v1 Events, created once each; repeats are folded by the controller).
 - apiGroups: [""]
   resources: ["events"]
