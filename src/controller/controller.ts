@@ -248,6 +248,7 @@ export async function startController(config: ControllerConfig): Promise<Running
       ...passOptions,
       blockedRetryMs: config.blockedRetryMs,
       troubleWindowSeconds: 600,
+      defaultRetentionSeconds: config.retentionSeconds,
     },
   });
 

@@ -56,6 +56,8 @@ export interface ReconcilerDeps {
     /** How often a pool blocked on something outside Kubernetes (a Secret, the database) is looked at again. */
     blockedRetryMs: number;
     troubleWindowSeconds: number;
+    /** The controller's retention (--retention), recorded on the claims of pools that name none. */
+    defaultRetentionSeconds: number;
   };
 }
 
@@ -92,7 +94,7 @@ export class PoolReconciler {
 
   private readonly pending = new Map<string, PendingStatus>();
   /** Queue claims this controller holds, per pool uid, and when it last checked them. */
-  private readonly claimed = new Map<string, { database: string; queue: string; at: number }>();
+  private readonly claimed = new Map<string, { database: string; queue: string; retentionSeconds: number; at: number }>();
   private readonly lastStatusWrite = new Map<string, number>();
   private readonly statusQueue: WorkQueue;
   private readonly accounting: PoolAccounting;
@@ -157,17 +159,25 @@ export class PoolReconciler {
     try {
       // A claim this pool holds cannot be taken from it while it exists: it is checked again only now and then.
       const known = this.claimed.get(pool.meta.uid);
+      const retentionSeconds = pool.spec.retentionSeconds ?? deps.options.defaultRetentionSeconds;
       if (refused) {
         // A refused pool claims nothing.
-      } else if (!known || known.database !== databaseKey || known.queue !== pool.spec.queue || Date.now() - known.at > CLAIM_RECHECK_MS) {
+      } else if (
+        !known ||
+        known.database !== databaseKey ||
+        known.queue !== pool.spec.queue ||
+        known.retentionSeconds !== retentionSeconds ||
+        Date.now() - known.at > CLAIM_RECHECK_MS
+      ) {
         const claim = await claimQueue(db, {
           queue: pool.spec.queue,
           pool: { namespace: pool.meta.namespace, name: pool.meta.name, uid: pool.meta.uid },
+          retentionSeconds,
           isStale: (holder) => this.isGone(holder),
         });
         if (claim.held) {
           await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
-          this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, at: Date.now() });
+          this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, retentionSeconds, at: Date.now() });
         } else {
           this.claimed.delete(pool.meta.uid);
           refused = {

@@ -1,10 +1,11 @@
 // The retention sweep (per database): finished tasks and invocations (and the decision trace) older than their retention age are
 // deleted in small batches (src/store/retention.ts). A pool may keep its queue's tasks and its own
-// invocations for longer or shorter (spec.retentionSeconds); 0 keeps them for ever. Rows of queues and
-// pools that no pool names here use the controller's default. A queue's retention comes only from the pool
-// that holds its claim (ltp.queue_claims, queueRetention below): a pool refused its queue (QueueConflict, or
-// the tenancy policy) must not shorten how long another pool's finished tasks are kept. A pool's own
-// invocations always follow its own retention.
+// invocations for longer or shorter (spec.retentionSeconds); 0 keeps them for ever. A queue's retention
+// comes only from the pool that holds its claim (ltp.queue_claims, queueRetention below): a pool refused its
+// queue (QueueConflict, or the tenancy policy) must not shorten how long another pool's finished tasks are
+// kept. A pool's own invocations follow its own retention. Queues and pools another controller serves
+// (another release or cluster on the same database) follow the retention that controller recorded on the
+// claim; the rest take this controller's default.
 import type { Logger } from '../ops/logger.ts';
 import { describeError } from '../ops/describe-error.ts';
 import {
@@ -13,6 +14,7 @@ import {
   knownQueuesAndPools,
   queueHolders,
   targetsWithExpiredRows,
+  type QueueHolder,
   type RetentionTarget,
 } from '../store/retention.ts';
 import { deleteExpiredDecisions } from '../store/decisions.ts';
@@ -73,17 +75,14 @@ export class RetentionSweeper {
     if (!this.deps.active()) return reports;
     for (const { database } of this.deps.databases.inUse()) {
       const served = this.deps.pools(database.identity);
-      const byPool = new Map(served.flatMap((p) => (p.retentionSeconds === undefined ? [] : [[p.uid, p.retentionSeconds] as const])));
       try {
         // Every queue and pool with finished rows here: those with totals, and those of the pools served here.
         const known = await knownQueuesAndPools(database.db);
         const queues = new Set([...known.queues, ...served.map((p) => p.queue)]);
         const pools = new Set([...known.pools, ...served.map((p) => p.uid)]);
-        const age = (key: string, own: Map<string, number>) => own.get(key) ?? this.deps.defaultSeconds;
-        const taskTargets = queueRetention([...queues], served, await queueHolders(database.db), this.deps.defaultSeconds).filter(
-          (t) => t.maxAgeSeconds > 0,
-        );
-        const poolTargets = [...pools].map((p) => ({ key: p, maxAgeSeconds: age(p, byPool) })).filter((t) => t.maxAgeSeconds > 0);
+        const holders = await queueHolders(database.db);
+        const taskTargets = queueRetention([...queues], served, holders, this.deps.defaultSeconds).filter((t) => t.maxAgeSeconds > 0);
+        const poolTargets = poolRetention([...pools], served, holders, this.deps.defaultSeconds).filter((t) => t.maxAgeSeconds > 0);
         const report: RetentionReport = { database: database.display, tasks: 0, invocations: 0, decisions: 0 };
         // Tasks first: an invocation goes only once no task points at it.
         report.tasks = await this.drain(
@@ -144,21 +143,48 @@ export class RetentionSweeper {
 }
 
 /**
- * How long each queue's finished tasks are kept here: the retention of the pool that holds the queue's claim,
- * when this controller serves that pool and the tenancy policy lets it use the queue; the default otherwise
- * (no holder, a holder gone without releasing its claim, or one this controller does not serve). A pool that
- * only names the queue (refused it: QueueConflict, or the policy) never sets it.
+ * How long each queue's finished tasks are kept here. When this controller serves the pool that holds the
+ * queue's claim: that pool's retention if the tenancy policy lets it use the queue, the default otherwise.
+ * When another controller serves the holder: the retention it recorded on the claim, while the claim is fresh.
+ * The default when no pool holds the queue, or its holder is gone (a stale claim). A pool that only names the
+ * queue (refused it: QueueConflict, or the policy) never sets it.
  */
 export function queueRetention(
   queues: readonly string[],
   served: ReadonlyArray<ServedPool>,
-  holders: ReadonlyMap<string, string>,
+  holders: ReadonlyMap<string, QueueHolder>,
   defaultSeconds: number,
 ): RetentionTarget[] {
   const byUid = new Map(served.map((p) => [p.uid, p]));
   return queues.map((queue) => {
-    const holder = byUid.get(holders.get(queue) ?? '');
-    const own = holder?.queue === queue && holder.queueAllowed ? holder.retentionSeconds : undefined;
-    return { key: queue, maxAgeSeconds: own ?? defaultSeconds };
+    const claim = holders.get(queue);
+    const holder = byUid.get(claim?.uid ?? '');
+    if (holder) {
+      const own = holder.queue === queue && holder.queueAllowed ? holder.retentionSeconds : undefined;
+      return { key: queue, maxAgeSeconds: own ?? defaultSeconds };
+    }
+    return { key: queue, maxAgeSeconds: claim?.retentionSeconds ?? defaultSeconds };
+  });
+}
+
+/**
+ * How long each pool's finished invocations (and its decision trace) are kept here: its own retention when
+ * this controller serves it (the default when it names none); for a pool another controller serves, the
+ * retention recorded on the fresh claim it holds; the default for the rest (pools gone, or holding no claim).
+ */
+export function poolRetention(
+  pools: readonly string[],
+  served: ReadonlyArray<ServedPool>,
+  holders: ReadonlyMap<string, QueueHolder>,
+  defaultSeconds: number,
+): RetentionTarget[] {
+  const byUid = new Map(served.map((p) => [p.uid, p]));
+  const recorded = new Map(
+    [...holders.values()].flatMap((h) => (h.retentionSeconds === undefined ? [] : [[h.uid, h.retentionSeconds] as const])),
+  );
+  return pools.map((uid) => {
+    const mine = byUid.get(uid);
+    const seconds = mine ? mine.retentionSeconds : recorded.get(uid);
+    return { key: uid, maxAgeSeconds: seconds ?? defaultSeconds };
   });
 }

@@ -17,6 +17,7 @@ import { PassPlanIndexes1764892800000 } from './migrations/1764892800000-pass-pl
 import { OneLiveIndex1764979200000 } from './migrations/1764979200000-one-live-index.ts';
 import { IdempotentWorkerWrites1765065600000 } from './migrations/1765065600000-idempotent-worker-writes.ts';
 import { ClaimToken1765152000000 } from './migrations/1765152000000-claim-token.ts';
+import { ClaimRetention1765238400000 } from './migrations/1765238400000-claim-retention.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764201600000,
@@ -31,6 +32,7 @@ export const MIGRATIONS = [
   OneLiveIndex1764979200000,
   IdempotentWorkerWrites1765065600000,
   ClaimToken1765152000000,
+  ClaimRetention1765238400000,
 ];
 const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */

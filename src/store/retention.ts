@@ -71,8 +71,31 @@ export async function knownQueuesAndPools(db: Queryable): Promise<{ queues: stri
   return { queues: queues.rows.map((r) => r.queue), pools: pools.rows.map((r) => r.pool_uid) };
 }
 
-/** Which pool holds each queue's claim in this database (queue -> pool uid): only the holder sets its queue's retention. */
-export async function queueHolders(db: Queryable): Promise<Map<string, string>> {
-  const claims = await db.query<{ queue: string; pool_uid: string }>(`SELECT queue, pool_uid FROM ltp.queue_claims`);
-  return new Map(claims.rows.map((r) => [r.queue, r.pool_uid]));
+/** A queue's claim as retention reads it: who holds it, and the retention its controller recorded. */
+export interface QueueHolder {
+  uid: string;
+  /** Seconds (0: for ever); undefined when the claim records none, or was not refreshed within `freshSeconds`. */
+  retentionSeconds?: number;
+}
+
+/** A claim whose controller has not confirmed it for this long counts as stale: its recorded retention is ignored. */
+export const CLAIM_FRESH_SECONDS = 86_400;
+
+/**
+ * Which pool holds each queue's claim in this database (queue -> holder), with the retention the holder's
+ * controller recorded when the claim is fresh: only the holder sets its queue's retention.
+ */
+export async function queueHolders(db: Queryable, freshSeconds = CLAIM_FRESH_SECONDS): Promise<Map<string, QueueHolder>> {
+  const claims = await db.query<{ queue: string; pool_uid: string; retention_seconds: number | null }>(
+    `SELECT queue, pool_uid,
+            CASE WHEN refreshed_at > now() - make_interval(secs => $1) THEN retention_seconds END AS retention_seconds
+       FROM ltp.queue_claims`,
+    [freshSeconds],
+  );
+  return new Map(
+    claims.rows.map((r) => [
+      r.queue,
+      { uid: r.pool_uid, ...(r.retention_seconds === null ? {} : { retentionSeconds: r.retention_seconds }) },
+    ]),
+  );
 }

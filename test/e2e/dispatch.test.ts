@@ -175,6 +175,24 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     await eventually('owner finishes the shared queue', async () => (await countTasksByState(sys.database.db, 'shared')).done === 3);
     const byPool = await sys.database.db.query(`SELECT DISTINCT pool_name FROM ltp.invocations WHERE queue = 'shared'`);
     expect(byPool.rows.map((r: { pool_name: string }) => r.pool_name)).to.deep.equal(['owner']);
+    // The claim carries the owner's retention, for every controller that sweeps this database: the
+    // controller's default while the pool names none, then the pool's own as soon as it names one.
+    const recorded = async () =>
+      (
+        await sys.database.db.query<{ seconds: number | null }>(
+          `SELECT retention_seconds AS seconds FROM ltp.queue_claims WHERE queue = 'shared'`,
+        )
+      ).rows[0]?.seconds;
+    expect(await recorded(), "the controller's default retention on the owner's claim").to.equal(sys.controllerConfig.retentionSeconds);
+    await applyPool({
+      namespace: NS,
+      name: 'owner',
+      queue: 'shared',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
+      extraSpec: { retentionSeconds: 0 },
+    });
+    await eventually("the owner's own retention (for ever) on its claim", async () => (await recorded()) === 0);
   });
 
   it('a missing function becomes Ready=False FunctionNotFound without an endless retry, and other pools keep working', async () => {

@@ -95,11 +95,12 @@ describe('retention (real Postgres)', function () {
     return { tasks, invocations };
   }
 
-  /** The pool claims its queue, as its first pass does. */
-  const claim = (p: Pool) =>
+  /** The pool claims its queue, as its first pass does, recording its retention (or its controller's default). */
+  const claim = (p: Pool, defaultSeconds = 7 * DAY) =>
     claimQueue(t.db, {
       queue: p.spec.queue,
       pool: { namespace: p.meta.namespace, name: p.meta.name, uid: p.meta.uid },
+      retentionSeconds: p.spec.retentionSeconds ?? defaultSeconds,
       isStale: async () => false,
     });
 
@@ -188,6 +189,40 @@ describe('retention (real Postgres)', function () {
     expect(await exists('tasks', old.tasks), "the holder's tasks, kept for ever").to.equal(4);
     expect(await exists('tasks', stale.tasks), 'tasks of a queue whose holder is gone, past the default').to.equal(0);
     expect(await exists('tasks', unheld.tasks), 'tasks of a queue no pool holds, past the default').to.equal(0);
+  });
+
+  it('keeps what a pool another controller serves asked to keep: the retention recorded on its claim, while fresh', async () => {
+    // Two Helm releases (or clusters) share this database. Release B's pools keep their results for ever and
+    // for 90 days; this controller (release A) serves neither, and its default is 7 days.
+    const forever = pool('ret-b-forever', { retentionSeconds: 0 });
+    const quarter = pool('ret-b-quarter');
+    expect(await claim(forever)).to.deep.equal({ held: true });
+    expect(await claim(quarter, 90 * DAY)).to.deep.equal({ held: true });
+    const keptForEver = await finished(forever, 3, 30);
+    const within = await finished(quarter, 2, 30);
+    const beyond = await finished(quarter, 2, 120);
+    // A release uninstalled without its pools' finalizers: a claim nobody refreshed for two days is stale.
+    const gone = pool('ret-b-gone', { retentionSeconds: 0 });
+    expect(await claim(gone)).to.deep.equal({ held: true });
+    await t.db.query(`UPDATE ltp.queue_claims SET refreshed_at = now() - interval '2 days' WHERE queue = 'ret-b-gone'`);
+    const stale = await finished(gone, 2, 30);
+    const sweeper = new RetentionSweeper({
+      databases: registry,
+      defaultSeconds: 7 * DAY,
+      intervalMs: 60_000,
+      active: () => true,
+      logger: silentLogger(),
+      pools: () => [],
+    });
+    await sweeper.runOnce();
+    expect(await exists('tasks', keptForEver.tasks), 'tasks B keeps for ever').to.equal(3);
+    expect(await exists('invocations', keptForEver.invocations), 'invocations B keeps for ever').to.equal(3);
+    expect(await exists('tasks', within.tasks), "tasks within B's 90 days").to.equal(2);
+    expect(await exists('invocations', within.invocations), "invocations within B's 90 days").to.equal(2);
+    expect(await exists('tasks', beyond.tasks), "tasks past B's 90 days").to.equal(0);
+    expect(await exists('invocations', beyond.invocations), "invocations past B's 90 days").to.equal(0);
+    expect(await exists('tasks', stale.tasks), 'tasks of a stale claim, past the default').to.equal(0);
+    expect(await exists('invocations', stale.invocations), 'invocations of a stale claim, past the default').to.equal(0);
   });
 
   it('never holds up a dispatch pass: passes with a 100 ms lock timeout run throughout a large deletion', async function () {
