@@ -14,7 +14,7 @@ import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { isDatabaseUnavailable, type Db } from '../store/db.ts';
 import { poolInvocationCounts, recentTrouble, type PoolIdentity } from '../store/invocation-store.ts';
-import { claimQueue, releaseClaims } from '../store/queue-claims.ts';
+import { claimQueue, releaseClaims, withdrawClaimRetention } from '../store/queue-claims.ts';
 import { leaseWaitsSince, queueTaskCounts } from '../store/task-store.ts';
 import { backlogCountLimit } from '../planner/dispatch.ts';
 import type { Database, DatabaseRegistry } from './databases.ts';
@@ -95,6 +95,8 @@ export class PoolReconciler {
   private readonly pending = new Map<string, PendingStatus>();
   /** Queue claims this controller holds, per pool uid, and when it last checked them. */
   private readonly claimed = new Map<string, { database: string; queue: string; retentionSeconds: number; at: number }>();
+  /** Refused pools (tenancy policy) whose claims' recorded retention this controller has withdrawn, per pool uid. */
+  private readonly retentionWithdrawn = new Set<string>();
   private readonly lastStatusWrite = new Map<string, number>();
   private readonly statusQueue: WorkQueue;
   private readonly accounting: PoolAccounting;
@@ -161,7 +163,13 @@ export class PoolReconciler {
       const known = this.claimed.get(pool.meta.uid);
       const retentionSeconds = pool.spec.retentionSeconds ?? deps.options.defaultRetentionSeconds;
       if (refused) {
-        // A refused pool claims nothing.
+        // A refused pool claims nothing, and a claim it still holds no longer sets its queue's retention for
+        // the other controllers on this database (retention-sweep.ts); once, until it is allowed again.
+        this.claimed.delete(pool.meta.uid);
+        if (!this.retentionWithdrawn.has(pool.meta.uid)) {
+          await withdrawClaimRetention(db, pool.meta.uid);
+          this.retentionWithdrawn.add(pool.meta.uid);
+        }
       } else if (
         !known ||
         known.database !== databaseKey ||
@@ -176,6 +184,7 @@ export class PoolReconciler {
           isStale: (holder) => this.isGone(holder),
         });
         if (claim.held) {
+          this.retentionWithdrawn.delete(pool.meta.uid);
           await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
           this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, retentionSeconds, at: Date.now() });
         } else {
@@ -326,6 +335,7 @@ export class PoolReconciler {
       this.waitCursor.delete(route.uid);
       this.written.delete(route.uid);
       this.claimed.delete(route.uid);
+      this.retentionWithdrawn.delete(route.uid);
     }
     deps.routes.forget(key);
     await deps.metrics.forgetPool(namespace, name);
@@ -634,6 +644,7 @@ export class PoolReconciler {
     this.waitCursor.delete(meta.uid);
     this.written.delete(meta.uid);
     this.claimed.delete(meta.uid);
+    this.retentionWithdrawn.delete(meta.uid);
     return {};
   }
 }

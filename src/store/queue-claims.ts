@@ -45,6 +45,18 @@ export async function claimQueue(
   return { held: false, holder };
 }
 
+/**
+ * The pool's claims stop speaking for their queues' retention (the tenancy policy now refuses the pool): every
+ * controller's sweep then keeps those queues for its own default. Returns whether a claim changed.
+ */
+export async function withdrawClaimRetention(db: Queryable, poolUid: string): Promise<boolean> {
+  const result = await db.query(
+    `UPDATE ltp.queue_claims SET retention_seconds = NULL WHERE pool_uid = $1 AND retention_seconds IS NOT NULL`,
+    [poolUid],
+  );
+  return (result.rowCount ?? 0) > 0;
+}
+
 /** Releases every claim the pool holds (its queue changed, or it is being deleted). */
 export async function releaseClaims(db: Queryable, args: { poolUid: string; exceptQueue?: string }): Promise<void> {
   await db.query(`DELETE FROM ltp.queue_claims WHERE pool_uid = $1 AND queue IS DISTINCT FROM $2`, [

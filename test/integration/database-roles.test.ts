@@ -17,6 +17,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { roleNames, rolesScript } from '../../src/store/roles.ts';
 import { countTasksByState, enqueueTasks } from '../../src/store/task-store.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
+import { closeWorkerConnections, taskWorker } from '../../packages/worker/src/index.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WORKER = `${path.resolve(here, '../fixtures/functions/quick-worker.ts')}#handler`;
@@ -143,6 +144,35 @@ describe('database roles: producer, worker and controller (real Postgres, local 
       .map((l) => l.line)
       .join('\n');
     expect(logs).to.not.include('permission denied');
+  });
+
+  it('a worker role not yet granted the claim with a token still claims, without it, and says so once', async () => {
+    // A DBA applies the grants by hand and has not yet granted migration 1765152000000's function.
+    await t.db.query(`REVOKE EXECUTE ON FUNCTION ltp.worker_claim(bigint, text, uuid) FROM ${names.worker}`);
+    const admin = t.db;
+    try {
+      await enqueueTasks(admin, { queue: 'roles-untokened', payloads: [{}, {}] });
+      const inserted = await admin.query<{ id: number }>(
+        `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, function_name, tasks_per_invocation, max_task_attempts,
+                                      heartbeat_timeout_seconds)
+         VALUES ('default', 'untokened', 'uid-untokened', 'roles-untokened', 'roles-worker', 1, 3, 30), ('default', 'untokened', 'uid-untokened', 'roles-untokened', 'roles-worker', 1, 3, 30)
+         RETURNING id`,
+      );
+      const warnings: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+      const logger = {
+        info() {},
+        error() {},
+        warn: (message: string, fields?: Record<string, unknown>) => warnings.push({ message, fields }),
+      };
+      const handler = taskWorker({ databaseUrl: urlAs(login.worker), logger, process: () => ({ ok: true }) });
+      for (const { id } of inserted.rows) expect(await handler({ invocationId: String(id) })).to.include({ outcome: 'succeeded', done: 1 });
+      const said = warnings.filter((w) => w.message.startsWith('claiming without a claim token'));
+      expect(said, 'one warning for the two invocations').to.have.length(1);
+      expect(said[0]?.fields).to.include({ sqlState: '42501' });
+    } finally {
+      await closeWorkerConnections();
+      await t.db.query(`GRANT EXECUTE ON FUNCTION ltp.worker_claim(bigint, text, uuid) TO ${names.worker}`);
+    }
   });
 
   it('a worker cannot change a task it does not hold, nor any row directly', async () => {

@@ -196,8 +196,12 @@ describe('retention (real Postgres)', function () {
     // for 90 days; this controller (release A) serves neither, and its default is 7 days.
     const forever = pool('ret-b-forever', { retentionSeconds: 0 });
     const quarter = pool('ret-b-quarter');
+    // The sweep walks the databases the registry has resolved (this controller's default one).
+    expect((await registry.resolve(forever)).ok).to.equal(true);
     expect(await claim(forever)).to.deep.equal({ held: true });
     expect(await claim(quarter, 90 * DAY)).to.deep.equal({ held: true });
+    // --retention has no upper bound of its own: a century (3.15e9 s, past a 32-bit integer) is recorded too.
+    expect(await claim(pool('ret-b-century'), 36_500 * DAY)).to.deep.equal({ held: true });
     const keptForEver = await finished(forever, 3, 30);
     const within = await finished(quarter, 2, 30);
     const beyond = await finished(quarter, 2, 120);

@@ -244,6 +244,13 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
       tasksPerInvocation: 1,
     });
     await readyReason(NS.b, 'turncoat', 'Reconciled');
+    const recorded = async () =>
+      (
+        await stack.database.db.query<{ seconds: number | null }>(
+          `SELECT retention_seconds AS seconds FROM ltp.queue_claims WHERE queue = 'team-b/turncoat'`,
+        )
+      ).rows[0]?.seconds;
+    expect(await recorded(), 'the retention recorded on its claim while it is allowed').to.be.a('number');
     const patched = await kubectl([
       'patch',
       'ltp',
@@ -256,6 +263,8 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
     ]);
     expect(patched.code, patched.stderr).to.equal(0);
     await readyReason(NS.b, 'turncoat', 'FunctionNotAllowed');
+    // Refused, it no longer sets its queue's retention for the other controllers on this database.
+    expect(await recorded(), 'the retention on its claim once refused').to.equal(null);
     const ids = await enqueueTasks(stack.database.db, { queue: 'team-b/turncoat', payloads: [{}, {}] });
     await new Promise((r) => setTimeout(r, 3_000));
     expect(stack.lambda.events('team-a-billing')).to.have.length(0);

@@ -52,7 +52,7 @@ const RELEASE_REASONS: Record<string, string> = {
 export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<P, R>): TaskWorkerHandler {
   const base: WorkerLogger = options.logger ?? jsonLogger();
   // Said once per handler, not on every invocation of a warm function.
-  const warned: Warned = { intervalCapped: false };
+  const warned: Warned = { intervalCapped: false, claimWithoutToken: false };
 
   return async function handler(event: unknown, context?: LambdaContextLike): Promise<WorkerSummary> {
     const { invocationId } = parseWorkerEvent(event);
@@ -93,7 +93,22 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     const claim = await beforeClaim('claim', () => {
       // Dated when the attempt that takes the row is sent: never later than its write of the heartbeat.
       claimSentAt = performance.now();
-      return claimInvocation(db, { id: invocationId, requestId: context?.awsRequestId, claimToken });
+      return claimInvocation(db, {
+        id: invocationId,
+        requestId: context?.awsRequestId,
+        claimToken,
+        onWithoutToken: (sqlState) => {
+          if (warned.claimWithoutToken) return;
+          warned.claimWithoutToken = true;
+          logger.warn('claiming without a claim token: a claim whose answer is lost will waste its invocation', {
+            sqlState,
+            fix:
+              sqlState === '42883'
+                ? 'migrate the database (lambda-task-pool migrate, or upgrade the controller)'
+                : 'grant EXECUTE on ltp.worker_claim(bigint, text, uuid) to the worker role (lambda-task-pool migrate --role-prefix PREFIX)',
+          });
+        },
+      });
     });
     if (!claim.claimed) {
       logger.info('delivery skipped: invocation already past its start', { invocation: invocationId, status: claim.status });
@@ -109,7 +124,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
 }
 
 type Persisted<T> = { ok: true; value: T } | { ok: false };
-type Warned = { intervalCapped: boolean };
+type Warned = { intervalCapped: boolean; claimWithoutToken: boolean };
 type Db = pg.Pool;
 
 /** One claimed invocation, from lease to finish. */

@@ -44,7 +44,16 @@ const withoutClaimToken = new WeakSet<object>();
  * is drawn once per run and sent with every attempt: an attempt that finds the row ready with its own
  * token is this run retrying a claim whose answer was lost, and is answered as the first one was.
  */
-export async function claimInvocation(db: Queryable, args: { id: number; requestId?: string; claimToken: string }): Promise<ClaimResult> {
+export async function claimInvocation(
+  db: Queryable,
+  args: {
+    id: number;
+    requestId?: string;
+    claimToken: string;
+    /** Told the SQLSTATE when the database cannot take the token (older schema, or a role not yet granted). */
+    onWithoutToken?: (sqlState: string) => void;
+  },
+): Promise<ClaimResult> {
   const columns = `claimed, status, queue, pool_uid AS "poolUid", function_name AS "functionName", function_qualifier AS "functionQualifier",
             tasks_per_invocation AS "tasksPerInvocation", max_task_attempts AS "maxTaskAttempts",
             heartbeat_timeout_seconds AS "heartbeatTimeoutSeconds",
@@ -67,6 +76,7 @@ export async function claimInvocation(db: Queryable, args: { id: number; request
       const code = (error as { code?: unknown }).code;
       if (code !== '42883' && code !== '42501') throw error;
       withoutClaimToken.add(db);
+      args.onWithoutToken?.(code);
       return claimInvocation(db, args);
     }
   }

@@ -6,7 +6,8 @@
 // said the lease or the invocation had been taken away. Each of these functions now answers a retry as it
 // answered the first call. The claim is not among them: Lambda's duplicate deliveries carry the same
 // request id, so a claim keyed on it could let two workers run one invocation; a retried claim that had
-// committed still sees the row claimed and leases nothing (the controller orphans it).
+// committed still sees the row claimed and leases nothing (the controller orphans it). Migration
+// 1765152000000-claim-token answers that retry too, keyed on a token each run draws for itself.
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 const UP = `
