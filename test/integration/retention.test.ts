@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { DatabaseRegistry } from '../../src/controller/databases.ts';
 import { runDispatchPass, templateFor } from '../../src/controller/dispatch-pass.ts';
-import { RetentionSweeper } from '../../src/controller/retention-sweep.ts';
+import { RetentionSweeper, type ServedPool } from '../../src/controller/retention-sweep.ts';
 import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
 import type { Pool } from '../../src/api/types.ts';
 import { createInvoker } from '../../src/lambda/invoker.ts';
@@ -104,6 +104,17 @@ describe('retention (real Postgres)', function () {
       isStale: async () => false,
     });
 
+  /** This controller's sweep (default retention 7 days), serving these pools. */
+  const sweeperServing = (served: ServedPool[]) =>
+    new RetentionSweeper({
+      databases: registry,
+      defaultSeconds: 7 * DAY,
+      intervalMs: 60_000,
+      active: () => true,
+      logger: silentLogger(),
+      pools: () => served,
+    });
+
   const exists = async (table: 'tasks' | 'invocations', ids: number[]) =>
     (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.${table} WHERE id = ANY($1::bigint[])`, [ids])).rows[0]?.n ?? 0;
 
@@ -174,17 +185,10 @@ describe('retention (real Postgres)', function () {
     expect(await claim(pool('ret-stale'))).to.deep.equal({ held: true });
     const stale = await finished(pool('ret-stale'), 3, 30);
     const unheld = await finished(pool('ret-unheld'), 2, 30);
-    const sweeper = new RetentionSweeper({
-      databases: registry,
-      defaultSeconds: 7 * DAY,
-      intervalMs: 60_000,
-      active: () => true,
-      logger: silentLogger(),
-      pools: () => [
-        { uid: owner.meta.uid, queue: 'ret-owned', retentionSeconds: 0, queueAllowed: true },
-        { uid: intruder.meta.uid, queue: 'ret-owned', retentionSeconds: 60, queueAllowed: false },
-      ],
-    });
+    const sweeper = sweeperServing([
+      { uid: owner.meta.uid, queue: 'ret-owned', retentionSeconds: 0, queueAllowed: true },
+      { uid: intruder.meta.uid, queue: 'ret-owned', retentionSeconds: 60, queueAllowed: false },
+    ]);
     await sweeper.runOnce();
     expect(await exists('tasks', old.tasks), "the holder's tasks, kept for ever").to.equal(4);
     expect(await exists('tasks', stale.tasks), 'tasks of a queue whose holder is gone, past the default').to.equal(0);
@@ -210,14 +214,8 @@ describe('retention (real Postgres)', function () {
     expect(await claim(gone)).to.deep.equal({ held: true });
     await t.db.query(`UPDATE ltp.queue_claims SET refreshed_at = now() - interval '2 days' WHERE queue = 'ret-b-gone'`);
     const stale = await finished(gone, 2, 30);
-    const sweeper = new RetentionSweeper({
-      databases: registry,
-      defaultSeconds: 7 * DAY,
-      intervalMs: 60_000,
-      active: () => true,
-      logger: silentLogger(),
-      pools: () => [],
-    });
+    // This controller serves none of them.
+    const sweeper = sweeperServing([]);
     await sweeper.runOnce();
     expect(await exists('tasks', keptForEver.tasks), 'tasks B keeps for ever').to.equal(3);
     expect(await exists('invocations', keptForEver.invocations), 'invocations B keeps for ever').to.equal(3);
