@@ -18,14 +18,20 @@ const FUNCTIONS = [
   'worker_finish(bigint, text, text, text)',
 ];
 
-const UP = `
+/**
+ * Each worker function as this migration creates it, by name. A later migration that replaces one restores it
+ * from here in its down() (1765065600000-idempotent-worker-writes.ts).
+ */
+export const WORKER_FUNCTION_DEFINITIONS = {
+  worker_dispatched_function: `
 -- The function an invocation was dispatched to (the SDK refuses a forged or misrouted event before claiming).
 CREATE FUNCTION ltp.worker_dispatched_function(p_invocation bigint)
 RETURNS TABLE (function_name text, function_qualifier text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
   SELECT function_name, function_qualifier FROM ltp.invocations WHERE id = p_invocation
 $$;
-
+`,
+  worker_claim: `
 -- created|pending -> ready; when no row changes, the delivery is counted and the row's state returned.
 CREATE FUNCTION ltp.worker_claim(p_invocation bigint, p_request_id text)
 RETURNS TABLE (claimed boolean, status text, queue text, pool_uid text, function_name text, function_qualifier text,
@@ -48,7 +54,8 @@ BEGIN
   RETURN QUERY SELECT false, COALESCE(r.status::text, 'missing'), NULL::text, NULL::text, NULL::text, NULL::text,
                       NULL::integer, NULL::integer, NULL::integer, NULL::integer, NULL::integer;
 END $$;
-
+`,
+  worker_lease: `
 -- Leases up to tasks_per_invocation due tasks of the invocation's own queue (FOR UPDATE SKIP LOCKED) and moves it
 -- ready -> running, atomically. Returns no row at all when the invocation is no longer ready (nothing is leased),
 -- and a single row with a NULL id when it leased nothing.
@@ -72,7 +79,8 @@ BEGIN
   UPDATE ltp.invocations i SET status = 'running', running_at = now(), heartbeat_at = now(), tasks_leased = n WHERE i.id = inv.id;
   IF n = 0 THEN RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::jsonb, NULL::integer, NULL::integer, NULL::timestamptz; END IF;
 END $$;
-
+`,
+  worker_start_task: `
 -- The handler is about to start on a task this running invocation holds: count the attempt, renew the heartbeat.
 CREATE FUNCTION ltp.worker_start_task(p_task bigint, p_invocation bigint)
 RETURNS integer
@@ -89,7 +97,8 @@ BEGIN
   END IF;
   RETURN a;
 END $$;
-
+`,
+  worker_heartbeat: `
 CREATE FUNCTION ltp.worker_heartbeat(p_invocation bigint)
 RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
@@ -97,7 +106,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
     UPDATE ltp.invocations SET heartbeat_at = now() WHERE id = p_invocation AND status IN ('ready', 'running') RETURNING 1)
   SELECT EXISTS (SELECT 1 FROM beat)
 $$;
-
+`,
+  worker_complete_task: `
 CREATE FUNCTION ltp.worker_complete_task(p_task bigint, p_invocation bigint, p_result jsonb)
 RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
@@ -106,7 +116,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
      WHERE id = p_task AND status = 'leased' AND invocation_id = p_invocation RETURNING 1)
   SELECT EXISTS (SELECT 1 FROM done)
 $$;
-
+`,
+  worker_fail_task: `
 -- A failed attempt: due again after the delay, or failed once its attempts (the task's, else the invocation's
 -- limit) are used up. Returns the new status, or NULL when the lease is no longer this invocation's.
 CREATE FUNCTION ltp.worker_fail_task(p_task bigint, p_invocation bigint, p_error text, p_retry_delay_ms double precision)
@@ -125,7 +136,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
     RETURNING t.status)
   SELECT status::text FROM failed
 $$;
-
+`,
+  worker_release_unstarted: `
 CREATE FUNCTION ltp.worker_release_unstarted(p_invocation bigint, p_tasks bigint[], p_reason text)
 RETURNS integer
 LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
@@ -134,7 +146,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
      WHERE id = ANY(p_tasks) AND status = 'leased' AND invocation_id = p_invocation RETURNING 1)
   SELECT count(*)::integer FROM released
 $$;
-
+`,
+  worker_finish: `
 -- Ends the invocation as its worker sees it: succeeded (from running) or failed (from ready or running).
 CREATE FUNCTION ltp.worker_finish(p_invocation bigint, p_outcome text, p_code text, p_message text)
 RETURNS boolean
@@ -150,7 +163,11 @@ BEGIN
                             ELSE ARRAY['ready', 'running']::ltp.invocation_status[] END);
   RETURN FOUND;
 END $$;
+`,
+} satisfies Record<string, string>;
 
+const UP = `
+${Object.values(WORKER_FUNCTION_DEFINITIONS).join('\n')}
 ${FUNCTIONS.map((f) => `REVOKE ALL ON FUNCTION ltp.${f} FROM PUBLIC;`).join('\n')}
 `;
 

@@ -9,6 +9,7 @@
 // committed still sees the row claimed and leases nothing (the controller orphans it). Migration
 // 1765152000000-claim-token answers that retry too, keyed on a token each run draws for itself.
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { WORKER_FUNCTION_DEFINITIONS } from './1764460800000-worker-functions.ts';
 
 const UP = `
 -- A lease retried after its answer was lost: the tasks this invocation already leased, as long as none has
@@ -117,85 +118,8 @@ END $$;
 `;
 
 // The functions as 1764460800000-worker-functions.ts created them.
-const DOWN = `
-CREATE OR REPLACE FUNCTION ltp.worker_lease(p_invocation bigint)
-RETURNS TABLE (id bigint, queue text, payload jsonb, attempts integer, max_attempts integer, created_at timestamptz)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
-DECLARE inv ltp.invocations;
-DECLARE n integer;
-BEGIN
-  SELECT * INTO inv FROM ltp.invocations i WHERE i.id = p_invocation AND i.status = 'ready' FOR UPDATE;
-  IF NOT FOUND THEN RETURN; END IF;
-  RETURN QUERY
-    WITH picked AS (
-      SELECT t.id FROM ltp.tasks t
-       WHERE t.queue = inv.queue AND t.status = 'created' AND t.run_after <= now()
-       ORDER BY t.run_after, t.id LIMIT inv.tasks_per_invocation FOR UPDATE SKIP LOCKED)
-    UPDATE ltp.tasks t SET status = 'leased', invocation_id = inv.id, leased_at = now(), finished_at = NULL
-      FROM picked WHERE t.id = picked.id
-    RETURNING t.id, t.queue, t.payload, t.attempts, t.max_attempts, t.created_at;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  UPDATE ltp.invocations i SET status = 'running', running_at = now(), heartbeat_at = now(), tasks_leased = n WHERE i.id = inv.id;
-  IF n = 0 THEN RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::jsonb, NULL::integer, NULL::integer, NULL::timestamptz; END IF;
-END $$;
-
-CREATE OR REPLACE FUNCTION ltp.worker_start_task(p_task bigint, p_invocation bigint)
-RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
-DECLARE a integer;
-BEGIN
-  UPDATE ltp.tasks t SET attempts = t.attempts + 1, started_at = clock_timestamp()
-   WHERE t.id = p_task AND t.status = 'leased' AND t.invocation_id = p_invocation
-     AND EXISTS (SELECT 1 FROM ltp.invocations i WHERE i.id = p_invocation AND i.status = 'running')
-  RETURNING t.attempts INTO a;
-  IF a IS NOT NULL THEN
-    UPDATE ltp.invocations i SET tasks_started = i.tasks_started + 1, heartbeat_at = now()
-     WHERE i.id = p_invocation AND i.status = 'running';
-  END IF;
-  RETURN a;
-END $$;
-
-CREATE OR REPLACE FUNCTION ltp.worker_complete_task(p_task bigint, p_invocation bigint, p_result jsonb)
-RETURNS boolean
-LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
-  WITH done AS (
-    UPDATE ltp.tasks SET status = 'done', result = p_result, last_error = NULL, finished_at = now()
-     WHERE id = p_task AND status = 'leased' AND invocation_id = p_invocation RETURNING 1)
-  SELECT EXISTS (SELECT 1 FROM done)
-$$;
-
-CREATE OR REPLACE FUNCTION ltp.worker_fail_task(p_task bigint, p_invocation bigint, p_error text, p_retry_delay_ms double precision)
-RETURNS text
-LANGUAGE sql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
-  WITH inv AS (SELECT max_task_attempts FROM ltp.invocations WHERE id = p_invocation),
-  failed AS (
-    UPDATE ltp.tasks t
-       SET status = CASE WHEN t.attempts >= COALESCE(t.max_attempts, inv.max_task_attempts) THEN 'failed'::ltp.task_status ELSE 'created'::ltp.task_status END,
-           last_error = left(p_error, 4000),
-           run_after = CASE WHEN t.attempts >= COALESCE(t.max_attempts, inv.max_task_attempts) THEN t.run_after
-                            ELSE now() + make_interval(secs => GREATEST(p_retry_delay_ms, 0) / 1000) END,
-           finished_at = CASE WHEN t.attempts >= COALESCE(t.max_attempts, inv.max_task_attempts) THEN now() END
-      FROM inv
-     WHERE t.id = p_task AND t.status = 'leased' AND t.invocation_id = p_invocation
-    RETURNING t.status)
-  SELECT status::text FROM failed
-$$;
-
-CREATE OR REPLACE FUNCTION ltp.worker_finish(p_invocation bigint, p_outcome text, p_code text, p_message text)
-RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = ltp, pg_temp AS $$
-BEGIN
-  IF p_outcome NOT IN ('succeeded', 'failed') THEN
-    RAISE EXCEPTION 'a worker ends an invocation succeeded or failed, not %', p_outcome USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  UPDATE ltp.invocations
-     SET status = p_outcome::ltp.invocation_status, finished_at = now(), error_code = p_code, error_message = left(p_message, 2000)
-   WHERE id = p_invocation
-     AND status = ANY (CASE WHEN p_outcome = 'succeeded' THEN ARRAY['running']::ltp.invocation_status[]
-                            ELSE ARRAY['ready', 'running']::ltp.invocation_status[] END);
-  RETURN FOUND;
-END $$;
-`;
+const REPLACED = ['worker_lease', 'worker_start_task', 'worker_complete_task', 'worker_fail_task', 'worker_finish'] as const;
+const DOWN = REPLACED.map((name) => WORKER_FUNCTION_DEFINITIONS[name].replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION')).join('\n');
 
 export class IdempotentWorkerWrites1765065600000 implements MigrationInterface {
   name = 'IdempotentWorkerWrites1765065600000';
