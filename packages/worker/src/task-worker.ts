@@ -35,6 +35,11 @@ const DEFAULT_STOP_BEFORE_TIMEOUT_MS = 3_000;
 const WRITE_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2_000 };
 /** How long the function check and the claim are retried; without a lease there is no fence to bound them. */
 const PRE_CLAIM_RETRY_BUDGET_MS = 5_000;
+/** What to do when the database cannot take a claim token, by the SQLSTATE it answered (worker-store.ts). */
+const CLAIM_TOKEN_FIX: Record<string, string> = {
+  '42883': 'migrate the database (lambda-task-pool migrate, or upgrade the controller)',
+  '42501': 'grant EXECUTE on ltp.worker_claim(bigint, text, uuid) to the worker role (lambda-task-pool migrate --role-prefix PREFIX)',
+};
 
 function errorText(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -89,6 +94,14 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     // Every attempt of this run's claim carries one token: a claim that committed but whose answer was lost
     // is answered again on retry, where a duplicate delivery (another run, another token) is refused.
     const claimToken = randomUUID();
+    const warnWithoutToken = (sqlState: string) => {
+      if (warned.claimWithoutToken) return;
+      warned.claimWithoutToken = true;
+      logger.warn('claiming without a claim token: a claim whose answer is lost will waste its invocation', {
+        sqlState,
+        fix: CLAIM_TOKEN_FIX[sqlState],
+      });
+    };
     let claimSentAt = 0;
     const claim = await beforeClaim('claim', () => {
       // Dated when the attempt that takes the row is sent: never later than its write of the heartbeat.
@@ -97,17 +110,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
         id: invocationId,
         requestId: context?.awsRequestId,
         claimToken,
-        onWithoutToken: (sqlState) => {
-          if (warned.claimWithoutToken) return;
-          warned.claimWithoutToken = true;
-          logger.warn('claiming without a claim token: a claim whose answer is lost will waste its invocation', {
-            sqlState,
-            fix:
-              sqlState === '42883'
-                ? 'migrate the database (lambda-task-pool migrate, or upgrade the controller)'
-                : 'grant EXECUTE on ltp.worker_claim(bigint, text, uuid) to the worker role (lambda-task-pool migrate --role-prefix PREFIX)',
-          });
-        },
+        onWithoutToken: warnWithoutToken,
       });
     });
     if (!claim.claimed) {

@@ -35,7 +35,7 @@ export async function dispatchedFunction(
 
 export type ClaimResult = { claimed: true; invocation: ClaimedInvocation } | { claimed: false; status: string };
 
-/** Databases whose schema predates the claim token (migration 1765152000000): they get the two-argument claim. */
+/** Databases that cannot take the claim token (a schema before migration 1765152000000, or a role not granted it). */
 const withoutClaimToken = new WeakSet<object>();
 
 /**
