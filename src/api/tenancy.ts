@@ -7,8 +7,12 @@
 //                                 "roleArn": "arn:aws:iam::123456789012:role/team-a-invoker" } } }
 //
 // A pattern is matched against the whole string as the pool writes it: `*` is any run of characters,
-// everything else is literal. A name pattern (no colon) therefore never matches an ARN, so a pool cannot
-// reach another account's function by writing its ARN; allow ARNs with ARN patterns.
+// everything else is literal. A function pattern is matched colon-separated part by part: its `*` never
+// spans a colon, and a function written with one part more than the pattern (a qualifier: name:live, or an
+// ARN's :live) is matched without that part. So a name pattern (no colon) never matches an ARN or a partial
+// ARN, even one that starts with `*` ("*-team-a" does not match 999999999999:function:evil-team-a), and a
+// pool cannot reach another account's function by writing its ARN; allow ARNs with ARN patterns. The
+// pattern `*` alone matches every function.
 import type { PoolSpec } from './types.ts';
 
 export interface NamespaceRules {
@@ -98,6 +102,18 @@ export function globMatches(pattern: string, value: string): boolean {
   return glob.test(value);
 }
 
+/**
+ * Whether a function pattern matches a function as the pool writes it (name, or name:qualifier): part by
+ * part between colons, `*` never spanning one, and a last part more in the function (its qualifier) left out.
+ */
+export function functionMatches(pattern: string, fn: string): boolean {
+  if (pattern === '*') return true;
+  const want = pattern.split(':');
+  const have = fn.split(':');
+  if (have.length !== want.length && have.length !== want.length + 1) return false;
+  return want.every((part, i) => globMatches(part, have[i] as string));
+}
+
 export interface RulesFor {
   rules: NamespaceRules;
   /** Where in the policy the rules come from, for messages: tenancy.namespaces.team-a, or tenancy.default. */
@@ -129,7 +145,7 @@ export function checkPool(
 ): PolicyVerdict {
   const { rules, path } = rulesFor(policy, pool.namespace);
   const fn = pool.functionQualifier ? `${pool.functionName}:${pool.functionQualifier}` : pool.functionName;
-  if (!rules.functions.some((p) => globMatches(p, fn))) {
+  if (!rules.functions.some((p) => functionMatches(p, fn))) {
     return {
       allowed: false,
       reason: 'FunctionNotAllowed',

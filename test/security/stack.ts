@@ -35,7 +35,7 @@ const run = process.pid;
 export const NS = {
   /** Team A: may invoke team-a-* and claim team-a/* and shared/* in the default database. */
   a: `sec-a-${run}`,
-  /** Team B: may invoke team-b-* and claim team-b/* and shared/* in the default database. */
+  /** Team B: may invoke team-b-* and *-team-b and claim team-b/* and shared/* in the default database. */
   b: `sec-b-${run}`,
   /** The healthy pool's namespace: sec-healthy, queues healthy and healthy-*. */
   healthy: `sec-h-${run}`,
@@ -51,7 +51,8 @@ export function tenancyValues() {
     default: { functions: [] as string[], queues: [] as string[] },
     namespaces: {
       [NS.a]: { functions: ['team-a-*'], queues: ['team-a/*', 'shared/*'] },
-      [NS.b]: { functions: ['team-b-*'], queues: ['team-b/*', 'shared/*'] },
+      // A suffix pattern too: TEN-03 writes an ARN that ends the way it asks.
+      [NS.b]: { functions: ['team-b-*', '*-team-b'], queues: ['team-b/*', 'shared/*'] },
       [NS.healthy]: { functions: ['sec-healthy'], queues: ['healthy', 'healthy-*'] },
     },
   };

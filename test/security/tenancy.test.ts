@@ -62,6 +62,7 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
       'team-b-jobs',
       'borrow-function',
       'borrow-arn',
+      'borrow-suffix-arn',
       'own-partial-arn',
       'borrow-queue',
       'shared-second',
@@ -120,7 +121,7 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
     const ready = await readyReason(NS.b, 'borrow-function', 'FunctionNotAllowed');
     expect(ready.status).to.equal('False');
     expect(ready.message).to.equal(
-      `namespace ${NS.b} may invoke only functions matching "team-b-*" (tenancy.namespaces.${NS.b}.functions); team-a-billing does not match`,
+      `namespace ${NS.b} may invoke only functions matching "team-b-*", "*-team-b" (tenancy.namespaces.${NS.b}.functions); team-a-billing does not match`,
     );
     await eventually('the allowed pool to finish its tasks', async () => tasksDone(stack, allowedTasks));
     expect(condition(await getPool(NS.b, 'team-b-jobs'), 'Ready')?.status).to.equal('True');
@@ -143,6 +144,15 @@ describe('security: the tenancy policy end to end (rendered by the chart, enforc
     const ready = await readyReason(NS.b, 'borrow-arn', 'FunctionNotAllowed');
     expect(ready.message).to.include('arn:aws:lambda:us-east-1:123456789012:function:team-a-billing does not match');
     expect(stack.lambda.events('team-a-billing')).to.have.length(0);
+    // A name pattern that starts with * ("*-team-b") does not reach past the ARN's colons either: the
+    // function named here ends in -team-b, but it is another account's (was a defect: it was invoked).
+    const foreign = 'arn:aws:lambda:us-east-1:999999999999:function:evil-team-b';
+    const waiting = await enqueueTasks(stack.database.db, { queue: 'team-b/suffix-arn', payloads: [{}, {}] });
+    await applyPool({ namespace: NS.b, name: 'borrow-suffix-arn', functionName: foreign, queue: 'team-b/suffix-arn' });
+    const suffix = await readyReason(NS.b, 'borrow-suffix-arn', 'FunctionNotAllowed');
+    expect(suffix.message).to.include(`${foreign} does not match`);
+    expect(await invocationRowsOf(stack, NS.b, 'borrow-suffix-arn')).to.equal(0);
+    expect(await statuses(stack, waiting)).to.deep.equal(['created', 'created']);
   });
 
   it('[TEN-04] its own function written as a partial ARN is refused: the policy is matched against the string as written', async () => {

@@ -1,5 +1,13 @@
 import { expect } from 'chai';
-import { checkPool, globMatches, OPEN_POLICY, parseTenancyPolicy, policyRestricts, TenancyPolicyError } from '../../src/api/tenancy.ts';
+import {
+  checkPool,
+  functionMatches,
+  globMatches,
+  OPEN_POLICY,
+  parseTenancyPolicy,
+  policyRestricts,
+  TenancyPolicyError,
+} from '../../src/api/tenancy.ts';
 
 const POLICY = parseTenancyPolicy(
   JSON.stringify({
@@ -90,6 +98,44 @@ describe('the tenancy policy', () => {
       expect(globMatches('team-*-q', 'team-\n-q'), `round ${i}, a newline`).to.equal(true);
     }
     expect(['', 'x', 'a\nb', '*'].map((v) => globMatches('*', v))).to.deep.equal([true, true, true, true]);
+  });
+
+  it('matches function patterns part by part: a * never spans a colon, and a qualifier may follow', () => {
+    const cases: Array<[pattern: string, fn: string, matches: boolean]> = [
+      // A pattern that starts with * used to match any ARN or partial ARN ending the same way.
+      ['*-team-a', 'thumbs-team-a', true],
+      ['*-team-a', 'arn:aws:lambda:us-east-1:999999999999:function:evil-team-a', false],
+      ['*-team-a', '999999999999:function:evil-team-a', false],
+      // Nor may a qualifier carry what the name pattern asks for.
+      ['*-team-a', 'evil:x-team-a', false],
+      ['*-team-a', 'thumbs-team-a:live', true],
+      ['team-a-*', 'team-a-thumbs:live', true],
+      ['team-a-*', 'team-a-thumbs:live:extra', false],
+      ['team-a-*:live', 'team-a-thumbs:live', true],
+      ['team-a-*:live', 'team-a-thumbs:dev', false],
+      ['team-a-*:live', 'team-a-thumbs', false],
+      // An ARN pattern's * stays within its part: the region, the account, the name.
+      ['arn:aws:lambda:*:111111111111:function:team-a-*', 'arn:aws:lambda:eu-west-1:111111111111:function:team-a-x', true],
+      ['arn:aws:lambda:*:111111111111:function:team-a-*', 'arn:aws:lambda:eu-west-1:111111111111:function:team-a-x:live', true],
+      [
+        'arn:aws:lambda:*:111111111111:function:team-a-*',
+        'arn:aws:lambda:eu-west-1:999999999999:function:x:111111111111:function:team-a-y',
+        false,
+      ],
+      ['arn:aws:lambda:*:*:function:team-a-*', 'arn:aws:lambda:eu-west-1:999999999999:function:team-a-y', true],
+      // * alone is every function, ARNs too.
+      ['*', 'arn:aws:lambda:us-east-1:999999999999:function:anything:live', true],
+    ];
+    expect(cases.map(([pattern, fn]) => [pattern, fn, functionMatches(pattern, fn)])).to.deep.equal(cases);
+  });
+
+  it("refuses a pool whose name pattern starts with * when it writes another account's ARN", () => {
+    const policy = parseTenancyPolicy(JSON.stringify({ namespaces: { 'team-a': { functions: ['*-team-a'], queues: ['*'] } } }));
+    for (const functionName of ['arn:aws:lambda:us-east-1:999999999999:function:evil-team-a', '999999999999:function:evil-team-a']) {
+      const v = checkPool(policy, pool({ functionName }));
+      expect(v.allowed ? 'allowed' : v.reason, functionName).to.equal('FunctionNotAllowed');
+    }
+    expect(checkPool(policy, pool({ functionName: 'thumbs-team-a', functionQualifier: 'live' })).allowed).to.equal(true);
   });
 
   it('knows whether a policy restricts anything', () => {
