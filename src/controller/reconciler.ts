@@ -126,20 +126,28 @@ export class PoolReconciler {
       await this.block(parsed, Reason.InvalidSpec, message, true);
       return {};
     }
-    if (!parsed.meta.finalizers.includes(FINALIZER)) {
-      try {
-        await this.deps.kube.setFinalizers(namespace, name, [...parsed.meta.finalizers, FINALIZER], parsed.meta.resourceVersion);
-      } catch (error) {
-        // Said in status as well as in the log (best effort: the status write may be refused too). A conflict
-        // (the pool changed since it was read) is routine: the retry reads it again.
-        if (apiStatus(error) !== 409) {
-          const message = `could not add the finalizer ${FINALIZER}: ${describeError(error)}`;
-          await this.block(parsed, Reason.ReconcileError, message, false).catch(() => undefined);
-        }
-        throw error;
-      }
-    }
     return this.reconcilePool(key, parsed.pool);
+  }
+
+  /**
+   * The finalizer goes on once the pool has a database, before its first pass there: a pool that never had
+   * one (its Secret misspelt, the default database refused to its namespace) never dispatched, and is deleted
+   * at once instead of waiting for ever for a database it never had.
+   */
+  private async addFinalizer(pool: Pool): Promise<void> {
+    const { meta } = pool;
+    if (meta.finalizers.includes(FINALIZER)) return;
+    try {
+      await this.deps.kube.setFinalizers(meta.namespace, meta.name, [...meta.finalizers, FINALIZER], meta.resourceVersion);
+    } catch (error) {
+      // Said in status as well as in the log (best effort: the status write may be refused too). A conflict
+      // (the pool changed since it was read) is routine: the retry reads it again.
+      if (apiStatus(error) !== 409) {
+        const message = `could not add the finalizer ${FINALIZER}: ${describeError(error)}`;
+        await this.block({ ok: true, meta, pool }, Reason.ReconcileError, message, false).catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   private async reconcilePool(key: string, pool: Pool): Promise<ProcessResult> {
@@ -150,6 +158,7 @@ export class PoolReconciler {
       await this.block({ ok: true, meta: pool.meta, pool }, resolved.reason, resolved.message, false);
       return { requeueAfterMs: deps.options.blockedRetryMs };
     }
+    await this.addFinalizer(pool);
     const { db, key: databaseKey, display, connectivity } = resolved.database;
     deps.routes.set(key, { database: databaseKey, queue: pool.spec.queue, uid: pool.meta.uid });
 

@@ -240,6 +240,8 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
       return condition(pool, 'Ready')?.reason === 'SecretNotFound' ? pool : undefined;
     });
     expect(condition(blocked, 'Ready')?.message).to.equal(`Secret ${NS}/byo-db was not found`);
+    // It never had a database, so it dispatched nothing there, and carries no finalizer yet.
+    expect(blocked.metadata.finalizers ?? []).to.deep.equal([]);
     await kubectl(['create', 'secret', 'generic', 'byo-db', '-n', NS, '--from-literal', 'url=not a url']);
     const invalid = await eventually('SecretInvalid', async () => {
       const pool = await getPool(NS, 'byo-db');
@@ -259,6 +261,23 @@ describe('controller end to end (real kube-apiserver, Postgres and Lambda runtim
     );
     expect(JSON.stringify(ready.status)).not.to.include('postgres:');
     expect(condition(ready, 'Ready')?.message).not.to.include(':postgres@');
+    expect(ready.metadata.finalizers, 'the finalizer, once it had a database').to.deep.equal(['lambda.taskpool.io/finalizer']);
+  });
+
+  it('a pool whose Secret never existed is deleted at once: it never had a database, so nothing waits for one', async () => {
+    await applyPool({
+      namespace: NS,
+      name: 'misspelt-db',
+      queue: 'misspelt',
+      maxConcurrency: 2,
+      tasksPerInvocation: 1,
+      extraSpec: { database: { secretRef: { name: 'no-such-secret' } } },
+    });
+    await eventually('SecretNotFound', async () => condition(await getPool(NS, 'misspelt-db'), 'Ready')?.reason === 'SecretNotFound');
+    // Before, the finalizer went on first, and deleting the pool waited for ever for the missing Secret.
+    const deleted = await kubectl(['delete', 'ltp', 'misspelt-db', '-n', NS, '--timeout=20s']);
+    expect(deleted.code, deleted.stderr).to.equal(0);
+    expect(await getPool(NS, 'misspelt-db')).to.equal(undefined);
   });
 
   it('a pool deleted after its database Secret is finalized through the database it last used', async () => {
