@@ -49,7 +49,9 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
       url = new URL(value.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)\//, '$1localhost/'));
       hostless = true;
     } catch {
-      throw new DatabaseUrlError(`${source} is not a URL: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE`);
+      throw new DatabaseUrlError(
+        `${source} is not a URL: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE (PORT from 1 to 65535; percent-encode special characters such as / and @ in the password)`,
+      );
     }
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
@@ -81,5 +83,10 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   // node-postgres connects to the host= and port= parameters when they are given, whatever the authority says.
   const host = socketHost || hostname;
   const port = param('port') || url.port || '5432';
+  // A port= that is not one made pg throw from inside its connect, and its pool's end() never settled: the CLI
+  // exited 0 having done nothing, and a pool's Secret was retried as an unreachable database for ever.
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    throw new DatabaseUrlError(`${source} has port=${JSON.stringify(port.slice(0, 20))}: expected a port from 1 to 65535`);
+  }
   return { url: value, display: `${host}:${port}/${database}` };
 }

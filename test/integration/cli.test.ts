@@ -89,6 +89,15 @@ describe('the CLI, in its own process', function () {
       { args: ['enqueue', '--queue', 'q', '--count', 'many'], says: 'must be a whole number' },
       { args: ['tasks', '--queue', 'q'], says: 'no database: pass --database-url' },
       { args: ['tasks', '--queue', 'q', '--database-url', 'mysql://x/y'], says: 'expected postgres or postgresql' },
+      // A port= that is not one: every database command, migrate too, used to exit 0 having done nothing.
+      {
+        args: ['migrate', '--database-url', 'postgres://u:s3cret@127.0.0.1:1/db?port=abc'],
+        says: 'has port="abc": expected a port from 1 to 65535',
+      },
+      {
+        args: ['enqueue', '--queue', 'q', '--database-url', 'postgres://u:s3cret@127.0.0.1/db?port=99999'],
+        says: 'expected a port from 1 to 65535',
+      },
       { args: ['tasks'], says: 'pass --queue NAME to list tasks, or a task ID' },
       { args: ['tasks', '--queue', 'q', '--status', 'gone'], says: 'Allowed choices are created, leased, done, failed, cancelled' },
       { args: ['retry'], says: 'name the tasks to re-run by ID, or select them with --queue NAME' },

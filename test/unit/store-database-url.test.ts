@@ -79,7 +79,19 @@ describe('parseDatabaseUrl', () => {
     { name: 'a blank URL', url: '   \n', says: 'is empty' },
     { name: 'a URL without a scheme', url: `app:${PASSWORD}@db.internal:5432/media`, says: 'expected postgres or postgresql' },
     { name: 'text that is not a URL', url: `host=db.internal password=${PASSWORD} dbname=media`, says: 'is not a URL' },
-    { name: 'a URL with an invalid port', url: `postgres://app:${PASSWORD}@db.internal:99999/media`, says: 'is not a URL' },
+    { name: 'a URL with an invalid port', url: `postgres://app:${PASSWORD}@db.internal:99999/media`, says: 'PORT from 1 to 65535' },
+    { name: 'a port= that is not a number', url: `postgres://app:${PASSWORD}@db.internal/media?port=abc`, says: 'has port="abc"' },
+    {
+      name: 'a port= out of range',
+      url: `postgres://app:${PASSWORD}@db.internal/media?port=99999`,
+      says: 'expected a port from 1 to 65535',
+    },
+    { name: 'a port= of 0', url: `postgres://app:${PASSWORD}@db.internal/media?port=0`, says: 'expected a port from 1 to 65535' },
+    {
+      name: 'a password with an unencoded slash',
+      url: `postgres://app:pa/ss${PASSWORD}@db.internal/media`,
+      says: 'percent-encode special characters',
+    },
     { name: 'a URL with spaces in the host', url: `postgres://app:${PASSWORD}@db internal/media`, says: 'is not a URL' },
     {
       name: 'a MySQL URL',
