@@ -65,7 +65,15 @@ export interface DatabaseRegistryOptions {
   onDraining?(): void;
   logger: Logger;
   poolSize?: number;
+  /**
+   * How long the stranded sweep may keep failing on a draining database (its server gone, its old password
+   * refused) before it is closed anyway, what pools left live in it not ended (default 10 minutes).
+   */
+  drainGiveUpMs?: number;
 }
+
+/** How long a draining database may stay unreachable to the stranded sweep before it is closed anyway. */
+const DRAIN_GIVE_UP_MS = 10 * 60_000;
 
 interface Entry {
   database: Database;
@@ -76,6 +84,8 @@ interface Entry {
   ready: boolean;
   /** No pool uses it any more: it closes once the sweeper has ended what pools left live in it. */
   draining: boolean;
+  /** While draining: when the stranded sweep first failed on it since it last succeeded. */
+  drainFailingSince?: number;
 }
 
 export class DatabaseRegistry {
@@ -116,6 +126,7 @@ export class DatabaseRegistry {
     const previous = this.byPool.get(pool.meta.uid);
     this.byPool.set(pool.meta.uid, { database: entry.database, url: target.target.url });
     entry.draining = false;
+    delete entry.drainFailingSince;
     if (previous && previous.url !== target.target.url) this.drainIfUnused(previous.url);
     return { ok: true, database: entry.database };
   }
@@ -162,21 +173,68 @@ export class DatabaseRegistry {
     const entry = this.entries.get(url);
     if (!entry || entry.draining) return;
     entry.draining = true;
+    // Only the credentials changed (a rotated password): the same database is open under the new ones, and
+    // its stranded sweep covers every row of it. The old ones may already be refused: close them now.
+    const successor = [...this.entries.values()].find(
+      (e) => e !== entry && !e.draining && e.ready && e.database.identity === entry.database.identity,
+    );
+    if (successor) {
+      void this.close(url, entry, 'connections under the old credentials closed: the same database is in use under new ones');
+      return;
+    }
     this.options.logger.info('database no longer used by any pool; draining', { database: entry.database.display });
     this.options.onDraining?.();
   }
 
   /** The stranded sweep left nothing live of ours in a draining database: close its connections. */
   async closeDrained(key: string): Promise<void> {
-    const found = [...this.entries].find(([, e]) => e.database.key === key && e.draining);
+    const found = this.drainingEntry(key);
     if (!found) return;
+    await this.close(found.url, found.entry, 'database no longer used; connections closed');
+  }
+
+  /**
+   * The stranded sweep failed on a draining database. Once it has failed for drainGiveUpMs without a success
+   * in between, the database is closed anyway: its connection pool, listener and probe would otherwise retry
+   * an address that may never answer again, for ever. Returns whether it was closed.
+   */
+  async drainFailed(key: string, error: unknown): Promise<boolean> {
+    const found = this.drainingEntry(key);
+    if (!found) return false;
+    const { url, entry } = found;
+    const now = Date.now();
+    entry.drainFailingSince ??= now;
+    if (now - entry.drainFailingSince < (this.options.drainGiveUpMs ?? DRAIN_GIVE_UP_MS)) return false;
+    this.options.logger.warn(
+      'draining database unreachable; closing it without ending what pools left live in it (a pool that uses it again sweeps it)',
+      { database: entry.database.display, failingForMs: now - entry.drainFailingSince, error: describeError(error) },
+    );
+    await this.close(url, entry, 'database no longer used; connections closed');
+    return true;
+  }
+
+  /** The stranded sweep succeeded on a draining database: its give-up clock starts again. */
+  drainSucceeded(key: string): void {
+    const found = this.drainingEntry(key);
+    if (found) delete found.entry.drainFailingSince;
+  }
+
+  /** A draining entry by its key, if no pool uses its URL again. */
+  private drainingEntry(key: string): { url: string; entry: Entry } | undefined {
+    const found = [...this.entries].find(([, e]) => e.database.key === key && e.draining);
+    if (!found) return undefined;
     const [url, entry] = found;
-    for (const used of this.byPool.values()) if (used.url === url) return;
+    for (const used of this.byPool.values()) if (used.url === url) return undefined;
+    return { url, entry };
+  }
+
+  private async close(url: string, entry: Entry, message: string): Promise<void> {
+    if (this.entries.get(url) !== entry) return;
     this.entries.delete(url);
     entry.database.connectivity.stop();
     await entry.listener.stop();
     await entry.database.db.end().catch(() => undefined);
-    this.options.logger.info('database no longer used; connections closed', { database: entry.database.display });
+    this.options.logger.info(message, { database: entry.database.display });
   }
 
   async closeAll(): Promise<void> {

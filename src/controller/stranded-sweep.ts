@@ -6,7 +6,7 @@
 //   - ends as terminated the live invocations of pools that are gone (the API server says so) or that
 //     now resolve to another database, under the pool's advisory lock;
 //   - gives back the tasks still leased by ended invocations, the whole database over (planRelease);
-//   - closes a draining database once nothing of ours is left in it.
+//   - closes a draining database once nothing of ours is left in it, or once it has failed for long enough.
 // When in doubt (no access to a namespace, the API server down, a pool not resolved yet) it leaves rows alone.
 import type { Logger } from '../ops/logger.ts';
 import { describeError } from '../ops/describe-error.ts';
@@ -71,8 +71,11 @@ export class StrandedSweeper {
     for (const { database, poolUids, draining } of this.deps.databases.inUse()) {
       try {
         reports.push(await this.sweepDatabase(database, poolUids, draining));
+        if (draining) this.deps.databases.drainSucceeded(database.key);
       } catch (error) {
         this.deps.logger.warn('stranded sweep failed', { database: database.display, error: describeError(error) });
+        // A draining database that keeps failing (its server gone, its old password refused) is let go in the end.
+        if (draining) await this.deps.databases.drainFailed(database.key, error).catch(() => false);
       }
     }
     return reports;

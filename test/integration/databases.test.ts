@@ -3,6 +3,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import pg from 'pg';
 import { DatabaseRegistry, type DatabaseResolution } from '../../src/controller/databases.ts';
 import { StrandedSweeper } from '../../src/controller/stranded-sweep.ts';
 import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
@@ -49,11 +50,12 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
   const registries: DatabaseRegistry[] = [];
   const notified: Array<[string, string, string]> = [];
 
-  const registry = (options: { defaultUrl?: string; allowed?: string[] }) => {
+  const registry = (options: { defaultUrl?: string; allowed?: string[]; drainGiveUpMs?: number }) => {
     const r = new DatabaseRegistry({
       kube,
       defaultUrl: options.defaultUrl,
       allowedDefaultNamespaces: options.allowed ?? [],
+      ...(options.drainGiveUpMs !== undefined ? { drainGiveUpMs: options.drainGiveUpMs } : {}),
       logger: silentLogger(),
       onNotify: (key, channel, payload) => notified.push([key, channel, payload]),
     });
@@ -203,6 +205,72 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     expect(await connectionsTo(rotDb), 'connections left to the database rotated away from').to.equal(0);
     await rotDb.close();
   });
+
+  it('closes the connections under a rotated password at once: the same database is open under the new one', async () => {
+    const r = registry({ defaultUrl: defaultDb.url });
+    const sameDb = await freshDatabase('dbpw');
+    // The test server trusts every local connection, so both passwords connect, as during a real rotation's overlap.
+    const oldUrl = sameDb.url.replace(/:[^:@/]*@/, ':old-password@');
+    expect(oldUrl).not.to.equal(sameDb.url);
+    await kubectl(['create', 'secret', 'generic', 'rotating-pw', '-n', OTHER, '--from-literal', `url=${oldUrl}`]);
+    const first = await r.resolve(pool(OTHER, { name: 'rotating-pw', key: 'url' }));
+    if (!first.ok) throw new Error(`resolve failed: ${first.message}`);
+    const oldPid = (await first.database.db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+    await kubectl(['delete', 'secret', 'rotating-pw', '-n', OTHER]);
+    await kubectl(['create', 'secret', 'generic', 'rotating-pw', '-n', OTHER, '--from-literal', `url=${sameDb.url}`]);
+    const second = await r.resolve(pool(OTHER, { name: 'rotating-pw', key: 'url' }));
+    if (!second.ok) throw new Error(`resolve failed: ${second.message}`);
+    expect(second.database.identity).to.equal(first.database.identity);
+    // No stranded sweep runs here: before, the old connections stayed until one did (and for ever if the
+    // old password was refused by then, as it is once the rotation is done).
+    const alive = async () =>
+      (await sameDb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [oldPid])).rows[0]?.n;
+    const deadline = Date.now() + 5_000;
+    while ((await alive()) !== 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    expect(await alive(), "the old credentials' connection").to.equal(0);
+    const inUse = r.inUse().filter((u) => u.database.identity === first.database.identity);
+    expect(inUse.map((u) => ({ key: u.database.key, draining: u.draining }))).to.deep.equal([
+      { key: second.database.key, draining: false },
+    ]);
+    await sameDb.close();
+  });
+
+  it('closes a draining database that stays unreachable, once the give-up time has passed, instead of retrying it for ever', async () => {
+    const r = registry({ defaultUrl: defaultDb.url, drainGiveUpMs: 0 });
+    const goneDb = await freshDatabase('dbgone');
+    const name = goneDb.url.replace(/^.*\//, '');
+    await kubectl(['create', 'secret', 'generic', 'moving-away', '-n', OTHER, '--from-literal', `url=${goneDb.url}`]);
+    expect((await r.resolve(pool(OTHER, { name: 'moving-away', key: 'url' }))).ok).to.equal(true);
+    await goneDb.close();
+    // Its server goes away: no connection to it is accepted any more.
+    const admin = new pg.Client({ connectionString: defaultDb.url });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+      await kubectl(['delete', 'secret', 'moving-away', '-n', OTHER]);
+      await kubectl(['create', 'secret', 'generic', 'moving-away', '-n', OTHER, '--from-literal', `url=${defaultDb.url}`]);
+      expect((await r.resolve(pool(OTHER, { name: 'moving-away', key: 'url' }))).ok).to.equal(true);
+      const draining = () => r.inUse().filter((u) => u.draining && u.database.display.endsWith(`/${name}`));
+      expect(draining(), 'draining before the sweep').to.have.length(1);
+      const sweeper = new StrandedSweeper({
+        databases: r,
+        knownUid: () => true,
+        isGone: async () => false,
+        active: () => true,
+        logger: silentLogger(),
+        intervalMs: 60_000,
+      });
+      await sweeper.runOnce();
+      // Before, it stayed open for ever: its pool, its listener reconnecting and its probe connecting every second.
+      expect(draining(), 'draining after a failed sweep past the give-up time').to.have.length(0);
+      const connecting = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [name]);
+      expect(connecting.rows[0]?.n).to.equal(0);
+    } finally {
+      await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+  });
 });
 
 describe('the stranded sweep when a pool moves to another database (real kube-apiserver and Postgres)', function () {
@@ -311,7 +379,10 @@ describe('the stranded sweep when a pool moves to another database (real kube-ap
       { id: queued, status: 'created' },
     ]);
     expect((await getTask(to.db, taskId))?.status, 'the running task keeps its lease').to.equal('leased');
-    const old = reports.find((r) => r.closed);
-    expect(old?.database, "the old password's connections are closed").to.equal(before.database.display);
+    // The old password's connections were closed as soon as the new one was in use, before any sweep.
+    expect(
+      registry.inUse().map((u) => u.database.key),
+      "the old password's connections are closed",
+    ).not.to.include(before.database.key);
   });
 });
