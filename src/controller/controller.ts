@@ -16,12 +16,12 @@ import { FunctionGuard } from './function-guard.ts';
 import { NotificationRoutes } from './routes.ts';
 import { WorkQueue } from './work-queue.ts';
 import { StrandedSweeper } from './stranded-sweep.ts';
+import { restartOnFailure } from './watch-restart.ts';
 import { INVOCATIONS_CHANNEL } from '../store/notifications.ts';
 import { RetentionSweeper } from './retention-sweep.ts';
 import { parsePool } from '../api/parse.ts';
 import { checkPoolSpec, OPEN_POLICY, policyRestricts, type TenancyPolicy } from '../api/tenancy.ts';
 import { DEFAULT_PLAN_LIMITS } from '../planner/pool-plan.ts';
-import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
 export interface ControllerConfig {
   kubeconfig?: string;
@@ -286,31 +286,23 @@ export async function startController(config: ControllerConfig): Promise<Running
       signatures.delete(keyOf(obj));
       enqueue(keyOf(obj));
     });
-    // A failed watch (the API server went away) restarts with jittered backoff. Once it lists again,
-    // every pool is looked at at once: the level-based reconcile catches up with whatever changed.
-    let failures = 0;
-    informer.on('error', (error: unknown) => {
-      if (stopped) return;
-      failures += 1;
-      failing.add(informer);
-      const retryInMs = backoffMs(failures, WATCH_RESTART);
-      const hint = watchFailureHint(error);
-      log.warn('pool watch failed; restarting', { retryInMs, error: describeError(error), ...(hint ? { hint } : {}) });
-      setTimeout(() => {
-        if (stopped) return;
-        const before = failures;
-        informer
-          .start()
-          .then(() => {
-            if (failures !== before || stopped) return;
-            failures = 0;
-            failing.delete(informer);
-            log.info('pool watch restored');
-            queue?.retryAllNow();
-            cache.allKeys().forEach(enqueue);
-          })
-          .catch((e: unknown) => log.error('pool watch restart failed', { error: describeError(e) }));
-      }, retryInMs).unref();
+    // A failed watch (the API server went away) restarts with jittered backoff, and so does a failed restart
+    // (watch-restart.ts). Once it lists again, every pool is looked at at once: the level-based reconcile
+    // catches up with whatever changed.
+    restartOnFailure(informer, {
+      backoff: WATCH_RESTART,
+      stopped: () => stopped,
+      onFailing: (error, retryInMs) => {
+        failing.add(informer);
+        const hint = watchFailureHint(error);
+        log.warn('pool watch failed; restarting', { retryInMs, error: describeError(error), ...(hint ? { hint } : {}) });
+      },
+      onRestored: () => {
+        failing.delete(informer);
+        log.info('pool watch restored');
+        queue?.retryAllNow();
+        cache.allKeys().forEach(enqueue);
+      },
     });
   }
   await Promise.all(informers.map((i) => i.start()));
