@@ -324,6 +324,7 @@ export class PoolReconciler {
    */
   private async forgetGone(key: string, namespace: string, name: string): Promise<ProcessResult> {
     const { deps } = this;
+    await this.forgetStatus(key);
     const route = deps.routes.get(key);
     if (route) {
       const database = deps.databases.lastResolved(route.uid);
@@ -349,6 +350,17 @@ export class PoolReconciler {
     deps.routes.forget(key);
     await deps.metrics.forgetPool(namespace, name);
     return {};
+  }
+
+  /**
+   * A pool is gone: no status write of it is due any more, and one under way ends before the pool's metrics
+   * and per-pool state are forgotten (a write that ended after them set its gauges again, for ever).
+   */
+  private async forgetStatus(key: string): Promise<void> {
+    this.pending.delete(key);
+    await this.statusQueue.forget(key);
+    this.pending.delete(key);
+    this.lastStatusWrite.delete(key);
   }
 
   /** Metrics, logs and events of a pass. Events are sent in the background by the recorder. */
@@ -645,6 +657,7 @@ export class PoolReconciler {
       meta.finalizers.filter((f) => f !== FINALIZER),
       meta.resourceVersion,
     );
+    await this.forgetStatus(key);
     deps.routes.forget(key);
     deps.events.forget(meta.uid);
     this.forgetUid(meta.uid);

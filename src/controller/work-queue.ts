@@ -34,6 +34,8 @@ export class WorkQueue {
   private stopped = false;
   private paused = false;
   private idleWaiters: Array<() => void> = [];
+  /** Callers of forget() waiting for a key's run in progress to end. */
+  private readonly forgotten = new Map<string, Array<() => void>>();
   private readonly schedule: NonNullable<WorkQueueOptions['schedule']>;
 
   constructor(
@@ -103,6 +105,20 @@ export class WorkQueue {
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Drops a key whose object is gone: no queued or delayed run of it, no failures kept. Resolves once a run of
+   * it in progress has ended, so that the caller can forget the object without that run bringing it back.
+   */
+  async forget(key: string): Promise<void> {
+    this.timers.get(key)?.cancel();
+    this.timers.delete(key);
+    this.failures.delete(key);
+    this.dirty.delete(key);
+    if (this.queued.delete(key)) this.queue.splice(this.queue.indexOf(key), 1);
+    if (!this.processing.has(key)) return;
+    await new Promise<void>((resolve) => this.forgotten.set(key, [...(this.forgotten.get(key) ?? []), resolve]));
+  }
+
   /** Keeps collecting keys but starts none (a replica that lost leadership). Keys in progress finish. */
   pause(): void {
     this.paused = true;
@@ -143,15 +159,21 @@ export class WorkQueue {
     try {
       const result = await this.processor(key);
       this.failures.delete(key);
-      if (result.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+      // A key forgotten while it ran is not run again.
+      if (result.requeueAfterMs !== undefined && !this.forgotten.has(key)) this.addAfter(key, result.requeueAfterMs);
     } catch (error) {
       const retryIn = this.backoffFor(key);
-      this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
       this.onError(key, error, retryIn);
-      this.addAfter(key, retryIn);
+      if (!this.forgotten.has(key)) {
+        this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+        this.addAfter(key, retryIn);
+      }
     } finally {
       this.processing.delete(key);
       this.running -= 1;
+      const waiting = this.forgotten.get(key);
+      this.forgotten.delete(key);
+      waiting?.forEach((resolve) => resolve());
       if (this.dirty.delete(key)) this.add(key);
       this.pump();
     }

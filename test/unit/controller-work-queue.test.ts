@@ -85,9 +85,53 @@ class GatedProcessor {
     entry?.gate.resolve(result);
     await flush();
   }
+
+  /** Makes the oldest waiting call for `key` throw `error`. */
+  async fail(key: string, error: unknown): Promise<void> {
+    const index = this.waiting.findIndex((w) => w.key === key);
+    if (index < 0) throw new Error(`no call for ${key} is waiting`);
+    const [entry] = this.waiting.splice(index, 1);
+    entry?.gate.reject(error);
+    await flush();
+  }
 }
 
 describe('WorkQueue', () => {
+  it('forgets a key: its queued and delayed runs never happen', async () => {
+    const p = new GatedProcessor();
+    const timers = new ManualSchedule();
+    const queue = new WorkQueue(p.process, { workers: 1, schedule: timers.schedule });
+    queue.add('blocker');
+    queue.add('gone');
+    queue.addAfter('gone-later', 1_000);
+    await queue.forget('gone');
+    await queue.forget('gone-later');
+    expect(timers.pendingDelays()).to.deep.equal([]);
+    await p.release('blocker');
+    timers.fireAll();
+    await queue.idle();
+    expect(p.calls).to.deep.equal(['blocker']);
+  });
+
+  it('forgets a key while it runs: resolves once that run has ended, which is then neither retried nor run again', async () => {
+    const p = new GatedProcessor();
+    const timers = new ManualSchedule();
+    const queue = new WorkQueue(p.process, { workers: 2, schedule: timers.schedule });
+    queue.add('failing');
+    queue.add('requeued');
+    await flush();
+    let forgotten = 0;
+    const forgets = ['failing', 'requeued'].map((key) => queue.forget(key).then(() => (forgotten += 1)));
+    await flush();
+    expect(forgotten, 'still running').to.equal(0);
+    await p.fail('failing', new Error('status write failed'));
+    await p.release('requeued', { requeueAfterMs: 500 });
+    await Promise.all(forgets);
+    expect(forgotten).to.equal(2);
+    expect(timers.pendingDelays(), 'no retry and no requeue of a forgotten key').to.deep.equal([]);
+    expect(p.calls).to.deep.equal(['failing', 'requeued']);
+  });
+
   it('processes a key queued many times while it waits for a worker only once', async () => {
     const p = new GatedProcessor();
     const queue = new WorkQueue(p.process, { workers: 1 });
