@@ -352,7 +352,7 @@ async function sweepAndPlan(client: DbClient, input: PoolPassInput, snapshot: Po
   // Tasks still leased by ended invocations: those the snapshot saw, or, when this pass ended some, all of them now.
   const stranded =
     orphaned.length + terminated.length > 0
-      ? await findStrandedLeases(client, { poolUid: meta.uid, limit: STRANDED_BATCH })
+      ? await findStrandedLeases(client, { pool: { uid: meta.uid, queue: spec.queue }, limit: STRANDED_BATCH })
       : snapshot.stranded;
   const release = planRelease(stranded, { now: now.getTime(), random });
   const released = await releaseLeases(client, { ...release, reason: 'released: its invocation ended before finishing it' });

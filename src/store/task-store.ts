@@ -120,11 +120,39 @@ export interface StrandedLeaseRow {
   };
 }
 
+const STRANDED_COLUMNS = `t.id, t.invocation_id, t.attempts, t.max_attempts, (t.started_at IS NOT NULL AND t.started_at >= t.leased_at) AS started,
+            i.pool_uid, t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
+            i.max_task_attempts, i.retry_initial_delay_ms, i.retry_max_delay_ms`;
+
 /**
- * Tasks still leased by invocations that have ended, of one pool or (without `poolUid`) of the whole
- * database, at most `limit`. Starts from the small partial index of leased tasks, never from history.
+ * One pool's tasks still leased by its ended invocations: walks the partial index of leased tasks
+ * (tasks_leased_by_queue_id) within the pool's queue, in id order. Without the queue, under a pass's settings
+ * (a generic plan, sequential scans off), Postgres walked the primary key over every task of the database.
  */
-export async function findStrandedLeases(db: Queryable, args: { poolUid?: string; limit?: number }): Promise<StrandedLeaseRow[]> {
+export const STRANDED_LEASES_OF_POOL_SQL = `SELECT ${STRANDED_COLUMNS}
+       FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
+      WHERE t.status = 'leased' AND t.queue = $2 AND i.pool_uid = $1
+        AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+      ORDER BY t.id LIMIT $3`;
+
+/**
+ * Tasks still leased by ended invocations, the whole database over (the stranded sweep): in the order of the
+ * partial index of leased tasks (queue, id), so that only leased tasks are read, never the history.
+ */
+export const STRANDED_LEASES_SQL = `SELECT ${STRANDED_COLUMNS}
+       FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
+      WHERE t.status = 'leased' AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
+      ORDER BY t.queue, t.id LIMIT $1`;
+
+/**
+ * Tasks still leased by invocations that have ended, of one pool (its uid and queue) or, without `pool`, of
+ * the whole database, at most `limit`. Starts from the small partial index of leased tasks, never from history.
+ */
+export async function findStrandedLeases(
+  db: Queryable,
+  args: { pool?: { uid: string; queue: string }; limit?: number },
+): Promise<StrandedLeaseRow[]> {
+  const limit = args.limit ?? 10_000;
   const result = await db.query<{
     id: number;
     invocation_id: number;
@@ -140,16 +168,7 @@ export async function findStrandedLeases(db: Queryable, args: { poolUid?: string
     max_task_attempts: number;
     retry_initial_delay_ms: number;
     retry_max_delay_ms: number;
-  }>(
-    `SELECT t.id, t.invocation_id, t.attempts, t.max_attempts, (t.started_at IS NOT NULL AND t.started_at >= t.leased_at) AS started,
-            i.pool_uid, t.queue, i.status, i.ready_at IS NOT NULL AS ever_started, i.finished_at, i.heartbeat_timeout_seconds,
-            i.max_task_attempts, i.retry_initial_delay_ms, i.retry_max_delay_ms
-       FROM ltp.tasks t JOIN ltp.invocations i ON i.id = t.invocation_id
-      WHERE t.status = 'leased' AND i.status IN ('succeeded', 'failed', 'orphaned', 'terminated')
-        AND ($1::text IS NULL OR i.pool_uid = $1)
-      ORDER BY t.id LIMIT $2`,
-    [args.poolUid ?? null, args.limit ?? 10_000],
-  );
+  }>(args.pool ? STRANDED_LEASES_OF_POOL_SQL : STRANDED_LEASES_SQL, args.pool ? [args.pool.uid, args.pool.queue, limit] : [limit]);
   return result.rows.map((r) => ({
     id: r.id,
     invocationId: r.invocation_id,

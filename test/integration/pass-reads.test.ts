@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { PASS_BEGIN } from '../../src/controller/pass-act.ts';
 import { POOL_SNAPSHOTS_SQL } from '../../src/store/pool-snapshot.ts';
+import { STRANDED_LEASES_OF_POOL_SQL, STRANDED_LEASES_SQL } from '../../src/store/task-store.ts';
 import { explainBuffers } from '../support/explain.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
@@ -89,5 +90,115 @@ describe('what a dispatch pass reads (real Postgres)', function () {
     // 50 pools' 100 live rows each (about 2 heap pages a pool, plus index pages) and their backlog counts.
     // Walking the tables per pool would touch 50 x several hundred.
     expect(buffers, 'shared buffers the snapshot touched').to.be.below(50 * 30);
+  });
+});
+
+describe('what the release of stranded leases reads (real Postgres)', function () {
+  this.timeout(180_000);
+  let t: TestDatabase;
+
+  /** History: finished tasks in the pool's queue, and finished invocations of the pool. */
+  async function addHistory(tasks: number, invocations: number) {
+    await t.db.query(`INSERT INTO ltp.tasks (queue, status, finished_at) SELECT 'q-mine', 'done', now() FROM generate_series(1, $1::int)`, [
+      tasks,
+    ]);
+    await t.db.query(
+      `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                    max_task_attempts, heartbeat_timeout_seconds, invoked_at, ready_at, finished_at)
+       SELECT 'ns', 'uid-mine', 'uid-mine', 'q-mine', 'succeeded', 'fn', 5, 3, 60, now(), now(), now() - g * interval '1 s'
+         FROM generate_series(1, $1::int) g`,
+      [invocations],
+    );
+    await t.db.query('ANALYZE ltp.invocations, ltp.tasks');
+  }
+
+  before(async function () {
+    this.timeout(120_000);
+    t = await freshDatabase('strandedreads');
+    // 3,000 tasks leased by the live invocations of 100 other pools (10 each, 3 tasks each), which are not
+    // stranded; 10 tasks the pool's ended invocations still lease; 10 another pool's ended invocations still
+    // lease in its own queue. Then 100,000 finished tasks and 20,000 finished invocations of history.
+    await t.db.query(
+      `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                    max_task_attempts, heartbeat_timeout_seconds, invoked_at, ready_at, running_at)
+       SELECT 'ns', 'p' || p, 'uid-live-' || p, 'q-live-' || p, 'running', 'fn', 3, 3, 60, now(), now(), now()
+         FROM generate_series(1, 100) p, generate_series(1, 10) g`,
+    );
+    await t.db.query(
+      `INSERT INTO ltp.tasks (queue, status, invocation_id, leased_at, attempts)
+       SELECT i.queue, 'leased', i.id, now(), 1 FROM ltp.invocations i, generate_series(1, 3) WHERE i.status = 'running'`,
+    );
+    for (const [uid, queue] of [
+      ['uid-mine', 'q-mine'],
+      ['uid-other', 'q-other'],
+    ]) {
+      const ended = await t.db.query<{ id: number }>(
+        `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                      max_task_attempts, heartbeat_timeout_seconds, invoked_at, ready_at, finished_at)
+         SELECT 'ns', $1, $1, $2, 'terminated', 'fn', 1, 3, 60, now(), now(), now() FROM generate_series(1, 10) RETURNING id`,
+        [uid, queue],
+      );
+      await t.db.query(
+        `INSERT INTO ltp.tasks (queue, status, invocation_id, leased_at, attempts) SELECT $1, 'leased', id, now(), 1 FROM unnest($2::bigint[]) id`,
+        [queue, ended.rows.map((r) => r.id)],
+      );
+    }
+    await addHistory(100_000, 20_000);
+  });
+
+  after(async () => {
+    await t?.close();
+  });
+
+  /** Shared buffers of a statement and its rows, as a pass runs it (its settings, a generic plan) or plainly. */
+  async function explainPrepared(sql: string, types: string, args: string, settings: 'pass' | 'plain') {
+    const client = await t.db.connect();
+    try {
+      await client.query(settings === 'pass' ? PASS_BEGIN : 'BEGIN');
+      await client.query(`PREPARE stranded(${types}) AS ${sql}`);
+      const buffers = await explainBuffers(client, `EXECUTE stranded(${args})`);
+      const rows = await client.query<{ pool_uid: string }>(`EXECUTE stranded(${args})`);
+      await client.query('ROLLBACK');
+      await client.query('DEALLOCATE stranded');
+      return { buffers, rows: rows.rows };
+    } finally {
+      client.release();
+    }
+  }
+
+  const ofPool = (settings: 'pass' | 'plain') =>
+    explainPrepared(STRANDED_LEASES_OF_POOL_SQL, 'text, text, int', "'uid-mine', 'q-mine', 1000", settings);
+  const ofDatabase = (settings: 'pass' | 'plain') => explainPrepared(STRANDED_LEASES_SQL, 'int', '1000', settings);
+
+  it('reads as much for them once the history has grown threefold: leased tasks, never the history', async () => {
+    const before = {
+      pool: await ofPool('pass'),
+      poolPlain: await ofPool('plain'),
+      database: await ofDatabase('plain'),
+      databasePass: await ofDatabase('pass'),
+    };
+    expect(before.pool.rows.map((r) => r.pool_uid)).to.deep.equal(Array.from({ length: 10 }, () => 'uid-mine'));
+    expect(before.database.rows.map((r) => r.pool_uid).sort()).to.deep.equal([
+      ...Array.from({ length: 10 }, () => 'uid-mine'),
+      ...Array.from({ length: 10 }, () => 'uid-other'),
+    ]);
+    // A pool's read (a pass that ended rows): its queue's leased tasks, a few pages. Before, it walked the
+    // pool's finished invocations or the tasks' primary key, hundreds to thousands of pages.
+    expect(before.pool.buffers, "a pool's read, shared buffers").to.be.below(100);
+    await addHistory(200_000, 40_000);
+    const after = {
+      pool: await ofPool('pass'),
+      poolPlain: await ofPool('plain'),
+      database: await ofDatabase('plain'),
+      databasePass: await ofDatabase('pass'),
+    };
+    const buffers = (o: typeof before) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v.buffers]));
+    // The database's read looks up the invocation of each of the 3,020 leased tasks (live rows): thousands of
+    // buffers, but the same thousands whatever the history.
+    for (const key of Object.keys(before) as Array<keyof typeof before>) {
+      expect(after[key].buffers, `${key}: ${JSON.stringify({ before: buffers(before), after: buffers(after) })}`).to.be.at.most(
+        Math.ceil(before[key].buffers * 1.1) + 10,
+      );
+    }
   });
 });
