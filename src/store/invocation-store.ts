@@ -256,7 +256,7 @@ export async function endInvocations(
 ): Promise<number[]> {
   if (args.ids.length === 0) return [];
   const result = await db.query<{ id: number }>(
-    `UPDATE ltp.invocations SET status = $3::ltp.invocation_status, finished_at = now(), error_code = $4, error_message = $5
+    `UPDATE ltp.invocations SET status = $3::ltp.invocation_status, finished_at = clock_timestamp(), error_code = $4, error_message = $5
       WHERE id = ANY($1::bigint[]) AND status = ANY($2::ltp.invocation_status[])
       RETURNING id`,
     [args.ids, args.from, args.to, args.code, args.message],
@@ -434,7 +434,7 @@ export async function liveOwners(db: Queryable): Promise<Array<PoolIdentity & { 
 /** Ends every live invocation of a pool as terminated (the pool is gone, or moved to another database). */
 export async function terminatePoolInvocations(db: Queryable, args: { poolUid: string; code: string; message: string }): Promise<number[]> {
   const result = await db.query<{ id: number }>(
-    `UPDATE ltp.invocations SET status = 'terminated', finished_at = now(), error_code = $2, error_message = $3
+    `UPDATE ltp.invocations SET status = 'terminated', finished_at = clock_timestamp(), error_code = $2, error_message = $3
       WHERE pool_uid = $1 AND status IN ('created', 'pending', 'ready', 'running')
       RETURNING id`,
     [args.poolUid, args.code, args.message],

@@ -1,12 +1,13 @@
 // A row's invoked_at is when Lambda answered its invoke, on the database's clock (db-clock.ts), however late
-// the statement that marks it runs. Against a real Postgres; the answers' moments are taken here.
+// the statement that marks it runs; and its finished_at, when the controller ends it, is when the row was
+// ended, however long its transaction waited first. Against a real Postgres; the answers' moments are taken here.
 import { expect } from 'chai';
 import pg from 'pg';
 import type { Pool } from '../../src/api/types.ts';
 import { clockProbe } from '../../src/controller/databases.ts';
 import { templateFor } from '../../src/controller/pass-act.ts';
 import { DbClock } from '../../src/store/db-clock.ts';
-import { insertInvocations, markInvoked } from '../../src/store/invocation-store.ts';
+import { endInvocations, insertInvocations, markInvoked, terminatePoolInvocations } from '../../src/store/invocation-store.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,5 +104,36 @@ describe("invoked_at on the database's clock (real Postgres)", function () {
     const after = Date.now();
     const invoked = await invokedMs(rows.map((r) => r.id));
     for (const r of rows) expect(invoked.get(r.id), `row ${r.id}: invoked_at (ms since the epoch)`).to.be.at.most(after + 3);
+  });
+
+  it('ends a row at the moment it is ended, not when its transaction began: the hold on its tasks is never shortened', async () => {
+    const [ended = 0, terminated = 0] = await insertInvocations(t.db, {
+      template: templateFor({ ...pool, meta: { ...pool.meta, uid: 'uid-clock-ended' } }),
+      count: 2,
+      invokeAfterMs: 0,
+    });
+    await client.query('BEGIN');
+    try {
+      // The pass's or the sweep's transaction waits (for the pool's lock, behind a slow pass) before it ends rows;
+      // a worker's heartbeat may be accepted meanwhile, and the tasks' hold counts from finished_at.
+      await client.query('SELECT pg_sleep(0.4)');
+      expect(
+        await endInvocations(client, { ids: [ended], from: ['created'], to: 'orphaned', code: 'HeartbeatLost', message: 'x' }),
+      ).to.deep.equal([ended]);
+      await client.query('SELECT pg_sleep(0.2)');
+      expect(await terminatePoolInvocations(client, { poolUid: 'uid-clock-ended', code: 'PoolGone', message: 'x' })).to.deep.equal([
+        terminated,
+      ]);
+      const late = await client.query<{ id: string; ms: number }>(
+        `SELECT id, extract(epoch FROM finished_at - now())::float8 * 1000 AS ms FROM ltp.invocations WHERE id = ANY($1::bigint[]) ORDER BY id`,
+        [[ended, terminated]],
+      );
+      // Before, both read 0: now(), the transaction's start.
+      expect(late.rows.map((r) => Number(r.id))).to.deep.equal([ended, terminated]);
+      expect(late.rows[0]?.ms, 'orphaned: ms after the transaction began').to.be.at.least(390);
+      expect(late.rows[1]?.ms, 'terminated: ms after the transaction began').to.be.at.least(590);
+    } finally {
+      await client.query('ROLLBACK');
+    }
   });
 });
