@@ -73,7 +73,7 @@ export interface PoolStatus {
   invocations?: StateCounts<InvocationState>;
   tasks?: StateCounts<TaskState>;
   lastDispatchTime?: string;
-  /** Invocations that succeeded having leased no task, among the rows retention keeps. */
+  /** Invocations a worker ran and finished (succeeded or failed) having started no task, since the pool began (ltp.pool_totals). */
   wastedInvocations?: number;
   /** The latest task that failed for good. */
   lastTaskError?: { taskId: number; attempts: number; message: string; time: string };

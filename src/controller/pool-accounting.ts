@@ -8,6 +8,7 @@ import type { Db } from '../store/db.ts';
 import { invocationsFinishedSince, tasksFinishedSince, type FinishedInvocation } from '../store/finished-rows.ts';
 import type { EventRecorder } from './events.ts';
 import { FinishedCursor } from './finished-cursor.ts';
+import { isWasted } from '../planner/waste.ts';
 
 const READ_LIMIT = 5_000;
 
@@ -80,7 +81,7 @@ export class PoolAccounting {
         const memory = this.memoryMb(row);
         if (memory !== undefined) this.metrics.gbSeconds.inc(labels, (seconds * memory) / 1024);
       }
-      if (row.status === 'succeeded' && row.tasksLeased === 0) this.metrics.wastedTotal.inc(labels);
+      if (isWasted(row)) this.metrics.wastedTotal.inc(labels);
       if (row.status === 'orphaned') this.metrics.orphaned.inc({ ...labels, reason: row.errorCode ?? 'Unknown' });
     }
     let failed = 0;

@@ -29,7 +29,7 @@ export class Metrics {
   });
   readonly wastedTotal = new Counter({
     name: 'ltp_invocations_wasted_total',
-    help: 'Invocations that succeeded having leased no task: work the backlog did not need.',
+    help: 'Invocations a worker ran and finished (succeeded or failed) having started no task: billed for nothing.',
     labelNames: ['namespace', 'pool'] as const,
     registers: [this.registry],
   });

@@ -10,6 +10,17 @@ export interface FinishedOutcome {
   message: string | null;
 }
 
+/**
+ * Whether a finished invocation was wasted: a worker ran it (it started) and finished it, succeeded or failed,
+ * having started no task. The rule of ltp.pool_totals.wasted (the status's WASTED count), which the
+ * ltp_invocations_wasted_total metric counts too: a NoTimeToStart invocation (failed, nothing leased) is waste.
+ */
+export function isWasted(row: { status: string; readyAt: unknown; tasksStarted: number }): boolean {
+  return (
+    (row.status === 'succeeded' || row.status === 'failed') && row.readyAt !== null && row.readyAt !== undefined && row.tasksStarted === 0
+  );
+}
+
 export interface WastePolicy {
   /** Wasted invocations in a row that start the backoff. */
   threshold: number;

@@ -8,6 +8,8 @@ import type pg from 'pg';
 import type { Queryable } from '../../src/store/db.ts';
 import { poolInvocationCounts, recentTrouble } from '../../src/store/invocation-store.ts';
 import { startSignals } from '../../src/store/start-signals.ts';
+import { invocationsFinishedSince } from '../../src/store/finished-rows.ts';
+import { isWasted } from '../../src/planner/waste.ts';
 import { explainBuffers } from '../support/explain.ts';
 import { freshDatabase, type TestDatabase } from '../support/postgres.ts';
 
@@ -139,5 +141,69 @@ describe('what a status write reads (real Postgres)', function () {
     expect(signals.waiting, 'invocations waiting to start').to.equal(MINE.pending);
     expect(probe.buffers, 'shared buffers each statement touched').to.have.length(1);
     expect(probe.buffers[0], 'shared buffers').to.be.below(150);
+  });
+});
+
+describe("wasted invocations: the metric's rule is the status's (real Postgres)", function () {
+  this.timeout(60_000);
+  let t: TestDatabase;
+
+  before(async () => {
+    t = await freshDatabase('wasted');
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  it('counts in ltp_invocations_wasted_total exactly the rows ltp.pool_totals counts as wasted, NoTimeToStart included', async () => {
+    // Every way an invocation ends: [status, started (ready_at set), tasks leased, tasks started, error code].
+    const endings: Array<[string, boolean, number, number, string | null]> = [
+      ['succeeded', true, 0, 0, null], // leased nothing: the backlog was gone
+      ['succeeded', true, 2, 2, null], // worked
+      ['failed', true, 1, 0, 'NoTimeToStart'], // leased, then had no time to start it (was not counted by the metric)
+      ['failed', true, 0, 0, 'NoTimeToStart'], // had no time to lease (was not counted by the metric)
+      ['failed', true, 2, 1, 'HandlerCrashed'], // started one, then crashed
+      ['failed', false, 0, 0, 'ResourceNotFoundException'], // rejected by Lambda, never ran: not billed
+      ['orphaned', true, 1, 0, 'HeartbeatLost'], // lost: the lease, not a finish
+      ['orphaned', false, 0, 0, 'StartTimeout'],
+      ['terminated', true, 0, 0, 'PoolGone'],
+    ];
+    const uid = 'uid-wasted';
+    const inserted = await t.db.query<{ id: string }>(
+      `INSERT INTO ltp.invocations (pool_namespace, pool_name, pool_uid, queue, status, function_name, tasks_per_invocation,
+                                    max_task_attempts, heartbeat_timeout_seconds)
+       SELECT 'ns', 'wasted', $1, 'q-wasted', 'created', 'fn', 2, 3, 60 FROM generate_series(1, $2::int) RETURNING id`,
+      [uid, endings.length],
+    );
+    const ids = inserted.rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    // Through the states the ledger allows: Lambda accepted all but the rejected one; the started ones ran.
+    const rejected = ids[endings.findIndex((e) => e[4] === 'ResourceNotFoundException')];
+    const started = ids.filter((_, i) => endings[i]?.[1]);
+    await t.db.query(`UPDATE ltp.invocations SET status = 'pending', invoked_at = now() WHERE id = ANY($1::bigint[]) AND id <> $2`, [
+      ids,
+      rejected,
+    ]);
+    await t.db.query(`UPDATE ltp.invocations SET status = 'ready', ready_at = now() WHERE id = ANY($1::bigint[])`, [started]);
+    await t.db.query(`UPDATE ltp.invocations SET status = 'running', running_at = now() WHERE id = ANY($1::bigint[])`, [started]);
+    // One statement ends them all, as the trigger sees a pass's or a worker's statement.
+    await t.db.query(
+      `UPDATE ltp.invocations i SET status = e.status::ltp.invocation_status, finished_at = now(),
+              tasks_leased = e.leased, tasks_started = e.started_tasks, error_code = e.code
+         FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::int[], $5::int[], $6::text[]) AS e(id, status, started, leased, started_tasks, code)
+        WHERE i.id = e.id`,
+      [
+        ids,
+        endings.map((e) => e[0]),
+        endings.map((e) => e[1]),
+        endings.map((e) => e[2]),
+        endings.map((e) => e[3]),
+        endings.map((e) => e[4]),
+      ],
+    );
+    const totals = await t.db.query<{ wasted: string }>(`SELECT wasted FROM ltp.pool_totals WHERE pool_uid = $1`, [uid]);
+    const finished = await invocationsFinishedSince(t.db, { poolUid: uid, since: new Date(0), limit: 100 });
+    expect(finished).to.have.length(endings.length);
+    expect(finished.filter(isWasted).length, 'the metric').to.equal(Number(totals.rows[0]?.wasted));
+    expect(Number(totals.rows[0]?.wasted), 'the status').to.equal(3);
   });
 });
