@@ -50,7 +50,12 @@ const EVERY_OPTION_ON = {
   aws: { region: 'eu-west-1', credentialsSecret: 'aws' },
   lambda: { endpoint: 'http://lambda-local:9001' },
   extraArgs: ['--workers=8'],
-  extraEnv: [{ name: 'EXTRA', value: '1' }],
+  extraEnv: [
+    { name: 'EXTRA', value: '1' },
+    { name: 'NODE_EXTRA_CA_CERTS', value: '/etc/ssl/rds/global-bundle.pem' },
+  ],
+  extraVolumes: [{ name: 'rds-ca', configMap: { name: 'rds-ca' } }],
+  extraVolumeMounts: [{ name: 'rds-ca', mountPath: '/etc/ssl/rds', readOnly: true }],
   serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/ltp' } },
   metrics: { service: { annotations: { a: 'b' } }, serviceMonitor: { enabled: false } },
   podMonitor: { enabled: true, interval: '15s', scrapeTimeout: '10s', labels: { release: 'prometheus' } },
@@ -209,6 +214,11 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     const tenancy = await helmOffline(['template', 'typo', CHART, '--set', 'tenancy.namespaces.Team_A.functions={x}']);
     expect(tenancy.code, 'a tenancy key that is not a namespace name').to.not.equal(0);
     expect(tenancy.stderr).to.match(/invalid propertyName 'Team_A'/);
+    // The chart's own scratch volume cannot be replaced by an extra one.
+    const scratch = await render({ extraVolumes: [{ name: 'tmp', hostPath: { path: '/' } }] });
+    expect(scratch.code, 'an extra volume named tmp').to.not.equal(0);
+    const overTmp = await render({ extraVolumeMounts: [{ name: 'x', mountPath: '/tmp' }] });
+    expect(overTmp.code, 'an extra mount over /tmp').to.not.equal(0);
     // "0" keeps history for ever, and --set makes it a number: both forms are accepted.
     const keepForEver = await helmOffline(['template', 'typo', CHART, '--set', 'retention=0']);
     expect(keepForEver.code, keepForEver.stderr).to.equal(0);
@@ -277,6 +287,16 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     const deployment = only(objects, 'Deployment', fullname);
     expect(at(deployment, 'spec', 'selector', 'matchLabels')).to.deep.equal(selector);
     expect(envOf(deployment)).to.deep.include({ name: 'LEASE_NAME', value: fullname });
+    // A CA bundle for the databases' TLS: the volume, its mount beside the chart's /tmp, and the variable.
+    expect(at(deployment, 'spec', 'template', 'spec', 'volumes')).to.deep.equal([
+      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+      { name: 'rds-ca', configMap: { name: 'rds-ca' } },
+    ]);
+    expect(at(deployment, 'spec', 'template', 'spec', 'containers', 0, 'volumeMounts')).to.deep.equal([
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'rds-ca', mountPath: '/etc/ssl/rds', readOnly: true },
+    ]);
+    expect(envOf(deployment)).to.deep.include({ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/ssl/rds/global-bundle.pem' });
     const spread = list(at(deployment, 'spec', 'template', 'spec', 'topologySpreadConstraints'));
     expect(spread.map((c) => at(c, 'topologyKey'))).to.deep.equal(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
     for (const c of spread) {
