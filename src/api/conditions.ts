@@ -42,7 +42,6 @@ export const Reason = {
   FunctionTimeoutTooShort: 'FunctionTimeoutTooShort',
   InvocationsWasted: 'InvocationsWasted',
   FunctionNotReady: 'FunctionNotReady',
-  NotReady: 'NotReady',
   // Suspended
   SuspendedBySpec: 'SuspendedBySpec',
   NotSuspended: 'NotSuspended',

@@ -23,7 +23,7 @@ export class Metrics {
   });
   readonly backlog = new Gauge({
     name: 'ltp_backlog_tasks',
-    help: 'Created tasks waiting in the pool queue.',
+    help: 'Due tasks waiting in the pool queue, counted up to maxConcurrency x tasksPerInvocation (a pass never counts more).',
     labelNames: ['namespace', 'pool'] as const,
     registers: [this.registry],
   });

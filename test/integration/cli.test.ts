@@ -75,7 +75,7 @@ describe('the CLI, in its own process', function () {
 
   it('prints the version, as text and as JSON', async () => {
     const text = await runCli(['version']);
-    expect(text.stdout.trim()).to.match(/^lambda-task-pool \d+\.\d+\.\d+/);
+    expect(text.stdout.trim()).to.match(/^lambda-task-pool \d+\.\d+\.\d+ \(Node\.js \d+\.\d+\.\d+\)$/);
     const json = JSON.parse((await runCli(['version', '-o', 'json'])).stdout) as { version: string; node: string };
     expect(json.version).to.match(/^\d+\.\d+\.\d+/);
     expect(json.node).to.equal(process.versions.node);

@@ -26,7 +26,7 @@ export default defineCommand({
       .summary('pools with their counts and conditions')
       .description(
         'Show LambdaTaskPools as the controller last reported them: backlog, invocations and tasks by state, and conditions. ' +
-          'With NAME, one pool in detail. Reads the resources from the Kubernetes API (kubectl get ltp shows the same numbers).',
+          'With NAME, one pool in detail. Reads the resources from the Kubernetes API (the status kubectl get ltp shows; QUEUED is created + pending, RUNNING is ready + running).',
       )
       .argument('[name]', 'one pool, shown in detail')
       .option('-n, --namespace <ns>', "the pools' namespace (default: the kubeconfig context's, else default)")

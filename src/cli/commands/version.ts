@@ -14,6 +14,6 @@ export default defineCommand({
       .addOption(outputOption())
       .action((options: { output: OutputFormat }) => {
         if (options.output === 'json') console.log(json({ version: PRODUCT_VERSION, node: process.versions.node }));
-        else console.log(`lambda-task-pool ${PRODUCT_VERSION}`);
+        else console.log(`lambda-task-pool ${PRODUCT_VERSION} (Node.js ${process.versions.node})`);
       }),
 });
