@@ -2,7 +2,7 @@
 // looks: KUBECONFIG, ~/.kube/config, then the in-cluster service account. When it finds none it quietly
 // falls back to a cluster at http://localhost:8080, whose only effect is a confusing connection error (or,
 // in the controller, a watch failing for ever): the CLI says so instead.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -24,7 +24,10 @@ export function defaultKubeconfigSource(
 
 /** Why no kubeconfig can be used (a message for a UsageError), or undefined when one can. */
 export function missingKubeconfig(named: string | undefined): string | undefined {
-  if (named !== undefined) return existsSync(named) ? undefined : `the kubeconfig ${named} does not exist`;
+  if (named !== undefined) {
+    if (!existsSync(named)) return `the kubeconfig ${named} does not exist`;
+    return statSync(named).isFile() ? undefined : `the kubeconfig ${named} is not a file`;
+  }
   if (defaultKubeconfigSource()) return undefined;
   return 'no kubeconfig found: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run inside a cluster';
 }

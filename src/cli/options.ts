@@ -84,14 +84,19 @@ export function jsonValue(value: string): unknown {
   }
 }
 
-export function durationSeconds(flag: string): (value: string) => number {
+export function durationSeconds(flag: string, options: { maxSeconds?: number; maxText?: string } = {}): (value: string) => number {
   return (value) => {
+    let seconds: number;
     try {
-      return parseDurationSeconds(value, flag);
+      seconds = parseDurationSeconds(value, flag);
     } catch (error) {
       if (error instanceof DurationError) throw new InvalidArgumentError(error.message);
       throw error;
     }
+    if (options.maxSeconds !== undefined && seconds > options.maxSeconds) {
+      throw new InvalidArgumentError(`${flag} must be at most ${options.maxText ?? `${options.maxSeconds}s`}`);
+    }
+    return seconds;
   };
 }
 

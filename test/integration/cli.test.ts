@@ -105,8 +105,12 @@ describe('the CLI, in its own process', function () {
       { args: ['cancel', '1'], says: "required option '--reason <text>' not specified" },
       { args: ['completion', 'fish'], says: 'Allowed choices are bash, zsh' },
       { args: ['controller', '--metrics-addr', 'nowhere'], says: '--metrics-addr must be HOST:PORT or :PORT' },
+      // Past 10 years the retention sweep's SQL overflowed (timestamp out of range) and stopped for the whole database.
+      { args: ['controller', '--retention', '3000000d'], says: '--retention must be at most 3650d (10 years)' },
       { args: ['controller', '--lease-name', 'Not_A_Name'], says: 'must be a DNS subdomain' },
       { args: ['controller', '--kubeconfig', '/nonexistent/kubeconfig'], says: 'the kubeconfig /nonexistent/kubeconfig does not exist' },
+      // A directory named as the kubeconfig used to end the controller with a bare EISDIR (exit 1).
+      { args: ['controller', '--kubeconfig', os.tmpdir()], says: `the kubeconfig ${os.tmpdir()} is not a file` },
       // No KUBECONFIG, no ~/.kube/config, not in a cluster: said, not a connection error from a made-up localhost:8080.
       { args: ['status'], env: { HOME: '/nonexistent' }, says: 'no kubeconfig found: pass --kubeconfig, set KUBECONFIG' },
       { args: ['controller'], env: { HOME: '/nonexistent' }, says: 'no kubeconfig found' },

@@ -2,6 +2,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { OPEN_POLICY, parseTenancyPolicy, TenancyPolicyError, type TenancyPolicy } from '../../api/tenancy.ts';
+import { RETENTION_BOUNDS } from '../../api/types.ts';
 import { untilSignal } from '../../ops/signals.ts';
 import { UsageError, defineCommand } from '../command.ts';
 import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabase, nonNegativeInt, positiveInt } from '../options.ts';
@@ -95,7 +96,11 @@ export default defineCommand({
           '--retention <duration>',
           `delete finished tasks and invocations older than this, e.g. 7d or 36h; 0 keeps them (default: ${HELP_DEFAULTS.retention}; a pool may set spec.retentionSeconds)`,
         )
-          .argParser(durationSeconds('--retention'))
+          // A pool's spec.retentionSeconds has the same bound: a longer one overflowed now() - interval in the
+          // retention sweep's SQL (timestamp out of range), and stopped the sweep of every controller on that database.
+          .argParser(
+            durationSeconds('--retention', { maxSeconds: RETENTION_BOUNDS.max, maxText: '3650d (10 years); 0 keeps them for ever' }),
+          )
           .env('RETENTION'),
       )
       .addOption(
