@@ -8,11 +8,11 @@
 //
 // A pattern is matched against the whole string as the pool writes it: `*` is any run of characters,
 // everything else is literal. A function pattern is matched colon-separated part by part: its `*` never
-// spans a colon, and a function written with one part more than the pattern (a qualifier: name:live, or an
-// ARN's :live) is matched without that part. So a name pattern (no colon) never matches an ARN or a partial
-// ARN, even one that starts with `*` ("*-team-a" does not match 999999999999:function:evil-team-a), and a
-// pool cannot reach another account's function by writing its ARN; allow ARNs with ARN patterns. The
-// pattern `*` alone matches every function.
+// spans a colon, a qualifier after what it names is left out (team-a-* allows team-a-x:live), and a `*` that
+// is a whole last part matches the rest (arn:aws:lambda:eu-west-1:123456789012:* is every function of that
+// account and region). So a name pattern (no colon) never matches an ARN or a partial ARN, even one that
+// starts with `*` ("*-team-a" does not match 999999999999:function:evil-team-a), and a pool cannot reach
+// another account's function by writing its ARN; allow ARNs with ARN patterns. `*` alone matches every function.
 import type { PoolSpec } from './types.ts';
 
 export interface NamespaceRules {
@@ -102,15 +102,24 @@ export function globMatches(pattern: string, value: string): boolean {
   return glob.test(value);
 }
 
+/** How many colon-separated parts a Lambda function identifier has with a qualifier: name:q, account:function:name:q, an ARN's :q. */
+const QUALIFIED_PARTS = [2, 4, 8];
+
 /**
  * Whether a function pattern matches a function as the pool writes it (name, or name:qualifier): part by
- * part between colons, `*` never spanning one, and a last part more in the function (its qualifier) left out.
+ * part between colons, `*` never spanning one; a qualifier after what the pattern names is left out; and a
+ * `*` that is a whole last part matches the rest, colons included (`arn:aws:lambda:eu-west-1:123456789012:*`
+ * is every function of that account and region).
  */
 export function functionMatches(pattern: string, fn: string): boolean {
   if (pattern === '*') return true;
   const want = pattern.split(':');
   const have = fn.split(':');
-  if (have.length !== want.length && have.length !== want.length + 1) return false;
+  if (want.length > 1 && want.at(-1) === '*') {
+    return have.length >= want.length && want.slice(0, -1).every((part, i) => globMatches(part, have[i] as string));
+  }
+  const qualified = have.length === want.length + 1 && QUALIFIED_PARTS.includes(have.length);
+  if (have.length !== want.length && !qualified) return false;
   return want.every((part, i) => globMatches(part, have[i] as string));
 }
 

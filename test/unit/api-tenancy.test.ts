@@ -123,6 +123,15 @@ describe('the tenancy policy', () => {
         false,
       ],
       ['arn:aws:lambda:*:*:function:team-a-*', 'arn:aws:lambda:eu-west-1:999999999999:function:team-a-y', true],
+      // A * that is a whole last part is the rest: every function of an account and region, or of a partial ARN's account.
+      ['arn:aws:lambda:eu-west-1:123456789012:*', 'arn:aws:lambda:eu-west-1:123456789012:function:x', true],
+      ['arn:aws:lambda:eu-west-1:123456789012:*', 'arn:aws:lambda:eu-west-1:123456789012:function:x:live', true],
+      ['arn:aws:lambda:eu-west-1:123456789012:*', 'arn:aws:lambda:eu-west-1:999999999999:function:x', false],
+      ['arn:aws:lambda:*', 'arn:aws:lambda:us-east-1:999999999999:function:x', true],
+      ['123456789012:*', '123456789012:function:x', true],
+      ['123456789012:*', 'arn:aws:lambda:us-east-1:123456789012:function:x', false],
+      // A part more is a qualifier only where Lambda has one: not the name after an ARN's "function".
+      ['arn:aws:lambda:eu-west-1:123456789012:function', 'arn:aws:lambda:eu-west-1:123456789012:function:x', false],
       // * alone is every function, ARNs too.
       ['*', 'arn:aws:lambda:us-east-1:999999999999:function:anything:live', true],
     ];
