@@ -91,6 +91,11 @@ export class PoolReconciler {
   private readonly waitCursor = new Map<string, string>();
   /** The status this controller last wrote per pool uid: the informer's copy may not show it yet. */
   private readonly written = new Map<string, PoolStatus>();
+  /**
+   * The uid of each pool key this controller has seen: a pool deleted before it had a route (it never reached
+   * a database, or was deleted between resolving one and its finalizer) is still forgotten by uid.
+   */
+  private readonly uidByKey = new Map<string, string>();
 
   private readonly pending = new Map<string, PendingStatus>();
   /** Queue claims this controller holds, per pool uid, and when it last checked them. */
@@ -119,6 +124,7 @@ export class PoolReconciler {
     const obj = this.deps.cache.get(namespace, name);
     if (!obj) return this.forgetGone(key, namespace, name);
     const parsed = parsePool(obj);
+    this.uidByKey.set(key, parsed.meta.uid);
     if (parsed.meta.deletionTimestamp) return this.finalize(key, parsed);
     if (!parsed.ok) {
       // An invalid pool dispatches nothing, so it needs no finalizer (one it had from a valid spec stays).
@@ -283,8 +289,13 @@ export class PoolReconciler {
     this.lastStatusWrite.set(key, Date.now());
     // The pool may have gone meanwhile (finalized, or removed): write nothing for it.
     if (!this.written.has(report.pool.meta.uid) && !this.deps.cache.get(report.pool.meta.namespace, report.pool.meta.name)) return {};
+    // The pool's database as it resolves now: after a password rotation the connections the pass used may
+    // already be closed (databases.ts closes the old credentials' at once).
+    const current = this.deps.databases.lastResolved(report.pool.meta.uid);
+    const db = current?.db ?? report.db;
+    const display = current?.display ?? report.display;
     try {
-      await this.writeStatus(report.pool, report.db, report.display, report.pass, report.dispatchedAt, report.decision);
+      await this.writeStatus(report.pool, db, display, report.pass, report.dispatchedAt, report.decision);
     } catch (error) {
       // Written again from the next pass; a failure is never silent.
       this.deps.logger.warn('status write failed', {
@@ -339,17 +350,24 @@ export class PoolReconciler {
         }
         deps.sweeper.poke();
       }
-      deps.databases.forget(route.uid);
-      deps.events.forget(route.uid);
-      this.forgetUid(route.uid);
-      this.waitCursor.delete(route.uid);
-      this.written.delete(route.uid);
-      this.claimed.delete(route.uid);
-      this.retentionWithdrawn.delete(route.uid);
     }
+    const uid = route?.uid ?? this.uidByKey.get(key);
+    if (uid !== undefined) this.forgetPoolState(uid);
+    this.uidByKey.delete(key);
     deps.routes.forget(key);
     await deps.metrics.forgetPool(namespace, name);
     return {};
+  }
+
+  /** Everything this controller keeps of a pool by uid, forgotten once the pool is gone. */
+  private forgetPoolState(uid: string): void {
+    this.deps.databases.forget(uid);
+    this.deps.events.forget(uid);
+    this.forgetUid(uid);
+    this.waitCursor.delete(uid);
+    this.written.delete(uid);
+    this.claimed.delete(uid);
+    this.retentionWithdrawn.delete(uid);
   }
 
   /**
@@ -659,14 +677,9 @@ export class PoolReconciler {
     );
     await this.forgetStatus(key);
     deps.routes.forget(key);
-    deps.events.forget(meta.uid);
-    this.forgetUid(meta.uid);
+    this.forgetPoolState(meta.uid);
+    this.uidByKey.delete(key);
     await deps.metrics.forgetPool(meta.namespace, meta.name);
-    deps.databases.forget(meta.uid);
-    this.waitCursor.delete(meta.uid);
-    this.written.delete(meta.uid);
-    this.claimed.delete(meta.uid);
-    this.retentionWithdrawn.delete(meta.uid);
     return {};
   }
 }
