@@ -179,7 +179,13 @@ export class DatabaseRegistry {
       (e) => e !== entry && !e.draining && e.ready && e.database.identity === entry.database.identity,
     );
     if (successor) {
-      void this.close(url, entry, 'connections under the old credentials closed: the same database is in use under new ones');
+      this.close(url, entry, 'connections under the old credentials closed: the same database is in use under new ones').catch(
+        (error: unknown) =>
+          this.options.logger.warn("closing the old credentials' connections failed", {
+            database: entry.database.display,
+            error: describeError(error),
+          }),
+      );
       return;
     }
     this.options.logger.info('database no longer used by any pool; draining', { database: entry.database.display });

@@ -75,7 +75,13 @@ export class StrandedSweeper {
       } catch (error) {
         this.deps.logger.warn('stranded sweep failed', { database: database.display, error: describeError(error) });
         // A draining database that keeps failing (its server gone, its old password refused) is let go in the end.
-        if (draining) await this.deps.databases.drainFailed(database.key, error).catch(() => false);
+        if (draining) {
+          await this.deps.databases
+            .drainFailed(database.key, error)
+            .catch((closeError: unknown) =>
+              this.deps.logger.warn('closing a draining database failed', { database: database.display, error: describeError(closeError) }),
+            );
+        }
       }
     }
     return reports;

@@ -15,10 +15,8 @@ export interface FinishedOutcome {
  * having started no task. The rule of ltp.pool_totals.wasted (the status's WASTED count), which the
  * ltp_invocations_wasted_total metric counts too: a NoTimeToStart invocation (failed, nothing leased) is waste.
  */
-export function isWasted(row: { status: string; readyAt: unknown; tasksStarted: number }): boolean {
-  return (
-    (row.status === 'succeeded' || row.status === 'failed') && row.readyAt !== null && row.readyAt !== undefined && row.tasksStarted === 0
-  );
+export function isWasted(row: { status: string; readyAt: Date | null; tasksStarted: number }): boolean {
+  return (row.status === 'succeeded' || row.status === 'failed') && row.readyAt !== null && row.tasksStarted === 0;
 }
 
 export interface WastePolicy {

@@ -264,8 +264,6 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
       await sweeper.runOnce();
       // Before, it stayed open for ever: its pool, its listener reconnecting and its probe connecting every second.
       expect(draining(), 'draining after a failed sweep past the give-up time').to.have.length(0);
-      const connecting = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [name]);
-      expect(connecting.rows[0]?.n).to.equal(0);
     } finally {
       await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} ALLOW_CONNECTIONS true`);
       await admin.end();
