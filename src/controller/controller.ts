@@ -303,6 +303,7 @@ export async function startController(config: ControllerConfig): Promise<Running
         queue?.retryAllNow();
         cache.allKeys().forEach(enqueue);
       },
+      onCallbackError: (error) => log.error('pool watch restart handling failed', { error: describeError(error) }),
     });
   }
   await Promise.all(informers.map((i) => i.start()));

@@ -18,6 +18,8 @@ export interface WatchRestartOptions {
   onFailing(error: unknown, retryInMs: number): void;
   /** A restart listed and watched again, with no failure since it began. */
   onRestored(): void;
+  /** onRestored or onFailing threw: said, never an unhandled rejection (which would end the process). */
+  onCallbackError(error: unknown): void;
   /** Schedules a restart; defaults to an unref'd setTimeout. */
   schedule?: (fn: () => void, ms: number) => void;
   random?: () => number;
@@ -39,17 +41,20 @@ export function restartOnFailure(watch: RestartableWatch, options: WatchRestartO
     schedule(() => {
       if (options.stopped()) return;
       const before = failures;
-      watch.start().then(
-        () => {
-          // A failure reported while it started (its list refused, say) has its own restart scheduled.
-          if (failures !== before || options.stopped()) return;
-          failures = 0;
-          options.onRestored();
-        },
-        (startError: unknown) => {
-          if (failures === before) failed(startError);
-        },
-      );
+      watch
+        .start()
+        .then(
+          () => {
+            // A failure reported while it started (its list refused, say) has its own restart scheduled.
+            if (failures !== before || options.stopped()) return;
+            failures = 0;
+            options.onRestored();
+          },
+          (startError: unknown) => {
+            if (failures === before) failed(startError);
+          },
+        )
+        .catch((error: unknown) => options.onCallbackError(error));
     }, retryInMs);
   };
   watch.on('error', failed);

@@ -28,7 +28,7 @@ class ScriptedWatch implements RestartableWatch {
   }
 }
 
-function harness(script: Array<'ok' | 'reject' | 'error-then-ok'>) {
+function harness(script: Array<'ok' | 'reject' | 'error-then-ok'>, options: { throwOnRestored?: boolean } = {}) {
   const watch = new ScriptedWatch(script);
   const scheduled: Array<{ fn: () => void; ms: number }> = [];
   const log: string[] = [];
@@ -37,7 +37,11 @@ function harness(script: Array<'ok' | 'reject' | 'error-then-ok'>) {
     backoff: { initialMs: 200, maxMs: 3_200 },
     stopped: () => stopped,
     onFailing: (error, retryInMs) => log.push(`failing in ${retryInMs}: ${error instanceof Error ? error.message : String(error)}`),
-    onRestored: () => log.push('restored'),
+    onRestored: () => {
+      log.push('restored');
+      if (options.throwOnRestored) throw new Error('enqueue failed');
+    },
+    onCallbackError: (error) => log.push(`callback failed: ${error instanceof Error ? error.message : String(error)}`),
     schedule: (fn, ms) => scheduled.push({ fn, ms }),
     random: () => 0.5,
   });
@@ -85,6 +89,13 @@ describe('restarting a failed pool watch', () => {
     await h.fire();
     expect(h.log.at(-1)).to.equal('restored');
     expect(h.watch.starts).to.equal(2);
+  });
+
+  it('says when its own handling of a restart throws, instead of leaving an unhandled rejection', async () => {
+    const h = harness(['ok'], { throwOnRestored: true });
+    h.watch.fail(new Error('watch closed'));
+    await h.fire();
+    expect(h.log).to.deep.equal(['failing in 150: watch closed', 'restored', 'callback failed: enqueue failed']);
   });
 
   it('starts nothing once the controller is stopping', async () => {
