@@ -122,6 +122,26 @@ describe('the CLI, in its own process', function () {
     }
   });
 
+  it('exits 1, never 0, when a command can never finish; otherwise with its code, or 1 and its error', async () => {
+    const exitModule = path.join(REPO_ROOT, 'src', 'cli', 'exit.ts');
+    const settle = async (work: string) => {
+      const script = `import(${JSON.stringify(exitModule)}).then((m) => m.exitWhenSettled(${work}))`;
+      try {
+        const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO_ROOT });
+        return { code: 0, stdout, stderr };
+      } catch (error) {
+        const e = error as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    };
+    const never = await settle('new Promise(() => {})');
+    expect(never.code, 'a promise nothing will settle').to.equal(1);
+    expect(never.stderr).to.include('the command stopped without finishing');
+    expect((await settle('Promise.resolve(3)')).code).to.equal(3);
+    const failed = await settle("Promise.reject(new Error('boom'))");
+    expect(failed).to.deep.include({ code: 1, stderr: 'lambda-task-pool: boom\n' });
+  });
+
   it('exits 1 naming the database, never its password, when the database cannot be reached', async () => {
     for (const args of [
       ['migrate'],
