@@ -37,6 +37,18 @@ function pool(namespace: string, secretRef?: { name: string; key: string }): Poo
   };
 }
 
+/** A stranded sweep of a registry's databases to which every pool is known and none is gone. */
+function sweeperKnowingEveryPool(databases: DatabaseRegistry): StrandedSweeper {
+  return new StrandedSweeper({
+    databases,
+    knownUid: () => true,
+    isGone: async () => false,
+    active: () => true,
+    logger: silentLogger(),
+    intervalMs: 60_000,
+  });
+}
+
 function failure(result: DatabaseResolution) {
   expect(result.ok, 'resolution should fail').to.equal(false);
   return result.ok ? { reason: '', message: '' } : result;
@@ -190,14 +202,7 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
     expect(second.ok).to.equal(true);
     // The old database drains: the stranded sweep finds nothing of this pool left live in it, and closes it.
     expect(await connectionsTo(rotDb), 'still open while draining').to.be.at.least(1);
-    const sweeper = new StrandedSweeper({
-      databases: r,
-      knownUid: () => true,
-      isGone: async () => false,
-      active: () => true,
-      logger: silentLogger(),
-      intervalMs: 60_000,
-    });
+    const sweeper = sweeperKnowingEveryPool(r);
     const reports = await sweeper.runOnce();
     expect(reports.find((report) => report.closed)?.terminated).to.deep.equal([]);
     const closed = Date.now() + 5_000;
@@ -253,14 +258,7 @@ describe('database resolution for pools (real kube-apiserver and Postgres)', fun
       expect((await r.resolve(pool(OTHER, { name: 'moving-away', key: 'url' }))).ok).to.equal(true);
       const draining = () => r.inUse().filter((u) => u.draining && u.database.display.endsWith(`/${name}`));
       expect(draining(), 'draining before the sweep').to.have.length(1);
-      const sweeper = new StrandedSweeper({
-        databases: r,
-        knownUid: () => true,
-        isGone: async () => false,
-        active: () => true,
-        logger: silentLogger(),
-        intervalMs: 60_000,
-      });
+      const sweeper = sweeperKnowingEveryPool(r);
       await sweeper.runOnce();
       // Before, it stayed open for ever: its pool, its listener reconnecting and its probe connecting every second.
       expect(draining(), 'draining after a failed sweep past the give-up time').to.have.length(0);
