@@ -98,10 +98,14 @@ export class PoolReconciler {
   private readonly uidByKey = new Map<string, string>();
 
   private readonly pending = new Map<string, PendingStatus>();
-  /** Queue claims this controller holds, per pool uid, and when it last checked them. */
-  private readonly claimed = new Map<string, { database: string; queue: string; retentionSeconds: number; at: number }>();
-  /** Refused pools (tenancy policy) whose claims' recorded retention this controller has withdrawn, per pool uid. */
-  private readonly retentionWithdrawn = new Set<string>();
+  /**
+   * What this controller knows of each pool's queue claim, per pool uid: held (and when it last checked it),
+   * or, for a pool the tenancy policy refuses, that its claims' recorded retention is withdrawn in that database.
+   */
+  private readonly claims = new Map<
+    string,
+    { held: true; database: string; queue: string; retentionSeconds: number; at: number } | { held: false; withdrawnIn: string }
+  >();
   private readonly lastStatusWrite = new Map<string, number>();
   private readonly statusQueue: WorkQueue;
   private readonly accounting: PoolAccounting;
@@ -175,15 +179,15 @@ export class PoolReconciler {
     if (!verdict.allowed) refused = { reason: Reason[verdict.reason], message: verdict.message };
     try {
       // A claim this pool holds cannot be taken from it while it exists: it is checked again only now and then.
-      const known = this.claimed.get(pool.meta.uid);
+      const state = this.claims.get(pool.meta.uid);
+      const known = state?.held ? state : undefined;
       const retentionSeconds = pool.spec.retentionSeconds ?? deps.options.defaultRetentionSeconds;
       if (refused) {
         // A refused pool claims nothing, and a claim it still holds no longer sets its queue's retention for
         // the other controllers on this database (retention-sweep.ts); once, until it is allowed again.
-        this.claimed.delete(pool.meta.uid);
-        if (!this.retentionWithdrawn.has(pool.meta.uid)) {
+        if (state?.held !== false || state.withdrawnIn !== databaseKey) {
           await withdrawClaimRetention(db, pool.meta.uid);
-          this.retentionWithdrawn.add(pool.meta.uid);
+          this.claims.set(pool.meta.uid, { held: false, withdrawnIn: databaseKey });
         }
       } else if (
         !known ||
@@ -199,11 +203,10 @@ export class PoolReconciler {
           isStale: (holder) => this.isGone(holder),
         });
         if (claim.held) {
-          this.retentionWithdrawn.delete(pool.meta.uid);
           await releaseClaims(db, { poolUid: pool.meta.uid, exceptQueue: pool.spec.queue });
-          this.claimed.set(pool.meta.uid, { database: databaseKey, queue: pool.spec.queue, retentionSeconds, at: Date.now() });
+          this.claims.set(pool.meta.uid, { held: true, database: databaseKey, queue: pool.spec.queue, retentionSeconds, at: Date.now() });
         } else {
-          this.claimed.delete(pool.meta.uid);
+          this.claims.delete(pool.meta.uid);
           refused = {
             reason: Reason.QueueConflict,
             message: `queue ${pool.spec.queue} in ${display} is already served by pool ${claim.holder.namespace}/${claim.holder.name}`,
@@ -366,8 +369,7 @@ export class PoolReconciler {
     this.forgetUid(uid);
     this.waitCursor.delete(uid);
     this.written.delete(uid);
-    this.claimed.delete(uid);
-    this.retentionWithdrawn.delete(uid);
+    this.claims.delete(uid);
   }
 
   /**
@@ -375,7 +377,7 @@ export class PoolReconciler {
    * and per-pool state are forgotten (a write that ended after them set its gauges again, for ever).
    */
   private async forgetStatus(key: string): Promise<void> {
-    this.pending.delete(key);
+    // After the wait: a write that fails puts its report back.
     await this.statusQueue.forget(key);
     this.pending.delete(key);
     this.lastStatusWrite.delete(key);
