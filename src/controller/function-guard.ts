@@ -21,6 +21,8 @@ export interface FunctionGuardOptions {
 }
 
 interface Entry {
+  /** The pools (by uid) whose last check named this function: an entry no pool names any more is dropped. */
+  users: Set<string>;
   /** The start timeouts of the Managed pools that invoke this function, by pool uid: the event age is set to the largest. */
   managedBy?: Map<string, number>;
   settings?: FunctionSettings;
@@ -32,8 +34,10 @@ interface Entry {
 
 export class FunctionGuard {
   private readonly entries = new Map<string, Entry>();
-  /** The function (entry key) each Managed pool last asked to manage: a pool manages one function at most. */
-  private readonly managing = new Map<string, string>();
+  /** The entry keys of each function (name, qualifier and region), whatever the identity: memoryOf's index. */
+  private readonly keysOfFunction = new Map<string, Set<string>>();
+  /** The function (entry key) each pool last checked: a pool names one function at most. */
+  private readonly using = new Map<string, string>();
   private readonly slots: Slots;
   private readonly now: () => number;
 
@@ -48,15 +52,16 @@ export class FunctionGuard {
 
   /** The memory of a function, as any identity last read it (for GB-seconds). */
   memoryOf(fn: FunctionRef): number | undefined {
-    const prefix = keyOf({
-      name: fn.name,
-      ...(fn.qualifier ? { qualifier: fn.qualifier } : {}),
-      ...(fn.region ? { region: fn.region } : {}),
-    });
-    for (const [key, entry] of this.entries) {
-      if (key.startsWith(prefix) && entry.settings?.configuration) return entry.settings.configuration.memoryMb;
+    for (const key of this.keysOfFunction.get(functionKeyOf(fn)) ?? []) {
+      const memory = this.entries.get(key)?.settings?.configuration?.memoryMb;
+      if (memory !== undefined) return memory;
     }
     return undefined;
+  }
+
+  /** How many functions the guard keeps settings of (one per function and identity that a pool names). */
+  get size(): number {
+    return this.entries.size;
   }
 
   /** The settings last read, without waiting (undefined before the first read). */
@@ -73,28 +78,23 @@ export class FunctionGuard {
     pool: { poolUid: string; managed?: { startTimeoutSeconds: number } },
   ): { settings?: FunctionSettings; managedProblem?: CallProblem } {
     const key = keyOf(target);
-    // A pool switched to Unmanaged, or to another function, no longer manages the one it managed.
-    const was = this.managing.get(pool.poolUid);
-    if (was !== undefined && (was !== key || !pool.managed)) {
-      this.entries.get(was)?.managedBy?.delete(pool.poolUid);
-      this.managing.delete(pool.poolUid);
-    }
-    let entry = this.entries.get(key);
-    if (pool.managed) {
-      entry ??= { readAt: 0 };
-      this.entries.set(key, entry);
-      (entry.managedBy ??= new Map()).set(pool.poolUid, pool.managed.startTimeoutSeconds);
-      this.managing.set(pool.poolUid, key);
-    }
-    const wantAge = entry?.managedBy?.size ? managedAge(entry.managedBy) : undefined;
-    const stale = !entry?.settings || this.now() - entry.readAt >= this.options.intervalMs;
+    // A pool switched to another function no longer uses (nor manages) the one it named.
+    const was = this.using.get(pool.poolUid);
+    if (was !== undefined && was !== key) this.release(pool.poolUid, was);
+    const entry = this.entry(key, target);
+    entry.users.add(pool.poolUid);
+    this.using.set(pool.poolUid, key);
+    if (pool.managed) (entry.managedBy ??= new Map()).set(pool.poolUid, pool.managed.startTimeoutSeconds);
+    else entry.managedBy?.delete(pool.poolUid);
+    const wantAge = entry.managedBy?.size ? managedAge(entry.managedBy) : undefined;
+    const stale = !entry.settings || this.now() - entry.readAt >= this.options.intervalMs;
     const unmanaged =
       wantAge !== undefined &&
-      entry?.settings?.asyncConfig !== undefined &&
+      entry.settings?.asyncConfig !== undefined &&
       !entry.managedProblem &&
       (entry.settings.asyncConfig.maximumRetryAttempts !== 0 || entry.settings.asyncConfig.maximumEventAgeSeconds !== wantAge);
-    if ((stale || unmanaged) && !entry?.reading) {
-      const before = JSON.stringify([entry?.settings, entry?.managedProblem]);
+    if ((stale || unmanaged) && !entry.reading) {
+      const before = JSON.stringify([entry.settings, entry.managedProblem]);
       const work = wantAge !== undefined ? this.manage(target) : this.settings(target);
       void work.then(
         () => {
@@ -104,29 +104,59 @@ export class FunctionGuard {
         (error: unknown) => this.logger.error('function check failed', { function: target.name, error: describeError(error) }),
       );
     }
-    const now = this.entries.get(key);
-    return { ...(now?.settings ? { settings: now.settings } : {}), ...(now?.managedProblem ? { managedProblem: now.managedProblem } : {}) };
+    return {
+      ...(entry.settings ? { settings: entry.settings } : {}),
+      ...(entry.managedProblem ? { managedProblem: entry.managedProblem } : {}),
+    };
   }
 
   /** The settings, read again first when older than the interval (concurrent callers share one read). */
   async settings(target: InvokeTarget): Promise<FunctionSettings> {
-    const key = keyOf(target);
-    let entry = this.entries.get(key);
-    if (!entry) {
-      entry = { readAt: 0 };
-      this.entries.set(key, entry);
-    }
+    const entry = this.entry(keyOf(target), target);
     if (entry.settings && this.now() - entry.readAt < this.options.intervalMs) return entry.settings;
     entry.reading ??= this.read(target, entry).finally(() => {
-      if (entry) entry.reading = undefined;
+      entry.reading = undefined;
     });
     return entry.reading;
   }
 
-  /** A pool is gone: its start timeout no longer counts for the event age of its function. */
+  /**
+   * A pool is gone: its start timeout no longer counts for the event age of its function, and a function no
+   * pool names any more is forgotten (pools come and go by the thousand; their functions must not stay).
+   */
   forgetPool(poolUid: string): void {
-    for (const entry of this.entries.values()) entry.managedBy?.delete(poolUid);
-    this.managing.delete(poolUid);
+    const key = this.using.get(poolUid);
+    if (key !== undefined) this.release(poolUid, key);
+  }
+
+  /** The entry of a function and identity, made on first use. */
+  private entry(key: string, fn: FunctionRef): Entry {
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { users: new Set(), readAt: 0 };
+      this.entries.set(key, entry);
+      const functionKey = functionKeyOf(fn);
+      let keys = this.keysOfFunction.get(functionKey);
+      if (!keys) this.keysOfFunction.set(functionKey, (keys = new Set()));
+      keys.add(key);
+    }
+    return entry;
+  }
+
+  /** A pool no longer names a function: the function's entry goes once no pool names it. */
+  private release(poolUid: string, key: string): void {
+    this.using.delete(poolUid);
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    entry.users.delete(poolUid);
+    entry.managedBy?.delete(poolUid);
+    if (entry.users.size > 0) return;
+    // A read still under way finishes into the detached entry; its callers get its answer all the same.
+    this.entries.delete(key);
+    const functionKey = key.slice(0, key.lastIndexOf('\u0000'));
+    const keys = this.keysOfFunction.get(functionKey);
+    keys?.delete(key);
+    if (keys?.size === 0) this.keysOfFunction.delete(functionKey);
   }
 
   /**
@@ -200,6 +230,12 @@ function managedAge(managedBy: ReadonlyMap<string, number>): number {
   return Math.min(21_600, Math.max(60, ...managedBy.values()));
 }
 
+/** A function and the identity it is read as. */
 function keyOf(target: FunctionRef & { roleArn?: string }): string {
-  return [target.name, target.qualifier ?? '', target.region ?? '', target.roleArn ?? ''].join('\u0000');
+  return [functionKeyOf(target), target.roleArn ?? ''].join('\u0000');
+}
+
+/** A function, whatever the identity: the entry key less its last part. */
+function functionKeyOf(fn: FunctionRef): string {
+  return [fn.name, fn.qualifier ?? '', fn.region ?? ''].join('\u0000');
 }
