@@ -18,7 +18,8 @@ export interface PoolRef {
 }
 
 export class EventRecorder {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  /** Per pool uid, per reason: when the last event went out and how many were folded since. */
+  private readonly last = new Map<string, Map<string, { at: number; suppressed: number }>>();
 
   constructor(
     private readonly core: CoreV1Api,
@@ -39,8 +40,9 @@ export class EventRecorder {
 
   /** Records an event in the background; never throws. */
   record(pool: PoolRef, type: EventType, reason: string, message: string): void {
-    const key = `${pool.uid}/${reason}`;
-    const seen = this.last.get(key);
+    let reasons = this.last.get(pool.uid);
+    if (!reasons) this.last.set(pool.uid, (reasons = new Map()));
+    const seen = reasons.get(reason);
     const now = this.now();
     if (seen && now - seen.at < this.windowMs) {
       seen.suppressed += 1;
@@ -48,7 +50,7 @@ export class EventRecorder {
     }
     const folded =
       seen && seen.suppressed > 0 ? ` (and ${seen.suppressed} similar in the last ${Math.round((now - seen.at) / 1000)}s)` : '';
-    this.last.set(key, { at: now, suppressed: 0 });
+    reasons.set(reason, { at: now, suppressed: 0 });
     const stamp = new Date(now);
     this.enqueue(async () => {
       await this.core
@@ -141,7 +143,8 @@ export class EventRecorder {
     }
   }
 
+  /** A pool is gone: its reasons' windows go with it (one lookup, however many pools there are). */
   forget(uid: string): void {
-    for (const key of this.last.keys()) if (key.startsWith(`${uid}/`)) this.last.delete(key);
+    this.last.delete(uid);
   }
 }

@@ -41,6 +41,18 @@ describe('EventRecorder', () => {
     ]);
   });
 
+  it('forgets the windows of a deleted pool only: a pool of the same uid reports at once, another pool still folds', async () => {
+    const { sent, events } = recorder(() => 0);
+    const other = { ...POOL, name: 'other', uid: 'uid-2' };
+    events.record(POOL, 'Warning', 'Throttled', 'slow down');
+    events.record(other, 'Warning', 'Throttled', 'slow down');
+    events.forget(POOL.uid);
+    events.record(POOL, 'Warning', 'Throttled', 'again');
+    events.record(other, 'Warning', 'Throttled', 'again');
+    await events.flush();
+    expect(sent.map((e) => e.message)).to.deep.equal(['slow down', 'slow down', 'again']);
+  });
+
   it('returns at once and sends in the background, holding events back while dispatch is busy', async () => {
     let busy = true;
     const { sent, events } = recorder(
