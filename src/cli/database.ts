@@ -33,6 +33,14 @@ export function unreachable(error: unknown, target: DatabaseTarget): unknown {
       { cause: error },
     );
   }
+  // node-postgres reads sslcert, sslkey and sslrootcert when it connects: a bare ENOENT named no URL.
+  const syscall = typeof error === 'object' && error !== null && 'syscall' in error ? error.syscall : undefined;
+  const file = typeof error === 'object' && error !== null && 'path' in error ? error.path : undefined;
+  if (syscall === 'open' && typeof file === 'string') {
+    return new Error(`cannot read ${file}, which the database URL names (sslcert, sslkey or sslrootcert): ${String(code)}`, {
+      cause: error,
+    });
+  }
   if (!isDatabaseUnavailable(error) && !CONNECT_TIMEOUTS.some((t) => reason.includes(t))) return error;
   return new Error(`cannot reach the database at ${target.display}: ${reason}`, { cause: error });
 }

@@ -128,10 +128,12 @@ const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', '
 /**
  * Whether an error means the database could not be reached or could not serve us now (by its SQLSTATE
  * or socket error code): connection exceptions (08), insufficient resources (53), operator intervention
- * (57P), a statement or lock timeout (57014, 55P03).
+ * (57P), a statement or lock timeout (57014, 55P03), and any failed connect() (a Unix socket whose server is
+ * not up yet, such as a proxy beside the controller, fails with ENOENT).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   if (typeof code !== 'string') return false;
+  if ((error as { syscall?: unknown }).syscall === 'connect') return true;
   return /^(08|53|57P)/.test(code) || code === '57014' || code === '55P03' || UNAVAILABLE_ERRNOS.has(code);
 }

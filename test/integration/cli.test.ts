@@ -157,6 +157,22 @@ describe('the CLI, in its own process', function () {
     }
   });
 
+  it('says which socket directory has no server, and which certificate file it cannot read, exiting 1', async () => {
+    const socket = await runCli(['tasks', '--queue', 'q', '--database-url', 'postgres://app:s3cret@/tasks?host=/no/such/dir']);
+    expect(socket.code).to.equal(1);
+    expect(socket.stderr).to.include('cannot reach the database at /no/such/dir:5432/tasks: connect ENOENT');
+    const cert = await runCli([
+      'tasks',
+      '--queue',
+      'q',
+      '--database-url',
+      'postgres://app:s3cret@127.0.0.1:1/tasks?sslcert=/no/such.crt&sslkey=/no/such.key',
+    ]);
+    expect(cert.code).to.equal(1);
+    expect(cert.stderr).to.include('cannot read /no/such.crt, which the database URL names');
+    expect(socket.stderr + socket.stdout + cert.stderr + cert.stdout).not.to.include('s3cret');
+  });
+
   it('says to run migrate when the database has no LambdaTaskPool tables yet', async () => {
     const server = await sharedPostgres();
     const name = `unmigrated_${process.pid}`;

@@ -12,6 +12,21 @@ describe('isDatabaseUnavailable', () => {
     { name: 'an administrator shutdown (57P01) is unavailability', error: withCode('57P01'), expected: true },
     { name: 'a statement timeout (57014) is unavailability', error: withCode('57014'), expected: true },
     { name: 'a lock timeout (55P03) is unavailability', error: withCode('55P03'), expected: true },
+    {
+      name: 'a Unix socket with no server behind it (connect ENOENT) is unavailability',
+      error: Object.assign(new Error('connect ENOENT /var/run/postgresql/.s.PGSQL.5432'), { code: 'ENOENT', syscall: 'connect' }),
+      expected: true,
+    },
+    {
+      name: 'a Unix socket the controller may not open (connect EACCES) is unavailability',
+      error: Object.assign(new Error('connect EACCES /cloudsql/db/.s.PGSQL.5432'), { code: 'EACCES', syscall: 'connect' }),
+      expected: true,
+    },
+    {
+      name: 'a certificate file that is missing (open ENOENT) is not: it is the URL that is wrong',
+      error: Object.assign(new Error("ENOENT: no such file or directory, open '/etc/ca.pem'"), { code: 'ENOENT', syscall: 'open' }),
+      expected: false,
+    },
     { name: 'a check violation from the state-machine trigger (23514) is not', error: withCode('23514'), expected: false },
     { name: 'a missing table (42P01) is not', error: withCode('42P01'), expected: false },
     { name: 'a plain error without a code is not, whatever its message says', error: new Error('connection refused'), expected: false },
