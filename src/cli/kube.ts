@@ -3,7 +3,7 @@
 import type { ConfigurationOptions } from '@kubernetes/client-node';
 import { GROUP, KIND, PLURAL, VERSION } from '../api/types.ts';
 import { UsageError } from './command.ts';
-import { missingKubeconfig } from './kubeconfig-source.ts';
+import { loadKubeconfigInto, missingKubeconfig } from '../controller/kubeconfig.ts';
 
 export interface KubeTarget {
   kubeconfig?: string;
@@ -28,8 +28,7 @@ export async function poolReader(target: KubeTarget): Promise<PoolReader> {
   if (missing) throw new UsageError(missing);
   const kc = new KubeConfig();
   try {
-    if (target.kubeconfig) kc.loadFromFile(target.kubeconfig);
-    else kc.loadFromDefault();
+    loadKubeconfigInto(kc, target.kubeconfig, () => new KubeConfig());
   } catch (error) {
     throw new UsageError(`cannot read the kubeconfig${target.kubeconfig ? ` ${target.kubeconfig}` : ''}: ${messageOf(error)}`);
   }

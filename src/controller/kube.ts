@@ -19,14 +19,14 @@ import {
 import type https from 'node:https';
 import { Agent, type Dispatcher } from 'undici';
 import { GROUP, PLURAL, VERSION, type PoolStatus } from '../api/types.ts';
+import { loadKubeconfigInto } from './kubeconfig.ts';
 
 export type PoolObject = KubernetesObject & { spec?: unknown; status?: unknown };
 export type PoolInformer = Informer<PoolObject> & ObjectCache<PoolObject>;
 
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   const kc = new KubeConfig();
-  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-  else kc.loadFromDefault();
+  loadKubeconfigInto(kc, kubeconfigPath, () => new KubeConfig());
   return kc;
 }
 

@@ -118,7 +118,10 @@ describe('the CLI on the real stack', function () {
     expect(missing.stderr).to.include(`no LambdaTaskPool ${NS}/nope`);
     const unreachable = await runCli(['status', '-n', NS], { KUBECONFIG: '/nonexistent/kubeconfig' });
     expect(unreachable.code).to.equal(2);
-    expect(unreachable.stderr).to.include('kubeconfig');
+    expect(unreachable.stderr).to.include('KUBECONFIG names no kubeconfig that exists (/nonexistent/kubeconfig)');
+    // As kubectl: a KUBECONFIG list whose first file is not made yet still reads the next one.
+    const listed = await cliJson<PoolSummary[]>(['status', '-n', NS], { ...env, KUBECONFIG: `/nonexistent/kubeconfig:${env.KUBECONFIG}` });
+    expect(listed.map((p) => p.name)).to.deep.equal(['flaky', 'held']);
   });
 
   it('retry gets the work of a failed task done with a new task, and leaves the failed one as it was', async () => {

@@ -6,7 +6,7 @@ import { RETENTION_BOUNDS } from '../../api/types.ts';
 import { untilSignal } from '../../ops/signals.ts';
 import { UsageError, defineCommand } from '../command.ts';
 import { commaList, databaseFrom, databaseUrlOption, durationSeconds, hasDatabase, nonNegativeInt, positiveInt } from '../options.ts';
-import { missingKubeconfig } from '../kubeconfig-source.ts';
+import { missingKubeconfig } from '../../controller/kubeconfig.ts';
 
 // The defaults shown in the help are the controller's own (CONTROLLER_DEFAULTS, checked by a unit test);
 // the controller module is loaded only when the command runs, so that `--help` stays quick.
