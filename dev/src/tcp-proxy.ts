@@ -12,6 +12,11 @@ export interface TcpProxy {
   partition(): void;
   /** Lets traffic through again: `resume` delivers what waited; `reset` destroys the held connections. */
   heal(mode?: 'resume' | 'reset'): void;
+  /**
+   * The connections open now go silent for ever, both ways, with no reset (as a NAT's idle timeout or a
+   * failover drops a flow); new connections pass as before.
+   */
+  dropExistingSilently(): void;
   readonly partitioned: boolean;
   /** Connections accepted since the start. */
   readonly accepted: number;
@@ -24,6 +29,8 @@ interface Pair {
   /** Bytes that arrived while partitioned, per direction, in order. */
   toUpstream: Buffer[];
   toClient: Buffer[];
+  /** Dropped silently: bytes in either direction are discarded. */
+  dropped?: boolean;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }, listen: { host?: string } = {}): Promise<TcpProxy> {
@@ -32,6 +39,7 @@ export async function startTcpProxy(target: { host: string; port: number }, list
   let accepted = 0;
 
   const forward = (pair: Pair, direction: 'toUpstream' | 'toClient', chunk: Buffer) => {
+    if (pair.dropped) return;
     const to = direction === 'toUpstream' ? pair.upstream : pair.client;
     if (partitioned || !to || pair[direction].length > 0) pair[direction].push(chunk);
     else to.write(chunk);
@@ -96,6 +104,9 @@ export async function startTcpProxy(target: { host: string; port: number }, list
         else connect(pair);
       }
       if (mode === 'reset') pairs.clear();
+    },
+    dropExistingSilently() {
+      for (const pair of pairs) pair.dropped = true;
     },
     async close() {
       for (const { client, upstream } of pairs) {

@@ -109,6 +109,24 @@ describe('worker under faults (real Postgres)', function () {
       expect(await getTask(t.db, ids[1] ?? 0)).to.include({ status: 'leased', attempts: 0 });
       expect(await getInvocation(t.db, inv)).to.include({ status: 'running', tasksStarted: 1 });
     });
+    it('gets a delivery through when the network dropped its pooled connections without a word (a failover, a NAT timeout)', async function () {
+      this.timeout(60_000);
+      const url = new URL(t.url);
+      url.host = `${proxy.host}:${proxy.port}`;
+      const queue = 'q-dropped';
+      const [first = 0, second = 0] = await enqueueTasks(t.db, { queue, payloads: [{}, {}] });
+      const [warm = 0, next = 0] = await insertInvocations(t.db, { template: template(queue), count: 2, invokeAfterMs: 0 });
+      const handler = taskWorker({ databaseUrl: url.toString(), logger, process: (task) => ({ ran: task.id }) });
+      expect(await handler({ invocationId: String(warm) })).to.include({ outcome: 'succeeded', done: 1 });
+      proxy.dropExistingSilently();
+      const began = Date.now();
+      expect(await handler({ invocationId: String(next) })).to.include({ outcome: 'succeeded', done: 1 });
+      // One claim attempt waits out its 2.5 s on the dead connection; the retry goes out on a new one.
+      expect(Date.now() - began).to.be.below(6_000);
+      expect(await getInvocation(t.db, next)).to.include({ status: 'succeeded', deliveries: 1 });
+      expect(await getTask(t.db, first)).to.include({ status: 'done', invocationId: warm, attempts: 1 });
+      expect(await getTask(t.db, second)).to.include({ status: 'done', invocationId: next, attempts: 1 });
+    });
   });
 
   it('retries a completion write that fails, and the task ends done, not failed', async function () {
@@ -146,6 +164,49 @@ describe('worker under faults (real Postgres)', function () {
     }
   });
 
+  it('retries a completion refused as read-only (a failover to a demoted primary) and keeps the result', async function () {
+    this.timeout(30_000);
+    await t.db.query(`CREATE SEQUENCE public.read_only_failures`);
+    await t.db.query(`CREATE FUNCTION public.read_only_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.status = 'done' AND NEW.queue = 'q-read-only' AND nextval('public.read_only_failures') = 1 THEN
+          RAISE EXCEPTION 'cannot execute UPDATE in a read-only transaction' USING ERRCODE = 'read_only_sql_transaction';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.query(
+      `CREATE TRIGGER read_only_first_completion BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.read_only_first_completion()`,
+    );
+    try {
+      const [id = 0] = await enqueueTasks(t.db, { queue: 'q-read-only', payloads: [{ n: 4 }] });
+      const [inv = 0] = await insertInvocations(t.db, { template: template('q-read-only'), count: 1, invokeAfterMs: 0 });
+      const handler = taskWorker({ databaseUrl: t.url, logger, process: (task) => ({ squared: (task.payload as { n: number }).n ** 2 }) });
+      expect(await handler({ invocationId: String(inv) })).to.include({ outcome: 'succeeded', done: 1, failed: 0 });
+      const task = await getTask(t.db, id);
+      expect(task).to.include({ status: 'done', attempts: 1 });
+      expect(task?.result).to.deep.equal({ squared: 16 });
+      expect(await getInvocation(t.db, inv)).to.include({ status: 'succeeded' });
+    } finally {
+      await t.db.query(`DROP TRIGGER read_only_first_completion ON ltp.tasks`);
+    }
+  });
+
+  it('starts its pool afresh after a freeze longer than the pool keeps idle connections, and not before', async () => {
+    let clock = Date.now();
+    const now = () => clock;
+    const url = `${t.url}${t.url.includes('?') ? '&' : '?'}application_name=frozen-test`;
+    const pool = await workerPool(url, now);
+    await pool.query('SELECT 1');
+    clock += 29_000;
+    expect(await workerPool(url, now), 'within the idle timeout: the same pool').to.equal(pool);
+    await pool.query('SELECT 1');
+    clock += 31_000;
+    const fresh = await workerPool(url, now);
+    expect(fresh, 'frozen past the idle timeout: a new pool').not.to.equal(pool);
+    expect((await fresh.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).to.equal(1);
+    expect(pool.ended, 'the old pool is closed').to.equal(true);
+  });
+
   // A write that commits while its answer is lost (the connection drops right after the commit): the SDK
   // retries it, and the retry must be answered as the first call was. Postgres is real; the lost answer is
   // the one thing made up, by the pool the SDK uses throwing once after the statement has run.
@@ -171,7 +232,9 @@ describe('worker under faults (real Postgres)', function () {
       let lost = 0;
       pool.query = async (...args: unknown[]) => {
         const result = await query(...args);
-        if (lost === 0 && typeof args[0] === 'string' && args[0].includes(`ltp.${fn}(`)) {
+        // A statement as text, or as a query config (the calls before the claim carry a timeout of their own).
+        const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
+        if (lost === 0 && typeof text === 'string' && text.includes(`ltp.${fn}(`)) {
           lost += 1;
           throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
         }

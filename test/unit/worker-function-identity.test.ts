@@ -10,6 +10,11 @@ describe('the function an invocation row names, against the running function', (
     ['123456789012:function:thumbs:7', null, { name: 'thumbs', qualifier: '7' }],
     ['arn:aws:lambda:eu-west-1:123456789012:function:thumbs', null, { name: 'thumbs' }],
     ['arn:aws:lambda:eu-west-1:123456789012:function:thumbs:live', null, { name: 'thumbs', qualifier: 'live' }],
+    // A function may be named "function": only the ARN forms have the marker.
+    ['function', null, { name: 'function' }],
+    ['function:live', null, { name: 'function', qualifier: 'live' }],
+    ['123456789012:function:function', null, { name: 'function' }],
+    ['arn:aws:lambda:eu-west-1:123456789012:function:function:7', null, { name: 'function', qualifier: '7' }],
   ];
   for (const [name, qualifier, expected] of rows) {
     it(`reads ${name}${qualifier ? ` with qualifier ${qualifier}` : ''}`, () =>

@@ -16,14 +16,19 @@ export class WorkerConfigError extends Error {
 const WORKER_TYPES = new pg.TypeOverrides();
 WORKER_TYPES.setTypeParser(pg.types.builtins.INT8, 'text', (value: string) => Number(value));
 
-const pools = new Map<string | (() => string | Promise<string>), pg.Pool>();
-
-/** Host, port and database of a URL, safe to show: never the password. */
-function describe(url: URL): string {
-  return `${url.hostname}:${url.port || '5432'}${url.pathname}`;
+interface Pooled {
+  pool: pg.Pool;
+  /** Date.now() when a connection was last given back: the pool has been idle since, if none is out. */
+  releasedAt: number;
 }
 
-/** Refuses, with a message that says what is wrong, a URL that could never reach a database. */
+const pools = new Map<string | (() => string | Promise<string>), Pooled>();
+
+/**
+ * Refuses, with a message that says what is wrong, a URL that could never reach a database. The message
+ * names no part of the URL: in a malformed one (a password with an unencoded @ or #), what the parser took
+ * for the host or the path may be a piece of the password, and this message ends up in CloudWatch.
+ */
 function checkUrl(raw: string, source: string): void {
   let url: URL;
   try {
@@ -32,10 +37,13 @@ function checkUrl(raw: string, source: string): void {
     throw new WorkerConfigError(`${source} is not a URL: expected postgres://user:password@host:5432/database`);
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new WorkerConfigError(`${source} must be a postgres:// URL (got ${url.protocol}//${url.hostname})`);
+    throw new WorkerConfigError(`${source} must be a postgres:// or postgresql:// URL`);
   }
-  if (!url.hostname || url.pathname.length <= 1) {
-    throw new WorkerConfigError(`${source} must name a host and a database (got ${describe(url)})`);
+  // An @ after the host is a password's: postgres://app:pa@ss/word@host/db parses with "ss" for its host.
+  if (!url.hostname || url.pathname.length <= 1 || url.pathname.includes('@')) {
+    throw new WorkerConfigError(
+      `${source} must name a host and a database: postgres://user:password@host:5432/database (percent-encode @, # and / in the password)`,
+    );
   }
 }
 
@@ -63,7 +71,7 @@ export function poolConfig(url: string, password?: () => Promise<string>): pg.Po
   return { ...POOL_OPTIONS, ...fromUrl, password };
 }
 
-export async function workerPool(source: DatabaseUrlSource | undefined): Promise<pg.Pool> {
+export async function workerPool(source: DatabaseUrlSource | undefined, now: () => number = Date.now): Promise<pg.Pool> {
   const from = source ?? process.env.DATABASE_URL;
   if (from === undefined || from === '') {
     throw new WorkerConfigError(
@@ -71,7 +79,15 @@ export async function workerPool(source: DatabaseUrlSource | undefined): Promise
     );
   }
   const existing = pools.get(from);
-  if (existing) return existing;
+  if (existing && !frozenPastIdleTimeout(existing, now())) return existing.pool;
+  if (existing) {
+    // Lambda froze the environment with connections idle in the pool, for longer than the pool would have
+    // kept them: their timers could not close them, and the network may have dropped them since without a
+    // word (a NAT's idle timeout, a failover). A query on one would hang until its timeout, so the pool
+    // starts afresh; the old one closes in the background.
+    pools.delete(from);
+    void existing.pool.end().catch(() => undefined);
+  }
   let pool: pg.Pool;
   if (typeof from === 'string') {
     checkUrl(from, 'the worker database URL (DATABASE_URL)');
@@ -88,13 +104,45 @@ export async function workerPool(source: DatabaseUrlSource | undefined): Promise
   }
   // An idle client that loses its server emits 'error' on the pool; without a listener that kills the process.
   pool.on('error', () => undefined);
-  pools.set(from, pool);
+  const pooled: Pooled = { pool, releasedAt: now() };
+  pool.on('release', () => {
+    pooled.releasedAt = now();
+  });
+  pools.set(from, pooled);
   return pool;
+}
+
+/** True when the pool's connections have all sat idle for longer than it keeps idle connections. */
+function frozenPastIdleTimeout({ pool, releasedAt }: Pooled, now: number): boolean {
+  return pool.totalCount > 0 && pool.idleCount === pool.totalCount && now - releasedAt > POOL_OPTIONS.idleTimeoutMillis;
+}
+
+const bounded = new WeakMap<pg.Pool, Map<number, Pick<pg.Pool, 'query'>>>();
+
+/**
+ * The pool, with each query given up after `ms` (the pool's own limit is 35 s): for calls that must not
+ * hang on a connection the network dropped without a word, where a retry would go out on a fresh one (a
+ * query that times out takes its connection out of the pool). One per pool and limit, so that what a
+ * caller remembers of the object (say, a database that cannot take the claim token) stays remembered.
+ */
+export function withQueryTimeout(pool: pg.Pool, ms: number): Pick<pg.Pool, 'query'> {
+  let byLimit = bounded.get(pool);
+  if (!byLimit) bounded.set(pool, (byLimit = new Map()));
+  let queryable = byLimit.get(ms);
+  if (!queryable) {
+    const limit = Math.max(1, Math.round(ms));
+    queryable = {
+      query: ((text: string, values?: unknown[]) =>
+        pool.query({ text, values, query_timeout: limit } as pg.QueryConfig)) as pg.Pool['query'],
+    };
+    byLimit.set(ms, queryable);
+  }
+  return queryable;
 }
 
 /** Closes the pooled connections (for tests and graceful shutdowns; Lambda never needs it). */
 export async function closeWorkerConnections(): Promise<void> {
   const all = [...pools.values()];
   pools.clear();
-  await Promise.all(all.map((p) => p.end()));
+  await Promise.all(all.map((p) => p.pool.end()));
 }

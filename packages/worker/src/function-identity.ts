@@ -9,10 +9,10 @@ export interface FunctionIdentity {
 /** The function a row names: a name, a partial ARN or a full ARN, each maybe ending in :qualifier. */
 export function rowFunction(functionName: string, functionQualifier: string | null): FunctionIdentity {
   const parts = functionName.split(':');
-  // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]  or  ACCOUNT:function:NAME[:QUALIFIER]  or  NAME[:QUALIFIER]
-  const at = parts.indexOf('function');
-  const rest = at >= 0 ? parts.slice(at + 1) : parts;
-  const [name = '', embedded] = rest;
+  // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]  or  ACCOUNT:function:NAME[:QUALIFIER]  or  NAME[:QUALIFIER].
+  // "function" marks an ARN only in those places: a function may itself be named "function".
+  const at = parts[0] === 'arn' && parts[5] === 'function' ? 6 : /^\d{12}$/.test(parts[0] ?? '') && parts[1] === 'function' ? 2 : 0;
+  const [name = '', embedded] = parts.slice(at);
   const qualifier = functionQualifier ?? embedded;
   return { name, ...(qualifier ? { qualifier } : {}) };
 }

@@ -17,8 +17,11 @@ export interface LeaseKeeperOptions {
   onIntervalCapped?(requestedMs: number, usedMs: number): void;
   /** Stop this long before the controller may orphan the invocation. */
   fenceMarginMs?: number;
-  /** One heartbeat: true while the invocation is live, false once the controller ended it. */
-  beat(): Promise<boolean>;
+  /**
+   * One heartbeat: true while the invocation is live, false once the controller ended it. `timeoutMs` is the
+   * interval: the beat should give up by then, so that the next one is not held back by it.
+   */
+  beat(timeoutMs: number): Promise<boolean>;
   onStop(reason: StopReason, detail: string): void;
   onBeatError?(error: unknown): void;
   /** A monotonic clock in ms. */
@@ -53,6 +56,7 @@ export class LeaseKeeper {
   private fenceTimer: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private beating = false;
+  private readonly intervalMs: number;
   private closed = false;
   private stopReason: StopReason | undefined;
   private resolveFence: () => void = () => undefined;
@@ -76,6 +80,7 @@ export class LeaseKeeper {
     });
     if (options.intervalMs !== undefined && interval.cappedFrom !== undefined)
       options.onIntervalCapped?.(interval.cappedFrom, interval.intervalMs);
+    this.intervalMs = interval.intervalMs;
     this.beatTimer = setInterval(() => void this.beatOnce(), interval.intervalMs);
     this.armFence();
   }
@@ -169,7 +174,7 @@ export class LeaseKeeper {
     this.beating = true;
     const sentAt = this.now();
     try {
-      const live = await this.options.beat();
+      const live = await this.options.beat(this.intervalMs);
       if (this.closed) return;
       if (live) this.renewed(sentAt);
       else this.stop('ended', 'the controller ended the invocation');

@@ -23,9 +23,43 @@ export function jsonLogger(options: { level?: string; write?: (line: string) => 
     (level: Level) =>
     (message: string, fields: LogFields = {}) => {
       if (ORDER[level] < threshold) return;
-      write(JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
+      write(logLine({ timestamp: new Date().toISOString(), level, message, ...fields }));
     };
   return { info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+/**
+ * One JSON line, whatever the fields hold: an Error as its name, message and stack (JSON.stringify gives {}),
+ * a bigint as a string, and a cycle as "[Circular]". A log line must never throw: it would fail the task that
+ * logged it.
+ */
+export function logLine(record: LogFields): string {
+  const ancestors: object[] = [];
+  try {
+    return JSON.stringify(record, function (this: unknown, _key, value: unknown) {
+      if (typeof value === 'bigint') return value.toString();
+      if (typeof value !== 'object' || value === null) return value;
+      // `this` is the object holding the value: the ancestors are the chain down to it.
+      while (ancestors.length > 0 && ancestors.at(-1) !== this) ancestors.pop();
+      if (ancestors.includes(value)) return '[Circular]';
+      ancestors.push(value);
+      if (value instanceof Error) {
+        const { name, message, stack } = value;
+        const cause = (value as { cause?: unknown }).cause;
+        // Its own fields (a code, a detail) first: name, message and stack are not enumerable on an Error.
+        const plain = { ...value, name, message, ...(stack ? { stack } : {}), ...(cause !== undefined ? { cause } : {}) };
+        ancestors.push(plain);
+        return plain;
+      }
+      return value;
+    });
+  } catch (error) {
+    return JSON.stringify({
+      ...('level' in record ? { level: record.level } : {}),
+      message: String(record.message),
+      logError: String(error),
+    });
+  }
 }
 
 /** A logger that adds `fields` to every line, over any logger. */

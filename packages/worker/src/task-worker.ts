@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { backoffMs, type BackoffPolicy } from './backoff.ts';
-import { workerPool } from './database.ts';
+import { WorkerConfigError, withQueryTimeout, workerPool } from './database.ts';
 import { mismatch, rowFunction, runningFunction } from './function-identity.ts';
 import { jsonLogger, withFields, type WorkerLogger } from './logger.ts';
 import { parseWorkerEvent } from './event.ts';
@@ -35,6 +35,13 @@ const DEFAULT_STOP_BEFORE_TIMEOUT_MS = 3_000;
 const WRITE_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2_000 };
 /** How long the function check and the claim are retried; without a lease there is no fence to bound them. */
 const PRE_CLAIM_RETRY_BUDGET_MS = 5_000;
+/**
+ * How long one attempt of the function check or the claim may wait for its answer: a pooled connection the
+ * network dropped without a word (a failover, a NAT's idle timeout while the function was frozen) would
+ * otherwise hold it for the pool's 35 s, past the budget, and the delivery would be lost. The retry goes out
+ * on a fresh connection; a claim that did commit is answered again (its claim token).
+ */
+const PRE_CLAIM_ATTEMPT_MS = 2_500;
 /** What to do when the database cannot take a claim token, by the SQLSTATE it answered (worker-store.ts). */
 const CLAIM_TOKEN_FIX: Record<string, string> = {
   '42883': 'migrate the database (lambda-task-pool migrate, or upgrade the controller)',
@@ -54,7 +61,30 @@ const RELEASE_REASONS: Record<string, string> = {
   StoppedByController: 'released unstarted: the controller ended the invocation',
 };
 
+/**
+ * Refuses timing options that are not numbers of milliseconds: `Number(process.env.X)` of an unset variable
+ * is NaN, and a NaN stop margin aborted every invocation at once (OutOfTime) while a NaN heartbeat interval
+ * renewed every millisecond.
+ */
+function checkTimings(options: TaskWorkerOptions<unknown, unknown>): void {
+  const limits: Array<[name: keyof TaskWorkerOptions<unknown, unknown>, least: number]> = [
+    ['minTimeToStartTaskMs', 0],
+    ['stopBeforeTimeoutMs', 0],
+    ['heartbeatIntervalMs', 1],
+  ];
+  for (const [name, least] of limits) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < least) {
+      throw new WorkerConfigError(
+        `taskWorker: ${name} must be a number of milliseconds${least > 0 ? ' above 0' : ', 0 or more'} (got ${typeof value === 'number' ? String(value) : typeof value})`,
+      );
+    }
+  }
+}
+
 export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<P, R>): TaskWorkerHandler {
+  checkTimings(options as TaskWorkerOptions<unknown, unknown>);
   const base: WorkerLogger = options.logger ?? jsonLogger();
   // Said once per handler, not on every invocation of a warm function.
   const warned: Warned = { intervalCapped: false, claimWithoutToken: false };
@@ -63,6 +93,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     const { invocationId } = parseWorkerEvent(event);
     const logger = withFields(base, { ...(context?.awsRequestId ? { awsRequestId: context.awsRequestId } : {}) });
     const db = await workerPool(options.databaseUrl);
+    const preClaim = withQueryTimeout(db, PRE_CLAIM_ATTEMPT_MS);
     const summary: WorkerSummary = { invocationId, outcome: 'skipped', leased: 0, started: 0, done: 0, failed: 0, retried: 0, released: 0 };
 
     // Retried for a few seconds: one stale pooled connection must not fail the delivery (retry-briefly.ts).
@@ -83,7 +114,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     // A forged or misrouted event (another pool's invocation id, sent to this function) touches nothing.
     const running = runningFunction(process.env, context?.invokedFunctionArn);
     if (running) {
-      const row = await beforeClaim('check function', () => dispatchedFunction(db, invocationId));
+      const row = await beforeClaim('check function', () => dispatchedFunction(preClaim, invocationId));
       const wrong = row && mismatch(rowFunction(row.functionName, row.functionQualifier), running);
       if (wrong) {
         logger.warn('delivery refused: the invocation belongs to another function', { invocation: invocationId, detail: wrong });
@@ -106,7 +137,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     const claim = await beforeClaim('claim', () => {
       // Dated when the attempt that takes the row is sent: never later than its write of the heartbeat.
       claimSentAt = performance.now();
-      return claimInvocation(db, {
+      return claimInvocation(preClaim, {
         id: invocationId,
         requestId: context?.awsRequestId,
         claimToken,
@@ -170,7 +201,9 @@ class InvocationRun<P, R> {
             heartbeatTimeoutMs: invocation.heartbeatTimeoutSeconds * 1000,
           });
         },
-        beat: () => heartbeat(this.db, invocation.id),
+        // A beat waits no longer than the interval: one stuck on a connection the network dropped would hold
+        // back every renewal after it (one beat at a time), and fence a healthy worker.
+        beat: (timeoutMs) => heartbeat(withQueryTimeout(this.db, timeoutMs), invocation.id),
         onStop: (reason, detail) => {
           const fields = { reason: STOP_CODES[reason], detail };
           if (reason === 'fenced') this.log.warn('invocation stopping', fields);
@@ -302,9 +335,19 @@ class InvocationRun<P, R> {
           invocationId: invocation.id,
           taskIds: tasks.filter((t) => !started.has(t.id)).map((t) => t.id),
           reason: 'released: the worker failed',
-        }).catch(() => 0);
+        }).catch((e: unknown) => {
+          this.log.error('could not give back the unstarted tasks: the stranded sweep will, after the heartbeat timeout', {
+            error: errorText(e),
+          });
+          return 0;
+        });
         await finishInvocation(this.db, { id: invocation.id, outcome: 'failed', code: 'WorkerError', message: errorText(error) }).catch(
-          () => false,
+          (e: unknown) => {
+            this.log.error('could not end the invocation failed: it stays running until its heartbeat times out', {
+              error: errorText(e),
+            });
+            return false;
+          },
         );
       }
       throw error;

@@ -21,14 +21,16 @@ export function errorCode(error: unknown): unknown {
 /**
  * True for connection exceptions (08), transaction rollbacks such as deadlocks and serialization failures
  * (40), insufficient resources (53), lock not available (55), operator intervention and timeouts (57),
- * system errors (58), socket errors, and errors that carry no code at all (a broken connection, or no
- * connection free in the pool within its timeout). Data, integrity and syntax errors are not retried.
+ * system errors (58), a read-only transaction (25006: a connection still on a primary that a failover
+ * demoted, for the seconds until it is dropped), socket errors, and errors that carry no code at all (a broken
+ * connection, or no connection free in the pool within its timeout). Data, integrity and syntax errors are
+ * not retried.
  */
 export function isRetryableWriteError(error: unknown): boolean {
   const code = errorCode(error);
   if (code === undefined || code === null) return error instanceof Error && !(error instanceof TypeError) && !(error instanceof RangeError);
   if (typeof code !== 'string') return false;
-  if (RETRYABLE_ERRNOS.has(code)) return true;
+  if (RETRYABLE_ERRNOS.has(code) || code === '25006') return true;
   return /^(08|40|53|55|57|58)/.test(code);
 }
 
