@@ -38,6 +38,13 @@ const MIGRATION_LOCK = 'lambda-task-pool:migrations';
 /** A database that does not answer, or whose migration lock someone else holds, fails the migration in bounded time. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const LOCK_TIMEOUT = '60s';
+/**
+ * How long a migration's DDL waits for a table's lock. Postgres queues every later statement on the table
+ * behind a waiting ACCESS EXCLUSIVE request: one reporting session left idle in a transaction made an upgrade
+ * wait for ever, and every producer's insert and worker call with it. A migration that cannot have its
+ * tables this soon fails, changes nothing (each runs in its own transaction), and is tried again.
+ */
+export const DDL_LOCK_TIMEOUT_MS = 5_000;
 
 export interface MigrationResult {
   applied: string[];
@@ -65,7 +72,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     migrations: MIGRATIONS,
     migrationsTransactionMode: 'each',
     connectTimeoutMS: CONNECT_TIMEOUT_MS,
-    extra: { max: 2, application_name: 'lambda-task-pool-migrate', keepAlive: true },
+    extra: { max: 2, application_name: 'lambda-task-pool-migrate', keepAlive: true, lock_timeout: DDL_LOCK_TIMEOUT_MS },
     logging: false,
   });
   await dataSource.initialize();
@@ -75,8 +82,12 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     await lock.query(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
     await lock.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [MIGRATION_LOCK]);
     try {
-      await lock.query('CREATE SCHEMA IF NOT EXISTS ltp');
-      const applied = await dataSource.runMigrations({ transaction: 'each' });
+      // Created only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+      // schema is there, which a schema owner a DBA made (CREATE SCHEMA ltp AUTHORIZATION owner) may lack.
+      await lock.query(CREATE_SCHEMA_IF_MISSING);
+      const applied = await dataSource.runMigrations({ transaction: 'each' }).catch((error: unknown) => {
+        throw lockTimedOut(error) ? new MigrationLockTimeout(error) : error;
+      });
       const grant = applied.length > 0 || options.createRoles === true || options.rolePrefix !== undefined;
       return { applied: applied.map((m) => m.name), roles: grant ? await applyRoles(url, options) : false };
     } finally {
@@ -85,6 +96,27 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   } finally {
     await lock.release();
     await dataSource.destroy();
+  }
+}
+
+/** The ltp schema, made only where there is none (the first migration says the same). */
+export const CREATE_SCHEMA_IF_MISSING = `DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'ltp') THEN CREATE SCHEMA ltp; END IF;
+END $$`;
+
+function lockTimedOut(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '55P03';
+}
+
+/** A migration gave up waiting for a table another session holds: nothing of it was applied. */
+export class MigrationLockTimeout extends Error {
+  override name = 'MigrationLockTimeout';
+  readonly code = '55P03';
+  constructor(cause: unknown) {
+    super(
+      `a migration could not lock its tables within ${DDL_LOCK_TIMEOUT_MS / 1000} s and changed nothing, so as not to hold up every producer and worker behind it: a session holds them (a long transaction; see pg_stat_activity and pg_locks). End it, or run migrate again when it is over`,
+      { cause },
+    );
   }
 }
 

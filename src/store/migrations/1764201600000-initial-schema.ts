@@ -5,7 +5,11 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 const UP = `
-CREATE SCHEMA IF NOT EXISTS ltp;
+-- Only where there is none: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+-- exists, and a schema owner a DBA made (CREATE SCHEMA ltp AUTHORIZATION owner) may not have it.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'ltp') THEN CREATE SCHEMA ltp; END IF;
+END $$;
 
 CREATE TYPE ltp.task_status AS ENUM ('created', 'leased', 'done', 'failed');
 CREATE TYPE ltp.invocation_status AS ENUM
