@@ -44,7 +44,7 @@ export interface PoolSpec {
   heartbeatTimeoutSeconds: number;
   maxTaskAttempts: number;
   retry: RetryPolicy;
-  /** Keep this queue's finished tasks and this pool's finished invocations this long; 0 keeps them for ever. Default: the controller's. */
+  /** Keep this queue's finished tasks and this pool's finished invocations (at least an hour) this long; 0 keeps them for ever. Default: the controller's. */
   retentionSeconds?: number;
   database?: { secretRef: SecretKeyRef };
   suspend: boolean;

@@ -97,7 +97,7 @@ export interface RestRows {
 export type LockMode = 'wait' | 'skip';
 
 /** The recent finished invocations the waste rule reads: a handful, within the last hour. */
-const WASTE_LOOKBACK = { limit: 20, withinSeconds: 3600 };
+export const WASTE_LOOKBACK = { limit: 20, withinSeconds: 3600 };
 /** Stranded leases a pass gives back at most; the rest go in the next pass (it looks again at once). */
 const STRANDED_BATCH = 1_000;
 

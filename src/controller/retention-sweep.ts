@@ -19,6 +19,10 @@ import {
 } from '../store/retention.ts';
 import { deleteExpiredDecisions } from '../store/decisions.ts';
 import type { DatabaseRegistry } from './databases.ts';
+import { WASTE_LOOKBACK } from './pass-act.ts';
+
+/** The least time a pool's finished invocations (and decisions) are kept, whatever its retention. */
+export const INVOCATIONS_KEPT_AT_LEAST_SECONDS = WASTE_LOOKBACK.withinSeconds;
 
 export interface ServedPool {
   uid: string;
@@ -82,7 +86,11 @@ export class RetentionSweeper {
         const pools = new Set([...known.pools, ...served.map((p) => p.uid)]);
         const holders = await queueHolders(database.db);
         const taskTargets = queueRetention([...queues], served, holders, this.deps.defaultSeconds).filter((t) => t.maxAgeSeconds > 0);
-        const poolTargets = poolRetention([...pools], served, holders, this.deps.defaultSeconds).filter((t) => t.maxAgeSeconds > 0);
+        // A pool's invocations stay at least as long as the recent window its passes read (the waste streak):
+        // a shorter retention deleted the streak, and a wasting pool went back from one probe to full bursts.
+        const poolTargets = poolRetention([...pools], served, holders, this.deps.defaultSeconds)
+          .filter((t) => t.maxAgeSeconds > 0)
+          .map((t) => ({ ...t, maxAgeSeconds: Math.max(t.maxAgeSeconds, INVOCATIONS_KEPT_AT_LEAST_SECONDS) }));
         const report: RetentionReport = { database: database.display, tasks: 0, invocations: 0, decisions: 0 };
         // Tasks first: an invocation goes only once no task points at it.
         report.tasks = await this.drain(
@@ -97,7 +105,7 @@ export class RetentionSweeper {
         );
         // The decision trace is kept as long as the invocations it explains.
         report.decisions = await this.drain(
-          poolTargets,
+          await targetsWithExpiredRows(database.db, 'decisions', poolTargets),
           (t, batch) => deleteExpiredDecisions(database.db, { poolUid: t.key, maxAgeSeconds: t.maxAgeSeconds, batch }),
           'decisions',
         );

@@ -169,6 +169,52 @@ describe('retention (real Postgres)', function () {
     expect((await poolInvocationCounts(t.db, a.meta.uid)).counts).to.include({ succeeded: 45, created: 2 });
   });
 
+  it('keeps the finished invocations of a pool for the hour its passes read, however short its retention', async () => {
+    const p = pool('ret-short', { retentionSeconds: 60 });
+    expect((await registry.resolve(p)).ok).to.equal(true);
+    expect(await claim(p)).to.deep.equal({ held: true });
+    const age = async (rows: { tasks: number[]; invocations: number[] }, seconds: number) => {
+      await t.db.query(`UPDATE ltp.tasks SET finished_at = now() - make_interval(secs => $2) WHERE id = ANY($1::bigint[])`, [
+        rows.tasks,
+        seconds,
+      ]);
+      await t.db.query(`UPDATE ltp.invocations SET finished_at = now() - make_interval(secs => $2) WHERE id = ANY($1::bigint[])`, [
+        rows.invocations,
+        seconds,
+      ]);
+    };
+    // The waste streak the pass reads is the pool's finished invocations of the last hour.
+    const recent = await finished(p, 8, 0);
+    await age(recent, 120);
+    const old = await finished(p, 3, 0);
+    await age(old, 2 * 3_600);
+    const [report] = await sweeperServing([{ uid: p.meta.uid, queue: 'ret-short', retentionSeconds: 60, queueAllowed: true }]).runOnce();
+    expect(report).to.include({ tasks: 11, invocations: 3 });
+    expect(await exists('tasks', [...recent.tasks, ...old.tasks]), 'tasks follow the 60 s retention').to.equal(0);
+    expect(await exists('invocations', recent.invocations), 'invocations of the last hour stay').to.equal(8);
+    expect(await exists('invocations', old.invocations)).to.equal(0);
+  });
+
+  it('probes the decisions of every pool ever seen in one statement, not one DELETE per pool', async () => {
+    // Pools that came and went: their totals rows stay, and nothing of theirs is left to delete.
+    await t.db.query(`INSERT INTO ltp.pool_totals (pool_uid) SELECT 'gone-' || g FROM generate_series(1, 2000) g ON CONFLICT DO NOTHING`);
+    const [database] = registry.inUse();
+    if (!database) throw new Error('the registry has no database in use');
+    const db = database.database.db as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+    const query = db.query.bind(db);
+    let statements = 0;
+    db.query = (...args: unknown[]) => {
+      statements += 1;
+      return query(...args);
+    };
+    try {
+      await sweeperServing([]).runOnce();
+    } finally {
+      db.query = query;
+    }
+    expect(statements, 'statements of one sweep over 2,000 gone pools').to.be.below(20);
+  });
+
   it("takes a queue's retention only from the pool that holds the queue: another pool naming it cannot shorten it", async () => {
     // Team A keeps its results for ever; a pool of another namespace names A's queue with a minute's retention
     // (refused: QueueConflict, or the tenancy policy). A's finished tasks must stay.
