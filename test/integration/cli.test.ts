@@ -11,7 +11,7 @@ import pg from 'pg';
 import { REPO_ROOT } from '../../dev/src/binaries.ts';
 import { buildProgram } from '../../src/cli/program.ts';
 import { runCli } from '../support/cli.ts';
-import { sharedPostgres } from '../support/postgres.ts';
+import { freshDatabase, sharedPostgres } from '../support/postgres.ts';
 
 const run = promisify(execFile);
 
@@ -192,6 +192,36 @@ describe('the CLI, in its own process', function () {
       const result = await runCli([...args, '--database-url', url]);
       expect(result.code, args.join(' ')).to.equal(1);
       expect(result.stderr, args.join(' ')).to.include(`has no LambdaTaskPool tables`).and.include('run `lambda-task-pool migrate` first');
+    }
+  });
+
+  it('says how many tasks went in, and which, when enqueue --count fails part of the way', async function () {
+    this.timeout(120_000);
+    const t = await freshDatabase('partial');
+    try {
+      const running = runCli(['enqueue', '--queue', 'partial', '--count', '1000000', '--database-url', t.url], {}, 110_000);
+      const inQueue = async () =>
+        (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE queue = 'partial'`)).rows[0]?.n ?? 0;
+      // Once the first batch is in, the database drops the command's connections until it gives up (one
+      // dropped while idle between batches is replaced by the pool; one dropped during a batch fails it).
+      let done = false;
+      void running.finally(() => (done = true));
+      for (let i = 0; i < 2_000 && !done && (await inQueue()) === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!done) {
+        await t.db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lambda-task-pool-enqueue'`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const result = await running;
+      const n = await inQueue();
+      expect(n, 'some batches were in before the failure, not all').to.be.within(10_000, 990_000);
+      expect(result.code).to.equal(1);
+      const shown = n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+      expect(result.stderr)
+        .to.include(`enqueued ${shown} of 1,000,000 tasks on queue partial`)
+        .and.include(`--count ${1_000_000 - n}`)
+        .and.include('running the same command again would add all 1,000,000 again');
+    } finally {
+      await t.close();
     }
   });
 

@@ -43,19 +43,36 @@ export default defineCommand({
       .action(async (options: EnqueueOptions, command: Command) =>
         withDatabase(command, async (db) => {
           const ids: number[] = [];
-          while (ids.length < options.count) {
-            const batch = Math.min(BATCH, options.count - ids.length);
-            ids.push(
-              ...(await enqueueTasks(db, {
-                queue: options.queue,
-                payloads: Array.from({ length: batch }, () => options.payload),
-                maxAttempts: options.maxAttempts,
-                delayMs: options.delaySeconds * 1000,
-              })),
-            );
+          try {
+            while (ids.length < options.count) {
+              const batch = Math.min(BATCH, options.count - ids.length);
+              ids.push(
+                ...(await enqueueTasks(db, {
+                  queue: options.queue,
+                  payloads: Array.from({ length: batch }, () => options.payload),
+                  maxAttempts: options.maxAttempts,
+                  delayMs: options.delaySeconds * 1000,
+                })),
+              );
+            }
+          } catch (error) {
+            // Each batch commits on its own: the ones before the failure are in the queue, and running the
+            // same command again would add them twice.
+            if (ids.length === 0) throw error;
+            throw partlyEnqueued(options, ids, error);
           }
           if (options.output === 'json') console.log(json({ queue: options.queue, count: ids.length, ids }));
           else console.log(`enqueued ${plural(ids.length, 'task')} on queue ${options.queue}`);
         }),
       ),
 });
+
+function partlyEnqueued(options: EnqueueOptions, ids: readonly number[], error: unknown): Error {
+  const reason = error instanceof Error ? error.message : String(error);
+  const left = options.count - ids.length;
+  return new Error(
+    `enqueued ${thousands(ids.length)} of ${thousands(options.count)} tasks on queue ${options.queue} (ids ${ids[0]} to ${ids.at(-1)}) before it failed: ${reason}. ` +
+      `Enqueue the other ${thousands(left)} (--count ${left}); running the same command again would add all ${thousands(options.count)} again`,
+    { cause: error },
+  );
+}
