@@ -77,11 +77,22 @@ export function queueName(value: string): string {
 }
 
 export function jsonValue(value: string): unknown {
+  let parsed: unknown;
   try {
-    return JSON.parse(value);
+    parsed = JSON.parse(value);
   } catch {
     throw new InvalidArgumentError('must be JSON, e.g. \'{"image":"cat.png"}\'');
   }
+  // Postgres's jsonb cannot hold a NUL character (\u0000): the insert would fail after the command started.
+  if (holdsNul(parsed)) throw new InvalidArgumentError('must not contain \\u0000 (a NUL character): Postgres cannot store it');
+  return parsed;
+}
+
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\0');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, v]) => key.includes('\0') || holdsNul(v));
+  return false;
 }
 
 export function durationSeconds(flag: string, options: { maxSeconds?: number; maxText?: string } = {}): (value: string) => number {

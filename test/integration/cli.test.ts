@@ -87,6 +87,8 @@ describe('the CLI, in its own process', function () {
       { args: ['statuss'], says: 'Did you mean status?' },
       { args: ['enqueue'], says: "required option '--queue <name>' not specified" },
       { args: ['enqueue', '--queue', 'q', '--count', 'many'], says: 'must be a whole number' },
+      // jsonb cannot hold a NUL: the insert failed with Postgres's own error, exit 1, after connecting.
+      { args: ['enqueue', '--queue', 'q', '--payload', '{"name":"a\\u0000b"}'], says: 'must not contain \\u0000 (a NUL character)' },
       { args: ['tasks', '--queue', 'q'], says: 'no database: pass --database-url' },
       { args: ['tasks', '--queue', 'q', '--database-url', 'mysql://x/y'], says: 'expected postgres or postgresql' },
       // A port= that is not one: every database command, migrate too, used to exit 0 having done nothing.
