@@ -92,6 +92,8 @@ export class DatabaseRegistry {
   private readonly entries = new Map<string, Entry>();
   /** The database each pool uid last resolved to: a deleted pool is finalized there even if its Secret is gone. */
   private readonly byPool = new Map<string, { database: Database; url: string }>();
+  /** How many pools last resolved to each URL: whether one still uses it is one lookup, not a walk of every pool. */
+  private readonly poolsByUrl = new Map<string, number>();
   private readonly defaultTarget: DatabaseTarget | undefined;
   private counter = 0;
 
@@ -124,7 +126,7 @@ export class DatabaseRegistry {
       }
     }
     const previous = this.byPool.get(pool.meta.uid);
-    this.byPool.set(pool.meta.uid, { database: entry.database, url: target.target.url });
+    this.setPool(pool.meta.uid, { database: entry.database, url: target.target.url });
     entry.draining = false;
     delete entry.drainFailingSince;
     if (previous && previous.url !== target.target.url) this.drainIfUnused(previous.url);
@@ -159,8 +161,27 @@ export class DatabaseRegistry {
   /** The pool is gone: its database drains, then closes, once no other pool uses it. */
   forget(uid: string): void {
     const previous = this.byPool.get(uid);
-    this.byPool.delete(uid);
+    this.setPool(uid, undefined);
     if (previous) this.drainIfUnused(previous.url);
+  }
+
+  /** The database a pool last resolved to (undefined: none any more), with the count of pools per URL. */
+  private setPool(uid: string, to: { database: Database; url: string } | undefined): void {
+    const previous = this.byPool.get(uid);
+    if (to) {
+      this.byPool.set(uid, to);
+      this.poolsByUrl.set(to.url, (this.poolsByUrl.get(to.url) ?? 0) + 1);
+    } else {
+      this.byPool.delete(uid);
+    }
+    if (!previous) return;
+    const left = (this.poolsByUrl.get(previous.url) ?? 1) - 1;
+    if (left > 0) this.poolsByUrl.set(previous.url, left);
+    else this.poolsByUrl.delete(previous.url);
+  }
+
+  private usedByAPool(url: string): boolean {
+    return this.poolsByUrl.has(url);
   }
 
   /**
@@ -168,8 +189,7 @@ export class DatabaseRegistry {
    * invocations: the database drains first (the stranded sweep ends what is left), then closes.
    */
   private drainIfUnused(url: string): void {
-    if (url === this.defaultTarget?.url) return;
-    for (const used of this.byPool.values()) if (used.url === url) return;
+    if (url === this.defaultTarget?.url || this.usedByAPool(url)) return;
     const entry = this.entries.get(url);
     if (!entry || entry.draining) return;
     entry.draining = true;
@@ -230,7 +250,7 @@ export class DatabaseRegistry {
     const found = [...this.entries].find(([, e]) => e.database.key === key && e.draining);
     if (!found) return undefined;
     const [url, entry] = found;
-    for (const used of this.byPool.values()) if (used.url === url) return undefined;
+    if (this.usedByAPool(url)) return undefined;
     return { url, entry };
   }
 
