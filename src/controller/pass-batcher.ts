@@ -4,7 +4,7 @@
 // decisions insert, one invocations insert for the whole batch), and the rows Lambda accepted are marked in
 // one statement for many passes. Each pass then invokes its own rows through the invoker's shared slots.
 // A thousand pools woken at once cost a handful of transactions, not a thousand.
-import { isDatabaseUnavailable } from '../store/db.ts';
+import { isConnectionLost } from '../store/db.ts';
 import { markInvoked, type AcceptedInvoke } from '../store/invocation-store.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import { Coalescer, type Settled } from './coalescer.ts';
@@ -102,15 +102,18 @@ export class PassBatcher {
   }
 
   /**
-   * The batch in one transaction. If it fails for a reason other than the database being unreachable, each
-   * pool is tried again alone, so that one pool's bad rows fail that pool's pass and no other.
+   * The batch in one transaction. If it fails for a reason other than the connection being lost, each pool
+   * is tried again alone, so that one pool's bad rows, or a row of it another session holds past the lock
+   * timeout, fail that pool's pass and no other.
    */
   private async act(database: Database, inputs: PoolPassInput[]): Promise<Array<Settled<ActedPass | 'busy'>>> {
     try {
       const acted = await actOnPools(database.db, inputs, this.deps.options, 'skip');
       return acted.map((value) => ({ ok: true, value }));
     } catch (error) {
-      if (inputs.length === 1 || isDatabaseUnavailable(error)) throw error;
+      // Lost: every pool's pass would fail alike. A lock or statement timeout is one pool's row held by
+      // another session: the others go on alone.
+      if (inputs.length === 1 || isConnectionLost(error)) throw error;
       const settled: Array<Settled<ActedPass | 'busy'>> = [];
       for (const input of inputs) {
         try {

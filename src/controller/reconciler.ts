@@ -12,7 +12,7 @@ import { PoolAccounting, type TaskError } from './pool-accounting.ts';
 import type { Invoker } from '../lambda/invoker.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { isDatabaseUnavailable, type Db } from '../store/db.ts';
+import { isConnectionLost, type Db } from '../store/db.ts';
 import { poolInvocationCounts, recentTrouble, type PoolIdentity } from '../store/invocation-store.ts';
 import { claimQueue, releaseClaims, withdrawClaimRetention } from '../store/queue-claims.ts';
 import { leaseWaitsSince, queueTaskCounts } from '../store/task-store.ts';
@@ -235,7 +235,10 @@ export class PoolReconciler {
       if (ran === 'busy') return { requeueAfterMs: BUSY_RETRY_MS };
       pass = ran;
     } catch (error) {
-      const unavailable = isDatabaseUnavailable(error);
+      // Only a lost connection pauses orphaning by heartbeat on the whole database, and reads as the
+      // database being unavailable; a lock or statement timeout is this pool's own (a session holding one
+      // of its rows), and the connectivity probe sees a frozen server by itself.
+      const unavailable = isConnectionLost(error);
       if (unavailable) connectivity.lost(error);
       const reason = unavailable ? Reason.DatabaseUnavailable : Reason.ReconcileError;
       const message = unavailable

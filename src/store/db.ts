@@ -131,6 +131,18 @@ const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', '
  * (57P), a statement or lock timeout (57014, 55P03), and any failed connect() (a Unix socket whose server is
  * not up yet, such as a proxy beside the controller, fails with ENOENT).
  */
+/**
+ * Whether an error says the connection to the database is lost or cannot be made: isDatabaseUnavailable
+ * less the timeouts (57014, 55P03). A statement that waited out its lock or statement timeout met a healthy
+ * database and one session holding a row: that is the pool's own trouble, not the database's. Counting it
+ * as lost paused the orphaning of every pool on the database, so any worker login that held an invocation
+ * row in an open transaction stopped the recovery of every other team's dead invocations there.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  return isDatabaseUnavailable(error) && code !== '57014' && code !== '55P03';
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   if (typeof code !== 'string') return false;

@@ -4,7 +4,9 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import type { Pool, PoolSpec } from '../../src/api/types.ts';
-import type { Database } from '../../src/controller/databases.ts';
+import { clockProbe, type Database } from '../../src/controller/databases.ts';
+import { Connectivity } from '../../src/controller/connectivity.ts';
+import { createDb } from '../../src/store/db.ts';
 import type { DispatchPassResult } from '../../src/controller/dispatch-pass.ts';
 import { poolLockKey, templateFor, type DispatchPassOptions } from '../../src/controller/pass-act.ts';
 import { insertInvocations } from '../../src/store/invocation-store.ts';
@@ -200,6 +202,41 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     for (const [i, pool] of fine.entries()) {
       expect(settled[i + 1]?.status, `pool fine${i}`).to.equal('fulfilled');
       expect(await rowsOf(pool.meta.uid), `rows of fine${i}`).to.have.length(1);
+    }
+  });
+
+  it('fails only the pool whose row another session holds past the lock timeout; its batch dispatches, and the database is not lost', async () => {
+    // The database's own statements wait at most 1 s for a lock here (15 s in the controller).
+    const quick = createDb(t.url, { max: 4, lockTimeoutMs: 1_000 });
+    const connectivity = new Connectivity({ probe: clockProbe(quick, database.clock) });
+    const impatient: Database = { ...database, db: quick, connectivity };
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const held = poolFor('held');
+    const others = Array.from({ length: 3 }, (_, i) => poolFor(`beside${i}`));
+    for (const pool of others) await enqueue(pool.spec.queue, 2);
+    // A row of `held` past its start deadline, which its pass will orphan, locked by a session that never
+    // lets go (a worker login holding ltp.worker_heartbeat in an open transaction does the same).
+    const [row] = await insertInvocations(t.db, { template: templateFor(held), count: 1, invokeAfterMs: 0 });
+    await t.db.query(`UPDATE ltp.invocations SET status = 'pending', created_at = now() - interval '2 hours' WHERE id = $1`, [row]);
+    const locker = new pg.Client({ connectionString: t.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT id FROM ltp.invocations WHERE id = $1 FOR UPDATE', [row]);
+      const settled = await Promise.allSettled(
+        [held, ...others].map((pool) => batcher.run(impatient, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
+      );
+      expect(settled[0]?.status, 'the pool whose row is held fails').to.equal('rejected');
+      expect(String((settled[0] as PromiseRejectedResult).reason)).to.match(/lock timeout/);
+      for (const [i, pool] of others.entries()) {
+        expect(settled[i + 1]?.status, `beside${i}, in the same batch`).to.equal('fulfilled');
+        expect(await rowsOf(pool.meta.uid), `rows of beside${i}`).to.have.length(1);
+      }
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      connectivity.stop();
+      await quick.end();
     }
   });
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isDatabaseUnavailable } from '../../src/store/db.ts';
+import { isConnectionLost, isDatabaseUnavailable } from '../../src/store/db.ts';
 
 const withCode = (code: unknown) => Object.assign(new Error('x'), { code });
 
@@ -35,5 +35,19 @@ describe('isDatabaseUnavailable', () => {
   ];
   for (const c of cases) {
     it(c.name, () => expect(isDatabaseUnavailable(c.error)).to.equal(c.expected));
+  }
+});
+
+describe('isConnectionLost: what pauses orphaning on the whole database', () => {
+  const cases: Array<{ name: string; error: unknown; expected: boolean }> = [
+    { name: 'a refused connection', error: withCode('ECONNREFUSED'), expected: true },
+    { name: 'a connection failure (08006)', error: withCode('08006'), expected: true },
+    { name: 'an administrator shutdown (57P01)', error: withCode('57P01'), expected: true },
+    { name: 'not a lock timeout (55P03): another session holds one row', error: withCode('55P03'), expected: false },
+    { name: 'not a statement timeout (57014)', error: withCode('57014'), expected: false },
+    { name: 'not a check violation (23514)', error: withCode('23514'), expected: false },
+  ];
+  for (const c of cases) {
+    it(c.name, () => expect(isConnectionLost(c.error)).to.equal(c.expected));
   }
 });
