@@ -99,6 +99,40 @@ describe('LeaseKeeper', () => {
     k.close();
   });
 
+  it('does not fence a healthy worker over one beat stuck on a dead connection: it gives up, and the next goes at once', async function () {
+    this.timeout(10_000);
+    // Heartbeat timeout 3 s, margin 0.6 s: the fence comes 2.4 s after the last renewal; 1.2 s asked, cut to 0.8 s.
+    const stops: StopReason[] = [];
+    const sent: number[] = [];
+    const began = performance.now();
+    let beats = 0;
+    const k = new LeaseKeeper(
+      {
+        heartbeatTimeoutMs: 3_000,
+        fenceMarginMs: 600,
+        intervalMs: 1_200,
+        // The second beat went out on a connection the network dropped: no answer, until its own timeout.
+        beat: (timeoutMs) => {
+          beats += 1;
+          sent.push(Math.round(performance.now() - began));
+          if (beats !== 2) return Promise.resolve(true);
+          return new Promise((_, reject) => setTimeout(() => reject(new Error('Query read timeout')), timeoutMs));
+        },
+        onStop: (reason) => stops.push(reason),
+      },
+      performance.now(),
+    );
+    try {
+      await sleep(4_500);
+      expect(stops, `beats sent at ${sent.join(', ')} ms`).to.deep.equal([]);
+      expect(k.fenced).to.equal(false);
+      // The third beat follows the stuck one at its timeout (1 s), not at the next tick after it.
+      expect((sent[2] ?? 0) - (sent[1] ?? 0), `beats sent at ${sent.join(', ')} ms`).to.be.within(950, 1_200);
+    } finally {
+      k.close();
+    }
+  });
+
   it('aborts the signal when the function is about to run out of time', async () => {
     const { k, stops } = keeper({ timeoutMs: 10_000, marginMs: 2_000 });
     k.stopBeforeDeadline(3_030, 3_000);

@@ -23,6 +23,8 @@ interface Pooled {
 }
 
 const pools = new Map<string | (() => string | Promise<string>), Pooled>();
+/** Pools set aside (renewWorkerPool) whose connections have not all closed yet: closeWorkerConnections ends them too. */
+const retired = new Set<pg.Pool>();
 
 /**
  * Refuses, with a message that says what is wrong, a URL that could never reach a database. The message
@@ -72,22 +74,62 @@ export function poolConfig(url: string, password?: () => Promise<string>): pg.Po
 }
 
 export async function workerPool(source: DatabaseUrlSource | undefined, now: () => number = Date.now): Promise<pg.Pool> {
+  const from = sourceOf(source);
+  const existing = pools.get(from);
+  if (existing && !frozenPastIdleTimeout(existing, now())) return existing.pool;
+  // Lambda froze the environment with connections idle in the pool, for longer than the pool would have
+  // kept them: their timers could not close them, and the network may have dropped them since without a
+  // word (a NAT's idle timeout, a failover). A query on one would hang until its timeout: start afresh.
+  if (existing) retire(from, existing);
+  return newPool(from, now);
+}
+
+/**
+ * A query on the pool waited out its timeout: the network may have dropped every connection the pool holds
+ * without a word (a failover), and a retry on the next idle one would wait as long. The pool is set aside
+ * (unless that was done already) and the retry goes out on a new one. Returns the pool to use now.
+ */
+export async function renewWorkerPool(
+  source: DatabaseUrlSource | undefined,
+  stale: pg.Pool,
+  now: () => number = Date.now,
+): Promise<pg.Pool> {
+  const from = sourceOf(source);
+  const current = pools.get(from);
+  if (current && current.pool !== stale) return current.pool;
+  if (current) retire(from, current);
+  return newPool(from, now);
+}
+
+/** pg's own error for a query that got no answer within its query_timeout (it carries no code). */
+export function isQueryTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Query read timeout';
+}
+
+function sourceOf(source: DatabaseUrlSource | undefined): string | (() => string | Promise<string>) {
   const from = source ?? process.env.DATABASE_URL;
   if (from === undefined || from === '') {
     throw new WorkerConfigError(
       'the worker has no database: set DATABASE_URL in the function environment, or pass databaseUrl to taskWorker',
     );
   }
-  const existing = pools.get(from);
-  if (existing && !frozenPastIdleTimeout(existing, now())) return existing.pool;
-  if (existing) {
-    // Lambda froze the environment with connections idle in the pool, for longer than the pool would have
-    // kept them: their timers could not close them, and the network may have dropped them since without a
-    // word (a NAT's idle timeout, a failover). A query on one would hang until its timeout, so the pool
-    // starts afresh; the old one closes in the background.
-    pools.delete(from);
-    void existing.pool.end().catch(() => undefined);
-  }
+  return from;
+}
+
+/**
+ * Sets a pool aside: it is handed out no more, and its idle connections close on their own timers. It is not
+ * ended: a run that still holds it (handlers that run side by side outside Lambda) finishes its writes on it.
+ */
+function retire(from: string | (() => string | Promise<string>), pooled: Pooled): void {
+  pools.delete(from);
+  if (pooled.pool.totalCount === 0) return;
+  retired.add(pooled.pool);
+  pooled.pool.on('remove', () => {
+    if (pooled.pool.totalCount === 0) retired.delete(pooled.pool);
+  });
+}
+
+async function newPool(from: string | (() => string | Promise<string>), now: () => number): Promise<pg.Pool> {
   let pool: pg.Pool;
   if (typeof from === 'string') {
     checkUrl(from, 'the worker database URL (DATABASE_URL)');
@@ -142,7 +184,8 @@ export function withQueryTimeout(pool: pg.Pool, ms: number): Pick<pg.Pool, 'quer
 
 /** Closes the pooled connections (for tests and graceful shutdowns; Lambda never needs it). */
 export async function closeWorkerConnections(): Promise<void> {
-  const all = [...pools.values()];
+  const all = [...[...pools.values()].map((p) => p.pool), ...retired];
   pools.clear();
-  await Promise.all(all.map((p) => p.pool.end()));
+  retired.clear();
+  await Promise.all(all.filter((p) => !p.ended).map((p) => p.end()));
 }

@@ -18,8 +18,8 @@ export interface LeaseKeeperOptions {
   /** Stop this long before the controller may orphan the invocation. */
   fenceMarginMs?: number;
   /**
-   * One heartbeat: true while the invocation is live, false once the controller ended it. `timeoutMs` is the
-   * interval: the beat should give up by then, so that the next one is not held back by it.
+   * One heartbeat: true while the invocation is live, false once the controller ended it. It should give up
+   * after `timeoutMs` (beatTimeoutMs), and leave the next beat a new connection.
    */
   beat(timeoutMs: number): Promise<boolean>;
   onStop(reason: StopReason, detail: string): void;
@@ -45,6 +45,16 @@ export function heartbeatIntervalMs(args: { heartbeatTimeoutMs: number; fenceMar
   const wanted = args.requestedMs ?? Math.max(250, Math.floor(args.heartbeatTimeoutMs / 4));
   const cap = Math.max(1, Math.floor(Math.max(0, args.heartbeatTimeoutMs - args.fenceMarginMs) / 3));
   return wanted > cap ? { intervalMs: cap, cappedFrom: wanted } : { intervalMs: wanted };
+}
+
+/**
+ * How long one beat may wait for its answer: most of an interval, and at least a second (a database slower
+ * than a short interval still renews). A beat that waits this out is followed by the next at once, on a new
+ * connection, not at the next tick (one beat at a time: a stuck beat used to hold back every renewal after it
+ * until the fence).
+ */
+export function beatTimeoutMs(intervalMs: number): number {
+  return Math.max(1_000, Math.floor(intervalMs * 0.8));
 }
 
 export class LeaseKeeper {
@@ -173,15 +183,21 @@ export class LeaseKeeper {
     if (this.closed || this.beating || this.stopped === 'fenced') return;
     this.beating = true;
     const sentAt = this.now();
+    const timeoutMs = beatTimeoutMs(this.intervalMs);
+    let again = false;
     try {
-      const live = await this.options.beat(this.intervalMs);
+      const live = await this.options.beat(timeoutMs);
       if (this.closed) return;
       if (live) this.renewed(sentAt);
       else this.stop('ended', 'the controller ended the invocation');
     } catch (error) {
       this.options.onBeatError?.(error);
+      // It waited out its time (a connection the network dropped): the next beat goes now, not at the next
+      // tick. Each such beat takes its full timeout, so this never spins.
+      again = this.now() - sentAt >= timeoutMs;
     } finally {
       this.beating = false;
     }
+    if (again) await this.beatOnce();
   }
 }

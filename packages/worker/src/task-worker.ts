@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { backoffMs, type BackoffPolicy } from './backoff.ts';
-import { WorkerConfigError, withQueryTimeout, workerPool } from './database.ts';
+import { isQueryTimeout, renewWorkerPool, WorkerConfigError, withQueryTimeout, workerPool } from './database.ts';
 import { mismatch, rowFunction, runningFunction } from './function-identity.ts';
 import { jsonLogger, withFields, type WorkerLogger } from './logger.ts';
 import { parseWorkerEvent } from './event.ts';
@@ -25,6 +25,7 @@ import {
   startTask,
   type ClaimedInvocation,
   type LeasedTask,
+  type Queryable,
 } from './worker-store.ts';
 import { storableJson } from './storable.ts';
 import { errorCode, isRefusedValueError, isRetryableWriteError } from './write-errors.ts';
@@ -92,29 +93,41 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
   return async function handler(event: unknown, context?: LambdaContextLike): Promise<WorkerSummary> {
     const { invocationId } = parseWorkerEvent(event);
     const logger = withFields(base, { ...(context?.awsRequestId ? { awsRequestId: context.awsRequestId } : {}) });
-    const db = await workerPool(options.databaseUrl);
-    const preClaim = withQueryTimeout(db, PRE_CLAIM_ATTEMPT_MS);
+    let db = await workerPool(options.databaseUrl);
     const summary: WorkerSummary = { invocationId, outcome: 'skipped', leased: 0, started: 0, done: 0, failed: 0, retried: 0, released: 0 };
 
     // Retried for a few seconds: one stale pooled connection must not fail the delivery (retry-briefly.ts).
-    const beforeClaim = <T>(what: string, call: () => Promise<T>) =>
-      retryBriefly(call, {
-        policy: WRITE_RETRY,
-        budgetMs: PRE_CLAIM_RETRY_BUDGET_MS,
-        onRetry: (attempt, waitMs, error) =>
-          logger.warn('database call before the claim failed; retrying', {
-            call: what,
-            invocation: invocationId,
-            attempt,
-            retryInMs: waitMs,
-            error: errorText(error),
-          }),
-      });
+    // An attempt that waits out its time sets the pool aside: every connection in it may be dead alike, and
+    // the retry goes out on a new one (renewWorkerPool).
+    const beforeClaim = <T>(what: string, call: (queryable: Queryable) => Promise<T>) =>
+      retryBriefly(
+        async () => {
+          const used = db;
+          try {
+            return await call(withQueryTimeout(used, PRE_CLAIM_ATTEMPT_MS));
+          } catch (error) {
+            if (isQueryTimeout(error)) db = await renewWorkerPool(options.databaseUrl, used);
+            throw error;
+          }
+        },
+        {
+          policy: WRITE_RETRY,
+          budgetMs: PRE_CLAIM_RETRY_BUDGET_MS,
+          onRetry: (attempt, waitMs, error) =>
+            logger.warn('database call before the claim failed; retrying', {
+              call: what,
+              invocation: invocationId,
+              attempt,
+              retryInMs: waitMs,
+              error: errorText(error),
+            }),
+        },
+      );
 
     // A forged or misrouted event (another pool's invocation id, sent to this function) touches nothing.
     const running = runningFunction(process.env, context?.invokedFunctionArn);
     if (running) {
-      const row = await beforeClaim('check function', () => dispatchedFunction(preClaim, invocationId));
+      const row = await beforeClaim('check function', (queryable) => dispatchedFunction(queryable, invocationId));
       const wrong = row && mismatch(rowFunction(row.functionName, row.functionQualifier), running);
       if (wrong) {
         logger.warn('delivery refused: the invocation belongs to another function', { invocation: invocationId, detail: wrong });
@@ -134,10 +147,10 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
       });
     };
     let claimSentAt = 0;
-    const claim = await beforeClaim('claim', () => {
+    const claim = await beforeClaim('claim', (queryable) => {
       // Dated when the attempt that takes the row is sent: never later than its write of the heartbeat.
       claimSentAt = performance.now();
-      return claimInvocation(preClaim, {
+      return claimInvocation(queryable, {
         id: invocationId,
         requestId: context?.awsRequestId,
         claimToken,
@@ -166,7 +179,8 @@ class InvocationRun<P, R> {
   private readonly log: WorkerLogger;
   private readonly keeper: LeaseKeeper;
   private readonly minTimeToStart: number;
-  private readonly db: Db;
+  /** Set aside for a new pool when a heartbeat waits out its time (renewWorkerPool): later writes use the new one. */
+  private db: Db;
   private readonly invocation: ClaimedInvocation;
   private readonly summary: WorkerSummary;
 
@@ -203,7 +217,15 @@ class InvocationRun<P, R> {
         },
         // A beat waits no longer than the interval: one stuck on a connection the network dropped would hold
         // back every renewal after it (one beat at a time), and fence a healthy worker.
-        beat: (timeoutMs) => heartbeat(withQueryTimeout(this.db, timeoutMs), invocation.id),
+        beat: async (timeoutMs) => {
+          const used = this.db;
+          try {
+            return await heartbeat(withQueryTimeout(used, timeoutMs), invocation.id);
+          } catch (error) {
+            if (isQueryTimeout(error)) this.db = await renewWorkerPool(options.databaseUrl, used);
+            throw error;
+          }
+        },
         onStop: (reason, detail) => {
           const fields = { reason: STOP_CODES[reason], detail };
           if (reason === 'fenced') this.log.warn('invocation stopping', fields);
