@@ -59,8 +59,8 @@ export function missingKubeconfig(named: string | undefined, env: NodeJS.Process
 }
 
 /**
- * Loads the kubeconfig named, else the one kubectl would use: KUBECONFIG's files that exist, merged in their
- * order (the first one's current context wins), else client-node's defaults (~/.kube/config, in-cluster).
+ * Loads the kubeconfig named, else the one kubectl would use: KUBECONFIG's files that exist, merged as
+ * kubectl merges them (mergeFirstWins), else client-node's defaults (~/.kube/config, in-cluster).
  */
 export function loadKubeconfigInto(
   kc: KubeConfig,
@@ -76,6 +76,18 @@ export function loadKubeconfigInto(
   for (const file of rest) {
     const more = make();
     more.loadFromFile(file);
-    kc.mergeConfig(more);
+    mergeFirstWins(kc, more);
   }
+}
+
+/**
+ * kubectl's merge of a KUBECONFIG list: the first file to name a cluster, user or context wins, and so does
+ * the first current-context. client-node's mergeConfig took the last current-context (the CLI then spoke to
+ * another cluster than kubectl) and threw on a name two files share.
+ */
+function mergeFirstWins(kc: KubeConfig, more: KubeConfig): void {
+  if (!kc.getCurrentContext() && more.getCurrentContext()) kc.setCurrentContext(more.getCurrentContext());
+  for (const cluster of more.getClusters()) if (!kc.getCluster(cluster.name)) kc.addCluster(cluster);
+  for (const user of more.getUsers()) if (!kc.getUser(user.name)) kc.addUser(user);
+  for (const context of more.getContexts()) if (!kc.getContextObject(context.name)) kc.addContext(context);
 }

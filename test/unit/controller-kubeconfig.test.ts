@@ -1,5 +1,9 @@
 import { expect } from 'chai';
-import { defaultKubeconfigSource, kubeconfigList } from '../../src/controller/kubeconfig.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { defaultKubeconfigSource, kubeconfigList, loadKubeconfigInto } from '../../src/controller/kubeconfig.ts';
 
 describe('defaultKubeconfigSource: the kubeconfig loadFromDefault would use, in its order', () => {
   const token = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -39,4 +43,37 @@ describe('kubeconfigList: the files of KUBECONFIG, as kubectl reads them', () =>
       expect(kubeconfigList(value, kind)).to.deep.equal(expected);
     });
   }
+});
+
+describe('loadKubeconfigInto: a KUBECONFIG list merged as kubectl merges it', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'kubeconfig-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const config = (name: string, server: string, token: string) => `apiVersion: v1
+kind: Config
+current-context: ${name}
+clusters: [{ name: ${name}, cluster: { server: ${server} } }]
+users: [{ name: admin, user: { token: ${token} } }]
+contexts: [{ name: ${name}, context: { cluster: ${name}, user: admin } }]
+`;
+
+  it('takes the first current-context and the first of a name two files share', async () => {
+    const prod = path.join(dir, 'prod.yaml');
+    const staging = path.join(dir, 'staging.yaml');
+    await writeFile(prod, config('prod', 'https://prod.example:6443', 'prod-token'));
+    await writeFile(staging, config('staging', 'https://staging.example:6443', 'staging-token'));
+    const kc = new KubeConfig();
+    loadKubeconfigInto(kc, undefined, () => new KubeConfig(), {
+      KUBECONFIG: `${prod}${path.delimiter}/no/such/file${path.delimiter}${staging}`,
+    });
+    expect(kc.getCurrentContext()).to.equal('prod');
+    expect(kc.getCurrentCluster()?.server).to.equal('https://prod.example:6443');
+    expect(kc.getCurrentUser()?.token, 'the user both files name: the first one').to.equal('prod-token');
+    expect(kc.getContexts().map((c) => c.name)).to.deep.equal(['prod', 'staging']);
+  });
 });
