@@ -194,6 +194,9 @@ export class FunctionGuard {
       maximumRetryAttempts: 0,
       maximumEventAgeSeconds: age,
     });
+    // Read again, unless every pool of the function went while the put was under way: a read now would
+    // make the entry anew, with no pool to release it.
+    if (this.entries.get(keyOf(target)) !== entry) return { settings };
     entry.readAt = 0;
     return { settings: await this.settings(target) };
   }

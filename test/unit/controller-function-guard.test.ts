@@ -104,6 +104,18 @@ describe('FunctionGuard', () => {
     expect(guard.memoryOf({ name: 'resize-large' })).to.equal(128);
   });
 
+  it('leaves nothing behind when the pool goes while its Managed put is under way', async () => {
+    const { invoker, calls } = fakeInvoker(() => 512);
+    const guard = new FunctionGuard(invoker, silentLogger(), { intervalMs: 60_000 });
+    guard.check({ name: 'resize' }, { poolUid: 'a', managed: { startTimeoutSeconds: 600 } });
+    for (let i = 0; i < 50 && calls.puts.length === 0; i++) await Promise.resolve();
+    expect(calls.puts, 'the put is under way').to.have.length(1);
+    guard.forgetPool('a');
+    await settle();
+    expect(guard.size).to.equal(0);
+    expect(calls.reads, 'no read after the put for a pool that is gone').to.have.length(1);
+  });
+
   it('sets the event age of a Managed function from the pools that still manage it', async () => {
     const { invoker, calls } = fakeInvoker(() => 512);
     const guard = new FunctionGuard(invoker, silentLogger(), { intervalMs: 0 });
