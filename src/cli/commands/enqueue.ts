@@ -70,9 +70,10 @@ export default defineCommand({
 function partlyEnqueued(options: EnqueueOptions, ids: readonly number[], error: unknown): Error {
   const reason = error instanceof Error ? error.message : String(error);
   const left = options.count - ids.length;
+  const failed = Math.min(BATCH, left);
   return new Error(
-    `enqueued ${thousands(ids.length)} of ${thousands(options.count)} tasks on queue ${options.queue} (ids ${ids[0]} to ${ids.at(-1)}) before it failed: ${reason}. ` +
-      `Enqueue the other ${thousands(left)} (--count ${left}); running the same command again would add all ${thousands(options.count)} again`,
+    `enqueued ${thousands(ids.length)} of ${thousands(options.count)} tasks on queue ${options.queue} (their ids run from ${ids[0]} to ${ids.at(-1)}; other producers' tasks may lie between) before it failed: ${reason}. ` +
+      `The batch that failed (${thousands(failed)} tasks) may have committed all the same if the connection was lost as it did: count the queue's tasks before you enqueue the other ${thousands(left)} (--count ${left}); running the same command again would add all ${thousands(options.count)} again`,
     { cause: error },
   );
 }
