@@ -57,6 +57,11 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new DatabaseUrlError(`${source} has scheme "${url.protocol.replace(/:$/, '')}": expected postgres or postgresql`);
   }
+  // An @ that did not end the user and password: an unencoded / then ? or # in the password made the parser
+  // take the password's pieces for the port, the database and the query, and the display showed them.
+  if (value.includes('@') && ((url.username === '' && url.password === '') || url.search.includes('@') || url.hash.includes('@'))) {
+    throw new DatabaseUrlError(`${source} is malformed: percent-encode special characters (such as /, ?, # and @) in the password`);
+  }
   let database: string;
   try {
     database = decodeURIComponent(url.pathname.replace(/^\//, ''));

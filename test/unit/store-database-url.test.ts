@@ -93,6 +93,18 @@ describe('parseDatabaseUrl', () => {
       says: 'percent-encode special characters',
     },
     { name: 'a URL with spaces in the host', url: `postgres://app:${PASSWORD}@db internal/media`, says: 'is not a URL' },
+    // An unencoded / in the password, then ? or #: the URL parses, with the password's pieces for its port,
+    // database and query. Shown as host:port/database, they reached conditions, Events and logs.
+    {
+      name: 'a password with an unencoded slash, then a question mark',
+      url: `postgres://app:2024/${PASSWORD}?!@db.internal:5432/media`,
+      says: 'percent-encode special characters',
+    },
+    {
+      name: 'a password with an unencoded slash, then a hash',
+      url: `postgres://app:/${PASSWORD}#x@db.internal/media`,
+      says: 'percent-encode special characters',
+    },
     {
       name: 'a MySQL URL',
       url: `mysql://app:${PASSWORD}@db.internal:3306/media`,
