@@ -253,6 +253,18 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     );
   });
 
+  it('names its metrics Service within the 63 characters Kubernetes allows, for the longest release name Helm takes', async () => {
+    const release = 'orders-platform-production-eu-west-1-controller-abcde'; // 53 characters: Helm's own limit
+    const { code, stderr, objects } = await render({ metrics: { serviceMonitor: { enabled: true } } }, release);
+    expect(code, stderr).to.equal(0);
+    const services = objects.filter((o) => o.kind === 'Service').map((o) => String(at(o, 'metadata', 'name')));
+    expect(services).to.have.length(1);
+    for (const name of services) {
+      expect(name, `Service ${name}`).to.match(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
+      expect(name.endsWith('-metrics'), name).to.equal(true);
+    }
+  });
+
   it("the CRD it renders is crds/lambdataskpools.yaml (the chart's copy is byte-identical), plus the release's labels", async () => {
     const [source, copy] = await Promise.all([readFile(CRD_FILE), readFile(CHART_CRD_FILE)]);
     expect(copy.equals(source), `${CHART_CRD_FILE} differs from ${CRD_FILE}: copy it`).to.equal(true);

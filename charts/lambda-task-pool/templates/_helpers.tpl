@@ -112,6 +112,14 @@ The Lease the replicas elect a leader on (LEASE_NAME): one per release, so two r
 {{- end }}
 
 {{/*
+The metrics Service: a Service name is a DNS label of at most 63 characters, and the full name already may be
+63, so it is cut to leave room for "-metrics".
+*/}}
+{{- define "lambda-task-pool.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "lambda-task-pool.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
 The job label the chart's ServiceMonitor and PodMonitor give the scraped series.
 */}}
 {{- define "lambda-task-pool.metricsJob" -}}
