@@ -44,6 +44,17 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
 
   const enqueue = (queue: string, count: number) => enqueueTasks(t.db, queue, count);
 
+  /** A row of `pool` past its start deadline, which its pass will orphan, held FOR UPDATE by another session. */
+  const heldOverdueRow = async (pool: Pool): Promise<{ row: number; locker: pg.Client }> => {
+    const [row = 0] = await insertInvocations(t.db, { template: templateFor(pool), count: 1, invokeAfterMs: 0 });
+    await t.db.query(`UPDATE ltp.invocations SET status = 'pending', created_at = now() - interval '2 hours' WHERE id = $1`, [row]);
+    const locker = new pg.Client({ connectionString: t.url });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('SELECT id FROM ltp.invocations WHERE id = $1 FOR UPDATE', [row]);
+    return { row, locker };
+  };
+
   const rowsOf = async (uid: string) =>
     (
       await t.db.query<{ status: string; decision_id: number | null; decided_at: Date | null; decision_pool: string | null }>(
@@ -214,15 +225,10 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     const held = poolFor('held');
     const others = Array.from({ length: 3 }, (_, i) => poolFor(`beside${i}`));
     for (const pool of others) await enqueue(pool.spec.queue, 2);
-    // A row of `held` past its start deadline, which its pass will orphan, locked by a session that never
-    // lets go (a worker login holding ltp.worker_heartbeat in an open transaction does the same).
-    const [row] = await insertInvocations(t.db, { template: templateFor(held), count: 1, invokeAfterMs: 0 });
-    await t.db.query(`UPDATE ltp.invocations SET status = 'pending', created_at = now() - interval '2 hours' WHERE id = $1`, [row]);
-    const locker = new pg.Client({ connectionString: t.url });
-    await locker.connect();
+    // Held by a session that never lets go (a worker login holding ltp.worker_heartbeat in an open
+    // transaction does the same).
+    const { locker } = await heldOverdueRow(held);
     try {
-      await locker.query('BEGIN');
-      await locker.query('SELECT id FROM ltp.invocations WHERE id = $1 FOR UPDATE', [row]);
       const settled = await Promise.allSettled(
         [held, ...others].map((pool) => batcher.run(impatient, { pool, connectedForMs: Number.POSITIVE_INFINITY })),
       );
@@ -245,14 +251,8 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     const stuck = poolFor('stuck');
     const other = poolFor('other');
     await enqueue(other.spec.queue, 2);
-    // A row of `stuck` past its start deadline, which its pass will orphan, locked by another session.
-    const [row] = await insertInvocations(t.db, { template: templateFor(stuck), count: 1, invokeAfterMs: 0 });
-    await t.db.query(`UPDATE ltp.invocations SET status = 'pending', created_at = now() - interval '2 hours' WHERE id = $1`, [row]);
-    const locker = new pg.Client({ connectionString: t.url });
-    await locker.connect();
+    const { row, locker } = await heldOverdueRow(stuck);
     try {
-      await locker.query('BEGIN');
-      await locker.query('SELECT id FROM ltp.invocations WHERE id = $1 FOR UPDATE', [row]);
       const stuckPass = batcher.run(database, { pool: stuck, connectedForMs: Number.POSITIVE_INFINITY });
       await sleep(100);
       const started = Date.now();

@@ -44,6 +44,38 @@ function closeIdleWorkerConnectionsWhileFrozen(url: string): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Makes the first completion of a task of `queue` fail, once, as `fault` says: the connection dropped by the
+ * server in the middle of the write, or the write refused as read-only (a primary a failover demoted).
+ * Returns how to undo it, and how many completions the trigger has seen.
+ */
+async function failFirstCompletion(
+  t: TestDatabase,
+  queue: string,
+  fault: 'drop connection' | 'read-only',
+): Promise<{ seen(): Promise<number>; undo(): Promise<void> }> {
+  const name = `first_completion_${queue.replace(/[^a-z0-9]/g, '_')}`;
+  const act =
+    fault === 'drop connection'
+      ? 'PERFORM pg_terminate_backend(pg_backend_pid());'
+      : `RAISE EXCEPTION 'cannot execute UPDATE in a read-only transaction' USING ERRCODE = 'read_only_sql_transaction';`;
+  await t.db.query(`CREATE SEQUENCE public.${name}`);
+  await t.db.query(`CREATE FUNCTION public.${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.status = 'done' AND NEW.queue = '${queue}' AND nextval('public.${name}') = 1 THEN
+        ${act}
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await t.db.query(`CREATE TRIGGER ${name} BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.${name}()`);
+  return {
+    seen: async () => (await t.db.query<{ n: number }>(`SELECT last_value::int AS n FROM public.${name}`)).rows[0]?.n ?? 0,
+    undo: async () => {
+      await t.db.query(`DROP TRIGGER ${name} ON ltp.tasks`);
+    },
+  };
+}
+
 describe('worker under faults (real Postgres)', function () {
   let t: TestDatabase;
   const logger = silentLogger();
@@ -142,17 +174,7 @@ describe('worker under faults (real Postgres)', function () {
   it('retries a completion write that fails, and the task ends done, not failed', async function () {
     this.timeout(30_000);
     // Postgres itself drops the worker's connection in the middle of its first write of a result.
-    await t.db.query(`CREATE SEQUENCE public.complete_failures`);
-    await t.db.query(`CREATE FUNCTION public.drop_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.status = 'done' AND NEW.queue = 'q-complete' AND nextval('public.complete_failures') = 1 THEN
-          PERFORM pg_terminate_backend(pg_backend_pid());
-        END IF;
-        RETURN NEW;
-      END $$`);
-    await t.db.query(
-      `CREATE TRIGGER drop_first_completion BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.drop_first_completion()`,
-    );
+    const fault = await failFirstCompletion(t, 'q-complete', 'drop connection');
     try {
       const [id = 0] = await enqueueTasks(t.db, { queue: 'q-complete', payloads: [{ n: 21 }] });
       const [inv = 0] = await insertInvocations(t.db, { template: template('q-complete'), count: 1, invokeAfterMs: 0 });
@@ -168,25 +190,15 @@ describe('worker under faults (real Postgres)', function () {
       const task = await getTask(t.db, id);
       expect(task).to.include({ status: 'done', attempts: 1, lastError: null });
       expect(task?.result).to.deep.equal({ doubled: 42, run: 1 });
-      expect((await t.db.query<{ n: number }>(`SELECT last_value::int AS n FROM public.complete_failures`)).rows[0]?.n).to.be.at.least(2);
+      expect(await fault.seen()).to.be.at.least(2);
     } finally {
-      await t.db.query(`DROP TRIGGER drop_first_completion ON ltp.tasks`);
+      await fault.undo();
     }
   });
 
   it('retries a completion refused as read-only (a failover to a demoted primary) and keeps the result', async function () {
     this.timeout(30_000);
-    await t.db.query(`CREATE SEQUENCE public.read_only_failures`);
-    await t.db.query(`CREATE FUNCTION public.read_only_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.status = 'done' AND NEW.queue = 'q-read-only' AND nextval('public.read_only_failures') = 1 THEN
-          RAISE EXCEPTION 'cannot execute UPDATE in a read-only transaction' USING ERRCODE = 'read_only_sql_transaction';
-        END IF;
-        RETURN NEW;
-      END $$`);
-    await t.db.query(
-      `CREATE TRIGGER read_only_first_completion BEFORE UPDATE ON ltp.tasks FOR EACH ROW EXECUTE FUNCTION public.read_only_first_completion()`,
-    );
+    const fault = await failFirstCompletion(t, 'q-read-only', 'read-only');
     try {
       const [id = 0] = await enqueueTasks(t.db, { queue: 'q-read-only', payloads: [{ n: 4 }] });
       const [inv = 0] = await insertInvocations(t.db, { template: template('q-read-only'), count: 1, invokeAfterMs: 0 });
@@ -196,8 +208,9 @@ describe('worker under faults (real Postgres)', function () {
       expect(task).to.include({ status: 'done', attempts: 1 });
       expect(task?.result).to.deep.equal({ squared: 16 });
       expect(await getInvocation(t.db, inv)).to.include({ status: 'succeeded' });
+      expect(await fault.seen()).to.be.at.least(2);
     } finally {
-      await t.db.query(`DROP TRIGGER read_only_first_completion ON ltp.tasks`);
+      await fault.undo();
     }
   });
 
