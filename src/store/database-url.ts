@@ -58,8 +58,13 @@ export function parseDatabaseUrl(raw: string | undefined, source = 'the database
     throw new DatabaseUrlError(`${source} has scheme "${url.protocol.replace(/:$/, '')}": expected postgres or postgresql`);
   }
   // An @ that did not end the user and password: an unencoded / then ? or # in the password made the parser
-  // take the password's pieces for the port, the database and the query, and the display showed them.
-  if (value.includes('@') && ((url.username === '' && url.password === '') || url.search.includes('@') || url.hash.includes('@'))) {
+  // take the password's pieces for the port, the database and the query, and the display showed them. What
+  // is left of such a password after the ? or # holds "@HOST/DATABASE": in the fragment, in a parameter's
+  // name, or, when no user was parsed, in a value. An @ in a value stays legal (user=svc@project.iam).
+  const names = [...url.searchParams.keys()];
+  const values = [...url.searchParams.values()];
+  const noUser = url.username === '' && url.password === '';
+  if (url.hash.includes('@') || names.some((n) => n.includes('@')) || (noUser && values.some((v) => /@[^/?#]*\//.test(v)))) {
     throw new DatabaseUrlError(`${source} is malformed: percent-encode special characters (such as /, ?, # and @) in the password`);
   }
   let database: string;

@@ -36,6 +36,22 @@ describe('parseDatabaseUrl', () => {
       url: `postgres://app:${PASSWORD}@/media?host=/var/run/postgresql`,
       display: '/var/run/postgresql:5432/media',
     },
+    // An @ in a parameter's value is legal: a Cloud SQL IAM user, an Azure user@server, an application name.
+    {
+      name: 'accepts a socket URL whose user= has an @ (a Cloud SQL IAM user)',
+      url: 'postgres:///media?host=/var/run/postgresql&user=svc@proj.iam',
+      display: '/var/run/postgresql:5432/media',
+    },
+    {
+      name: 'accepts a user= with an @ and no credentials',
+      url: 'postgres://db.internal/media?user=alice@corp.com',
+      display: 'db.internal:5432/media',
+    },
+    {
+      name: 'accepts an application_name with an @',
+      url: `postgres://app:${PASSWORD}@db.internal/media?application_name=etl@nightly`,
+      display: 'db.internal:5432/media',
+    },
     {
       name: 'decodes a percent-encoded database name',
       url: `postgres://app:${PASSWORD}@db.internal/my%20db`,
@@ -98,6 +114,11 @@ describe('parseDatabaseUrl', () => {
     {
       name: 'a password with an unencoded slash, then a question mark',
       url: `postgres://app:2024/${PASSWORD}?!@db.internal:5432/media`,
+      says: 'percent-encode special characters',
+    },
+    {
+      name: 'a password with an unencoded slash, then a question mark and a parameter',
+      url: `postgres://app:2024/${PASSWORD}?x=y@db.internal:5432/media`,
       says: 'percent-encode special characters',
     },
     {
