@@ -131,6 +131,13 @@ const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', '
  * (57P), a statement or lock timeout (57014, 55P03), and any failed connect() (a Unix socket whose server is
  * not up yet, such as a proxy beside the controller, fails with ENOENT).
  */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  if (typeof code !== 'string') return false;
+  if ((error as { syscall?: unknown }).syscall === 'connect') return true;
+  return /^(08|53|57P)/.test(code) || code === '57014' || code === '55P03' || UNAVAILABLE_ERRNOS.has(code);
+}
+
 /**
  * Whether an error says the connection to the database is lost or cannot be made: isDatabaseUnavailable
  * less the timeouts (57014, 55P03). A statement that waited out its lock or statement timeout met a healthy
@@ -141,11 +148,4 @@ const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', '
 export function isConnectionLost(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   return isDatabaseUnavailable(error) && code !== '57014' && code !== '55P03';
-}
-
-export function isDatabaseUnavailable(error: unknown): boolean {
-  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
-  if (typeof code !== 'string') return false;
-  if ((error as { syscall?: unknown }).syscall === 'connect') return true;
-  return /^(08|53|57P)/.test(code) || code === '57014' || code === '55P03' || UNAVAILABLE_ERRNOS.has(code);
 }
