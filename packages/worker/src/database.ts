@@ -80,7 +80,7 @@ export async function workerPool(source: DatabaseUrlSource | undefined, now: () 
   // Lambda froze the environment with connections idle in the pool, for longer than the pool would have
   // kept them: their timers could not close them, and the network may have dropped them since without a
   // word (a NAT's idle timeout, a failover). A query on one would hang until its timeout: start afresh.
-  if (existing) retire(from, existing);
+  if (existing) return replace(from, existing, now);
   return newPool(from, now);
 }
 
@@ -89,16 +89,21 @@ export async function workerPool(source: DatabaseUrlSource | undefined, now: () 
  * without a word (a failover), and a retry on the next idle one would wait as long. The pool is set aside
  * (unless that was done already) and the retry goes out on a new one. Returns the pool to use now.
  */
-export async function renewWorkerPool(
-  source: DatabaseUrlSource | undefined,
-  stale: pg.Pool,
-  now: () => number = Date.now,
-): Promise<pg.Pool> {
+export function renewWorkerPool(source: DatabaseUrlSource | undefined, stale: pg.Pool, now: () => number = Date.now): pg.Pool {
   const from = sourceOf(source);
   const current = pools.get(from);
   if (current && current.pool !== stale) return current.pool;
-  if (current) retire(from, current);
-  return newPool(from, now);
+  return replace(from, current ?? { pool: stale, releasedAt: now() }, now);
+}
+
+/**
+ * A new pool in place of one set aside, with the same settings, made at once: a URL provider is not asked
+ * here (it is asked for each new connection, within the connection timeout), so that a heartbeat never waits
+ * on it, and two callers cannot each make a pool.
+ */
+function replace(from: string | (() => string | Promise<string>), stale: Pooled, now: () => number): pg.Pool {
+  retire(from, stale);
+  return track(from, new pg.Pool(stale.pool.options), now);
 }
 
 /** pg's own error for a query that got no answer within its query_timeout (it carries no code). */
@@ -144,6 +149,11 @@ async function newPool(from: string | (() => string | Promise<string>), now: () 
     const password = async () => parseConnectionString(await provided()).password ?? '';
     pool = new pg.Pool(poolConfig(await provided(), password));
   }
+  return track(from, pool, now);
+}
+
+/** Hands the pool out from now on, and notes when it was last given a connection back. */
+function track(from: string | (() => string | Promise<string>), pool: pg.Pool, now: () => number): pg.Pool {
   // An idle client that loses its server emits 'error' on the pool; without a listener that kills the process.
   pool.on('error', () => undefined);
   const pooled: Pooled = { pool, releasedAt: now() };

@@ -106,7 +106,7 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
           try {
             return await call(withQueryTimeout(used, PRE_CLAIM_ATTEMPT_MS));
           } catch (error) {
-            if (isQueryTimeout(error)) db = await renewWorkerPool(options.databaseUrl, used);
+            if (isQueryTimeout(error)) db = renewWorkerPool(options.databaseUrl, used);
             throw error;
           }
         },
@@ -222,7 +222,7 @@ class InvocationRun<P, R> {
           try {
             return await heartbeat(withQueryTimeout(used, timeoutMs), invocation.id);
           } catch (error) {
-            if (isQueryTimeout(error)) this.db = await renewWorkerPool(options.databaseUrl, used);
+            if (isQueryTimeout(error)) this.db = renewWorkerPool(options.databaseUrl, used);
             throw error;
           }
         },
