@@ -253,15 +253,17 @@ describe('Helm chart lambda-task-pool: lint and render', function () {
     );
   });
 
-  it('names its metrics Service within the 63 characters Kubernetes allows, for the longest release name Helm takes', async () => {
-    const release = 'orders-platform-production-eu-west-1-controller-abcde'; // 53 characters: Helm's own limit
-    const { code, stderr, objects } = await render({ metrics: { serviceMonitor: { enabled: true } } }, release);
-    expect(code, stderr).to.equal(0);
-    const services = objects.filter((o) => o.kind === 'Service').map((o) => String(at(o, 'metadata', 'name')));
-    expect(services).to.have.length(1);
-    for (const name of services) {
-      expect(name, `Service ${name}`).to.match(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
-      expect(name.endsWith('-metrics'), name).to.equal(true);
+  it('names its metrics Service as Kubernetes requires for every release name Helm takes: the longest, dotted, a digit first', async () => {
+    // 53 characters is Helm's own limit; Helm also takes dots and a leading digit, which a Service name may not hold.
+    for (const release of ['orders-platform-production-eu-west-1-controller-abcde', 'team.ltp', '1st']) {
+      const { code, stderr, objects } = await render({ metrics: { serviceMonitor: { enabled: true } } }, release);
+      expect(code, stderr).to.equal(0);
+      const services = objects.filter((o) => o.kind === 'Service').map((o) => String(at(o, 'metadata', 'name')));
+      expect(services, release).to.have.length(1);
+      for (const name of services) {
+        expect(name, `Service ${name} of release ${release}`).to.match(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
+        expect(name.endsWith('-metrics'), name).to.equal(true);
+      }
     }
   });
 

@@ -112,11 +112,14 @@ The Lease the replicas elect a leader on (LEASE_NAME): one per release, so two r
 {{- end }}
 
 {{/*
-The metrics Service: a Service name is a DNS label of at most 63 characters, and the full name already may be
-63, so it is cut to leave room for "-metrics".
+The metrics Service: a Service name is a DNS-1035 label (at most 63 characters, no dots, a letter first),
+while a release name may hold dots and start with a digit, and the full name already may be 63 characters.
+So dots become dashes, a leading digit gets "ltp-" before it, and the name is cut to leave room for "-metrics".
 */}}
 {{- define "lambda-task-pool.metricsServiceName" -}}
-{{- printf "%s-metrics" (include "lambda-task-pool.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- $base := include "lambda-task-pool.fullname" . | replace "." "-" }}
+{{- if regexMatch "^[0-9]" $base }}{{ $base = printf "ltp-%s" $base }}{{ end }}
+{{- printf "%s-metrics" ($base | trunc 55 | trimSuffix "-") }}
 {{- end }}
 
 {{/*
