@@ -37,9 +37,10 @@ function kindOf(file: string): FileKind {
  */
 export function kubeconfigList(value: string, kind: (file: string) => FileKind = kindOf): { files: string[] } | { problem: string } {
   const named = value.split(path.delimiter).filter((file) => file !== '');
-  const notFiles = named.filter((file) => kind(file) === 'other');
+  const kinds = named.map((file) => ({ file, kind: kind(file) }));
+  const notFiles = kinds.filter((k) => k.kind === 'other').map((k) => k.file);
   if (notFiles.length > 0) return { problem: `KUBECONFIG names ${notFiles.join(', ')}, which is not a file` };
-  const files = named.filter((file) => kind(file) === 'file');
+  const files = kinds.filter((k) => k.kind === 'file').map((k) => k.file);
   if (files.length === 0) return { problem: `KUBECONFIG names no kubeconfig that exists (${named.join(', ')})` };
   return { files };
 }

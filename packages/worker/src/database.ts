@@ -192,6 +192,26 @@ export function withQueryTimeout(pool: pg.Pool, ms: number): Pick<pg.Pool, 'quer
   return queryable;
 }
 
+/**
+ * Runs `call` on the pool with each query given up after `ms`. A query that waits out its time sets the pool
+ * aside (renewWorkerPool): every connection in it may be dead alike, and `renewed` is told the pool to use
+ * from then on. The error is thrown all the same, for the caller's retry.
+ */
+export async function withinTime<T>(
+  source: DatabaseUrlSource | undefined,
+  pool: pg.Pool,
+  ms: number,
+  call: (queryable: Pick<pg.Pool, 'query'>) => Promise<T>,
+  renewed: (pool: pg.Pool) => void,
+): Promise<T> {
+  try {
+    return await call(withQueryTimeout(pool, ms));
+  } catch (error) {
+    if (isQueryTimeout(error)) renewed(renewWorkerPool(source, pool));
+    throw error;
+  }
+}
+
 /** Closes the pooled connections (for tests and graceful shutdowns; Lambda never needs it). */
 export async function closeWorkerConnections(): Promise<void> {
   const all = [...[...pools.values()].map((p) => p.pool), ...retired];

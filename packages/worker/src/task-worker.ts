@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { backoffMs, type BackoffPolicy } from './backoff.ts';
-import { isQueryTimeout, renewWorkerPool, WorkerConfigError, withQueryTimeout, workerPool } from './database.ts';
+import { WorkerConfigError, withinTime, workerPool } from './database.ts';
 import { mismatch, rowFunction, runningFunction } from './function-identity.ts';
 import { jsonLogger, withFields, type WorkerLogger } from './logger.ts';
 import { parseWorkerEvent } from './event.ts';
@@ -101,15 +101,10 @@ export function taskWorker<P = unknown, R = unknown>(options: TaskWorkerOptions<
     // the retry goes out on a new one (renewWorkerPool).
     const beforeClaim = <T>(what: string, call: (queryable: Queryable) => Promise<T>) =>
       retryBriefly(
-        async () => {
-          const used = db;
-          try {
-            return await call(withQueryTimeout(used, PRE_CLAIM_ATTEMPT_MS));
-          } catch (error) {
-            if (isQueryTimeout(error)) db = renewWorkerPool(options.databaseUrl, used);
-            throw error;
-          }
-        },
+        () =>
+          withinTime(options.databaseUrl, db, PRE_CLAIM_ATTEMPT_MS, call, (renewed) => {
+            db = renewed;
+          }),
         {
           policy: WRITE_RETRY,
           budgetMs: PRE_CLAIM_RETRY_BUDGET_MS,
@@ -217,15 +212,16 @@ class InvocationRun<P, R> {
         },
         // A beat waits no longer than the interval: one stuck on a connection the network dropped would hold
         // back every renewal after it (one beat at a time), and fence a healthy worker.
-        beat: async (timeoutMs) => {
-          const used = this.db;
-          try {
-            return await heartbeat(withQueryTimeout(used, timeoutMs), invocation.id);
-          } catch (error) {
-            if (isQueryTimeout(error)) this.db = renewWorkerPool(options.databaseUrl, used);
-            throw error;
-          }
-        },
+        beat: (timeoutMs) =>
+          withinTime(
+            options.databaseUrl,
+            this.db,
+            timeoutMs,
+            (queryable) => heartbeat(queryable, invocation.id),
+            (renewed) => {
+              this.db = renewed;
+            },
+          ),
         onStop: (reason, detail) => {
           const fields = { reason: STOP_CODES[reason], detail };
           if (reason === 'fenced') this.log.warn('invocation stopping', fields);
