@@ -9,6 +9,13 @@
 /** One item's outcome within a batch. */
 export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
 
+/**
+ * What a batch gives each item: its outcome, or a promise of it when that item needs more time than the rest
+ * (it is tried again alone, say). Such an item settles when its promise does, and the others do not wait for
+ * it; the batch counts as running, for stallMs, until every item has settled.
+ */
+export type Outcome<O> = Settled<O> | Promise<Settled<O>>;
+
 export interface CoalescerOptions {
   /** The most items in one batch. */
   maxBatch: number;
@@ -48,9 +55,12 @@ export class Coalescer<I, O> {
   private readonly schedule: (check: () => void, ms: number) => void;
   private readonly now: () => number;
 
-  /** `run` settles each item of a batch, in order; if it throws, every item of the batch fails with that error. */
+  /**
+   * `run` settles each item of a batch, in order (each now, or later: Outcome); if it throws, every item of the
+   * batch fails with that error.
+   */
   constructor(
-    private readonly run: (items: I[]) => Promise<Array<Settled<O>>>,
+    private readonly run: (items: I[]) => Promise<Array<Outcome<O>>>,
     private readonly options: CoalescerOptions,
   ) {
     this.defer = options.defer ?? ((start) => setImmediate(start));
@@ -132,12 +142,20 @@ export class Coalescer<I, O> {
           void this.loop();
         }
         const settled = await started;
+        const later: Array<Promise<void>> = [];
         batch.forEach((w, i) => {
           const outcome = settled[i];
           if (!outcome) w.reject(new Error(`a batch of ${batch.length} settled only ${settled.length}`));
-          else if (outcome.ok) w.resolve(outcome.value);
-          else w.reject(outcome.error);
+          else if (outcome instanceof Promise)
+            later.push(
+              outcome.then(
+                (result) => settle(w, result),
+                (error: unknown) => w.reject(error),
+              ),
+            );
+          else settle(w, outcome);
         });
+        if (later.length > 0) await Promise.all(later);
       } catch (error) {
         for (const w of batch) w.reject(error);
       } finally {
@@ -151,4 +169,9 @@ export class Coalescer<I, O> {
       leading = false;
     }
   }
+}
+
+function settle<O>(waiting: { resolve(value: O): void; reject(error: unknown): void }, outcome: Settled<O>): void {
+  if (outcome.ok) waiting.resolve(outcome.value);
+  else waiting.reject(outcome.error);
 }

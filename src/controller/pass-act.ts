@@ -135,12 +135,17 @@ export function templateFor(pool: Pool): InvocationTemplate {
 
 const modeOf = (input: PoolPassInput): PoolMode => input.mode ?? (input.pool.spec.suspend ? 'suspended' : 'active');
 
-/** The database half of the passes of `inputs` (each pool at most once), in one transaction. */
+/**
+ * The database half of the passes of `inputs` (each pool at most once), in one transaction. `lockWaitMs`: the
+ * most any statement of it waits for a row lock, when it should give up sooner than the connection's own
+ * lock timeout (a batch, whose other pools should not wait on one pool's row: PassBatcher).
+ */
 export async function actOnPools(
   db: Db,
   inputs: readonly PoolPassInput[],
   options: DispatchPassOptions,
   lock: LockMode,
+  lockWaitMs?: number,
 ): Promise<Array<ActedPass | 'busy'>> {
   if (inputs.length === 0) return [];
   return withTransactionThen(
@@ -236,7 +241,7 @@ export async function actOnPools(
         },
       };
     },
-    PASS_BEGIN,
+    lockWaitMs === undefined ? PASS_BEGIN : `${PASS_BEGIN}; SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockWaitMs))}`,
   );
 }
 

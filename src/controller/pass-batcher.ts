@@ -4,10 +4,10 @@
 // decisions insert, one invocations insert for the whole batch), and the rows Lambda accepted are marked in
 // one statement for many passes. Each pass then invokes its own rows through the invoker's shared slots.
 // A thousand pools woken at once cost a handful of transactions, not a thousand.
-import { isConnectionLost } from '../store/db.ts';
+import { isConnectionLost, isLockTimeout } from '../store/db.ts';
 import { markInvoked, type AcceptedInvoke } from '../store/invocation-store.ts';
 import type { Invoker } from '../lambda/invoker.ts';
-import { Coalescer, type Settled } from './coalescer.ts';
+import { Coalescer, type Outcome, type Settled } from './coalescer.ts';
 import type { Database } from './databases.ts';
 import { DispatchIdle } from './dispatch-idle.ts';
 import { completePass, type DispatchPassResult, type PassInvokeInput } from './dispatch-pass.ts';
@@ -19,6 +19,16 @@ import { actOnPools, type ActedPass, type DispatchPassOptions, type PoolPassInpu
  * in a batch of their own, up to four at once.
  */
 const STALLS = { stallMs: 250, maxConcurrent: 4 };
+
+/**
+ * A batch waits at most this long for a row lock, where a pass of its own waits the connection's lock timeout
+ * (15 s). A row that another session holds (a worker login's open transaction, a DBA's) used to hold up every
+ * other pool of its batch for that timeout, and again while each pool was tried alone before the held one.
+ * Now the batch gives up after this long, the other pools go through alone at once, and only the held pool
+ * waits out the full timeout (test/integration/dispatch-batch.test.ts). The worker's own transactions hold a
+ * row for milliseconds.
+ */
+const BATCH_LOCK_WAIT_MS = 1_000;
 
 /**
  * Rows Lambda accepted are marked once no invoke is under way and no pass still has rows on their way to the
@@ -102,29 +112,46 @@ export class PassBatcher {
   }
 
   /**
-   * The batch in one transaction. If it fails for a reason other than the connection being lost, each pool
-   * is tried again alone, so that one pool's bad rows, or a row of it another session holds past the lock
-   * timeout, fail that pool's pass and no other.
+   * The batch in one transaction, whose statements wait at most BATCH_LOCK_WAIT_MS for a row lock. If it fails
+   * for a reason other than the connection being lost, each pool is tried again alone, so that one pool's bad
+   * rows, or a row of it another session holds, fail that pool's pass and no other: first briefly, in turn,
+   * and the pools that waited out that brief lock wait once more, patiently (the connection's lock timeout),
+   * each settled as soon as its own pass is through.
    */
-  private async act(database: Database, inputs: PoolPassInput[]): Promise<Array<Settled<ActedPass | 'busy'>>> {
+  private async act(database: Database, inputs: PoolPassInput[]): Promise<Array<Outcome<ActedPass | 'busy'>>> {
+    const { db } = database;
+    const { options } = this.deps;
+    const alone = async (input: PoolPassInput, lockWaitMs?: number): Promise<Settled<ActedPass | 'busy'>> => {
+      try {
+        const [value] = await actOnPools(db, [input], options, 'skip', lockWaitMs);
+        return value ? { ok: true, value } : { ok: false, error: new Error('the pass returned nothing') };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    };
+    if (inputs.length === 1) return [await alone(inputs[0] as PoolPassInput)];
     try {
-      const acted = await actOnPools(database.db, inputs, this.deps.options, 'skip');
+      const acted = await actOnPools(db, inputs, options, 'skip', BATCH_LOCK_WAIT_MS);
       return acted.map((value) => ({ ok: true, value }));
     } catch (error) {
-      // Lost: every pool's pass would fail alike. A lock or statement timeout is one pool's row held by
-      // another session: the others go on alone.
-      if (inputs.length === 1 || isConnectionLost(error)) throw error;
-      const settled: Array<Settled<ActedPass | 'busy'>> = [];
-      for (const input of inputs) {
-        try {
-          const [value] = await actOnPools(database.db, [input], this.deps.options, 'skip');
-          settled.push(value ? { ok: true, value } : { ok: false, error: new Error('the pass returned nothing') });
-        } catch (alone) {
-          settled.push({ ok: false, error: alone });
-        }
-      }
-      return settled;
+      // Lost: every pool's pass would fail alike.
+      if (isConnectionLost(error)) throw error;
     }
+    const outcomes: Array<Outcome<ActedPass | 'busy'>> = [];
+    let patient = Promise.resolve();
+    for (const input of inputs) {
+      const brief = await alone(input, BATCH_LOCK_WAIT_MS);
+      if (brief.ok || !isLockTimeout(brief.error)) {
+        outcomes.push(brief);
+        continue;
+      }
+      // One after another, on one connection at a time: a pool whose row is held for good costs the
+      // connection's lock timeout, and the pools behind it are already settled.
+      const settled = patient.then(() => alone(input));
+      patient = settled.then(() => undefined);
+      outcomes.push(settled);
+    }
+    return outcomes;
   }
 
   /** Runs `start` once dispatch is idle (DispatchIdle), or MARK_HOLD_MS from now, whichever comes first. */

@@ -149,3 +149,8 @@ export function isConnectionLost(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   return isDatabaseUnavailable(error) && code !== '57014' && code !== '55P03';
 }
+
+/** Whether a statement gave up waiting for a lock (55P03: its lock timeout, or NOWAIT). */
+export function isLockTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === '55P03';
+}

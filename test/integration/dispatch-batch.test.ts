@@ -246,6 +246,42 @@ describe('dispatch passes of many pools batched into one transaction (real Postg
     }
   });
 
+  it('settles the other pools of a batch within seconds while one pool waits out the full lock timeout on its held row', async () => {
+    // The connection's own lock timeout is the controller's 15 s here: the other pools must not wait for it.
+    const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
+    const held = poolFor('held-long');
+    const others = Array.from({ length: 3 }, (_, i) => poolFor(`beside-long${i}`));
+    for (const pool of others) await enqueue(pool.spec.queue, 2);
+    const { row, locker } = await heldOverdueRow(held);
+    try {
+      const started = Date.now();
+      const heldPass = batcher.run(database, { pool: held, connectedForMs: Number.POSITIVE_INFINITY });
+      const heldSettled = heldPass.then(
+        () => Date.now(),
+        () => Date.now(),
+      );
+      const besides = await Promise.all(
+        others.map((pool) =>
+          batcher
+            .run(database, { pool, connectedForMs: Number.POSITIVE_INFINITY })
+            .then((result) => ({ result, at: Date.now() - started })),
+        ),
+      );
+      for (const [i, { result, at }] of besides.entries()) {
+        expect(at, `beside-long${i} settled within 5 s (the lock timeout is 15 s)`).to.be.below(5_000);
+        expect((result as DispatchPassResult).dispatched, `beside-long${i} dispatched`).to.have.length(1);
+      }
+      const stillWaiting = await Promise.race([heldSettled.then(() => false), sleep(500).then(() => true)]);
+      expect(stillWaiting, 'the held pool still waits for its row, patiently, after the others are through').to.equal(true);
+      // Let go: the held pool's pass goes on and ends its overdue row, well within its 15 s.
+      await locker.query('COMMIT');
+      const result = (await heldPass) as DispatchPassResult;
+      expect(result.orphaned, 'the held pass orphaned its overdue row once the lock was free').to.deep.equal([row]);
+    } finally {
+      await locker.end();
+    }
+  });
+
   it('lets no pass stuck on a row lock hold up the other pools of its database', async () => {
     const batcher = new PassBatcher({ invoker, options: OPTIONS, maxBatch: 256 });
     const stuck = poolFor('stuck');

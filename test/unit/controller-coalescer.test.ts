@@ -80,6 +80,31 @@ describe('coalescer (group commit)', () => {
     expect(await Promise.all(results)).to.deep.equal(['v1', 'failed: item 2', 'v3']);
   });
 
+  it('settles an item the batch answers with a promise when that promise settles, and the others at once', async () => {
+    let finishLate: (settled: Settled<string>) => void = () => undefined;
+    const late = new Promise<Settled<string>>((resolve) => (finishLate = resolve));
+    const batches: number[][] = [];
+    const coalescer = new Coalescer<number, string>(
+      async (items) => {
+        batches.push(items);
+        return items.map((item) => (item === 1 ? late : { ok: true, value: `v${item}` }));
+      },
+      { maxBatch: 10 },
+    );
+    const done: string[] = [];
+    const results = [1, 2, 3].map((i) => coalescer.submit(i).then((v) => (done.push(v), v)));
+    await flush();
+    await flush();
+    expect(done, 'the items answered now are through while item 1 is still out').to.deep.equal(['v2', 'v3']);
+    const next = coalescer.submit(4);
+    await flush();
+    expect(batches, 'the batch runs until its last item settles: the next waits behind it').to.deep.equal([[1, 2, 3]]);
+    finishLate({ ok: false, error: new Error('held') });
+    expect(await results[0]!.then(String, (e: Error) => `failed: ${e.message}`)).to.equal('failed: held');
+    expect(await next).to.equal('v4');
+    expect(batches).to.deep.equal([[1, 2, 3], [4]]);
+  });
+
   it('fails every item of a batch that throws, and goes on with the next batch', async () => {
     const runner = new ManualRunner();
     const coalescer = new Coalescer(runner.run, { maxBatch: 10 });
