@@ -124,6 +124,21 @@ describe('the CLI, in its own process', function () {
     }
   });
 
+  it('refuses a bad controller flag before it logs anything about its databases', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ltp-cli-flags-'));
+    try {
+      const kubeconfig = path.join(dir, 'kubeconfig');
+      await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
+      const result = await runCli(['controller', '--kubeconfig', kubeconfig, '--function-check-interval', '5s']);
+      expect(result.code, result.stderr).to.equal(2);
+      expect(result.stderr).to.include('--function-check-interval must be at least 10s');
+      // It used to warn that it had no default database first, as if it were starting.
+      expect(result.stdout + result.stderr, 'nothing logged before the refusal').not.to.include('no default database');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('exits 1, never 0, when a command can never finish; otherwise with its code, or 1 and its error', async () => {
     const exitModule = path.join(REPO_ROOT, 'src', 'cli', 'exit.ts');
     const settle = async (work: string) => {

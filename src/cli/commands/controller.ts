@@ -115,6 +115,8 @@ export default defineCommand({
       .action(async (options: ControllerOptions, command: Command) => {
         const tenancy = tenancyFrom(options.tenancyPolicy);
         const metrics = metricsAddress(options.metricsAddr);
+        // Every flag is checked before anything is logged or started.
+        const functionCheck = functionCheckMs(options.functionCheckInterval);
         const noKubeconfig = missingKubeconfig(options.kubeconfig);
         if (noKubeconfig) throw new UsageError(noKubeconfig);
         const databaseUrl = hasDatabase(command) ? databaseFrom(command).url : undefined;
@@ -142,7 +144,7 @@ export default defineCommand({
           workers: options.workers ?? CONTROLLER_DEFAULTS.workers,
           firstRows: options.firstRows ?? CONTROLLER_DEFAULTS.firstRows,
           retentionSeconds: options.retention ?? CONTROLLER_DEFAULTS.retentionSeconds,
-          functionCheckMs: functionCheckMs(options.functionCheckInterval) ?? CONTROLLER_DEFAULTS.functionCheckMs,
+          functionCheckMs: functionCheck ?? CONTROLLER_DEFAULTS.functionCheckMs,
           ...(options.stsEndpoint ? { stsEndpoint: options.stsEndpoint } : {}),
           tenancy,
           secretNamespaces: options.secretNamespaces ?? [],
