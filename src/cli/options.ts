@@ -83,16 +83,33 @@ export function jsonValue(value: string): unknown {
   } catch {
     throw new InvalidArgumentError('must be JSON, e.g. \'{"image":"cat.png"}\'');
   }
-  // Postgres's jsonb cannot hold a NUL character (\u0000): the insert would fail after the command started.
-  if (holdsNul(parsed)) throw new InvalidArgumentError('must not contain \\u0000 (a NUL character): Postgres cannot store it');
+  const refused = unstorable(parsed);
+  if (refused) throw new InvalidArgumentError(refused);
   return parsed;
 }
 
-function holdsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\0');
-  if (Array.isArray(value)) return value.some(holdsNul);
-  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, v]) => key.includes('\0') || holdsNul(v));
-  return false;
+/**
+ * Why Postgres would not store a JSON value, if it would not: its jsonb holds neither a NUL character (\u0000)
+ * nor a lone surrogate (\ud800 to \udfff without its pair, which is not Unicode). Either failed the insert
+ * with Postgres's "invalid input syntax for type json", exit 1, after the command had connected.
+ */
+function unstorable(value: unknown): string | undefined {
+  const strings: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') strings.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (typeof v === 'object' && v !== null)
+      for (const [key, inner] of Object.entries(v)) {
+        strings.push(key);
+        walk(inner);
+      }
+  };
+  walk(value);
+  if (strings.some((s) => s.includes('\0'))) return 'must not contain \\u0000 (a NUL character): Postgres cannot store it';
+  // With the u flag a paired surrogate is one code point, so the class matches only a lone one.
+  if (strings.some((s) => /[\ud800-\udfff]/u.test(s)))
+    return 'must not contain a lone surrogate (\\ud800 to \\udfff without its pair): it is not Unicode, and Postgres cannot store it';
+  return undefined;
 }
 
 export function durationSeconds(flag: string, options: { maxSeconds?: number; maxText?: string } = {}): (value: string) => number {

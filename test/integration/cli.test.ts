@@ -89,6 +89,9 @@ describe('the CLI, in its own process', function () {
       { args: ['enqueue', '--queue', 'q', '--count', 'many'], says: 'must be a whole number' },
       // jsonb cannot hold a NUL: the insert failed with Postgres's own error, exit 1, after connecting.
       { args: ['enqueue', '--queue', 'q', '--payload', '{"name":"a\\u0000b"}'], says: 'must not contain \\u0000 (a NUL character)' },
+      // Nor a lone surrogate: Postgres's "invalid input syntax for type json", exit 1, after connecting.
+      { args: ['enqueue', '--queue', 'q', '--payload', '{"name":"a\\ud800b"}'], says: 'must not contain a lone surrogate' },
+      { args: ['enqueue', '--queue', 'q', '--payload', '{"\\udfff":1}'], says: 'must not contain a lone surrogate' },
       { args: ['tasks', '--queue', 'q'], says: 'no database: pass --database-url' },
       { args: ['tasks', '--queue', 'q', '--database-url', 'mysql://x/y'], says: 'expected postgres or postgresql' },
       // A port= that is not one: every database command, migrate too, used to exit 0 having done nothing.
