@@ -76,7 +76,11 @@ export function queueName(value: string): string {
   return value;
 }
 
-export function jsonValue(value: string): unknown {
+/**
+ * A JSON value, checked and kept as the text given: parsed here only to refuse what Postgres cannot store, and
+ * sent to it as text, so that its jsonb keeps numbers that a JavaScript number would round (9007199254740993).
+ */
+export function jsonText(value: string): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -85,7 +89,7 @@ export function jsonValue(value: string): unknown {
   }
   const refused = unstorable(parsed);
   if (refused) throw new InvalidArgumentError(refused);
-  return parsed;
+  return value;
 }
 
 /**

@@ -36,6 +36,25 @@ export interface EnqueueInput {
   delayMs?: number;
 }
 
+/**
+ * Inserts `count` tasks with one payload, given as JSON text, in one statement: the text goes to Postgres once
+ * and as it is, so jsonb keeps its numbers exactly (an order id past 2^53, 1e400), which a round trip through
+ * JavaScript's numbers does not. Returns their ids, in order.
+ */
+export async function enqueueCopies(
+  db: Queryable,
+  input: { queue: string; payloadJson: string; count: number; maxAttempts?: number; delayMs?: number },
+): Promise<number[]> {
+  if (input.count <= 0) return [];
+  const result = await db.query<{ id: number }>(
+    `INSERT INTO ltp.tasks (queue, payload, max_attempts, run_after)
+     SELECT $1, $2::jsonb, $3, now() + make_interval(secs => $4::double precision / 1000) FROM generate_series(1, $5::int)
+     RETURNING id`,
+    [input.queue, input.payloadJson, input.maxAttempts ?? null, input.delayMs ?? 0, input.count],
+  );
+  return result.rows.map((r) => r.id).sort((a, b) => a - b);
+}
+
 /** Inserts tasks in one statement, as a producer's plain INSERT would. Returns their ids. */
 export async function enqueueTasks(db: Queryable, input: EnqueueInput): Promise<number[]> {
   if (input.payloads.length === 0) return [];

@@ -245,6 +245,50 @@ describe('the CLI, in its own process', function () {
     }
   });
 
+  it('hands every byte of a large -o json to a pipe before it exits', async function () {
+    this.timeout(120_000);
+    const t = await freshDatabase('pipe');
+    try {
+      // runCli reads stdout through a pipe, as $(lambda-task-pool ...) and | jq do.
+      const enqueued = await runCli(['enqueue', '--queue', 'piped', '--count', '20000', '--database-url', t.url, '-o', 'json']);
+      expect(enqueued.code, enqueued.stderr).to.equal(0);
+      expect(enqueued.stdout.length, 'more than one pipe buffer of output').to.be.above(131_072);
+      const out = JSON.parse(enqueued.stdout) as { count: number; ids: number[] };
+      expect(out.count).to.equal(20_000);
+      expect(new Set(out.ids).size, 'every id').to.equal(20_000);
+      const listed = await runCli(['tasks', '--queue', 'piped', '--limit', '5000', '--database-url', t.url, '-o', 'json']);
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(JSON.parse(listed.stdout) as unknown[], 'every listed task').to.have.length(5000);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('stores the --payload it was given, exactly: numbers beyond a double, and one payload of 60 KB many times over', async function () {
+    this.timeout(120_000);
+    const t = await freshDatabase('payload');
+    try {
+      const exact = '{"order_id": 9007199254740993, "big": 1e400, "price": 0.10000000000000000001}';
+      const one = await runCli(['enqueue', '--queue', 'exact', '--payload', exact, '--database-url', t.url]);
+      expect(one.code, one.stderr).to.equal(0);
+      const stored = await t.db.query<{ p: string }>(`SELECT payload::text AS p FROM ltp.tasks WHERE queue = 'exact'`);
+      expect(stored.rows.map((r) => r.p)).to.deep.equal([
+        (await t.db.query<{ p: string }>('SELECT $1::jsonb::text AS p', [exact])).rows[0]?.p,
+      ]);
+      expect(stored.rows[0]?.p).to.include('9007199254740993').and.include('0.10000000000000000001');
+      // 10,000 copies of 60 KB in one jsonb array passed Postgres's 256 MB limit, or Node's longest string.
+      const big = JSON.stringify({ blob: 'x'.repeat(60_000) });
+      const many = await runCli(['enqueue', '--queue', 'big', '--count', '10000', '--payload', big, '--database-url', t.url], {}, 110_000);
+      expect(many.code, many.stderr).to.equal(0);
+      const counted = await t.db.query<{ n: number; sizes: number }>(
+        `SELECT count(*)::int AS n, count(DISTINCT length(payload->>'blob'))::int AS sizes FROM ltp.tasks WHERE queue = 'big'`,
+      );
+      expect(counted.rows[0]).to.deep.equal({ n: 10_000, sizes: 1 });
+    } finally {
+      await t.close();
+    }
+  });
+
   describe('shell completion', () => {
     let dir: string;
     before(async () => {
