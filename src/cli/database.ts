@@ -41,6 +41,13 @@ export function unreachable(error: unknown, target: DatabaseTarget): unknown {
       cause: error,
     });
   }
+  // A statement that waited out its time met a database that answers: it is busy, or a row is held.
+  if (code === '57014' || code === '55P03') {
+    return new Error(
+      `the database at ${target.display} gave up on the command's statement (${reason}): it waited ${code === '55P03' ? 'for a row another session holds' : 'longer than the 30 s statement timeout'}; try again, or with less at once`,
+      { cause: error },
+    );
+  }
   if (!isDatabaseUnavailable(error) && !CONNECT_TIMEOUTS.some((t) => reason.includes(t))) return error;
   return new Error(`cannot reach the database at ${target.display}: ${reason}`, { cause: error });
 }

@@ -289,6 +289,40 @@ describe('the CLI, in its own process', function () {
     }
   });
 
+  it('cancels a large queue in chunks that each commit, so that it never holds them all locked in one statement', async function () {
+    this.timeout(120_000);
+    const t = await freshDatabase('cancelmany');
+    try {
+      await t.db.query(
+        `INSERT INTO ltp.tasks (queue, payload) SELECT 'many', jsonb_build_object('n', n) FROM generate_series(1, 200000) AS n`,
+      );
+      const cancelledNow = async () =>
+        (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE queue = 'many' AND status = 'cancelled'`)).rows[0]
+          ?.n ?? 0;
+      let done = false;
+      const running = runCli(
+        ['cancel', '--queue', 'many', '--limit', '200000', '--reason', 'drained', '--database-url', t.url, '-o', 'json'],
+        {},
+        110_000,
+      );
+      void running.finally(() => (done = true));
+      // Seen from another session while it runs: a count between none and all is a chunk committed on its own.
+      const seen: number[] = [];
+      while (!done) {
+        seen.push(await cancelledNow());
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const result = await running;
+      expect(result.code, result.stderr).to.equal(0);
+      expect(JSON.parse(result.stdout) as unknown[], 'every task reported').to.have.length(200_000);
+      expect(await cancelledNow()).to.equal(200_000);
+      const midway = seen.filter((n) => n > 0 && n < 200_000);
+      expect(midway.length, 'cancelled tasks visible to others before the command ended').to.be.above(0);
+    } finally {
+      await t.close();
+    }
+  });
+
   describe('shell completion', () => {
     let dir: string;
     before(async () => {
