@@ -5,9 +5,10 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  ListWatch,
   Observable,
   PatchStrategy,
-  makeInformer,
+  Watch,
   setHeaderOptions,
   type Informer,
   type KubernetesListObject,
@@ -23,6 +24,27 @@ import { loadKubeconfigInto } from './kubeconfig.ts';
 
 export type PoolObject = KubernetesObject & { spec?: unknown; status?: unknown };
 export type PoolInformer = Informer<PoolObject> & ObjectCache<PoolObject>;
+
+/**
+ * client-node's Watch, except that a watch request it cannot even make (its credentials refused: an exec
+ * credential plugin that fails, as `aws eks get-token` does while STS is unreachable; a token file that cannot
+ * be read) is reported through `done`, as a failed request is, and reaches the informer's error handlers
+ * (watch-restart.ts). client-node gets the credentials before its own try, so its watch() rejected instead; and
+ * ListWatch's own reconnects (after a clean close, a 410, or the watch's 30 s idle timeout) drop that promise:
+ * the unhandled rejection ended the controller 31 s after an exec plugin began failing, then again on every
+ * restart for as long as it failed.
+ */
+export class ReportingWatch extends Watch {
+  override async watch(...args: Parameters<Watch['watch']>): Promise<AbortController> {
+    try {
+      return await super.watch(...args);
+    } catch (error) {
+      // Thrown only before the request went out: done has not been called.
+      args[3](error);
+      return new AbortController();
+    }
+  }
+}
 
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -140,10 +162,13 @@ export class KubeApi {
       onListed?.(index);
       return items;
     };
+    // makeInformer, with a watch that reports a request it cannot make (ReportingWatch).
+    const informer = (path: string, listFn: () => Promise<KubernetesListObject<PoolObject>>): PoolInformer =>
+      new ListWatch<PoolObject>(path, new ReportingWatch(this.kc), listFn, false);
     const informers =
       namespaces.length === 0
-        ? [makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/${PLURAL}`, list(0))]
-        : namespaces.map((ns, i) => makeInformer(this.kc, `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`, list(i, ns)));
+        ? [informer(`/apis/${GROUP}/${VERSION}/${PLURAL}`, list(0))]
+        : namespaces.map((ns, i) => informer(`/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`, list(i, ns)));
     // The first handlers, so every other handler sees the slim object: a watch event's object is the one cached.
     for (const informer of informers) {
       informer.on('add', slimPool);
