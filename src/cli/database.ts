@@ -44,7 +44,7 @@ export function unreachable(error: unknown, target: DatabaseTarget): unknown {
   // A statement that waited out its time met a database that answers: it is busy, or a row is held.
   if (code === '57014' || code === '55P03') {
     return new Error(
-      `the database at ${target.display} gave up on the command's statement (${reason}): it waited ${code === '55P03' ? 'for a row another session holds' : 'longer than the 30 s statement timeout'}; try again, or with less at once`,
+      `the database at ${target.display} cancelled the command's statement (${reason}): ${code === '55P03' ? 'it waited too long for a row another session holds' : 'it ran past the 30 s statement timeout, or an administrator cancelled it'}; try again, or with less at once`,
       { cause: error },
     );
   }

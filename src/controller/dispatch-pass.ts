@@ -35,7 +35,7 @@ export interface PassInvokeInput {
 export async function runDispatchPass(
   args: PoolPassInput & PassInvokeInput & { db: Db; invoker: Invoker; options: DispatchPassOptions },
 ): Promise<DispatchPassResult> {
-  const [acted] = await actOnPools(args.db, [args], args.options, 'wait');
+  const [acted] = await actOnPools(args.db, [args], args.options, { lock: 'wait' });
   if (!acted || acted === 'busy') throw new Error(`the pass of pool ${args.pool.meta.uid} did not get its lock`);
   return completePass({ ...args, acted, markInvoked: (rows) => markInvokedNow(args.db, rows) });
 }

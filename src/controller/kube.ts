@@ -35,12 +35,12 @@ export type PoolInformer = Informer<PoolObject> & ObjectCache<PoolObject>;
  * restart for as long as it failed.
  */
 export class ReportingWatch extends Watch {
-  override async watch(...args: Parameters<Watch['watch']>): Promise<AbortController> {
+  override async watch(...[path, query, onEvent, done]: Parameters<Watch['watch']>): Promise<AbortController> {
     try {
-      return await super.watch(...args);
+      return await super.watch(path, query, onEvent, done);
     } catch (error) {
       // Thrown only before the request went out: done has not been called.
-      args[3](error);
+      done(error);
       return new AbortController();
     }
   }

@@ -115,9 +115,7 @@ export class LeaderElector {
         });
       } else if (acquired) {
         this.lastRenew = started;
-        if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-        this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, started + this.options.renewDeadlineMs + 1 - monotonic()));
-        this.deadlineTimer.unref?.();
+        this.armDeadline();
         if (!this.leading) {
           this.leading = true;
           this.options.logger.info('became leader', {
@@ -135,6 +133,24 @@ export class LeaderElector {
       this.timer = setTimeout(() => void this.tick(), this.options.retryPeriodMs);
       this.timer.unref?.();
     }
+  }
+
+  /**
+   * Looks at the renew deadline when it is due. A timer may fire a little early (Node's timers count from the
+   * event loop's cached time): then it looks again when the rest is due.
+   */
+  private armDeadline(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    const left = this.lastRenew + this.options.renewDeadlineMs - monotonic();
+    this.deadlineTimer = setTimeout(
+      () => {
+        if (this.stopped || !this.leading) return;
+        if (this.lastRenew + this.options.renewDeadlineMs - monotonic() >= 0) this.armDeadline();
+        else this.checkDeadline();
+      },
+      Math.max(0, Math.ceil(left) + 1),
+    );
+    this.deadlineTimer.unref?.();
   }
 
   /** Gives leadership up once the renew deadline has passed since the last renewal that succeeded began. */

@@ -135,17 +135,23 @@ export function templateFor(pool: Pool): InvocationTemplate {
 
 const modeOf = (input: PoolPassInput): PoolMode => input.mode ?? (input.pool.spec.suspend ? 'suspended' : 'active');
 
-/**
- * The database half of the passes of `inputs` (each pool at most once), in one transaction. `lockWaitMs`: the
- * most any statement of it waits for a row lock, when it should give up sooner than the connection's own
- * lock timeout (a batch, whose other pools should not wait on one pool's row: PassBatcher).
- */
+/** How a pass's transaction waits for locks. */
+export interface PassLocking {
+  /** How it takes its pools' advisory locks. */
+  lock: LockMode;
+  /**
+   * The most any statement of it waits for a row lock, when it should give up sooner than the connection's
+   * own lock timeout (a batch, whose other pools should not wait on one pool's row: PassBatcher).
+   */
+  lockWaitMs?: number;
+}
+
+/** The database half of the passes of `inputs` (each pool at most once), in one transaction. */
 export async function actOnPools(
   db: Db,
   inputs: readonly PoolPassInput[],
   options: DispatchPassOptions,
-  lock: LockMode,
-  lockWaitMs?: number,
+  { lock, lockWaitMs }: PassLocking,
 ): Promise<Array<ActedPass | 'busy'>> {
   if (inputs.length === 0) return [];
   return withTransactionThen(

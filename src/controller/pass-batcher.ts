@@ -116,42 +116,41 @@ export class PassBatcher {
    * for a reason other than the connection being lost, each pool is tried again alone, so that one pool's bad
    * rows, or a row of it another session holds, fail that pool's pass and no other: first briefly, in turn,
    * and the pools that waited out that brief lock wait once more, patiently (the connection's lock timeout),
-   * each settled as soon as its own pass is through.
+   * one after another. Each pool is settled as soon as its own retry is through.
    */
   private async act(database: Database, inputs: PoolPassInput[]): Promise<Array<Outcome<ActedPass | 'busy'>>> {
     const { db } = database;
     const { options } = this.deps;
     const alone = async (input: PoolPassInput, lockWaitMs?: number): Promise<Settled<ActedPass | 'busy'>> => {
       try {
-        const [value] = await actOnPools(db, [input], options, 'skip', lockWaitMs);
+        const [value] = await actOnPools(db, [input], options, { lock: 'skip', ...(lockWaitMs ? { lockWaitMs } : {}) });
         return value ? { ok: true, value } : { ok: false, error: new Error('the pass returned nothing') };
       } catch (error) {
         return { ok: false, error };
       }
     };
-    if (inputs.length === 1) return [await alone(inputs[0] as PoolPassInput)];
+    const [only, ...more] = inputs;
+    if (only && more.length === 0) return [await alone(only)];
     try {
-      const acted = await actOnPools(db, inputs, options, 'skip', BATCH_LOCK_WAIT_MS);
+      const acted = await actOnPools(db, inputs, options, { lock: 'skip', lockWaitMs: BATCH_LOCK_WAIT_MS });
       return acted.map((value) => ({ ok: true, value }));
     } catch (error) {
       // Lost: every pool's pass would fail alike.
       if (isConnectionLost(error)) throw error;
     }
-    const outcomes: Array<Outcome<ActedPass | 'busy'>> = [];
+    // Two queues, one connection each: the brief retries in turn, and behind them, the patient ones.
+    let brief = Promise.resolve();
     let patient = Promise.resolve();
-    for (const input of inputs) {
-      const brief = await alone(input, BATCH_LOCK_WAIT_MS);
-      if (brief.ok || !isLockTimeout(brief.error)) {
-        outcomes.push(brief);
-        continue;
-      }
-      // One after another, on one connection at a time: a pool whose row is held for good costs the
-      // connection's lock timeout, and the pools behind it are already settled.
-      const settled = patient.then(() => alone(input));
-      patient = settled.then(() => undefined);
-      outcomes.push(settled);
-    }
-    return outcomes;
+    return inputs.map((input) => {
+      const tried = brief.then(() => alone(input, BATCH_LOCK_WAIT_MS));
+      brief = tried.then(() => undefined);
+      return tried.then((outcome) => {
+        if (outcome.ok || !isLockTimeout(outcome.error)) return outcome;
+        const again = patient.then(() => alone(input));
+        patient = again.then(() => undefined);
+        return again;
+      });
+    });
   }
 
   /** Runs `start` once dispatch is idle (DispatchIdle), or MARK_HOLD_MS from now, whichever comes first. */

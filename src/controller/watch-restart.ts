@@ -1,8 +1,8 @@
 // A pool watch that fails (the API server went away, a token expired) is started again with jittered backoff
-// until it lists and watches once more. A restart can fail without the watch ever reporting an error:
-// client-node's ListWatch.start() rejects when the credentials for its watch request cannot be had (an exec
-// credential plugin that fails, a token file that cannot be read). Such a rejection is one more failure, and
-// is retried like any other; before, the watch stayed stopped, its pools' changes unseen until a restart.
+// until it lists and watches once more. A watch request whose credentials cannot be had (an exec credential
+// plugin that fails, a token file that cannot be read) reports an error like any other (ReportingWatch in
+// kube.ts). A restart whose start() rejects all the same counts as one more failure, and is retried like any
+// other; before, the watch stayed stopped, its pools' changes unseen until a restart.
 import { backoffMs } from '@lambda-task-pool/worker/protocol';
 
 export interface RestartableWatch {

@@ -97,7 +97,9 @@ describe('leader election (real kube-apiserver)', function () {
     const b = candidate('replica-b', log, { lease, now: () => new Date(Date.now() + 16_000) });
     b.start();
     try {
-      const seen = await bothLeading(a, b, 5_000);
+      // Twice the lease's 8 s: a fresh standby waits one lease duration from when it first sees the lease,
+      // so a shorter watch could not tell a standby that ignored the renewals from one that saw them.
+      const seen = await bothLeading(a, b, 17_000);
       expect(seen.bLed, 'samples in which replica-b led').to.equal(0);
       expect(a.isLeader).to.equal(true);
     } finally {
@@ -109,19 +111,19 @@ describe('leader election (real kube-apiserver)', function () {
   it('gives leadership up by its renew deadline on a slow API path, before a standby may take the lease', async () => {
     const log: string[] = [];
     const lease = 'slow-path';
-    // replica-a reaches the API server through a slow path: 1.4 s each way on every call (a renewal, read and
-    // replace, takes about 5.6 s of its 6 s deadline; each request stays within its own 3 s).
+    // replica-a reaches the API server through a slow path: 1.2 s each way on every call (a renewal, read and
+    // replace, takes about 4.8 s of its 6 s deadline; each request stays within its own 3 s).
     const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const slow = new Proxy(coordination, {
       get(target, prop, receiver) {
         const value: unknown = Reflect.get(target, prop, receiver);
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
-          await delay(1_400);
+          await delay(1_200);
           try {
             return (await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)) as unknown;
           } finally {
-            await delay(1_400);
+            await delay(1_200);
           }
         };
       },

@@ -7,7 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { KubeApi, loadKubeConfig } from '../../src/controller/kube.ts';
-import { sharedControlPlane } from '../support/kube.ts';
+import { kubectl, sharedControlPlane } from '../support/kube.ts';
+
+const NS = `exec-cred-${process.pid}`;
 
 describe('the pool watch while its exec credential plugin fails (real kube-apiserver)', function () {
   this.timeout(120_000);
@@ -19,6 +21,7 @@ describe('the pool watch while its exec credential plugin fails (real kube-apise
   });
   after(async () => {
     await kube?.close();
+    await kubectl(['delete', 'namespace', NS, '--wait=false']);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -64,7 +67,9 @@ describe('the pool watch while its exec credential plugin fails (real kube-apise
       ].join('\n'),
     );
     kube = new KubeApi(loadKubeConfig(kubeconfig));
-    const [informer] = kube.poolInformers([]);
+    // A namespace of its own: no other test's pool event resets the watch's idle timer.
+    await kubectl(['create', 'namespace', NS]);
+    const [informer] = kube.poolInformers([NS]);
     if (!informer) throw new Error('no informer');
     const errors: string[] = [];
     informer.on('error', (error: unknown) => errors.push(error instanceof Error ? error.message : String(error)));

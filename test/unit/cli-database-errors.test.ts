@@ -9,9 +9,9 @@ const said = (error: unknown) => (unreachable(error, target) as Error).message;
 describe('what a CLI command says when the database fails it (unreachable)', () => {
   it('says a statement timed out, not that the database cannot be reached', () => {
     const message = said(pgError('57014', 'canceling statement due to statement timeout'));
-    expect(message).to.include('the database at db.example:5432/tasks gave up on the command').and.include('30 s statement timeout');
+    expect(message).to.include('the database at db.example:5432/tasks cancelled the command').and.include('30 s statement timeout');
     expect(message).not.to.include('cannot reach');
-    expect(said(pgError('55P03', 'canceling statement due to lock timeout'))).to.include('for a row another session holds');
+    expect(said(pgError('55P03', 'canceling statement due to lock timeout'))).to.include('a row another session holds');
   });
 
   it('says a refused connection cannot reach the database, naming it without its password', () => {

@@ -100,7 +100,8 @@ describe('coalescer (group commit)', () => {
     await flush();
     expect(batches, 'the batch runs until its last item settles: the next waits behind it').to.deep.equal([[1, 2, 3]]);
     finishLate({ ok: false, error: new Error('held') });
-    expect(await results[0]!.then(String, (e: Error) => `failed: ${e.message}`)).to.equal('failed: held');
+    const [first] = results;
+    expect(await first?.then(String, (e: Error) => `failed: ${e.message}`)).to.equal('failed: held');
     expect(await next).to.equal('v4');
     expect(batches).to.deep.equal([[1, 2, 3], [4]]);
   });

@@ -89,7 +89,8 @@ async function cancelInChunks(db: Db, queue: string, limit: number, reason: stri
     const why = error instanceof Error ? error.message : String(error);
     throw new Error(
       `cancelled ${plural(cancelled.length, 'task')} of queue ${queue} (committed) before it failed: ${why}. ` +
-        `Run it again with --limit ${limit - cancelled.length} for the rest: a cancelled task is not cancelled again`,
+        `The batch that failed (up to ${Math.min(CHUNK, limit - cancelled.length)} tasks) may have committed all the same if the connection was lost as it did: ` +
+        `count the queue's tasks cancelled with this reason (lambda-task-pool tasks --queue ${queue} --status cancelled) before you cancel the rest, at most ${limit - cancelled.length} more`,
       { cause: error },
     );
   }
