@@ -11,12 +11,22 @@ import pg from 'pg';
 import { REPO_ROOT } from '../../dev/src/binaries.ts';
 import { buildProgram } from '../../src/cli/program.ts';
 import { runCli } from '../support/cli.ts';
-import { freshDatabase, sharedPostgres } from '../support/postgres.ts';
+import { freshDatabase, sharedPostgres, type TestDatabase } from '../support/postgres.ts';
 
 const run = promisify(execFile);
 
 function commandPaths(command: Command, path: string[] = []): string[][] {
   return command.commands.flatMap((c) => [[...path, c.name()], ...commandPaths(c, [...path, c.name()])]);
+}
+
+/** Runs `test` against a new migrated database, closed whatever happens. */
+async function inFreshDatabase(prefix: string, test: (t: TestDatabase) => Promise<void>): Promise<void> {
+  const t = await freshDatabase(prefix);
+  try {
+    await test(t);
+  } finally {
+    await t.close();
+  }
 }
 
 describe('the CLI, in its own process', function () {
@@ -217,8 +227,7 @@ describe('the CLI, in its own process', function () {
 
   it('says how many tasks went in, and which, when enqueue --count fails part of the way', async function () {
     this.timeout(120_000);
-    const t = await freshDatabase('partial');
-    try {
+    await inFreshDatabase('partial', async (t) => {
       const running = runCli(['enqueue', '--queue', 'partial', '--count', '1000000', '--database-url', t.url], {}, 110_000);
       const inQueue = async () =>
         (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ltp.tasks WHERE queue = 'partial'`)).rows[0]?.n ?? 0;
@@ -240,15 +249,12 @@ describe('the CLI, in its own process', function () {
         .to.include(`enqueued ${shown} of 1,000,000 tasks on queue partial`)
         .and.include(`--count ${1_000_000 - n}`)
         .and.include('running the same command again would add all 1,000,000 again');
-    } finally {
-      await t.close();
-    }
+    });
   });
 
   it('hands every byte of a large -o json to a pipe before it exits', async function () {
     this.timeout(120_000);
-    const t = await freshDatabase('pipe');
-    try {
+    await inFreshDatabase('pipe', async (t) => {
       // runCli reads stdout through a pipe, as $(lambda-task-pool ...) and | jq do.
       const enqueued = await runCli(['enqueue', '--queue', 'piped', '--count', '20000', '--database-url', t.url, '-o', 'json']);
       expect(enqueued.code, enqueued.stderr).to.equal(0);
@@ -259,15 +265,12 @@ describe('the CLI, in its own process', function () {
       const listed = await runCli(['tasks', '--queue', 'piped', '--limit', '5000', '--database-url', t.url, '-o', 'json']);
       expect(listed.code, listed.stderr).to.equal(0);
       expect(JSON.parse(listed.stdout) as unknown[], 'every listed task').to.have.length(5000);
-    } finally {
-      await t.close();
-    }
+    });
   });
 
   it('stores the --payload it was given, exactly: numbers beyond a double, and one payload of 60 KB many times over', async function () {
     this.timeout(120_000);
-    const t = await freshDatabase('payload');
-    try {
+    await inFreshDatabase('payload', async (t) => {
       const exact = '{"order_id": 9007199254740993, "big": 1e400, "price": 0.10000000000000000001}';
       const one = await runCli(['enqueue', '--queue', 'exact', '--payload', exact, '--database-url', t.url]);
       expect(one.code, one.stderr).to.equal(0);
@@ -284,15 +287,12 @@ describe('the CLI, in its own process', function () {
         `SELECT count(*)::int AS n, count(DISTINCT length(payload->>'blob'))::int AS sizes FROM ltp.tasks WHERE queue = 'big'`,
       );
       expect(counted.rows[0]).to.deep.equal({ n: 10_000, sizes: 1 });
-    } finally {
-      await t.close();
-    }
+    });
   });
 
   it('cancels a large queue in chunks that each commit, so that it never holds them all locked in one statement', async function () {
     this.timeout(120_000);
-    const t = await freshDatabase('cancelmany');
-    try {
+    await inFreshDatabase('cancelmany', async (t) => {
       await t.db.query(
         `INSERT INTO ltp.tasks (queue, payload) SELECT 'many', jsonb_build_object('n', n) FROM generate_series(1, 200000) AS n`,
       );
@@ -318,9 +318,7 @@ describe('the CLI, in its own process', function () {
       expect(await cancelledNow()).to.equal(200_000);
       const midway = seen.filter((n) => n > 0 && n < 200_000);
       expect(midway.length, 'cancelled tasks visible to others before the command ended').to.be.above(0);
-    } finally {
-      await t.close();
-    }
+    });
   });
 
   describe('shell completion', () => {
